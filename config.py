@@ -1,0 +1,213 @@
+"""Configuration: the one place that reads the environment.
+
+Every variable of the deployment document is read here, with safe development defaults.
+`ProductionConfig` refuses to start with a default secret or password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent
+
+DEFAULT_JWT_SECRET = "dev-only-jwt-secret-not-for-production"
+# Passwords a production deployment must not run with.
+WEAK_PASSWORDS = {"", "guest", "postgres", "password", "changeme", "secret", "redis"}
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(RuntimeError):
+    """A configuration value is missing, malformed or unsafe."""
+
+
+def parse_bool(name: str, value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def parse_int(name: str, value: str | None, default: int) -> int:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def parse_duration(name: str, value: str | None, default: int) -> int:
+    """Seconds from '90', '30s', '15m', '24h' or '7d'."""
+    if value is None or value.strip() == "":
+        return default
+    match = _DURATION.match(value)
+    if not match:
+        raise ConfigError(f"{name} must be a duration like 30s, 15m, 24h or 7d, got {value!r}")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+
+
+def parse_list(value: str | None, default: list[str]) -> list[str]:
+    if value is None or value.strip() == "":
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class Config:
+    """Settings for a development machine; every value can be overridden by the environment."""
+
+    ENV_NAME = "development"
+    TESTING = False
+
+    def __init__(self, env: dict[str, str] | None = None):
+        e = dict(os.environ if env is None else env)
+        self._env = e
+        # Server
+        self.PORT = parse_int("PORT", e.get("PORT"), 8080)
+        self.WEBSOCKET_PORT = parse_int("WEBSOCKET_PORT", e.get("WEBSOCKET_PORT"), 8081)
+        self.API_BASE_URL = e.get("API_BASE_URL") or f"http://localhost:{self.PORT}"
+        self.CORS_ALLOWED_ORIGINS = parse_list(e.get("CORS_ALLOWED_ORIGINS"), [])
+        self.MAX_CONTENT_LENGTH = parse_int("MAX_REQUEST_BYTES", e.get("MAX_REQUEST_BYTES"), 64 * 1024)
+        # Database: Postgres when DB_HOST is set, else embedded SQLite under instance/.
+        self.DB_HOST = e.get("DB_HOST", "")
+        self.DB_PORT = parse_int("DB_PORT", e.get("DB_PORT"), 5432)
+        self.DB_NAME = e.get("DB_NAME") or "trading_platform"
+        self.DB_USER = e.get("DB_USER") or "postgres"
+        self.DB_PASSWORD = e.get("DB_PASSWORD", "")
+        self.DB_SSL_MODE = e.get("DB_SSL_MODE") or "prefer"
+        self.SQLITE_PATH = e.get("SQLITE_PATH") or str(BASE_DIR / "instance" / "tradingapp.db")
+        self.SQLALCHEMY_DATABASE_URI = self.database_url()
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        if self.DB_HOST:
+            self.SQLALCHEMY_ENGINE_OPTIONS.update(pool_size=10, max_overflow=20)
+        # Redis
+        self.REDIS_HOST = e.get("REDIS_HOST") or "localhost"
+        self.REDIS_PORT = parse_int("REDIS_PORT", e.get("REDIS_PORT"), 6379)
+        self.REDIS_PASSWORD = e.get("REDIS_PASSWORD", "")
+        self.REDIS_DB = parse_int("REDIS_DB", e.get("REDIS_DB"), 0)
+        # RabbitMQ
+        self.RABBITMQ_HOST = e.get("RABBITMQ_HOST") or "localhost"
+        self.RABBITMQ_PORT = parse_int("RABBITMQ_PORT", e.get("RABBITMQ_PORT"), 5672)
+        self.RABBITMQ_USER = e.get("RABBITMQ_USER") or "guest"
+        self.RABBITMQ_PASSWORD = e.get("RABBITMQ_PASSWORD") or "guest"
+        self.RABBITMQ_VHOST = e.get("RABBITMQ_VHOST") or "/"
+        # Prefix for RabbitMQ exchange/queue names and Redis channels, so parallel runs
+        # (tests, several stacks on one Redis) never see each other's messages.
+        self.NAMESPACE = e.get("NAMESPACE", "")
+        # Broker
+        self.BROKER = (e.get("BROKER") or "paper").lower()
+        if self.BROKER not in {"paper", "xts"}:
+            raise ConfigError(f"BROKER must be 'paper' or 'xts', got {self.BROKER!r}")
+        self.XTS_API_URL = e.get("XTS_API_URL", "")
+        self.XTS_API_KEY = e.get("XTS_API_KEY", "")
+        self.XTS_API_SECRET = e.get("XTS_API_SECRET", "")
+        # Auth
+        self.JWT_SECRET = e.get("JWT_SECRET") or DEFAULT_JWT_SECRET
+        self.JWT_SECRET_KEY = self.JWT_SECRET
+        self.SECRET_KEY = self.JWT_SECRET
+        self.JWT_EXPIRATION = parse_duration("JWT_EXPIRATION", e.get("JWT_EXPIRATION"), 24 * 3600)
+        self.JWT_REFRESH_EXPIRATION = parse_duration(
+            "JWT_REFRESH_EXPIRATION", e.get("JWT_REFRESH_EXPIRATION"), 30 * 86400
+        )
+        self.JWT_ACCESS_TOKEN_EXPIRES = self.JWT_EXPIRATION
+        self.JWT_REFRESH_TOKEN_EXPIRES = self.JWT_REFRESH_EXPIRATION
+        self.JWT_ALGORITHM = "HS256"
+        self.JWT_TOKEN_LOCATION = ["headers"]
+        self.ALLOW_REGISTRATION = parse_bool("ALLOW_REGISTRATION", e.get("ALLOW_REGISTRATION"), True)
+        self.LOGIN_MAX_FAILURES = parse_int("LOGIN_MAX_FAILURES", e.get("LOGIN_MAX_FAILURES"), 5)
+        self.LOGIN_LOCKOUT = parse_duration("LOGIN_LOCKOUT", e.get("LOGIN_LOCKOUT"), 15 * 60)
+        # Market data and the paper broker
+        self.QUOTE_TTL = parse_duration("QUOTE_TTL", e.get("QUOTE_TTL"), 3600)
+        self.PAPER_MAX_QUOTE_AGE = parse_duration("PAPER_MAX_QUOTE_AGE", e.get("PAPER_MAX_QUOTE_AGE"), 60)
+        self.FEED_INTERVAL_MS = parse_int("FEED_INTERVAL_MS", e.get("FEED_INTERVAL_MS"), 1000)
+        # Orders
+        self.ORDER_JOB_TIMEOUT = parse_duration("ORDER_JOB_TIMEOUT", e.get("ORDER_JOB_TIMEOUT"), 30)
+        self.SWEEP_INTERVAL = parse_duration("SWEEP_INTERVAL", e.get("SWEEP_INTERVAL"), 15)
+        self.SWEEP_PENDING_AFTER = parse_duration("SWEEP_PENDING_AFTER", e.get("SWEEP_PENDING_AFTER"), 10)
+        self.LOG_LEVEL = (e.get("LOG_LEVEL") or "INFO").upper()
+
+    # -- derived URLs -------------------------------------------------------------------
+    def database_url(self) -> str:
+        if not self.DB_HOST:
+            return f"sqlite:///{self.SQLITE_PATH}"
+        auth = quote(self.DB_USER, safe="")
+        if self.DB_PASSWORD:
+            auth += ":" + quote(self.DB_PASSWORD, safe="")
+        return (
+            f"postgresql+psycopg://{auth}@{self.DB_HOST}:{self.DB_PORT}/{quote(self.DB_NAME, safe='')}"
+            f"?sslmode={self.DB_SSL_MODE}"
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.DB_HOST)
+
+    @property
+    def redis_url(self) -> str:
+        auth = f":{quote(self.REDIS_PASSWORD, safe='')}@" if self.REDIS_PASSWORD else ""
+        return f"redis://{auth}{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
+
+    @property
+    def amqp_url(self) -> str:
+        user = quote(self.RABBITMQ_USER, safe="")
+        password = quote(self.RABBITMQ_PASSWORD, safe="")
+        vhost = quote(self.RABBITMQ_VHOST, safe="")
+        return f"amqp://{user}:{password}@{self.RABBITMQ_HOST}:{self.RABBITMQ_PORT}/{vhost}"
+
+    def validate(self) -> None:
+        """Development accepts defaults; production overrides this to refuse them."""
+
+    def as_flask_config(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k.isupper()}
+
+
+class TestConfig(Config):
+    ENV_NAME = "test"
+    TESTING = True
+
+    def __init__(self, env: dict[str, str] | None = None):
+        super().__init__(env)
+        self.ORDER_JOB_TIMEOUT = 10
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+
+    def validate(self) -> None:
+        problems = []
+        if self.JWT_SECRET == DEFAULT_JWT_SECRET or len(self.JWT_SECRET) < 32:
+            problems.append("JWT_SECRET must be set to a random value of at least 32 characters")
+        if not self.DB_HOST:
+            problems.append("DB_HOST must be set (production runs on PostgreSQL)")
+        if self.DB_PASSWORD.lower() in WEAK_PASSWORDS:
+            problems.append("DB_PASSWORD is empty or a default")
+        if self.REDIS_PASSWORD.lower() in WEAK_PASSWORDS:
+            problems.append("REDIS_PASSWORD is empty or a default")
+        if self.RABBITMQ_PASSWORD.lower() in WEAK_PASSWORDS:
+            problems.append("RABBITMQ_PASSWORD is empty or a default")
+        if self.BROKER == "xts" and not (self.XTS_API_URL and self.XTS_API_KEY and self.XTS_API_SECRET):
+            problems.append("BROKER=xts needs XTS_API_URL, XTS_API_KEY and XTS_API_SECRET")
+        if problems:
+            raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+
+CONFIGS = {"development": Config, "test": TestConfig, "production": ProductionConfig}
+
+
+def load_config(env: dict[str, str] | None = None) -> Config:
+    """The config class named by APP_ENV (development, test, production), validated."""
+    source = os.environ if env is None else env
+    name = (source.get("APP_ENV") or "development").lower()
+    if name not in CONFIGS:
+        raise ConfigError(f"APP_ENV must be one of {sorted(CONFIGS)}, got {name!r}")
+    config = CONFIGS[name](dict(source))
+    config.validate()
+    return config

@@ -1,0 +1,61 @@
+"""tradingapp: the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask
+
+from config import BASE_DIR, Config, load_config
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or load_config()
+    app = Flask(__name__, instance_path=str(BASE_DIR / "instance"))
+    app.config.update(config.as_flask_config())
+    app.config["REDIS_URL"] = config.redis_url
+    app.config["AMQP_URL"] = config.amqp_url
+    app.extensions["tradingapp.config"] = config
+    configure_logging(config.LOG_LEVEL)
+    if not config.is_postgres:
+        Path(config.SQLITE_PATH).parent.mkdir(parents=True, exist_ok=True)
+
+    from tradingapp import auth, cli, http, metrics
+    from tradingapp.api import register_api
+    from tradingapp.errors import register_error_handlers
+    from tradingapp.extensions import db, jwt, migrate, redis_ext, sock
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    jwt.init_app(app)
+    sock.init_app(app)
+    redis_ext.init_app(app)
+    auth.init_app(app)
+    http.init_app(app)
+    metrics.init_app(app)
+    register_error_handlers(app)
+    register_api(app)
+    cli.init_app(app)
+    return app
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+@sa.event.listens_for(sa.engine.Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record):
+    """Several processes share the SQLite file: WAL and a busy timeout let them take turns."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

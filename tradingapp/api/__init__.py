@@ -1,0 +1,15 @@
+"""REST API blueprints: one module per resource, all under /api/v1 (health at the root)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_api(app: Flask) -> None:
+    from tradingapp.api import health
+
+    app.register_blueprint(health.bp)
+    # Resource blueprints: add one import-and-register line per module.
+    from tradingapp.api import instruments
+
+    app.register_blueprint(instruments.bp)

@@ -1,0 +1,90 @@
+"""Flask CLI commands: `flask create-db`, `flask seed`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import click
+import psycopg
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from flask import Flask, current_app
+from psycopg import sql
+
+from tradingapp.extensions import db
+from tradingapp.models import Instrument, User
+
+DEMO_USERS = [
+    # email, password, name, role
+    ("demo@tradingapp.local", "demo-password-123", "Demo Trader", "trader"),
+    ("admin@tradingapp.local", "admin-password-123", "Demo Admin", "admin"),
+]
+
+# exchange_segment, exchange_instrument_id, symbol, name, series, lot_size, tick_size
+DEMO_INSTRUMENTS = [
+    ("NSECM", 2885, "RELIANCE", "Reliance Industries", "EQ", 1, "0.05"),
+    ("NSECM", 11536, "TCS", "Tata Consultancy Services", "EQ", 1, "0.05"),
+    ("NSECM", 1594, "INFY", "Infosys", "EQ", 1, "0.05"),
+    ("NSECM", 1333, "HDFCBANK", "HDFC Bank", "EQ", 1, "0.05"),
+    ("NSECM", 3045, "SBIN", "State Bank of India", "EQ", 1, "0.05"),
+    ("NSEFO", 35001, "NIFTY-FUT", "NIFTY 50 futures", "FUTIDX", 75, "0.10"),
+]
+
+
+def create_database_if_missing(config) -> bool:
+    """Create DB_NAME on the Postgres server when it does not exist. True when created."""
+    if not config.is_postgres:
+        return False
+    conninfo = dict(
+        host=config.DB_HOST, port=config.DB_PORT, user=config.DB_USER, dbname="postgres",
+        sslmode=config.DB_SSL_MODE, connect_timeout=5,
+    )  # fmt: skip
+    if config.DB_PASSWORD:
+        conninfo["password"] = config.DB_PASSWORD
+    with psycopg.connect(**conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (config.DB_NAME,)).fetchone()
+        if exists:
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config.DB_NAME)))
+        return True
+
+
+def seed_demo_data() -> dict:
+    """Demo users and instruments; running it again changes nothing."""
+    hasher = PasswordHasher()
+    created = {"users": 0, "instruments": 0}
+    for email, password, name, role in DEMO_USERS:
+        if db.session.scalar(sa.select(User.id).where(User.email == email)) is None:
+            db.session.add(User(email=email, password_hash=hasher.hash(password), name=name, role=role))
+            created["users"] += 1
+    for segment, ex_id, symbol, name, series, lot, tick in DEMO_INSTRUMENTS:
+        found = db.session.scalar(
+            sa.select(Instrument.id).where(
+                Instrument.exchange_segment == segment, Instrument.exchange_instrument_id == ex_id
+            )
+        )
+        if found is None:
+            db.session.add(
+                Instrument(exchange_segment=segment, exchange_instrument_id=ex_id, symbol=symbol, name=name,
+                           series=series, lot_size=lot, tick_size=Decimal(tick))
+            )
+            created["instruments"] += 1
+    db.session.commit()
+    return created
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.command("create-db")
+    def create_db_command():
+        """Create the Postgres database DB_NAME if it does not exist (no-op on SQLite)."""
+        config = current_app.extensions["tradingapp.config"]
+        if create_database_if_missing(config):
+            click.echo(f"created database {config.DB_NAME}")
+        else:
+            click.echo("database exists" if config.is_postgres else "using SQLite: nothing to create")
+
+    @app.cli.command("seed")
+    def seed_command():
+        """Seed the demo users and instruments (idempotent)."""
+        created = seed_demo_data()
+        click.echo(f"seeded users={created['users']} instruments={created['instruments']}")

@@ -1,0 +1,78 @@
+"""One JSON error shape for every 4xx/5xx: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "validation_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    423: "trading_halted",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class APIError(Exception):
+    """An error the client caused or must know about; becomes a JSON response."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+def validation_error(message: str, **details) -> APIError:
+    return APIError(400, "validation_error", message, details)
+
+
+def not_found(what: str = "resource") -> APIError:
+    return APIError(404, "not_found", f"{what} not found")
+
+
+def conflict(message: str, **details) -> APIError:
+    return APIError(409, "conflict", message, details)
+
+
+def forbidden(message: str = "not allowed for your role") -> APIError:
+    return APIError(403, "forbidden", message)
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(APIError)
+    def handle_api_error(err: APIError):
+        return jsonify(error_body(err.code, err.message, err.details)), err.status, err.headers
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(err: HTTPException):
+        status = err.code or 500
+        code = HTTP_CODES.get(status, "error" if status < 500 else "internal_error")
+        message = err.description or err.name
+        headers = {}
+        if status == 405 and err.valid_methods:
+            headers["Allow"] = ", ".join(err.valid_methods)
+        return jsonify(error_body(code, message)), status, headers
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(err: Exception):
+        log.exception("unhandled error")
+        return jsonify(error_body("internal_error", "internal server error")), 500

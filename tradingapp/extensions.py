@@ -1,0 +1,48 @@
+"""Extension objects, created unbound here and bound in `create_app`."""
+
+from __future__ import annotations
+
+import redis
+from flask import Flask, current_app
+from flask_jwt_extended import JWTManager
+from flask_migrate import Migrate
+from flask_sock import Sock
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class RedisExtension:
+    """One connection pool per process, built from the app's config."""
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["redis"] = redis.Redis.from_url(
+            app.config["REDIS_URL"], socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
+        )
+
+    @property
+    def client(self) -> redis.Redis:
+        return current_app.extensions["redis"]
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate(compare_type=True)
+jwt = JWTManager()
+sock = Sock()
+redis_ext = RedisExtension()
+
+
+def get_redis() -> redis.Redis:
+    return current_app.extensions["redis"]

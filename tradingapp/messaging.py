@@ -1,0 +1,118 @@
+"""RabbitMQ topology and publishing (Kombu). Names carry the configured NAMESPACE prefix."""
+
+from __future__ import annotations
+
+import threading
+
+from flask import current_app
+from kombu import Connection, Exchange, Queue
+
+_lock = threading.Lock()
+
+
+def names(namespace: str) -> dict[str, str]:
+    p = f"{namespace}." if namespace else ""
+    return {
+        "broker_events": f"{p}broker.events",
+        "market_ticks": f"{p}market.ticks",
+        "dead_letter": f"{p}tradingapp.dlx",
+        "q_broker_events": f"{p}tradingapp.broker-events",
+        "q_ticks": f"{p}tradingapp.ticks",
+        "q_paper_ticks": f"{p}tradingapp.paper-exchange.ticks",
+        "q_dead": f"{p}tradingapp.dead-letter",
+    }
+
+
+class Topology:
+    """Durable topic exchanges, durable queues, and a dead-letter queue for poison messages."""
+
+    def __init__(self, namespace: str = ""):
+        n = names(namespace)
+        self.names = n
+        self.broker_events = Exchange(n["broker_events"], type="topic", durable=True)
+        self.market_ticks = Exchange(n["market_ticks"], type="topic", durable=True)
+        self.dead_letter = Exchange(n["dead_letter"], type="fanout", durable=True)
+        dlx = {"x-dead-letter-exchange": n["dead_letter"]}
+        self.q_broker_events = Queue(
+            n["q_broker_events"], self.broker_events, routing_key="#", durable=True, queue_arguments=dlx
+        )
+        self.q_ticks = Queue(n["q_ticks"], self.market_ticks, routing_key="#", durable=True, queue_arguments=dlx)
+        self.q_paper_ticks = Queue(
+            n["q_paper_ticks"],
+            self.market_ticks,
+            routing_key="#",
+            durable=True,
+            # Matching resting paper orders only needs recent prices; a backlog is useless.
+            queue_arguments={**dlx, "x-max-length": 10000, "x-overflow": "drop-head"},
+        )
+        self.q_dead = Queue(n["q_dead"], self.dead_letter, durable=True)
+
+    def all_queues(self) -> list[Queue]:
+        return [self.q_broker_events, self.q_ticks, self.q_paper_ticks, self.q_dead]
+
+    def declare(self, connection: Connection) -> None:
+        channel = connection.default_channel
+        for exchange in (self.broker_events, self.market_ticks, self.dead_letter):
+            exchange(channel).declare()
+        for queue in self.all_queues():
+            queue(channel).declare()
+
+
+def amqp_connection(url: str | None = None) -> Connection:
+    return Connection(url or current_app.config["AMQP_URL"], transport_options={"confirm_publish": True},
+                      connect_timeout=5, heartbeat=30)
+
+
+def topology() -> Topology:
+    return Topology(current_app.config.get("NAMESPACE", ""))
+
+
+class Publisher:
+    """A process-wide publisher with publisher confirms; reconnects when RabbitMQ restarts."""
+
+    def __init__(self, url: str, namespace: str):
+        self.url = url
+        self.topology = Topology(namespace)
+        self._connection: Connection | None = None
+        self._producer = None
+        self._declared = False
+
+    def _ensure(self):
+        if self._connection is None:
+            self._connection = amqp_connection(self.url)
+        if not self._declared:
+            self.topology.declare(self._connection)
+            self._declared = True
+        if self._producer is None:
+            self._producer = self._connection.Producer(serializer="json")
+        return self._producer
+
+    def publish(self, exchange: str, routing_key: str, body: dict, message_id: str | None = None) -> None:
+        ex = getattr(self.topology, exchange)
+        with _lock:
+            producer = self._ensure()
+            publish = self._connection.ensure(producer, producer.publish, max_retries=3)
+            publish(
+                body,
+                exchange=ex,
+                routing_key=routing_key,
+                delivery_mode=2,
+                content_type="application/json",
+                message_id=message_id,
+                retry=True,
+            )
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.release()
+        self._connection = None
+        self._producer = None
+
+
+def get_publisher() -> Publisher:
+    app = current_app._get_current_object()
+    pub = app.extensions.get("tradingapp.publisher")
+    if pub is None:
+        pub = Publisher(app.config["AMQP_URL"], app.config.get("NAMESPACE", ""))
+        app.extensions["tradingapp.publisher"] = pub
+    return pub

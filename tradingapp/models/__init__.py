@@ -1,0 +1,21 @@
+"""Models, one module per aggregate; importing this package registers them all."""
+
+from tradingapp.models.instruments import Instrument
+from tradingapp.models.market import Tick
+from tradingapp.models.orders import Order, OrderEvent
+from tradingapp.models.paper import PaperOrder
+from tradingapp.models.trading import Position, ProcessedEvent, Trade
+from tradingapp.models.users import ROLES, User
+
+__all__ = [
+    "Instrument",
+    "Order",
+    "OrderEvent",
+    "PaperOrder",
+    "Position",
+    "ProcessedEvent",
+    "ROLES",
+    "Tick",
+    "Trade",
+    "User",
+]

@@ -1,0 +1,85 @@
+"""Fills and the positions they build, plus the consumer's dedupe table."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tradingapp.extensions import db
+from tradingapp.models.instruments import Instrument
+from tradingapp.models.types import Price, UTCDateTime, dec, iso, utcnow
+
+
+class Trade(db.Model):
+    __tablename__ = "trades"
+    __table_args__ = (
+        sa.UniqueConstraint("order_id", "execution_id", name="uq_trades_order_execution"),
+        sa.Index("ix_trades_user_traded", "user_id", "traded_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    order_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
+    instrument_id: Mapped[int] = mapped_column(sa.ForeignKey("instruments.id"))
+    side: Mapped[str] = mapped_column(sa.String(4))
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    price: Mapped[Decimal] = mapped_column(Price(18, 4))
+    execution_id: Mapped[str] = mapped_column(sa.String(64))
+    traded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": str(self.id),
+            "order_id": str(self.order_id),
+            "instrument_id": self.instrument_id,
+            "side": self.side,
+            "quantity": self.quantity,
+            "price": dec(self.price),
+            "traded_at": iso(self.traded_at),
+        }
+
+
+class Position(db.Model):
+    __tablename__ = "positions"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "instrument_id", "product", name="uq_positions_user_instrument_product"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
+    instrument_id: Mapped[int] = mapped_column(sa.ForeignKey("instruments.id"))
+    product: Mapped[str] = mapped_column(sa.String(8))
+    quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
+    average_price: Mapped[Decimal] = mapped_column(Price(18, 4), default=Decimal(0))
+    realized_pnl: Mapped[Decimal] = mapped_column(Price(20, 4), default=Decimal(0))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    instrument: Mapped[Instrument] = relationship(lazy="joined")
+
+    def to_dict(self, last_price: Decimal | None = None) -> dict:
+        unrealized = None
+        if last_price is not None:
+            unrealized = (last_price - self.average_price) * self.quantity
+        return {
+            "instrument_id": self.instrument_id,
+            "symbol": self.instrument.symbol,
+            "product": self.product,
+            "quantity": self.quantity,
+            "average_price": dec(self.average_price),
+            "last_price": dec(last_price),
+            "realized_pnl": dec(self.realized_pnl),
+            "unrealized_pnl": dec(unrealized),
+        }
+
+
+class ProcessedEvent(db.Model):
+    """Event ids the consumer has applied; the insert shares the transaction of the change."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
