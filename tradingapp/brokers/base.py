@@ -1,0 +1,58 @@
+"""The broker interface. Implementations: paper (now), XTS (later).
+
+A broker is told to place, cancel or look up an order; everything the broker decides later
+(acknowledgement, fills, rejects, cancels) comes back as events on the `broker.events`
+exchange — see tradingapp/events.py — never as return values, exactly as with a real broker.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """What a broker needs to place one order: plain values, no ORM."""
+
+    order_id: uuid.UUID  # ours; travels as the broker's unique client identifier
+    user_id: uuid.UUID
+    instrument_id: int
+    exchange_segment: str
+    exchange_instrument_id: int
+    side: str  # BUY | SELL
+    quantity: int
+    order_type: str  # MARKET | LIMIT
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    product: str
+    time_in_force: str
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """The broker's view of one of our orders (for lookups before any resend)."""
+
+    order_id: uuid.UUID
+    broker_order_id: str
+    status: str  # broker's own words, e.g. open | filled | cancelled | rejected
+    filled_quantity: int
+
+
+class BrokerError(Exception):
+    """The broker could not be reached or answered ambiguously: the outcome is unknown."""
+
+
+class Broker(Protocol):
+    name: str
+
+    def place(self, request: OrderRequest) -> str:
+        """Send the order; returns the broker order id. Idempotent on request.order_id."""
+
+    def cancel(self, order_id: uuid.UUID) -> None:
+        """Ask the broker to cancel; the answer arrives as an event."""
+
+    def lookup(self, order_id: uuid.UUID) -> BrokerOrder | None:
+        """The broker's record of our order, or None when it never arrived."""

@@ -1,0 +1,101 @@
+"""Broker events: the one schema every broker (paper, XTS bridge) publishes on `broker.events`
+and the consumer applies.
+
+    {"event_id": str (unique per broker fact, deterministic so a re-publish dedupes),
+     "type": one of EVENT_TYPES, "order_id": our order uuid, "broker": "paper",
+     "broker_order_id": str | None, "ts": ISO-8601 UTC,
+     # order.fill only:
+     "execution_id": str, "quantity": int > 0, "price": decimal string,
+     # order.rejected / order.cancelled / order.cancel_rejected / order.expired:
+     "reason": str | None}
+
+Routing key: the type (e.g. "order.fill").
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+ACCEPTED = "order.accepted"
+REJECTED = "order.rejected"
+FILL = "order.fill"
+CANCELLED = "order.cancelled"
+CANCEL_REJECTED = "order.cancel_rejected"
+EXPIRED = "order.expired"
+EVENT_TYPES = {ACCEPTED, REJECTED, FILL, CANCELLED, CANCEL_REJECTED, EXPIRED}
+
+
+class MalformedEvent(ValueError):
+    """A message that can never be applied: it goes to the dead-letter queue."""
+
+
+@dataclass(frozen=True)
+class BrokerEvent:
+    event_id: str
+    type: str
+    order_id: uuid.UUID
+    broker: str
+    broker_order_id: str | None
+    ts: datetime
+    execution_id: str | None = None
+    quantity: int | None = None
+    price: Decimal | None = None
+    reason: str | None = None
+
+
+def make_event(
+    type_: str, order_id: uuid.UUID, broker: str, broker_order_id: str | None, event_id: str, **extra
+) -> dict:
+    """A JSON-ready event body."""
+    body = {
+        "event_id": event_id,
+        "type": type_,
+        "order_id": str(order_id),
+        "broker": broker,
+        "broker_order_id": broker_order_id,
+        "ts": datetime.now(UTC).isoformat(),
+    }
+    for key, value in extra.items():
+        body[key] = str(value) if isinstance(value, Decimal) else value
+    return body
+
+
+def parse_event(body: object) -> BrokerEvent:
+    """Validate a message body; raises MalformedEvent with the reason."""
+    if not isinstance(body, dict):
+        raise MalformedEvent("event body is not an object")
+    try:
+        event_type = body["type"]
+        if event_type not in EVENT_TYPES:
+            raise MalformedEvent(f"unknown event type {event_type!r}")
+        event_id = body["event_id"]
+        if not isinstance(event_id, str) or not 0 < len(event_id) <= 100:
+            raise MalformedEvent("event_id must be a non-empty string of at most 100 characters")
+        event = BrokerEvent(
+            event_id=event_id,
+            type=event_type,
+            order_id=uuid.UUID(str(body["order_id"])),
+            broker=str(body.get("broker") or ""),
+            broker_order_id=body.get("broker_order_id"),
+            ts=datetime.fromisoformat(body["ts"]) if body.get("ts") else datetime.now(UTC),
+            reason=body.get("reason"),
+        )
+        if event_type == FILL:
+            quantity, price = body["quantity"], Decimal(str(body["price"]))
+            if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+                raise MalformedEvent("fill quantity must be a positive integer")
+            if not price.is_finite() or price <= 0:
+                raise MalformedEvent("fill price must be a positive decimal")
+            execution_id = str(body["execution_id"])
+            event = BrokerEvent(**{**event.__dict__, "quantity": quantity, "price": price,
+                                   "execution_id": execution_id})
+        if event.ts.tzinfo is None:
+            event = BrokerEvent(**{**event.__dict__, "ts": event.ts.replace(tzinfo=UTC)})
+        return event
+    except MalformedEvent:
+        raise
+    except (KeyError, ValueError, TypeError, InvalidOperation) as exc:
+        raise MalformedEvent(f"malformed event: {type(exc).__name__}: {exc}") from None
