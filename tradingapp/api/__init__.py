@@ -13,3 +13,7 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import instruments
 
     app.register_blueprint(instruments.bp)
+    from tradingapp.api import orders, portfolio
+
+    app.register_blueprint(orders.bp)
+    app.register_blueprint(portfolio.bp)

@@ -1,0 +1,102 @@
+"""Orders: place, list, read, cancel, and the audit trail of one order."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import Blueprint, jsonify, request
+
+from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
+from tradingapp.auth import current_user, login_required
+from tradingapp.domain.orders import Status
+from tradingapp.errors import not_found, validation_error
+from tradingapp.extensions import db
+from tradingapp.http import json_body
+from tradingapp.metrics import ORDERS_ACCEPTED
+from tradingapp.models import Order, OrderEvent
+from tradingapp.services import orders as order_service
+
+bp = Blueprint("orders", __name__, url_prefix="/api/v1/orders")
+
+
+@bp.post("")
+@login_required(write=True)
+def place_order():
+    body = json_body()
+    order, created = order_service.place_order(current_user(), body, request.headers.get("Idempotency-Key"))
+    if created:
+        ORDERS_ACCEPTED.labels(order.order_type).inc()
+    return jsonify(order.to_dict()), 202 if created else 200
+
+
+@bp.get("")
+@login_required()
+def list_orders():
+    limit = parse_limit(request.args.get("limit"))
+    query = sa.select(Order).where(Order.user_id == current_user().id)
+    if status := request.args.get("status"):
+        statuses = [s.strip().upper() for s in status.split(",")]
+        unknown = [s for s in statuses if s not in Status.__members__]
+        if unknown:
+            raise validation_error("unknown status", status=unknown, allowed=list(Status.__members__))
+        query = query.where(Order.status.in_(statuses))
+    if instrument_id := request.args.get("instrument_id"):
+        if not instrument_id.isdigit():
+            raise validation_error("instrument_id must be an integer", instrument_id=instrument_id)
+        query = query.where(Order.instrument_id == int(instrument_id))
+    if cursor := request.args.get("cursor"):
+        created_at, order_id = _parse_order_cursor(cursor)
+        query = query.where(sa.tuple_(Order.created_at, Order.id) < sa.tuple_(created_at, order_id))
+    rows = db.session.scalars(query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)).all()
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)])
+    return jsonify(items=[o.to_dict() for o in items], next_cursor=next_cursor)
+
+
+def _parse_order_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    created_at, order_id = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(created_at), uuid.UUID(order_id)
+    except (TypeError, ValueError):
+        raise validation_error("invalid cursor") from None
+
+
+def owned_order(order_id: str) -> Order:
+    """The caller's order, or 404 (another user's order is not found, not forbidden)."""
+    try:
+        oid = uuid.UUID(order_id)
+    except ValueError:
+        raise not_found("order") from None
+    order = db.session.get(Order, oid)
+    if order is None or order.user_id != current_user().id:
+        raise not_found("order")
+    return order
+
+
+@bp.get("/<order_id>")
+@login_required()
+def get_order(order_id: str):
+    return jsonify(owned_order(order_id).to_dict())
+
+
+@bp.delete("/<order_id>")
+@login_required(write=True)
+def cancel_order(order_id: str):
+    order = owned_order(order_id)
+    order = order_service.cancel_order(current_user(), order.id)
+    return jsonify(order.to_dict()), 202
+
+
+@bp.get("/<order_id>/events")
+@login_required()
+def order_events(order_id: str):
+    order = owned_order(order_id)
+    rows = db.session.scalars(
+        sa.select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+    ).all()
+    return jsonify(items=[e.to_dict() for e in rows])
+

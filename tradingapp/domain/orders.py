@@ -1,0 +1,215 @@
+"""The order state machine: every status change of an order goes through `apply`.
+
+Plain values in, plain values out: no Flask, no database. User commands that are not allowed
+raise `InvalidTransition` (the API answers 409); broker events never raise: an event that cannot
+move the order (a late ack, anything after a final state) comes back as `applied=False` with the
+reason, so the audit records it and the consumer still acknowledges the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"  # saved, not yet at the broker
+    SUBMITTED = "SUBMITTED"  # sent, not acknowledged
+    OPEN = "OPEN"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCEL_PENDING = "CANCEL_PENDING"
+    CANCELLED = "CANCELLED"
+    MODIFY_PENDING = "MODIFY_PENDING"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+FINAL = frozenset({Status.FILLED, Status.CANCELLED, Status.REJECTED, Status.EXPIRED})
+PRICE_QUANTUM = Decimal("0.0001")
+
+
+class InvalidTransition(Exception):
+    def __init__(self, status: Status, action: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.action = action
+
+
+@dataclass(frozen=True)
+class OrderState:
+    status: Status
+    quantity: int
+    filled_quantity: int = 0
+    average_price: Decimal | None = None
+    acknowledged: bool = False  # the broker has confirmed it holds the order
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.filled_quantity
+
+
+# -- events -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Submit:
+    """The worker is about to send the order to the broker."""
+
+
+@dataclass(frozen=True)
+class Accept:
+    broker_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reject:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fill:
+    quantity: int
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class RequestCancel:
+    """The user asks to cancel."""
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelRejected:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Expire:
+    reason: str | None = None
+
+
+Event = Submit | Accept | Reject | Fill | RequestCancel | Cancelled | CancelRejected | Expire
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: OrderState
+    applied: bool
+    reason: str | None = None
+
+
+def _ignored(state: OrderState, reason: str) -> Outcome:
+    return Outcome(state, applied=False, reason=reason)
+
+
+def _working_status(state: OrderState) -> Status:
+    """Where a live order sits when no cancel or modify is in flight."""
+    if state.filled_quantity > 0:
+        return Status.PARTIALLY_FILLED
+    return Status.OPEN if state.acknowledged else Status.SUBMITTED
+
+
+def weighted_average(old_avg: Decimal | None, old_qty: int, price: Decimal, qty: int) -> Decimal:
+    total = (old_avg or Decimal(0)) * old_qty + price * qty
+    return (total / (old_qty + qty)).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def apply(state: OrderState, event: Event) -> Outcome:
+    handler = _HANDLERS[type(event)]
+    return handler(state, event)
+
+
+def _submit(state: OrderState, _event: Submit) -> Outcome:
+    if state.status != Status.PENDING:
+        raise InvalidTransition(state.status, "submit", f"cannot submit an order that is {state.status}")
+    return Outcome(replace(state, status=Status.SUBMITTED), applied=True)
+
+
+def _accept(state: OrderState, _event: Accept) -> Outcome:
+    if state.is_final:
+        return _ignored(state, f"acknowledgement after final state {state.status}")
+    if state.acknowledged:
+        return _ignored(state, "duplicate acknowledgement")
+    acked = replace(state, acknowledged=True)
+    if state.status in (Status.PENDING, Status.SUBMITTED):
+        return Outcome(replace(acked, status=_working_status(acked)), applied=True)
+    # A late ack (after a fill, or while a cancel is in flight) changes no status.
+    return Outcome(acked, applied=True, reason=f"late acknowledgement while {state.status}")
+
+
+def _reject(state: OrderState, event: Reject) -> Outcome:
+    if state.is_final:
+        return _ignored(state, f"reject after final state {state.status}")
+    if state.filled_quantity > 0:
+        # The filled part stands; the rest will never trade.
+        return Outcome(replace(state, status=Status.CANCELLED), applied=True, reason=event.reason)
+    return Outcome(replace(state, status=Status.REJECTED), applied=True, reason=event.reason)
+
+
+def _fill(state: OrderState, event: Fill) -> Outcome:
+    if state.is_final:
+        return _ignored(state, f"fill after final state {state.status}")
+    if event.quantity <= 0 or event.price <= 0:
+        return _ignored(state, "fill with non-positive quantity or price")
+    if event.quantity > state.remaining:
+        return _ignored(state, f"overfill: {event.quantity} > remaining {state.remaining}")
+    filled = state.filled_quantity + event.quantity
+    average = weighted_average(state.average_price, state.filled_quantity, event.price, event.quantity)
+    new = replace(state, filled_quantity=filled, average_price=average, acknowledged=True)
+    if filled == state.quantity:
+        return Outcome(replace(new, status=Status.FILLED), applied=True)
+    if state.status in (Status.CANCEL_PENDING, Status.MODIFY_PENDING):
+        return Outcome(new, applied=True)  # the pending request is still in flight
+    return Outcome(replace(new, status=Status.PARTIALLY_FILLED), applied=True)
+
+
+def _request_cancel(state: OrderState, _event: RequestCancel) -> Outcome:
+    if state.is_final:
+        raise InvalidTransition(state.status, "cancel", f"order is already {state.status}")
+    if state.status == Status.CANCEL_PENDING:
+        return _ignored(state, "cancel already requested")
+    if state.status == Status.PENDING:
+        # Never reached the broker (the caller holds the row lock the worker needs): done here.
+        return Outcome(replace(state, status=Status.CANCELLED), applied=True, reason="cancelled before submission")
+    return Outcome(replace(state, status=Status.CANCEL_PENDING), applied=True)
+
+
+def _cancelled(state: OrderState, event: Cancelled) -> Outcome:
+    if state.is_final:
+        return _ignored(state, f"cancel confirmation after final state {state.status}")
+    return Outcome(replace(state, status=Status.CANCELLED), applied=True, reason=event.reason)
+
+
+def _cancel_rejected(state: OrderState, event: CancelRejected) -> Outcome:
+    if state.is_final:
+        # The usual race: the fill won. The order stays FILLED; the reason is kept for the user.
+        return _ignored(state, f"cancel rejected ({event.reason}); order is {state.status}")
+    if state.status != Status.CANCEL_PENDING:
+        return _ignored(state, f"cancel rejection while {state.status}")
+    return Outcome(replace(state, status=_working_status(state)), applied=True, reason=event.reason)
+
+
+def _expire(state: OrderState, event: Expire) -> Outcome:
+    if state.is_final:
+        return _ignored(state, f"expiry after final state {state.status}")
+    return Outcome(replace(state, status=Status.EXPIRED), applied=True, reason=event.reason)
+
+
+_HANDLERS = {
+    Submit: _submit,
+    Accept: _accept,
+    Reject: _reject,
+    Fill: _fill,
+    RequestCancel: _request_cancel,
+    Cancelled: _cancelled,
+    CancelRejected: _cancel_rejected,
+    Expire: _expire,
+}

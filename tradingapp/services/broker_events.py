@@ -1,0 +1,145 @@
+"""Applying broker events (acks, fills, rejects, cancels) to orders, trades and positions.
+
+Each event is applied once: its id goes into processed_events in the same transaction as the
+change, so a redelivered message finds its id and changes nothing. Fills are also unique by
+(order, execution id), the broker's natural key. Notifications go out only after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tradingapp import events as ev
+from tradingapp.domain import orders as sm
+from tradingapp.domain.positions import PositionState, apply_fill
+from tradingapp.extensions import db, get_redis
+from tradingapp.models import Order, Position, ProcessedEvent, Trade
+from tradingapp.models.types import utcnow
+from tradingapp.realtime import last_price, publish_user_event, read_quotes
+from tradingapp.services import order_state
+from tradingapp.services.orders import notify_order
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Applied:
+    order: Order
+    trade: Trade | None = None
+    position: Position | None = None
+
+
+def _insert(model):
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def _claim_event_id(event_id: str) -> bool:
+    """True when this transaction is the first to apply the event."""
+    stmt = _insert(ProcessedEvent).values(event_id=event_id, processed_at=utcnow()).on_conflict_do_nothing()
+    return db.session.execute(stmt).rowcount == 1
+
+
+def apply_broker_event(body: object) -> bool:
+    """Apply one event; True when it changed something, False for a duplicate.
+    Raises MalformedEvent for a message that can never apply (it belongs in the dead-letter queue)."""
+    event = ev.parse_event(body)
+    if not _claim_event_id(event.event_id):
+        db.session.rollback()
+        log.info("duplicate broker event ignored event_id=%s", event.event_id)
+        return False
+    order = order_state.lock_order(event.order_id)
+    if order is None:
+        db.session.rollback()
+        raise ev.MalformedEvent(f"event {event.event_id} names unknown order {event.order_id}")
+    result = _apply(order, event)
+    db.session.commit()
+    log.info("broker event applied event_id=%s type=%s order_id=%s user_id=%s status=%s", event.event_id,
+             event.type, order.id, order.user_id, order.status)
+    _notify(result)
+    return True
+
+
+def _apply(order: Order, event: ev.BrokerEvent) -> Applied:
+    if event.broker_order_id and order.broker_order_id is None and event.type in (ev.ACCEPTED, ev.FILL):
+        order.broker_order_id = event.broker_order_id
+    result = Applied(order)
+    domain_event = _domain_event(event)
+    details = {"broker_order_id": event.broker_order_id}
+    if event.type == ev.FILL:
+        details.update(execution_id=event.execution_id, quantity=event.quantity, price=str(event.price))
+        if _fill_seen(order, event.execution_id):
+            order_state.record(order, "broker", "fill_duplicate", actor_id=event.broker, details=details)
+            return result
+    outcome = order_state.transition(order, domain_event, "broker", actor_id=event.broker,
+                                     source_event_id=event.event_id, details=details)
+    if event.type == ev.FILL and outcome.applied:
+        result.trade = _record_trade(order, event)
+        result.position = _update_position(order, event)
+    return result
+
+
+def _domain_event(event: ev.BrokerEvent) -> sm.Event:
+    if event.type == ev.ACCEPTED:
+        return sm.Accept(event.broker_order_id)
+    if event.type == ev.REJECTED:
+        return sm.Reject(event.reason or "rejected by the broker")
+    if event.type == ev.FILL:
+        return sm.Fill(event.quantity, event.price)
+    if event.type == ev.CANCELLED:
+        return sm.Cancelled(event.reason)
+    if event.type == ev.CANCEL_REJECTED:
+        return sm.CancelRejected(event.reason or "cancel rejected by the broker")
+    return sm.Expire(event.reason)
+
+
+def _fill_seen(order: Order, execution_id: str) -> bool:
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(Trade).where(Trade.order_id == order.id,
+                                                            Trade.execution_id == execution_id)
+    ) > 0
+
+
+def _record_trade(order: Order, event: ev.BrokerEvent) -> Trade:
+    trade = Trade(order_id=order.id, user_id=order.user_id, instrument_id=order.instrument_id, side=order.side,
+                  quantity=event.quantity, price=event.price, execution_id=event.execution_id, traded_at=event.ts)
+    db.session.add(trade)
+    return trade
+
+
+def _update_position(order: Order, event: ev.BrokerEvent) -> Position:
+    key = {"user_id": order.user_id, "instrument_id": order.instrument_id, "product": order.product}
+    # Create-if-missing without a race between consumers, then lock the row.
+    db.session.execute(
+        _insert(Position)
+        .values(**key, quantity=0, average_price=0, realized_pnl=0, updated_at=utcnow())
+        .on_conflict_do_nothing()
+    )
+    position = db.session.scalar(
+        sa.select(Position).filter_by(**key).with_for_update(of=Position).execution_options(populate_existing=True)
+    )
+    state = apply_fill(PositionState(position.quantity, position.average_price, position.realized_pnl),
+                       order.side, event.quantity, event.price)
+    position.quantity = state.quantity
+    position.average_price = state.average_price
+    position.realized_pnl = state.realized_pnl
+    position.updated_at = utcnow()
+    return position
+
+
+def _notify(result: Applied) -> None:
+    notify_order(result.order)
+    if result.trade is None:
+        return
+    try:
+        redis = get_redis()
+        user_id = str(result.order.user_id)
+        publish_user_event(redis, user_id, "trade", result.trade.to_dict())
+        last = read_quotes(redis, [result.position.instrument_id]).get(result.position.instrument_id)
+        publish_user_event(redis, user_id, "position", result.position.to_dict(last_price(last)))
+    except Exception:  # the WebSocket push is best effort; the database is the record
+        log.warning("trade notification failed order_id=%s", result.order.id)
