@@ -122,7 +122,7 @@ def upgrade():
         sa.Column("to_status", sa.String(20), nullable=True),
         sa.Column("reason", sa.String(255), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
-        sa.Column("source_event_id", sa.String(64), nullable=True),
+        sa.Column("source_event_id", sa.String(100), nullable=True),
     )
     op.create_index("ix_order_events_order_id", "order_events", ["order_id"])
     op.create_table(

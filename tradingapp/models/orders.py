@@ -82,7 +82,7 @@ class OrderEvent(db.Model):
     to_status: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
     reason: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    source_event_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    source_event_id: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
 
     def to_dict(self) -> dict:
         return {

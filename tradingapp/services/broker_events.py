@@ -40,8 +40,13 @@ def _insert(model):
 
 def _claim_event_id(event_id: str) -> bool:
     """True when this transaction is the first to apply the event."""
-    stmt = _insert(ProcessedEvent).values(event_id=event_id, processed_at=utcnow()).on_conflict_do_nothing()
-    return db.session.execute(stmt).rowcount == 1
+    stmt = (
+        _insert(ProcessedEvent)
+        .values(event_id=event_id, processed_at=utcnow())
+        .on_conflict_do_nothing()
+        .returning(ProcessedEvent.event_id)
+    )
+    return db.session.execute(stmt).scalar() is not None
 
 
 def apply_broker_event(body: object) -> bool:
@@ -65,8 +70,6 @@ def apply_broker_event(body: object) -> bool:
 
 
 def _apply(order: Order, event: ev.BrokerEvent) -> Applied:
-    if event.broker_order_id and order.broker_order_id is None and event.type in (ev.ACCEPTED, ev.FILL):
-        order.broker_order_id = event.broker_order_id
     result = Applied(order)
     domain_event = _domain_event(event)
     details = {"broker_order_id": event.broker_order_id}
@@ -77,6 +80,9 @@ def _apply(order: Order, event: ev.BrokerEvent) -> Applied:
             return result
     outcome = order_state.transition(order, domain_event, "broker", actor_id=event.broker,
                                      source_event_id=event.event_id, details=details)
+    # Recorded after the transition: the machine reads "acknowledged" from the id's absence.
+    if event.broker_order_id and order.broker_order_id is None and event.type in (ev.ACCEPTED, ev.FILL):
+        order.broker_order_id = event.broker_order_id
     if event.type == ev.FILL and outcome.applied:
         result.trade = _record_trade(order, event)
         result.position = _update_position(order, event)
