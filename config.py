@@ -76,6 +76,8 @@ class Config:
         self.API_BASE_URL = e.get("API_BASE_URL") or f"http://localhost:{self.PORT}"
         self.CORS_ALLOWED_ORIGINS = parse_list(e.get("CORS_ALLOWED_ORIGINS"), [])
         self.MAX_CONTENT_LENGTH = parse_int("MAX_REQUEST_BYTES", e.get("MAX_REQUEST_BYTES"), 64 * 1024)
+        # Gunicorn worker processes per server (each a gevent loop); one is plenty for a dev machine.
+        self.WEB_CONCURRENCY = parse_int("WEB_CONCURRENCY", e.get("WEB_CONCURRENCY"), 1)
         # Database: Postgres when DB_HOST is set, else embedded SQLite under instance/.
         self.DB_HOST = e.get("DB_HOST", "")
         self.DB_PORT = parse_int("DB_PORT", e.get("DB_PORT"), 5432)

@@ -1,0 +1,33 @@
+"""Gunicorn settings for both servers: backend (PORT) and websocket (PORT=WEBSOCKET_PORT).
+
+Values come from config.py, the one place that reads the environment; a `-b` on the command
+line still wins over `bind` here (the tests use that for free ports).
+"""
+
+from config import load_config
+
+_config = load_config()
+
+bind = f"0.0.0.0:{_config.PORT}"
+workers = _config.WEB_CONCURRENCY
+# gevent: thousands of idle WebSocket connections and slow broker calls cost a greenlet, not a thread.
+worker_class = "gevent"
+worker_connections = 1000
+# A sync request is killed after `timeout`; WebSockets keep the worker busy but answer pings, so it stays alive.
+timeout = 30
+# On SIGTERM, in-flight requests get this long before workers are killed; the supervisor waits longer.
+graceful_timeout = 10
+keepalive = 5
+
+accesslog = "-"
+errorlog = "-"
+loglevel = _config.LOG_LEVEL.lower()
+# key=value like the app's own lines. The path is %(U)s, never the query string: a WebSocket
+# client may carry its token there and tokens never reach a log.
+access_log_format = (
+    'event=http_request remote=%(h)s method=%(m)s path="%(U)s" status=%(s)s bytes=%(B)s duration_ms=%(M)s agent="%(a)s"'
+)
+proc_name = f"tradingapp:{_config.PORT}"
+# Backend and websocket run side by side and would fight over one default control socket path;
+# nothing here uses gunicornc.
+control_socket_disable = True
