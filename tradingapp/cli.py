@@ -83,6 +83,15 @@ def init_app(app: Flask) -> None:
         else:
             click.echo("database exists" if config.is_postgres else "using SQLite: nothing to create")
 
+    @app.cli.command("preflight")
+    def preflight_command():
+        """Check that Redis, RabbitMQ and PostgreSQL (when DB_HOST is set) answer; exit 1 if not."""
+        from tradingapp.preflight import report, run_checks
+
+        config = current_app.extensions["tradingapp.config"]
+        if not report(config, run_checks(config), out=click.echo):
+            raise click.exceptions.Exit(1)
+
     @app.cli.command("seed")
     def seed_command():
         """Seed the demo users and instruments (idempotent)."""

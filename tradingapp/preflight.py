@@ -1,0 +1,148 @@
+"""Preflight: is every service the processes need reachable, before any of them starts?
+
+`flask preflight` or `python -m tradingapp.preflight` checks Redis, RabbitMQ and (when DB_HOST
+is set) PostgreSQL with short timeouts. For each one down it says where it looked and how to
+start it, then exits 1 — a newcomer reads one line instead of five processes' tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+from kombu import Connection
+
+from config import Config, ConfigError, load_config
+
+TIMEOUT = 3.0
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+COMPOSE_HINT = "docker compose up -d redis rabbitmq postgres"
+SUDO = "" if os.geteuid() == 0 else "sudo "
+REDIS_START = (
+    'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port {port} --save "" --appendonly no '
+    "--dir /var/lib/redis --logfile /var/log/redis/ci.log"
+)
+
+
+@dataclass
+class Check:
+    service: str
+    address: str
+    ok: bool
+    detail: str = ""
+    hints: tuple[str, ...] = ()
+
+
+def _hints(host: str, start: list[str], installed: bool, package: str) -> tuple[str, ...]:
+    """What to do, phrased for this machine: start it locally, install it first, or use compose."""
+    if host not in LOCAL_HOSTS:
+        return (f"check that {host} is right and the service runs there, or run it here: {COMPOSE_HINT}",)
+    lines = [] if installed else [f"install it: {SUDO}apt-get install -y {package}"]
+    lines += [f"start it:   {SUDO}{command}" for command in start]
+    return (*lines, f"or with Docker: {COMPOSE_HINT}")
+
+
+def _postgres_start_command() -> str:
+    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").is_dir() else []
+    version = versions[-1] if versions else "<version>"
+    return f"pg_ctlcluster --skip-systemctl-redirect {version} main start"
+
+
+def check_redis(config: Config) -> Check:
+    address = f"{config.REDIS_HOST}:{config.REDIS_PORT}"
+    client = redis.Redis.from_url(config.redis_url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
+    try:
+        client.ping()
+        return Check("Redis", address, True)
+    except redis.AuthenticationError as exc:
+        return Check("Redis", address, False, f"refused the credentials: {exc}", ("check REDIS_PASSWORD",))
+    except redis.RedisError as exc:
+        start = [REDIS_START.format(port=config.REDIS_PORT)]
+        hints = _hints(config.REDIS_HOST, start, bool(shutil.which("redis-server")), "redis-server")
+        return Check("Redis", address, False, f"unreachable: {_reason(exc)}", hints)
+    finally:
+        client.close()
+
+
+def check_rabbitmq(config: Config) -> Check:
+    address = f"{config.RABBITMQ_HOST}:{config.RABBITMQ_PORT}"
+    try:
+        with Connection(config.amqp_url, connect_timeout=TIMEOUT) as conn:
+            conn.connect()
+        return Check("RabbitMQ", address, True)
+    except Exception as exc:  # kombu surfaces socket, DNS and AMQP errors under many types
+        if "ACCESS_REFUSED" in str(exc) or "403" in str(exc):
+            hints = ("check RABBITMQ_USER, RABBITMQ_PASSWORD and RABBITMQ_VHOST",)
+            return Check("RabbitMQ", address, False, "refused the credentials", hints)
+        installed = bool(shutil.which("rabbitmq-server"))
+        hints = _hints(config.RABBITMQ_HOST, ["rabbitmq-server -detached"], installed, "rabbitmq-server")
+        return Check("RabbitMQ", address, False, f"unreachable: {_reason(exc)}", hints)
+
+
+def check_postgres(config: Config) -> Check:
+    address = f"{config.DB_HOST}:{config.DB_PORT}"
+    params = dict(host=config.DB_HOST, port=config.DB_PORT, user=config.DB_USER, dbname=config.DB_NAME,
+                  sslmode=config.DB_SSL_MODE, connect_timeout=int(TIMEOUT))  # fmt: skip
+    if config.DB_PASSWORD:
+        params["password"] = config.DB_PASSWORD
+    try:
+        psycopg.connect(**params).close()
+        return Check("PostgreSQL", address, True)
+    except psycopg.OperationalError as exc:
+        # libpq's first line names the failure ("... failed: Connection refused"); the rest is advice.
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if f'database "{config.DB_NAME}" does not exist' in str(exc):
+            # The server answers; `flask create-db` makes the database next.
+            return Check("PostgreSQL", address, True, "database not created yet")
+        if "FATAL" in str(exc):  # the server answered but refused this user, password or database
+            return Check(
+                "PostgreSQL", address, False, f"refused: {message}", ("check DB_USER, DB_PASSWORD and DB_NAME",)
+            )
+        installed = Path("/etc/postgresql").is_dir()
+        hints = _hints(config.DB_HOST, [_postgres_start_command()], installed, "postgresql")
+        return Check("PostgreSQL", address, False, f"unreachable: {message}", hints)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def run_checks(config: Config) -> list[Check]:
+    checks = [check_redis(config), check_rabbitmq(config)]
+    if config.is_postgres:
+        checks.append(check_postgres(config))
+    return checks
+
+
+def report(config: Config, checks: list[Check], out=print) -> bool:
+    """Print one line per service (plus how to start a missing one); True when all answer."""
+    for check in checks:
+        if check.ok:
+            note = f" ({check.detail})" if check.detail else ""
+            out(f"preflight ok    {check.service} at {check.address}{note}")
+        else:
+            out(f"preflight FAIL  {check.service} at {check.address}: {check.detail}")
+            for hint in check.hints:
+                out(f"                {hint}")
+    if not config.is_postgres:
+        out(f"preflight ok    database: SQLite at {config.SQLITE_PATH} (no DB_HOST set)")
+    return all(check.ok for check in checks)
+
+
+def main(env: dict[str, str] | None = None) -> int:
+    try:
+        config = load_config(env)
+    except ConfigError as exc:
+        print(f"preflight FAIL  configuration: {exc}", file=sys.stderr)
+        return 1
+    return 0 if report(config, run_checks(config)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
