@@ -97,7 +97,7 @@ class Publisher:
                 exchange=ex,
                 routing_key=routing_key,
                 delivery_mode=2,
-                content_type="application/json",
+                # No content_type here: given one, kombu skips the producer's json serializer.
                 message_id=message_id,
                 retry=True,
             )
