@@ -9,10 +9,19 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import health
 
     app.register_blueprint(health.bp)
+    from tradingapp.ws import routes as ws_routes
+
+    ws_routes.init_app(app)
     # Resource blueprints: add one import-and-register line per module.
+    from tradingapp.api import auth
+
+    app.register_blueprint(auth.bp)
     from tradingapp.api import instruments
 
     app.register_blueprint(instruments.bp)
+    from tradingapp.api import quotes
+
+    app.register_blueprint(quotes.bp)
     from tradingapp.api import orders, portfolio
 
     app.register_blueprint(orders.bp)
