@@ -9,13 +9,7 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import health
 
     app.register_blueprint(health.bp)
-    from tradingapp.ws import routes as ws_routes
-
-    ws_routes.init_app(app)
     # Resource blueprints: add one import-and-register line per module.
-    from tradingapp.api import auth
-
-    app.register_blueprint(auth.bp)
     from tradingapp.api import instruments
 
     app.register_blueprint(instruments.bp)
