@@ -10,6 +10,9 @@ def register_api(app: Flask) -> None:
 
     app.register_blueprint(health.bp)
     # Resource blueprints: add one import-and-register line per module.
+    from tradingapp.api import auth
+
+    app.register_blueprint(auth.bp)
     from tradingapp.api import instruments
 
     app.register_blueprint(instruments.bp)
