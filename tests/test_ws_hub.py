@@ -1,0 +1,210 @@
+"""The WebSocket hub and message parsing on their own: no Flask, no Redis, no sockets."""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+import pytest
+
+from tradingapp.ws.hub import CLOSE_OVERFLOW, Hub, TooManyConnections, TooManyInstruments, shape_quote
+from tradingapp.ws.listener import Listener
+from tradingapp.ws.protocol import ProtocolError, parse_message
+
+QUOTE = {
+    "instrument_id": 7, "ltp": "101.25", "ltq": 5, "bid": "101.20", "ask": "101.30", "bid_qty": 40,
+    "ask_qty": 60, "open": "100.00", "high": "102.00", "low": "99.50", "close": "100.10",
+    "volume": 12000, "ts": "2024-05-02T09:15:01.000000+00:00",
+}  # fmt: skip
+
+
+def quote(iid: int = 7, ltp: str = "101.25") -> dict:
+    return {**QUOTE, "instrument_id": iid, "ltp": ltp}
+
+
+@pytest.fixture
+def hub():
+    return Hub(max_sockets_per_user=3, max_instruments=4, max_events=5)
+
+
+def test_quote_reaches_only_subscribers_of_its_instrument(hub):
+    watcher, other = hub.register("u1"), hub.register("u2")
+    hub.subscribe(watcher, [7], "ltp")
+    hub.subscribe(other, [8], "ltp")
+    assert hub.route_quote(quote(7)) == 1
+    assert watcher.take(0) == [{"type": "quote", "instrument_id": 7, "ltp": "101.25", "ts": QUOTE["ts"]}]
+    assert other.take(0) == []
+
+
+def test_quote_mode_adds_depth_fields_but_not_ohlc(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "quote")
+    hub.route_quote(quote())
+    [message] = conn.take(0)
+    assert set(message) == {"type", "instrument_id", "ltp", "ltq", "bid", "ask", "bid_qty", "ask_qty", "volume", "ts"}
+    assert message["bid"] == "101.20" and message["ask_qty"] == 60
+
+
+def test_full_mode_has_every_field_and_stale_flag(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "full")
+    hub.route_quote({**quote(), "stale": True})
+    [message] = conn.take(0)
+    assert message == {"type": "quote", **quote(), "stale": True}
+
+
+def test_cached_string_quantities_become_integers():
+    cached = {k: str(v) for k, v in QUOTE.items()}
+    message = shape_quote(cached, "quote")
+    assert message["instrument_id"] == 7 and message["ltq"] == 5 and message["volume"] == 12000
+    assert message["ltp"] == "101.25"
+
+
+def test_each_socket_gets_its_own_mode(hub):
+    light, heavy = hub.register("u1"), hub.register("u1")
+    hub.subscribe(light, [7], "ltp")
+    hub.subscribe(heavy, [7], "full")
+    hub.route_quote(quote())
+    assert "bid" not in light.take(0)[0]
+    assert heavy.take(0)[0]["close"] == "100.10"
+
+
+def test_slow_consumer_gets_latest_quote_per_instrument(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7, 8], "ltp")
+    for i in range(1000):
+        hub.route_quote(quote(7, f"{100 + i}.00"))
+        hub.route_quote(quote(8, f"{200 + i}.00"))
+    assert conn.pending() == 2
+    assert [(m["instrument_id"], m["ltp"]) for m in conn.take(0)] == [(7, "1099.00"), (8, "1199.00")]
+    assert not conn.closing
+
+
+def test_snapshot_does_not_replace_a_queued_live_quote(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "ltp")
+    hub.route_quote(quote(7, "105.00"))
+    conn.push_quote(shape_quote(quote(7, "101.00"), "ltp"), replace=False)
+    assert [m["ltp"] for m in conn.take(0)] == ["105.00"]
+
+
+def test_user_event_goes_only_to_its_owner(hub):
+    mine_a, mine_b, theirs = hub.register("u1"), hub.register("u1"), hub.register("u2")
+    delivered = hub.route_user_event({"user_id": "u1", "type": "order", "order": {"id": "o1"}})
+    assert delivered == 2
+    assert mine_a.take(0) == mine_b.take(0) == [{"type": "order", "order": {"id": "o1"}}]
+    assert theirs.take(0) == []
+
+
+def test_user_events_keep_their_order_and_precede_quotes(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "ltp")
+    hub.route_quote(quote())
+    for kind in ("order", "trade", "position"):
+        hub.route_user_event({"user_id": "u1", "type": kind, kind: {"n": kind}})
+    assert [m["type"] for m in conn.take(0)] == ["order", "trade", "position", "quote"]
+
+
+def test_malformed_user_event_is_refused(hub):
+    with pytest.raises(ValueError):
+        hub.route_user_event({"user_id": "u1", "type": "secret", "secret": {}})
+
+
+def test_unsubscribe_stops_quotes_and_drops_queued_ones(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7, 8], "ltp")
+    hub.route_quote(quote(7))
+    hub.unsubscribe(conn, [7])
+    hub.route_quote(quote(7))
+    assert conn.take(0) == []
+    assert hub.subscriber_count(7) == 0 and hub.subscriber_count(8) == 1
+
+
+def test_unregister_removes_every_subscription(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7, 8], "quote")
+    hub.unregister(conn)
+    assert hub.subscriber_count(7) == hub.subscriber_count(8) == 0
+    assert hub.connections("u1") == []
+
+
+def test_event_overflow_marks_socket_for_closing_and_bounds_memory(hub):
+    conn = hub.register("u1")
+    for i in range(20):
+        hub.route_user_event({"user_id": "u1", "type": "trade", "trade": {"n": i}})
+    assert conn.closing and conn.close_code == CLOSE_OVERFLOW
+    assert conn.pending() == 0 and conn.take(0) == []
+
+
+def test_per_user_socket_limit(hub):
+    for _ in range(3):
+        hub.register("u1")
+    with pytest.raises(TooManyConnections):
+        hub.register("u1")
+    hub.register("u2")
+
+
+def test_instrument_limit_is_all_or_nothing(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [1, 2, 3], "ltp")
+    with pytest.raises(TooManyInstruments):
+        hub.subscribe(conn, [4, 5], "ltp")
+    assert sorted(conn.subscriptions) == [1, 2, 3]
+    hub.subscribe(conn, [1, 2, 3, 4], "full")  # resubscribing changes the mode, not the count
+    assert set(conn.subscriptions.values()) == {"full"}
+
+
+def test_take_blocks_until_a_message_arrives(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "ltp")
+    timer = threading.Timer(0.05, hub.route_quote, args=(quote(),))
+    timer.start()
+    assert conn.take(2.0)[0]["instrument_id"] == 7
+    timer.join()
+
+
+def test_close_wakes_a_waiting_sender(hub):
+    conn = hub.register("u1")
+    timer = threading.Timer(0.05, conn.close, args=(4401, "session ended"))
+    timer.start()
+    assert conn.take(2.0) == []
+    assert conn.close_code == 4401
+    timer.join()
+
+
+def test_listener_dispatch_routes_by_channel_and_drops_garbage(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "ltp")
+    listener = Listener(client=None, hub=hub, quotes_channel="q", user_events_channel="e")
+    listener.dispatch({"type": "message", "channel": b"q", "data": orjson.dumps(quote())})
+    listener.dispatch({"type": "message", "channel": b"e", "data": b'{"user_id": "u1", "type": "order"}'})
+    listener.dispatch({"type": "message", "channel": b"q", "data": b"not json"})
+    assert [m["type"] for m in conn.take(0)] == ["quote"]
+
+
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        (b'{"action": "ping"}', "unsupported_frame"),
+        ("{not json", "validation_error"),
+        ("[1, 2]", "validation_error"),
+        ('{"action": "dance"}', "unknown_action"),
+        ('{"action": "subscribe", "instrument_ids": "1"}', "validation_error"),
+        ('{"action": "subscribe", "instrument_ids": []}', "validation_error"),
+        ('{"action": "subscribe", "instrument_ids": [0]}', "validation_error"),
+        ('{"action": "subscribe", "instrument_ids": [1.5]}', "validation_error"),
+        ('{"action": "subscribe", "instrument_ids": [true]}', "validation_error"),
+        ('{"action": "subscribe", "instrument_ids": [1], "mode": "depth"}', "validation_error"),
+        ('{"action": "auth", "token": 5}', "validation_error"),
+        ('{"action": "ping", "pad": "' + "x" * 20000 + '"}', "message_too_large"),
+    ],
+)
+def test_bad_messages_are_refused_with_a_code(frame, code):
+    with pytest.raises(ProtocolError) as caught:
+        parse_message(frame, 16 * 1024)
+    assert caught.value.code == code
+
+
+def test_subscribe_defaults_to_ltp_and_dedupes_ids():
+    command = parse_message('{"action": "subscribe", "instrument_ids": [3, 1, 3]}', 1024)
+    assert (command.action, command.instrument_ids, command.mode) == ("subscribe", (3, 1), "ltp")
