@@ -135,6 +135,20 @@ class Config:
         self.SWEEP_INTERVAL = parse_duration("SWEEP_INTERVAL", e.get("SWEEP_INTERVAL"), 15)
         self.SWEEP_PENDING_AFTER = parse_duration("SWEEP_PENDING_AFTER", e.get("SWEEP_PENDING_AFTER"), 10)
         self.LOG_LEVEL = (e.get("LOG_LEVEL") or "INFO").upper()
+        # WebSocket feed: limits per socket/user and the intervals of auth, revocation and pings.
+        self.WS_AUTH_TIMEOUT = parse_duration("WS_AUTH_TIMEOUT", e.get("WS_AUTH_TIMEOUT"), 5)
+        self.WS_REVOCATION_CHECK = parse_duration("WS_REVOCATION_CHECK", e.get("WS_REVOCATION_CHECK"), 2)
+        self.WS_PING_INTERVAL = parse_duration("WS_PING_INTERVAL", e.get("WS_PING_INTERVAL"), 20)
+        self.WS_MAX_MESSAGE_BYTES = parse_int("WS_MAX_MESSAGE_BYTES", e.get("WS_MAX_MESSAGE_BYTES"), 16 * 1024)
+        self.WS_MAX_INSTRUMENTS = parse_int("WS_MAX_INSTRUMENTS", e.get("WS_MAX_INSTRUMENTS"), 200)
+        self.WS_MAX_SOCKETS_PER_USER = parse_int("WS_MAX_SOCKETS_PER_USER", e.get("WS_MAX_SOCKETS_PER_USER"), 10)
+        self.WS_MAX_QUEUED_EVENTS = parse_int("WS_MAX_QUEUED_EVENTS", e.get("WS_MAX_QUEUED_EVENTS"), 1000)
+        # simple-websocket pings every interval and drops a socket that missed the last pong;
+        # frames far past our limit are refused at the protocol level before they are buffered.
+        self.SOCK_SERVER_OPTIONS = {
+            "ping_interval": self.WS_PING_INTERVAL,
+            "max_message_size": max(self.WS_MAX_MESSAGE_BYTES * 16, 256 * 1024),
+        }
 
     # -- derived URLs -------------------------------------------------------------------
     def database_url(self) -> str:

@@ -9,6 +9,9 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import health
 
     app.register_blueprint(health.bp)
+    from tradingapp.ws import routes as ws_routes
+
+    ws_routes.init_app(app)
     # Resource blueprints: add one import-and-register line per module.
     from tradingapp.api import auth
 

@@ -1,0 +1,195 @@
+"""The /ws route: authenticate, register with the hub, then read commands until the socket ends.
+
+The handler stays thin: parsing lives in `protocol`, routing in `hub`, Redis in `listener`.
+A sender loop per socket is the only writer of data frames, so replies and feed messages
+never interleave mid-frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import orjson
+import redis
+from flask import Blueprint, Flask, current_app, request
+from flask_jwt_extended import decode_token
+from simple_websocket import ConnectionClosed
+
+from tradingapp import realtime
+from tradingapp.auth import is_revoked, user_from_token
+from tradingapp.extensions import db, get_redis, sock
+from tradingapp.ws.hub import Connection, Hub, TooManyConnections, TooManyInstruments, shape_quote
+from tradingapp.ws.listener import Listener
+from tradingapp.ws.protocol import Command, ProtocolError, parse_message
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_MANY = 4429
+RECEIVE_TICK = 1.0  # seconds between checks of the close flag and the session
+CLOSE_WAIT = 2.0  # seconds to wait for the client's close reply before the socket is dropped
+
+bp = Blueprint("ws", __name__)
+_start_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Settings:
+    auth_timeout: float
+    revocation_check: float
+    max_message_bytes: int
+
+    @classmethod
+    def from_config(cls, config) -> Settings:
+        return cls(config["WS_AUTH_TIMEOUT"], config["WS_REVOCATION_CHECK"], config["WS_MAX_MESSAGE_BYTES"])
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def get_hub() -> Hub:
+    """This process's hub; the first call also starts the Redis listener feeding it."""
+    app = current_app._get_current_object()
+    hub = app.extensions.get("ws_hub")
+    if hub is not None:
+        return hub
+    with _start_lock:
+        if "ws_hub" not in app.extensions:
+            config = app.config
+            hub = Hub(config["WS_MAX_SOCKETS_PER_USER"], config["WS_MAX_INSTRUMENTS"], config["WS_MAX_QUEUED_EVENTS"])
+            listener = Listener(get_redis(), hub, realtime.quotes_channel(), realtime.user_events_channel())
+            listener.start()
+            app.extensions["ws_listener"] = listener
+            app.extensions["ws_hub"] = hub
+    return app.extensions["ws_hub"]
+
+
+@sock.route("/ws", bp=bp)
+def feed(ws) -> None:
+    settings = Settings.from_config(current_app.config)
+    try:
+        user_id, claims = _authenticate(ws, settings)
+    finally:
+        db.session.remove()  # sockets live long; never hold a pooled DB connection
+    if user_id is None:
+        _close(ws, CLOSE_UNAUTHORIZED, "unauthorized")
+        return
+    hub = get_hub()
+    try:
+        conn = hub.register(user_id)
+    except TooManyConnections:
+        ws.send(_dumps({"type": "error", "code": "too_many_connections", "message": "too many open sockets"}))
+        _close(ws, CLOSE_TOO_MANY, "too many connections")
+        return
+    log.info("event=ws_connected user_id=%s conn=%s", user_id, conn.id)
+    sender = threading.Thread(target=_send_loop, args=(ws, conn), name=f"ws-sender-{conn.id}", daemon=True)
+    sender.start()
+    try:
+        _receive_loop(ws, conn, hub, claims, settings)
+    finally:
+        hub.unregister(conn)
+        conn.close(CLOSE_NORMAL, "bye")
+        sender.join(timeout=5)
+        log.info("event=ws_disconnected user_id=%s conn=%s code=%s", user_id, conn.id, conn.close_code)
+
+
+def _authenticate(ws, settings: Settings) -> tuple[str | None, dict | None]:
+    """The user id and claims of the query token or of a first `auth` message, else (None, None)."""
+    token = request.args.get("token")
+    if not token:
+        data = ws.receive(timeout=settings.auth_timeout)
+        try:
+            command = parse_message(data, settings.max_message_bytes)
+        except ProtocolError:
+            return None, None
+        if command.action != "auth":
+            return None, None
+        token = command.token
+    user = user_from_token(token)
+    if user is None:
+        return None, None
+    return str(user.id), decode_token(token)
+
+
+def _receive_loop(ws, conn: Connection, hub: Hub, claims: dict, settings: Settings) -> None:
+    """Handle commands until the client leaves (ConnectionClosed) or the socket is marked closing."""
+    next_check = time.monotonic() + settings.revocation_check
+    while not conn.closing:
+        data = ws.receive(timeout=RECEIVE_TICK)
+        if data is not None:
+            _handle(data, conn, hub, settings)
+        if time.monotonic() >= next_check:
+            next_check = time.monotonic() + settings.revocation_check
+            if _session_ended(claims):
+                log.info("event=ws_session_ended user_id=%s conn=%s", conn.user_id, conn.id)
+                conn.close(CLOSE_UNAUTHORIZED, "session ended")
+
+
+def _session_ended(claims: dict) -> bool:
+    if claims["exp"] <= time.time():
+        return True
+    try:
+        return is_revoked(claims)
+    except redis.RedisError:
+        return False  # Redis down: keep the socket; the next check decides
+
+
+def _handle(data, conn: Connection, hub: Hub, settings: Settings) -> None:
+    try:
+        command = parse_message(data, settings.max_message_bytes)
+        if command.action == "ping":
+            conn.push({"type": "pong"})
+        elif command.action == "subscribe":
+            _subscribe(conn, hub, command)
+        elif command.action == "unsubscribe":
+            hub.unsubscribe(conn, list(command.instrument_ids))
+            conn.push({"type": "unsubscribed", "instrument_ids": list(command.instrument_ids)})
+        else:
+            raise ProtocolError("already_authenticated", "this socket is already authenticated")
+    except ProtocolError as exc:
+        conn.push(exc.as_message())
+
+
+def _subscribe(conn: Connection, hub: Hub, command: Command) -> None:
+    ids = list(command.instrument_ids)
+    try:
+        hub.subscribe(conn, ids, command.mode)
+    except TooManyInstruments as exc:
+        raise ProtocolError("too_many_instruments", f"at most {exc.args[0]} instruments per socket") from None
+    conn.push({"type": "subscribed", "instrument_ids": ids, "mode": command.mode})
+    try:
+        snapshot = realtime.read_quotes(get_redis(), ids)
+    except redis.RedisError as exc:
+        log.warning("event=ws_snapshot_failed user_id=%s error=%s", conn.user_id, type(exc).__name__)
+        return
+    for iid in ids:
+        if iid in snapshot:
+            # a live quote already queued is at least as new as the cache read before it
+            conn.push_quote(shape_quote(snapshot[iid], command.mode), replace=False)
+
+
+def _send_loop(ws, conn: Connection) -> None:
+    """Drain the outbox into the socket; close it with the connection's code when asked."""
+    try:
+        while not conn.closing:
+            for message in conn.take(timeout=5.0):
+                ws.send(_dumps(message))
+        _close(ws, conn.close_code, conn.close_reason)
+    except (ConnectionClosed, OSError):
+        conn.close(CLOSE_NORMAL, "client gone")  # wakes the receive loop's next check
+
+
+def _close(ws, code: int, reason: str) -> None:
+    """Send the close frame and let the client answer it: the server dropping the TCP
+    connection at once can reset it before the client has read the close code."""
+    ws.close(reason=code, message=reason)
+    ws.thread.join(timeout=CLOSE_WAIT)
+
+
+def _dumps(message: dict) -> str:
+    return orjson.dumps(message).decode()
