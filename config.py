@@ -76,6 +76,9 @@ class Config:
         self.API_BASE_URL = e.get("API_BASE_URL") or f"http://localhost:{self.PORT}"
         self.CORS_ALLOWED_ORIGINS = parse_list(e.get("CORS_ALLOWED_ORIGINS"), [])
         self.MAX_CONTENT_LENGTH = parse_int("MAX_REQUEST_BYTES", e.get("MAX_REQUEST_BYTES"), 64 * 1024)
+        # How many reverse proxies (load balancer, nginx) sit in front: their X-Forwarded-For
+        # entries are trusted for the client address (login throttling per IP needs the real one).
+        self.TRUSTED_PROXY_COUNT = parse_int("TRUSTED_PROXY_COUNT", e.get("TRUSTED_PROXY_COUNT"), 0)
         # Gunicorn worker processes per server (each a gevent loop); one is plenty for a dev machine.
         self.WEB_CONCURRENCY = parse_int("WEB_CONCURRENCY", e.get("WEB_CONCURRENCY"), 1)
         # Database: Postgres when DB_HOST is set, else embedded SQLite under instance/.

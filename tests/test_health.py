@@ -27,3 +27,20 @@ def test_metrics_are_prometheus_text(client):
     response = client.get("/metrics")
     assert response.status_code == 200
     assert b"http_requests_total" in response.data
+
+
+def test_trusted_proxy_supplies_the_client_address(env):
+    from flask import request
+
+    from config import TestConfig
+    from tradingapp import create_app
+
+    proxied = create_app(TestConfig({**env, "TRUSTED_PROXY_COUNT": "1"}))
+
+    @proxied.get("/_test/remote-addr")
+    def remote_addr():
+        return {"addr": request.remote_addr}
+
+    response = proxied.test_client().get("/_test/remote-addr", headers={"X-Forwarded-For": "203.0.113.9"},
+                                         environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    assert response.get_json() == {"addr": "203.0.113.9"}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import BASE_DIR, Config, load_config
 
@@ -39,6 +40,9 @@ def create_app(config: Config | None = None) -> Flask:
     register_error_handlers(app)
     register_api(app)
     cli.init_app(app)
+    if config.TRUSTED_PROXY_COUNT:
+        n = config.TRUSTED_PROXY_COUNT
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     return app
 
 

@@ -7,12 +7,12 @@ from decimal import Decimal
 import click
 import psycopg
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 from flask import Flask, current_app
 from psycopg import sql
 
 from tradingapp.extensions import db
 from tradingapp.models import Instrument, User
+from tradingapp.passwords import hash_password
 
 DEMO_USERS = [
     # email, password, name, role
@@ -51,11 +51,10 @@ def create_database_if_missing(config) -> bool:
 
 def seed_demo_data() -> dict:
     """Demo users and instruments; running it again changes nothing."""
-    hasher = PasswordHasher()
     created = {"users": 0, "instruments": 0}
     for email, password, name, role in DEMO_USERS:
         if db.session.scalar(sa.select(User.id).where(User.email == email)) is None:
-            db.session.add(User(email=email, password_hash=hasher.hash(password), name=name, role=role))
+            db.session.add(User(email=email, password_hash=hash_password(password), name=name, role=role))
             created["users"] += 1
     for segment, ex_id, symbol, name, series, lot, tick in DEMO_INSTRUMENTS:
         found = db.session.scalar(
