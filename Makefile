@@ -1,0 +1,73 @@
+# tradingapp: `make run` starts every process on this machine, `make test` lints and tests.
+# Everything lives in .venv; installs are skipped while requirements*.txt are unchanged (stamps).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --quiet
+
+export FLASK_APP := wsgi
+# `make run` trades on paper against the simulated feed unless the environment says otherwise.
+export BROKER ?= paper
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint fmt migrate seed preflight services install install-dev clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: $(RUNTIME_STAMP) ## set up the database and start backend, websocket, worker, consumer and feed
+	@$(BIN)/python -m tradingapp.preflight
+	@$(BIN)/flask create-db
+	@$(BIN)/flask db upgrade
+	@$(BIN)/flask seed
+	@$(BIN)/python scripts/run_stack.py
+
+test: $(DEV_STAMP) services ## start the services if needed, then ruff and the whole pytest suite
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(DEV_STAMP) ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(DEV_STAMP) ## ruff format and the safe ruff fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: $(RUNTIME_STAMP) ## create the database if missing and apply the migrations
+	$(BIN)/flask create-db
+	$(BIN)/flask db upgrade
+
+seed: $(RUNTIME_STAMP) ## demo users and instruments (idempotent)
+	$(BIN)/flask seed
+
+preflight: $(RUNTIME_STAMP) ## check that Redis, RabbitMQ and PostgreSQL (when DB_HOST is set) answer
+	@$(BIN)/python -m tradingapp.preflight
+
+services: ## make sure local PostgreSQL, Redis and RabbitMQ run (installs them when missing)
+	@scripts/ensure_services.sh
+
+install: $(RUNTIME_STAMP) ## the runtime requirements in .venv
+install-dev: $(DEV_STAMP) ## runtime and development requirements in .venv
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "tradingapp needs Python 3.11+; '$(PYTHON)' is $$($(PYTHON) -V 2>&1 || echo missing)" >&2; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || \
+		{ rm -rf $(VENV); echo "could not create $(VENV); on Debian/Ubuntu: sudo apt-get install -y python3-venv" >&2; exit 1; }
+
+$(RUNTIME_STAMP): requirements.txt | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.txt
+	@touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(PIP_INSTALL) -r requirements-dev.txt
+	@touch $@ $(RUNTIME_STAMP)
+
+clean: ## remove the venv, caches and the local SQLite database
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis instance/*.db instance/*.db-wal instance/*.db-shm
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,197 @@
+"""Run every tradingapp process on this machine, `make run` style.
+
+backend and websocket (gunicorn, same app on PORT and WEBSOCKET_PORT), the RQ worker, the Kombu
+consumer and the market feed, each with its output prefixed by its name. Ctrl-C or SIGTERM stops
+them all (SIGTERM, a grace period, then SIGKILL) and exits 0; if one dies on its own, the rest are
+stopped and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config import Config, ConfigError, load_config  # noqa: E402  (needs ROOT on sys.path)
+
+
+@dataclass
+class Spec:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def specs(config: Config, bin_dir: Path) -> list[Spec]:
+    gunicorn = [str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+    python = str(bin_dir / "python")
+    return [
+        Spec("backend", gunicorn, {"PORT": str(config.PORT)}),
+        # The same app on the WebSocket port, as in the compose file's websocket service.
+        Spec("websocket", gunicorn, {"PORT": str(config.WEBSOCKET_PORT)}),
+        Spec("worker", [python, "-m", "jobs.worker"]),
+        Spec("consumer", [python, "-m", "jobs.consumer"]),
+        Spec("feed", [python, "-m", "jobs.feed"]),
+    ]
+
+
+def banner(config: Config) -> str:
+    from tradingapp.cli import DEMO_USERS
+
+    api = f"http://localhost:{config.PORT}"
+    lines = [
+        f"tradingapp is starting (broker={config.BROKER}, database={'PostgreSQL' if config.is_postgres else 'SQLite'})",
+        f"  API        {api}  (REST under /api/v1)",
+        f"  WebSocket  ws://localhost:{config.WEBSOCKET_PORT}/ws",
+        f"  health     {api}/health    ready  {api}/ready",
+    ]
+    lines += [f"  login      {email} / {password}  ({role})" for email, password, _, role in DEMO_USERS]
+    lines.append("  Ctrl-C stops everything.")
+    return "\n".join(lines)
+
+
+class Supervisor:
+    def __init__(self, specs: list[Spec], grace: float, out=sys.stdout):
+        self.specs = specs
+        self.grace = grace
+        self.out = out
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.width = max(len(s.name) for s in specs)
+        self.lock = threading.Lock()
+        self.stop_requested = threading.Event()
+        self.readers: list[threading.Thread] = []
+
+    def say(self, name: str, line: str) -> None:
+        with self.lock:
+            self.out.write(f"{name.ljust(self.width)} | {line}\n")
+            self.out.flush()
+
+    def start(self, base_env: dict[str, str]) -> None:
+        for spec in self.specs:
+            env = {**base_env, **spec.env, "PYTHONUNBUFFERED": "1"}
+            # Own session: the terminal's Ctrl-C reaches only us, and we stop children in order.
+            proc = subprocess.Popen(spec.argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            self.procs[spec.name] = proc
+            reader = threading.Thread(target=self._pump, args=(spec.name, proc), daemon=True)
+            reader.start()
+            self.readers.append(reader)
+            self.say("run", f"started {spec.name} pid={proc.pid}")
+
+    def _pump(self, name: str, proc: subprocess.Popen) -> None:
+        for raw in iter(proc.stdout.readline, b""):
+            self.say(name, raw.decode(errors="replace").rstrip("\n"))
+
+    def wait(self) -> int:
+        """Block until a signal asks us to stop (-> 0) or a process exits by itself (-> 1)."""
+        while not self.stop_requested.wait(0.2):
+            for name, proc in self.procs.items():
+                code = proc.poll()
+                if code is not None:
+                    self.say("run", f"{name} exited with code {code}; stopping the other processes")
+                    self.shutdown()
+                    return 1
+        self.say("run", "stopping every process")
+        self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for name, proc in self.procs.items():
+            if proc.poll() is None:
+                self.say("run", f"{name} still running after {self.grace:g}s; killing it")
+            # SIGKILL the whole group: a gunicorn worker may outlive its master.
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+        for reader in self.readers:
+            reader.join(timeout=2)
+        for name, proc in self.procs.items():
+            self.say("run", f"{name} stopped (exit code {proc.returncode})")
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already gone
+
+
+def take_terminal() -> tuple[int, int] | None:
+    """Become the terminal's foreground process group, so Ctrl-C reaches this supervisor only.
+
+    Under `make run` the terminal's SIGINT would also reach make, which then reports
+    "Interrupt" and fails even though every process stopped cleanly. Returns what to restore.
+    """
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd) or os.tcgetpgrp(fd) != os.getpgrp() or os.getsid(0) == os.getpid():
+            return None
+        previous = os.tcgetpgrp(fd)
+        os.setpgid(0, 0)
+        _set_foreground(fd, os.getpgrp())
+        return fd, previous
+    except (OSError, ValueError):
+        return None
+
+
+def _set_foreground(fd: int, pgrp: int) -> None:
+    # A background group that changes the terminal gets SIGTTOU unless it ignores it.
+    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, pgrp)
+    finally:
+        signal.signal(signal.SIGTTOU, old)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grace", type=float, default=15.0, help="seconds between SIGTERM and SIGKILL")
+    parser.add_argument("--bin", type=Path, default=Path(sys.executable).parent, help="the venv's bin directory")
+    parser.add_argument("--only", default="", help="comma-separated subset, e.g. backend,worker")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"run: configuration error: {exc}", file=sys.stderr)
+        return 1
+    chosen = [s for s in specs(config, args.bin) if not args.only or s.name in args.only.split(",")]
+    if not chosen:
+        print(f"run: --only {args.only!r} names no process", file=sys.stderr)
+        return 2
+    supervisor = Supervisor(chosen, grace=args.grace)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: supervisor.stop_requested.set())
+    terminal = take_terminal()
+    try:
+        print(banner(config), flush=True)
+        try:
+            supervisor.start({**os.environ, "FLASK_APP": "wsgi"})
+        except OSError as exc:
+            print(f"run: could not start a process: {exc}", file=sys.stderr)
+            supervisor.shutdown()
+            return 1
+        return supervisor.wait()
+    finally:
+        if terminal:
+            _set_foreground(*terminal)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
