@@ -22,7 +22,8 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import quotes
 
     app.register_blueprint(quotes.bp)
-    from tradingapp.api import orders, portfolio
+    from tradingapp.api import openapi, orders, portfolio
 
     app.register_blueprint(orders.bp)
     app.register_blueprint(portfolio.bp)
+    app.register_blueprint(openapi.bp)
