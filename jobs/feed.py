@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import random
 import signal
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -34,8 +33,21 @@ LOG_SECONDS = 30
 RETRY_SECONDS = 2
 
 
+class StopFlag:
+    """Set from a signal handler: a plain attribute, no lock the handler could deadlock on."""
+
+    def __init__(self):
+        self.stopped = False
+
+    def set(self) -> None:
+        self.stopped = True
+
+    def is_set(self) -> bool:
+        return self.stopped
+
+
 class Feed:
-    def __init__(self, app: Flask, stop: threading.Event, rng: random.Random | None = None):
+    def __init__(self, app: Flask, stop: StopFlag, rng: random.Random | None = None):
         self.app = app
         self.stop = stop
         self.rng = rng or random.Random()
@@ -64,7 +76,7 @@ class Feed:
                         self.failed,
                     )
                 next_at = max(next_at + self.interval, time.monotonic())
-                self.stop.wait(next_at - time.monotonic())
+                self.sleep(next_at - time.monotonic())
         finally:
             self.publisher.close()
             log.info("event=feed_stopped published=%d failed=%d", self.published, self.failed)
@@ -101,8 +113,14 @@ class Feed:
                 self.failed += 1
                 log.warning("event=feed_publish_failed segment=%s error=%s", segment, type(exc).__name__, exc_info=True)
                 self._reset_publisher()
-                self.stop.wait(RETRY_SECONDS)
+                self.sleep(RETRY_SECONDS)
                 return
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep in short slices so a stop request is seen within ~50 ms."""
+        until = time.monotonic() + seconds
+        while not self.stop.is_set() and (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
 
     def _reset_publisher(self) -> None:
         try:
@@ -142,10 +160,10 @@ def main() -> None:
     from tradingapp import create_app
 
     app = create_app()
-    stop = threading.Event()
+    stop = StopFlag()
 
-    def on_signal(signum, _frame):
-        log.info("event=feed_stopping signal=%s", signal.Signals(signum).name)
+    def on_signal(_signum, _frame):
+        # Only set the flag: logging here could re-enter a half-written log line.
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -1,0 +1,185 @@
+"""The RabbitMQ consumer (`python -m jobs.consumer`): broker events, market ticks and, with the
+paper broker, the paper exchange's tick feed.
+
+Every message is acknowledged only after its database commit. A message that can never be
+applied (undecodable, wrong shape, a MalformedEvent) is rejected without requeue, so RabbitMQ
+routes it to the dead-letter queue; a transient failure (database or Redis down) requeues it
+after a short pause and the consumer keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+import redis
+import sqlalchemy as sa
+from flask import Flask
+from kombu import Connection
+from kombu.mixins import ConsumerMixin
+
+from tradingapp.events import MalformedEvent
+from tradingapp.extensions import db
+from tradingapp.messaging import Topology
+
+log = logging.getLogger("jobs.consumer")
+
+PREFETCH = 200
+# Failures worth retrying: the service comes back, the message is fine.
+TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, redis.ConnectionError, redis.TimeoutError)
+
+
+class BadMessage(ValueError):
+    """A message body of the wrong shape: dead-lettered, never retried."""
+
+
+class Consumer(ConsumerMixin):
+    def __init__(
+        self, app: Flask, connection: Connection, paper_exchange: bool | None = None, retry_delay: float = 1.0
+    ):
+        self.app = app
+        self.connection = connection
+        self.topology = Topology(app.config.get("NAMESPACE", ""))
+        self.paper_exchange = app.config["BROKER"] == "paper" if paper_exchange is None else paper_exchange
+        self.retry_delay = retry_delay
+        self.handled = 0  # messages settled (acked or rejected)
+        self.ready = threading.Event()  # set once consuming: lets a supervisor or a test wait for it
+
+    # -- wiring -----------------------------------------------------------------------------
+    def get_consumers(self, Consumer, channel):  # noqa: N803 (kombu's signature)
+        t = self.topology
+        # The dead-letter exchange and queue must exist before a reject can route anywhere.
+        for exchange in (t.broker_events, t.market_ticks, t.dead_letter):
+            exchange(channel).declare()
+        t.q_dead(channel).declare()
+        consumers = [
+            Consumer(
+                queues=[t.q_broker_events], callbacks=[self.on_broker_event], accept=["json"], prefetch_count=PREFETCH
+            ),
+            Consumer(queues=[t.q_ticks], callbacks=[self.on_ticks], accept=["json"], prefetch_count=PREFETCH),
+        ]
+        if self.paper_exchange:
+            consumers.append(
+                Consumer(
+                    queues=[t.q_paper_ticks], callbacks=[self.on_paper_ticks], accept=["json"], prefetch_count=PREFETCH
+                )
+            )
+        return consumers
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        log.info("event=consumer_ready queues=%s", ",".join(q.name for c in consumers for q in c.queues))
+        self.ready.set()
+
+    def on_decode_error(self, message, exc):
+        self._dead_letter(message, f"undecodable: {type(exc).__name__}: {exc}")
+
+    def run(self, *args, **kwargs):
+        """The whole message loop runs inside one app context (one per consumer thread)."""
+        with self.app.app_context():
+            super().run(*args, **kwargs)
+
+    # -- handlers ---------------------------------------------------------------------------
+    def on_broker_event(self, body, message):
+        self._handle(message, lambda: _apply_broker_event(_object(body)))
+
+    def on_ticks(self, body, message):
+        self._handle(message, lambda: _ingest_ticks(_tick_list(body)))
+
+    def on_paper_ticks(self, body, message):
+        self._handle(message, lambda: _match_ticks(_tick_list(body)))
+
+    def _handle(self, message, work) -> None:
+        """Run one message's work; settle the message by what happened."""
+        queue = message.delivery_info.get("routing_key", "")
+        try:
+            work()
+        except (MalformedEvent, BadMessage) as exc:
+            self._dead_letter(message, str(exc))
+        except TRANSIENT_ERRORS as exc:
+            log.warning("event=message_retry routing_key=%s error=%s", queue, type(exc).__name__)
+            _rollback()
+            time.sleep(self.retry_delay)
+            message.requeue()
+        except Exception:
+            # A bug must not spin forever on redelivery: park the message where an operator sees it.
+            log.exception("event=message_failed routing_key=%s", queue)
+            _rollback()
+            self._dead_letter(message, "handler error")
+        else:
+            message.ack()
+            self.handled += 1
+        finally:
+            db.session.remove()
+
+    def _dead_letter(self, message, reason: str) -> None:
+        log.error(
+            "event=message_dead_lettered routing_key=%s message_id=%s reason=%s",
+            message.delivery_info.get("routing_key", ""),
+            message.properties.get("message_id"),
+            reason,
+        )
+        message.reject(requeue=False)
+        self.handled += 1
+
+
+def _object(body) -> dict:
+    if not isinstance(body, dict):
+        raise BadMessage("message body is not a JSON object")
+    return body
+
+
+def _tick_list(body) -> list[dict]:
+    ticks = _object(body).get("ticks")
+    if not isinstance(ticks, list):
+        raise BadMessage("message has no 'ticks' list")
+    return ticks
+
+
+# Imported when first used, inside the handler's error handling: the consumer starts even while
+# an optional part (the paper exchange) is not importable, and reports it per message.
+def _apply_broker_event(body: dict) -> None:
+    from tradingapp.services.broker_events import apply_broker_event
+
+    apply_broker_event(body)
+
+
+def _ingest_ticks(ticks: list[dict]) -> None:
+    from tradingapp.services.ticks import ingest_ticks
+
+    ingest_ticks(ticks)
+
+
+def _match_ticks(ticks: list[dict]) -> None:
+    from tradingapp.brokers.paper import match_ticks
+
+    match_ticks(ticks)
+
+
+def _rollback() -> None:
+    try:
+        db.session.rollback()
+    except Exception:  # the connection may be gone; remove() in the caller discards it
+        log.debug("rollback failed", exc_info=True)
+
+
+def main() -> None:
+    from tradingapp import create_app
+
+    app = create_app()
+    with Connection(app.config["AMQP_URL"], heartbeat=30, connect_timeout=5) as connection:
+        consumer = Consumer(app, connection)
+
+        def stop(_signum, _frame):
+            # Only set the flag: logging here could re-enter a half-written log line.
+            consumer.should_stop = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        consumer.run()
+    log.info("event=consumer_stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""The Kombu consumer against real RabbitMQ, Postgres and Redis, and tick ingest on its own."""
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import orjson
+import pytest
+import redis
+import sqlalchemy as sa
+from kombu import Connection
+
+import config
+from jobs.consumer import Consumer
+from tests.factories import event, make_order
+from tradingapp import create_app
+from tradingapp import events as ev
+from tradingapp.extensions import db as _db
+from tradingapp.extensions import get_redis
+from tradingapp.messaging import Publisher, Topology
+from tradingapp.models import Order, PaperOrder, Tick
+from tradingapp.realtime import quotes_channel, read_quotes
+from tradingapp.services.ticks import ingest_ticks
+
+TS = datetime.now(UTC).replace(microsecond=0)
+
+
+def tick(instrument_id=1, seq=1, ltp="2900.05", ts=TS, **extra) -> dict:
+    return {
+        "instrument_id": instrument_id,
+        "exchange_segment": "NSECM",
+        "exchange_instrument_id": 2885,
+        "seq": seq,
+        "ts": ts if isinstance(ts, str) else ts.isoformat(),
+        "ltp": ltp,
+        "bid": ltp,
+        "ask": str(Decimal(ltp) + Decimal("0.05")),
+        "open": "2890.00",
+        "high": "2910.00",
+        "low": "2880.00",
+        "close": "2895.00",
+        "ltq": 10,
+        "bid_qty": 100,
+        "ask_qty": 200,
+        "volume": 5000,
+        **extra,
+    }
+
+
+def tick_count(**where) -> int:
+    query = sa.select(sa.func.count()).select_from(Tick).filter_by(**where)
+    count = _db.session.scalar(query)
+    _db.session.rollback()  # end the read so the next poll sees the consumer's commits
+    return count
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def topology(app):
+    topology = Topology(app.config["NAMESPACE"])
+    with Connection(app.config["AMQP_URL"]) as conn:
+        topology.declare(conn)
+        for queue in topology.all_queues():  # nothing left over from another test
+            queue(conn.default_channel).purge()
+    return topology
+
+
+@pytest.fixture
+def publisher(app, topology):
+    pub = Publisher(app.config["AMQP_URL"], app.config["NAMESPACE"])
+    yield pub
+    pub.close()
+
+
+@pytest.fixture
+def start_consumer(app, db, topology):
+    """Run the real consumer class in a thread; stopped (should_stop) after the test."""
+    running = []
+
+    def start(target_app=None, paper_exchange=False):
+        target_app = target_app or app
+        consumer = Consumer(
+            target_app, Connection(target_app.config["AMQP_URL"]), paper_exchange=paper_exchange, retry_delay=0.2
+        )
+        # A short drain timeout so should_stop is seen quickly at teardown.
+        thread = threading.Thread(target=consumer.run, kwargs={"safety_interval": 0.1}, daemon=True)
+        thread.start()
+        running.append((consumer, thread))
+        assert consumer.ready.wait(10)
+        return consumer
+
+    yield start
+    for consumer, thread in running:
+        consumer.should_stop = True
+        thread.join(10)
+        consumer.connection.release()
+
+
+def publish_ticks(publisher, ticks, message_id=None):
+    publisher.publish("market_ticks", "ticks.NSECM", {"ticks": ticks}, message_id=message_id or uuid.uuid4().hex)
+
+
+def publish_raw(app, topology, exchange, body: bytes, content_type: str):
+    with Connection(app.config["AMQP_URL"]) as conn:
+        conn.Producer().publish(
+            body,
+            exchange=getattr(topology, exchange),
+            routing_key="ticks.NSECM",
+            content_type=content_type,
+            content_encoding="utf-8",
+        )
+
+
+def dead_letters(app, topology, count: int) -> list:
+    messages = []
+    with Connection(app.config["AMQP_URL"]) as conn:
+        queue = topology.q_dead(conn.default_channel)
+
+        def more():
+            message = queue.get(no_ack=True)
+            if message is not None:
+                messages.append(message)
+            return len(messages) >= count
+
+        wait_for(more)
+    return messages
+
+
+# -- ticks ---------------------------------------------------------------------------------
+
+
+def test_tick_message_is_stored_one_row_per_tick(start_consumer, publisher):
+    start_consumer()
+    publish_ticks(publisher, [tick(1), tick(2, ltp="4100.00")])
+    wait_for(lambda: tick_count() == 2)
+    row = _db.session.scalar(sa.select(Tick).filter_by(instrument_id=2))
+    assert (row.ltp, row.ask, row.volume, row.ts) == (Decimal("4100.00"), Decimal("4100.05"), 5000, TS)
+
+
+def test_tick_message_updates_the_quote_cache(start_consumer, publisher):
+    start_consumer()
+    publish_ticks(publisher, [tick(1, ltp="2901.10")])
+    wait_for(lambda: 1 in read_quotes(get_redis(), [1]))
+    quote = read_quotes(get_redis(), [1])[1]
+    assert (quote["ltp"], quote["close"], quote["volume"]) == ("2901.10", "2895.00", "5000")
+
+
+def test_tick_message_publishes_the_quote_on_the_redis_channel(start_consumer, publisher):
+    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(quotes_channel())
+    try:
+        start_consumer()
+        publish_ticks(publisher, [tick(3, ltp="1900.25")])
+        messages = []
+        wait_for(lambda: messages.append(pubsub.get_message(timeout=0.1)) or messages[-1] is not None)
+        quote = orjson.loads(messages[-1]["data"])
+        assert (quote["instrument_id"], quote["ltp"], quote["ltq"]) == (3, "1900.25", 10)
+    finally:
+        pubsub.close()
+
+
+def test_a_message_delivered_twice_stores_each_tick_once(start_consumer, publisher):
+    start_consumer()
+    body = [tick(1, seq=1), tick(2, seq=1)]
+    publish_ticks(publisher, body, message_id="dup")
+    publish_ticks(publisher, body, message_id="dup")
+    publish_ticks(publisher, [tick(5, seq=9)])  # processed after both copies: the marker
+    wait_for(lambda: tick_count(instrument_id=5) == 1)
+    assert tick_count() == 3
+
+
+# -- poison and failures -------------------------------------------------------------------
+
+
+def test_undecodable_message_is_dead_lettered_and_consuming_goes_on(app, topology, start_consumer, publisher):
+    start_consumer()
+    publish_raw(app, topology, "market_ticks", b"{not json", "application/json")
+    publish_ticks(publisher, [tick(4)])
+    wait_for(lambda: tick_count(instrument_id=4) == 1)
+    [dead] = dead_letters(app, topology, 1)
+    assert dead.headers["x-death"][0]["queue"] == topology.q_ticks.name
+
+
+def test_message_of_a_disallowed_content_type_is_dead_lettered(app, topology, start_consumer):
+    start_consumer()
+    publish_raw(app, topology, "market_ticks", b"\x80\x04K\x01.", "application/x-python-serialize")
+    [dead] = dead_letters(app, topology, 1)
+    assert dead.headers["x-death"][0]["reason"] == "rejected"
+
+
+def test_ticks_message_without_a_ticks_list_is_dead_lettered(app, topology, start_consumer, publisher):
+    start_consumer()
+    publisher.publish("market_ticks", "ticks.NSECM", {"tick": tick(1)}, message_id="wrong-shape")
+    [dead] = dead_letters(app, topology, 1)
+    assert dead.properties["message_id"] == "wrong-shape"
+
+
+def test_malformed_broker_event_is_dead_lettered(app, topology, start_consumer, publisher):
+    start_consumer()
+    publisher.publish("broker_events", "order.fill", {"event_id": "e1", "type": "order.teleported"})
+    [dead] = dead_letters(app, topology, 1)
+    assert dead.headers["x-death"][0]["queue"] == topology.q_broker_events.name
+
+
+def test_redis_outage_retries_the_message_until_redis_is_back(env, start_consumer, publisher, tmp_path):
+    port = free_port()
+    flaky_app = create_app(config.TestConfig({**env, "REDIS_PORT": str(port)}))
+    server = None
+    try:
+        consumer = start_consumer(flaky_app)
+        publish_ticks(publisher, [tick(6, ltp="24000.10")])
+        wait_for(lambda: tick_count(instrument_id=6) == 1)  # committed, then Redis refused
+        assert consumer.handled == 0  # not acknowledged: it is being retried
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL,
+        )
+        cache = redis.Redis(port=port, db=int(env["REDIS_DB"]))
+        wait_for(lambda: cache.hget(f"{env['NAMESPACE']}:quote:6", "ltp") == b"24000.10")
+        cache.close()
+        assert consumer.handled == 1 and tick_count() == 1
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        with flaky_app.app_context():
+            _db.engine.dispose()
+        flaky_app.extensions["redis"].close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- broker events and the paper exchange ----------------------------------------------------
+
+
+def test_broker_event_is_applied_to_its_order(start_consumer, publisher, trader):
+    order = make_order(trader, status="SUBMITTED")
+    start_consumer()
+    body = event(ev.ACCEPTED, order, broker_order_id="P77")
+    publisher.publish("broker_events", ev.ACCEPTED, body, message_id=body["event_id"])
+
+    def is_open():
+        status = _db.session.scalar(sa.select(Order.status).filter_by(id=order.id))
+        _db.session.rollback()
+        return status == "OPEN"
+
+    wait_for(is_open)
+
+
+@pytest.fixture
+def paper_publisher_closed(app):
+    """The paper exchange publishes its fills through the app's shared publisher: close it after."""
+    yield
+    shared = app.extensions.pop("tradingapp.publisher", None)
+    if shared is not None:
+        shared.close()
+
+
+def test_paper_ticks_fill_resting_paper_orders(paper_publisher_closed, start_consumer, publisher):
+    _db.session.add(
+        PaperOrder(
+            order_id=uuid.uuid4(),
+            broker_order_id="PT1",
+            instrument_id=1,
+            side="BUY",
+            quantity=5,
+            order_type="LIMIT",
+            limit_price=Decimal("2900.00"),
+            status="open",
+        )
+    )
+    _db.session.commit()
+    start_consumer(paper_exchange=True)
+    publish_ticks(publisher, [tick(1, ltp="2899.95")])
+
+    def filled():
+        status = _db.session.scalar(sa.select(PaperOrder.status).filter_by(broker_order_id="PT1"))
+        _db.session.rollback()
+        return status == "filled"
+
+    wait_for(filled)
+
+
+def test_consumer_process_stops_cleanly_on_sigterm(env, topology):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.consumer"],
+        env={**env, "LOG_LEVEL": "INFO"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready = ""
+        while "event=consumer_ready" not in ready:
+            ready = proc.stderr.readline()
+            assert ready, "consumer exited before it was ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+# -- ingest_ticks on its own ---------------------------------------------------------------
+
+
+def test_bad_ticks_are_skipped_and_the_good_ones_stored(db):
+    bad = [
+        tick(1, seq=2, ltp="0"),
+        tick(1, seq=3, ltp=2900.5),
+        tick(1, seq=4, ts="yesterday"),
+        {**tick(1, seq=5), "instrument_id": "1"},
+        tick(1, seq=6, bid="-1"),
+        tick(1, seq=7, ltq=True),
+        tick(1, seq=8, ts=TS.replace(tzinfo=None).isoformat()),
+        tick(1, seq=9, ltp="1.00001"),
+        "tick",
+    ]
+    assert ingest_ticks([tick(1, seq=1), *bad]) == 1
+    assert tick_count() == 1
+
+
+def test_a_late_older_tick_does_not_roll_back_the_cached_quote(db):
+    ingest_ticks([tick(1, seq=2, ltp="2950.00", ts=TS)])
+    ingest_ticks([tick(1, seq=1, ltp="2800.00", ts=TS - timedelta(seconds=5))])
+    assert read_quotes(get_redis(), [1])[1]["ltp"] == "2950.00"
+    assert tick_count() == 2
+
+
+def test_the_latest_tick_of_a_batch_becomes_the_quote(db):
+    later = TS + timedelta(seconds=1)
+    ingest_ticks([tick(1, seq=2, ltp="2950.00", ts=later), tick(1, seq=1, ltp="2800.00", ts=TS)])
+    assert read_quotes(get_redis(), [1])[1]["ltp"] == "2950.00"
+
+
+def test_quote_fields_a_tick_lacks_are_cleared_from_the_cache(db):
+    ingest_ticks([tick(1, seq=1)])
+    ingest_ticks([tick(1, seq=2, ts=TS + timedelta(seconds=1), bid=None, ask=None)])
+    quote = read_quotes(get_redis(), [1])[1]
+    assert "bid" not in quote and "ask" not in quote
