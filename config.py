@@ -146,6 +146,8 @@ class Config:
         self.WS_MAX_INSTRUMENTS = parse_int("WS_MAX_INSTRUMENTS", e.get("WS_MAX_INSTRUMENTS"), 200)
         self.WS_MAX_SOCKETS_PER_USER = parse_int("WS_MAX_SOCKETS_PER_USER", e.get("WS_MAX_SOCKETS_PER_USER"), 10)
         self.WS_MAX_QUEUED_EVENTS = parse_int("WS_MAX_QUEUED_EVENTS", e.get("WS_MAX_QUEUED_EVENTS"), 1000)
+        # A socket whose single send is blocked this long (client stopped reading) is dropped.
+        self.WS_SEND_TIMEOUT = parse_duration("WS_SEND_TIMEOUT", e.get("WS_SEND_TIMEOUT"), 30)
         # simple-websocket pings every interval and drops a socket that missed the last pong;
         # frames far past our limit are refused at the protocol level before they are buffered.
         self.SOCK_SERVER_OPTIONS = {

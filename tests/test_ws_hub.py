@@ -208,3 +208,11 @@ def test_bad_messages_are_refused_with_a_code(frame, code):
 def test_subscribe_defaults_to_ltp_and_dedupes_ids():
     command = parse_message('{"action": "subscribe", "instrument_ids": [3, 1, 3]}', 1024)
     assert (command.action, command.instrument_ids, command.mode) == ("subscribe", (3, 1), "ltp")
+
+
+def test_a_send_blocked_past_the_limit_counts_as_stalled(hub):
+    conn = hub.register("u1")
+    assert not conn.stalled(now=100.0, limit=30)
+    conn.sending_since = 60.0
+    assert not conn.stalled(now=80.0, limit=30)
+    assert conn.stalled(now=100.0, limit=30)

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 # Short intervals so auth timeout, revocation and heartbeat are observable in a second or two.
 SERVER_SETTINGS = {"WS_AUTH_TIMEOUT": "1", "WS_REVOCATION_CHECK": "1", "WS_PING_INTERVAL": "1",
-                   "WS_MAX_SOCKETS_PER_USER": "3"}  # fmt: skip
+                   "WS_MAX_SOCKETS_PER_USER": "3", "WS_SEND_TIMEOUT": "1"}  # fmt: skip
 QUOTE = {
     "instrument_id": 1, "ltp": "2950.50", "ltq": 10, "bid": "2950.45", "ask": "2950.55", "bid_qty": 120,
     "ask_qty": 80, "open": "2940.00", "high": "2960.00", "low": "2935.10", "close": "2938.70",
@@ -99,8 +99,8 @@ def login(app, make_user):
 def sockets():
     opened = []
 
-    def connect(url: str) -> websocket.WebSocket:
-        ws = websocket.create_connection(url, timeout=5)
+    def connect(url: str, **options) -> websocket.WebSocket:
+        ws = websocket.create_connection(url, timeout=5, **options)
         opened.append(ws)
         return ws
 
@@ -257,6 +257,29 @@ def test_socket_limit_per_user_closes_4429(server, login, sockets):
     extra = sockets(f"{server}?token={token}")
     assert recv_json(extra)["code"] == "too_many_connections"
     assert close_code(extra) == 4429
+
+
+def test_client_that_stops_reading_is_dropped_without_a_backlog(server, login, sockets):
+    _, token, _ = login()
+    # a tiny receive buffer, so the server's writes back up soon after the client stops reading
+    ws = sockets(f"{server}?token={token}", sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    ids = list(range(1, 201))
+    ws.send(orjson.dumps({"action": "subscribe", "instrument_ids": ids, "mode": "full"}).decode())
+    assert recv_json(ws)["type"] == "subscribed"
+    published = 0
+    flood_until = time.monotonic() + 3  # past the send timeout and two missed heartbeats
+    while time.monotonic() < flood_until:
+        pipe = get_redis().pipeline(transaction=False)
+        for iid in ids:
+            realtime.publish_quote(pipe, {**QUOTE, "instrument_id": iid, "ltp": f"{published}.00"})
+            published += 1
+        pipe.execute()
+        time.sleep(0.02)
+    received = 0
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        while ws.recv():  # what was already in flight, then the end of the connection
+            received += 1
+    assert received < published / 2, "a slow client got a backlog instead of conflated quotes"
 
 
 def test_server_sends_heartbeat_pings(server, login, sockets):

@@ -68,6 +68,7 @@ class Connection:
         self._quotes: dict[int, dict] = {}
         self.close_code: int | None = None
         self.close_reason = ""
+        self.sending_since: float | None = None  # monotonic time a send started; set by the sender
 
     def __repr__(self) -> str:
         return f"Connection(id={self.id}, user_id={self.user_id})"
@@ -128,6 +129,11 @@ class Connection:
             self._events.clear()
             self._quotes.clear()
             return batch
+
+    def stalled(self, now: float, limit: float) -> bool:
+        """True when one send has been blocked longer than `limit`: the client stopped reading."""
+        started = self.sending_since
+        return started is not None and now - started > limit
 
     def pending(self) -> int:
         with self._cond:

@@ -8,6 +8,7 @@ never interleave mid-frame.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -21,7 +22,15 @@ from simple_websocket import ConnectionClosed
 from tradingapp import realtime
 from tradingapp.auth import is_revoked, user_from_token
 from tradingapp.extensions import db, get_redis, sock
-from tradingapp.ws.hub import Connection, Hub, TooManyConnections, TooManyInstruments, shape_quote
+from tradingapp.ws.hub import (
+    CLOSE_OVERFLOW,
+    OVERFLOW_REASON,
+    Connection,
+    Hub,
+    TooManyConnections,
+    TooManyInstruments,
+    shape_quote,
+)
 from tradingapp.ws.listener import Listener
 from tradingapp.ws.protocol import Command, ProtocolError, parse_message
 
@@ -42,10 +51,16 @@ class Settings:
     auth_timeout: float
     revocation_check: float
     max_message_bytes: int
+    send_timeout: float
 
     @classmethod
     def from_config(cls, config) -> Settings:
-        return cls(config["WS_AUTH_TIMEOUT"], config["WS_REVOCATION_CHECK"], config["WS_MAX_MESSAGE_BYTES"])
+        return cls(
+            config["WS_AUTH_TIMEOUT"],
+            config["WS_REVOCATION_CHECK"],
+            config["WS_MAX_MESSAGE_BYTES"],
+            config["WS_SEND_TIMEOUT"],
+        )
 
 
 def init_app(app: Flask) -> None:
@@ -94,7 +109,10 @@ def feed(ws) -> None:
     finally:
         hub.unregister(conn)
         conn.close(CLOSE_NORMAL, "bye")
-        sender.join(timeout=5)
+        sender.join(timeout=CLOSE_WAIT + 1)
+        if sender.is_alive():  # blocked writing to a client that stopped reading
+            _abort(ws)
+            sender.join(timeout=1)
         log.info("event=ws_disconnected user_id=%s conn=%s code=%s", user_id, conn.id, conn.close_code)
 
 
@@ -123,7 +141,10 @@ def _receive_loop(ws, conn: Connection, hub: Hub, claims: dict, settings: Settin
         data = ws.receive(timeout=RECEIVE_TICK)
         if data is not None:
             _handle(data, conn, hub, settings)
-        if time.monotonic() >= next_check:
+        if conn.stalled(time.monotonic(), settings.send_timeout):
+            log.info("event=ws_client_too_slow user_id=%s conn=%s", conn.user_id, conn.id)
+            conn.close(CLOSE_OVERFLOW, OVERFLOW_REASON)
+        elif time.monotonic() >= next_check:
             next_check = time.monotonic() + settings.revocation_check
             if _session_ended(claims):
                 log.info("event=ws_session_ended user_id=%s conn=%s", conn.user_id, conn.id)
@@ -178,10 +199,15 @@ def _send_loop(ws, conn: Connection) -> None:
     try:
         while not conn.closing:
             for message in conn.take(timeout=5.0):
+                conn.sending_since = time.monotonic()
                 ws.send(_dumps(message))
+                conn.sending_since = None
         _close(ws, conn.close_code, conn.close_reason)
     except (ConnectionClosed, OSError):
-        conn.close(CLOSE_NORMAL, "client gone")  # wakes the receive loop's next check
+        conn.close(CLOSE_NORMAL, "client gone")  # the receive loop sees it on its next tick
+    except Exception:  # e.g. gevent refusing a second writer; never leave the socket half-alive
+        log.exception("event=ws_sender_failed user_id=%s conn=%s", conn.user_id, conn.id)
+        conn.close(CLOSE_NORMAL, "sender failed")
 
 
 def _close(ws, code: int, reason: str) -> None:
@@ -189,6 +215,14 @@ def _close(ws, code: int, reason: str) -> None:
     connection at once can reset it before the client has read the close code."""
     ws.close(reason=code, message=reason)
     ws.thread.join(timeout=CLOSE_WAIT)
+
+
+def _abort(ws) -> None:
+    """Shut the TCP socket down: wakes a send blocked on a full buffer (it raises OSError)."""
+    try:
+        ws.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _dumps(message: dict) -> str:
