@@ -229,6 +229,11 @@ def test_user_event_reaches_its_owner_only(server, login, sockets):
         ("{oops", websocket.ABNF.OPCODE_TEXT, "validation_error"),
         ('{"action": "launch"}', websocket.ABNF.OPCODE_TEXT, "unknown_action"),
         ('{"action": "subscribe", "instrument_ids": [-3]}', websocket.ABNF.OPCODE_TEXT, "validation_error"),
+        (
+            orjson.dumps({"action": "subscribe", "instrument_ids": list(range(1, 202))}).decode(),
+            websocket.ABNF.OPCODE_TEXT,
+            "too_many_instruments",
+        ),
         (b'{"action": "ping"}', websocket.ABNF.OPCODE_BINARY, "unsupported_frame"),
         ('{"action": "ping", "pad": "' + "x" * 20_000 + '"}', websocket.ABNF.OPCODE_TEXT, "message_too_large"),
     ],
