@@ -1,0 +1,217 @@
+"""docker-compose.yml, the Dockerfiles and .env.example against the deployment document and config.py.
+
+Docker does not run here, so the files are parsed and checked for what a deploy relies on.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+APP_SERVICES = ["backend", "websocket", "worker", "consumer", "feed", "migrate"]
+LONG_RUNNING = ["backend", "websocket", "worker", "consumer", "feed", "postgres", "redis", "rabbitmq"]
+SECRETS = ["DB_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "JWT_SECRET"]
+
+# The deployment document's "Environment Variables" list: the backend gets every one of them.
+DOCUMENT_VARIABLES = [
+    "PORT", "WEBSOCKET_PORT", "API_BASE_URL", "CORS_ALLOWED_ORIGINS",
+    "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "DB_SSL_MODE",
+    "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD",
+    "RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASSWORD", "RABBITMQ_VHOST",
+    "XTS_API_URL", "XTS_API_KEY", "XTS_API_SECRET", "JWT_SECRET", "JWT_EXPIRATION",
+]  # fmt: skip
+# The document's compose file: which service it gives which variables.
+DOCUMENT_SERVICE_VARIABLES = {
+    "backend": ["PORT", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "REDIS_HOST", "REDIS_PORT",
+                "REDIS_PASSWORD", "RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASSWORD", "JWT_SECRET"],
+    "websocket": ["PORT", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD"],
+    "postgres": ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"],
+    "rabbitmq": ["RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"],
+}  # fmt: skip
+DOCUMENT_PORTS = {
+    "backend": ["8080:8080"],
+    "websocket": ["8081:8081"],
+    "postgres": ["5432:5432"],
+    "redis": ["6379:6379"],
+    "rabbitmq": ["5672:5672", "15672:15672"],
+}
+
+
+def environment(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment") or {}
+    if isinstance(env, list):  # the KEY=value list form
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def config_variables() -> set[str]:
+    """Every variable config.py reads, from its source: `e.get("NAME"...)`, `source.get("APP_ENV")`."""
+    return set(re.findall(r'\.get\("([A-Z][A-Z0-9_]*)"', (ROOT / "config.py").read_text()))
+
+
+def env_example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if re.match(r"^[A-Z][A-Z0-9_]*=", line))
+
+
+# -- services and ports ---------------------------------------------------------------------------
+def test_compose_defines_the_app_processes_and_their_services():
+    assert set(SERVICES) == set(APP_SERVICES) | {"postgres", "redis", "rabbitmq"}
+
+
+@pytest.mark.parametrize("service", DOCUMENT_PORTS)
+def test_ports_are_published_as_in_the_document(service):
+    # Host side may be bound to an interface ("127.0.0.1:5432:5432"); the mapping itself must match.
+    published = [port.split(":", port.count(":") - 1)[-1] for port in SERVICES[service]["ports"]]
+    assert published == DOCUMENT_PORTS[service]
+
+
+def test_infrastructure_images_follow_the_document():
+    assert SERVICES["postgres"]["image"] == "timescale/timescaledb:latest-pg14"
+    assert SERVICES["rabbitmq"]["image"] == "rabbitmq:3-management"
+    assert SERVICES["redis"]["image"].startswith("redis")
+
+
+def test_redis_requires_the_password():
+    assert "--requirepass" in SERVICES["redis"]["command"]
+    assert "${REDIS_PASSWORD" in " ".join(SERVICES["redis"]["command"])
+
+
+# -- environment ----------------------------------------------------------------------------------
+def test_backend_gets_every_variable_of_the_deployment_document():
+    assert set(DOCUMENT_VARIABLES) <= set(environment("backend"))
+
+
+@pytest.mark.parametrize("service", DOCUMENT_SERVICE_VARIABLES)
+def test_each_service_gets_the_variables_the_document_gives_it(service):
+    assert set(DOCUMENT_SERVICE_VARIABLES[service]) <= set(environment(service))
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_every_app_service_runs_in_production_with_all_connection_settings(service):
+    env = environment(service)
+    assert env["APP_ENV"] == "production"
+    assert set(DOCUMENT_VARIABLES) <= set(env)
+    assert (env["DB_HOST"], env["REDIS_HOST"], env["RABBITMQ_HOST"]) == ("postgres", "redis", "rabbitmq")
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_app_services_pass_only_variables_config_reads(service):
+    assert set(environment(service)) <= config_variables()
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_secrets_come_from_the_environment_and_are_required(secret):
+    for service in APP_SERVICES:
+        assert environment(service)[secret].startswith("${" + secret + ":?"), service
+
+
+def test_websocket_is_the_same_app_on_8081():
+    backend, websocket = SERVICES["backend"], SERVICES["websocket"]
+    assert environment("websocket")["PORT"] == "8081"
+    assert environment("backend")["PORT"] == "8080"
+    assert websocket["command"] == backend["command"]
+    assert websocket["build"] == {"context": ".", "dockerfile": "Dockerfile.websocket"}
+    assert backend["build"] == {"context": ".", "dockerfile": "Dockerfile"}
+
+
+@pytest.mark.parametrize(
+    ("service", "module"), [("worker", "jobs.worker"), ("consumer", "jobs.consumer"), ("feed", "jobs.feed")]
+)
+def test_background_processes_run_their_module_from_the_backend_image(service, module):
+    assert SERVICES[service]["command"] == ["python", "-m", module]
+    assert SERVICES[service]["image"] == SERVICES["backend"]["image"]
+
+
+def test_migrate_upgrades_then_seeds_once():
+    migrate = SERVICES["migrate"]
+    assert migrate["command"][-1] == "flask db upgrade && flask seed"
+    assert migrate["restart"] == "no"
+
+
+# -- health, restarts, ordering, volumes ----------------------------------------------------------
+@pytest.mark.parametrize(("service", "port"), [("backend", 8080), ("websocket", 8081)])
+def test_web_services_are_checked_on_their_health_endpoint(service, port):
+    check = SERVICES[service]["healthcheck"]
+    assert check["test"] == ["CMD", "curl", "-f", f"http://localhost:{port}/health"]
+    assert check["start_period"] and check["retries"] >= 3
+
+
+@pytest.mark.parametrize(("service", "probe"), [("postgres", "pg_isready"), ("redis", "redis-cli ping"),
+                                                ("rabbitmq", "rabbitmq-diagnostics")])  # fmt: skip
+def test_infrastructure_has_a_healthcheck(service, probe):
+    assert probe in " ".join(SERVICES[service]["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("service", LONG_RUNNING)
+def test_long_running_services_restart_always(service):
+    assert SERVICES[service]["restart"] == "always"
+
+
+@pytest.mark.parametrize("service", ["backend", "websocket", "worker", "consumer", "feed"])
+def test_app_processes_wait_for_migrate_and_healthy_services(service):
+    depends = SERVICES[service]["depends_on"]
+    assert depends["migrate"] == {"condition": "service_completed_successfully"}
+    for infra in ("postgres", "redis", "rabbitmq"):
+        assert depends[infra] == {"condition": "service_healthy"}
+
+
+def test_migrate_waits_for_a_healthy_postgres():
+    assert SERVICES["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+
+
+@pytest.mark.parametrize(("service", "path"), [("postgres", "/var/lib/postgresql/data"), ("redis", "/data"),
+                                               ("rabbitmq", "/var/lib/rabbitmq")])  # fmt: skip
+def test_state_lives_in_named_volumes(service, path):
+    volume = f"{service}_data"
+    assert volume in COMPOSE["volumes"]
+    assert f"{volume}:{path}" in SERVICES[service]["volumes"]
+
+
+# -- images ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("dockerfile", "port"), [("Dockerfile", 8080), ("Dockerfile.websocket", 8081)])
+def test_image_is_slim_non_root_with_a_healthcheck(dockerfile, port):
+    text = (ROOT / dockerfile).read_text()
+    assert text.startswith("#") and "\nFROM python:3.11-slim\n" in text
+    assert re.search(r"^USER app$", text, re.MULTILINE)
+    assert "pip install -r requirements.txt" in text
+    assert f"EXPOSE {port}" in text and f"PORT={port}" in text
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD curl -fsS .*/health", text, re.MULTILINE)
+    assert 'CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]' in text
+
+
+def test_dockerignore_keeps_secrets_and_the_venv_out_of_the_image():
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {".env", ".venv", ".git"} <= set(ignored)
+
+
+# -- .env.example ---------------------------------------------------------------------------------
+def test_env_example_lists_every_variable_config_reads():
+    assert config_variables() - set(env_example()) == set()
+
+
+def test_env_example_lists_only_variables_config_reads():
+    assert set(env_example()) - config_variables() == set()
+
+
+def test_env_example_values_parse():
+    values = {key: value for key, value in env_example().items() if value}
+    assert Config(values).PORT == 8080
+
+
+def test_env_example_leaves_the_secrets_empty():
+    assert all(env_example()[secret] == "" for secret in SECRETS)
+
+
+def test_every_variable_compose_substitutes_is_documented_in_env_example():
+    # `$${X}` is escaped for the container's shell; only `${X}` is substituted from .env.
+    substituted = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
+    assert substituted - set(env_example()) == set()
