@@ -111,7 +111,7 @@ class Feed:
                 self.published += 1
             except Exception as exc:  # RabbitMQ down: drop this interval, reconnect on the next
                 self.failed += 1
-                log.warning("event=feed_publish_failed segment=%s error=%s", segment, type(exc).__name__, exc_info=True)
+                log.warning("event=feed_publish_failed segment=%s error=%s", segment, type(exc).__name__)
                 self._reset_publisher()
                 self.sleep(RETRY_SECONDS)
                 return

@@ -2,8 +2,10 @@
 
 import random
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -242,3 +244,84 @@ def test_feed_exits_cleanly_on_sigterm(tick_queue, feed_process):
     receive(tick_queue, 1)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
+
+
+class TcpProxy:
+    """A TCP relay to RabbitMQ that can be cut and restored: a broker restart, as the client sees it."""
+
+    def __init__(self, port: int, target=("127.0.0.1", 5672)):
+        self.port, self.target = port, target
+        self.sockets: list[socket.socket] = []
+        self.listener: socket.socket | None = None
+
+    def start(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close alone does not
+        except OSError:
+            pass
+        self.listener.close()
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.sockets = []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_feed_keeps_publishing_after_a_rabbitmq_outage(env, tick_queue):
+    proxy = TcpProxy(free_port())
+    proxy.start()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.feed"],
+        env={**env, "FEED_INTERVAL_MS": "100", "RABBITMQ_PORT": str(proxy.port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        receive(tick_queue, 2)
+        proxy.cut()
+        time.sleep(1)
+        tick_queue.purge()
+        proxy.start()
+        receive(tick_queue, 2, timeout=20)
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proxy.cut()
