@@ -1,0 +1,218 @@
+"""Order jobs on the real services: RQ queues in Redis, an RQ SimpleWorker (in this process, in
+burst mode, and as the real `python -m jobs.worker` process), the paper broker and RabbitMQ."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from rq import Worker
+
+from jobs.worker import Maintenance, build_worker, sweep_once
+from tests.test_paper_broker import EventTap, set_quote
+from tradingapp import events as ev
+from tradingapp.brokers import get_broker
+from tradingapp.extensions import db as _db
+from tradingapp.extensions import get_redis
+from tradingapp.models import Order, PaperOrder
+from tradingapp.models.types import utcnow
+from tradingapp.services import jobqueue
+from tradingapp.services.orders import cancel_order, claim_for_submission, place_order
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_publisher(app):
+    """Jobs publish through the app's process-wide publisher: close it with the module."""
+    yield
+    publisher = app.extensions.pop("tradingapp.publisher", None)
+    if publisher is not None:
+        publisher.close()
+
+
+@pytest.fixture
+def tap(app, db):
+    events = EventTap(app)
+    yield events
+    events.close()
+
+
+def run_worker(app) -> None:
+    """Run every queued job through a real SimpleWorker, then give pytest its signal handlers back."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        build_worker(app).work(burst=True)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def new_order(user, **body) -> Order:
+    order, created = place_order(user, {"instrument_id": 1, "side": "BUY", "quantity": 5, "order_type": "MARKET",
+                                        **body}, None)  # fmt: skip
+    assert created
+    return order
+
+
+def reload(order_id) -> Order:
+    _db.session.rollback()
+    return _db.session.get(Order, order_id, populate_existing=True)
+
+
+def book_row(order_id) -> PaperOrder | None:
+    _db.session.rollback()
+    return _db.session.get(PaperOrder, order_id, populate_existing=True)
+
+
+def queued() -> list[str]:
+    return jobqueue.get_queue().get_job_ids()
+
+
+# -- enqueueing -------------------------------------------------------------------------------
+def test_enqueue_submit_twice_queues_one_job(db):
+    order_id = uuid.uuid4()
+    assert jobqueue.enqueue_submit(order_id) is not None
+    assert jobqueue.enqueue_submit(order_id) is None
+    assert queued() == [f"submit-{order_id}"]
+
+
+def test_enqueue_cancel_twice_queues_one_job(db):
+    order_id = uuid.uuid4()
+    jobqueue.enqueue_cancel(order_id)
+    jobqueue.enqueue_cancel(order_id)
+    assert queued() == [f"cancel-{order_id}"]
+
+
+def test_submit_job_states_timeout_ttls_and_retry(app, db):
+    job = jobqueue.enqueue_submit(uuid.uuid4())
+    assert (job.timeout, job.result_ttl, job.failure_ttl) == (app.config["ORDER_JOB_TIMEOUT"], 0, 7 * 86400)
+    assert (job.retries_left, job.retry_intervals) == (3, [1, 2, 5])
+
+
+def test_finished_submit_job_frees_its_id_for_a_new_one(app, db):
+    order_id = uuid.uuid4()  # unknown order: the job runs and has nothing to send
+    jobqueue.enqueue_submit(order_id)
+    run_worker(app)
+    assert jobqueue.enqueue_submit(order_id) is not None
+    assert queued() == [f"submit-{order_id}"]
+
+
+# -- submit ----------------------------------------------------------------------------------
+def test_worker_submits_pending_order_to_paper_broker(app, db, trader, tap):
+    set_quote(1, "2900.05")
+    order = new_order(trader)
+    run_worker(app)
+    assert reload(order.id).status == "SUBMITTED"
+    assert book_row(order.id).status == "filled"
+    events = tap.drain()
+    assert [e["type"] for e in events] == [ev.ACCEPTED, ev.FILL]
+    assert {e["order_id"] for e in events} == {str(order.id)}
+
+
+def test_worker_skips_order_cancelled_before_submission(app, db, trader):
+    order = new_order(trader)
+    cancel_order(trader, order.id)
+    run_worker(app)
+    assert reload(order.id).status == "CANCELLED"
+    assert book_row(order.id) is None
+
+
+def test_resend_asks_broker_first_and_does_not_place_again(app, db, trader, tap, caplog):
+    set_quote(1, "2900.05")
+    order = new_order(trader)
+    request, _ = claim_for_submission(order.id)  # an earlier attempt reached the broker, then died
+    broker_order_id = get_broker().place(request)
+    first = [e["event_id"] for e in tap.drain()]
+    caplog.set_level(logging.INFO, logger="jobs.orders")
+    run_worker(app)
+    assert f"event=submit_already_at_broker order_id={order.id}" in caplog.text
+    assert [e["event_id"] for e in tap.drain()] == first
+    assert book_row(order.id).broker_order_id == broker_order_id
+
+
+def test_resend_places_order_the_broker_never_saw(app, db, trader, caplog):
+    set_quote(1, "2900.05")
+    order = new_order(trader)
+    claim_for_submission(order.id)  # an earlier attempt claimed it and died before the broker
+    caplog.set_level(logging.INFO, logger="jobs.orders")
+    run_worker(app)
+    assert f"event=submit_resend order_id={order.id}" in caplog.text
+    assert book_row(order.id).status == "filled"
+
+
+# -- cancel ----------------------------------------------------------------------------------
+def test_worker_cancels_resting_order_at_the_broker(app, db, trader, tap):
+    set_quote(1, "2900.05")
+    order = new_order(trader, order_type="LIMIT", limit_price="2800.00")
+    run_worker(app)
+    tap.drain()
+    assert cancel_order(trader, order.id).status == "CANCEL_PENDING"
+    run_worker(app)
+    assert book_row(order.id).status == "cancelled"
+    assert [e["type"] for e in tap.drain()] == [ev.CANCELLED]
+
+
+# -- sweeper ---------------------------------------------------------------------------------
+def test_sweeper_requeues_stale_pending_order(app, db, trader):
+    order = new_order(trader)
+    jobqueue.get_queue().empty()  # the enqueue after commit was lost (crash, Redis down)
+    reload(order.id).updated_at = utcnow() - timedelta(minutes=5)
+    _db.session.commit()
+    assert sweep_once(app) == 1
+    assert queued() == [f"submit-{order.id}"]
+
+
+def test_maintenance_moves_due_retry_back_to_its_queue(app, db):
+    queue = jobqueue.get_queue()
+    job = queue.enqueue_at(datetime.now(UTC) - timedelta(seconds=1), jobqueue.SUBMIT_JOB, str(uuid.uuid4()))
+    maintenance = Maintenance(app, [queue.name])
+    assert queued() == []
+    maintenance.schedule_once()
+    maintenance.scheduler.stop()
+    assert queued() == [job.id]
+
+
+# -- the worker process ------------------------------------------------------------------------
+@pytest.fixture
+def worker_process(app, db, env):
+    proc = subprocess.Popen([sys.executable, "-m", "jobs.worker"], cwd=ROOT, env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 20
+    # Idle means registered, signal handlers installed and waiting on the queues.
+    while not [w for w in Worker.all(connection=get_redis()) if w.get_state() == "idle"]:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "worker did not register in 20 s"
+        time.sleep(0.1)
+    yield proc
+    if proc.poll() is None:
+        proc.terminate()  # warm shutdown, which also stops the worker's RQ scheduler process
+    try:
+        proc.wait(15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+
+
+def test_worker_process_runs_queued_submit(db, trader, worker_process):
+    set_quote(1, "2900.05")
+    order = new_order(trader)
+    deadline = time.monotonic() + 10
+    while reload(order.id).status == "PENDING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert reload(order.id).status == "SUBMITTED"
+
+
+def test_worker_process_exits_cleanly_on_sigterm(worker_process):
+    worker_process.send_signal(signal.SIGTERM)
+    output, _ = worker_process.communicate(timeout=15)
+    assert worker_process.returncode == 0, output

@@ -1,0 +1,100 @@
+"""RQ queues for order work. The API enqueues after its commit; `python -m jobs.worker` runs the jobs.
+
+Job ids are deterministic (submit-<order id>, cancel-<order id>; RQ allows no colons) and enqueued with unique=True, so
+the API, a retry and the sweeper can all ask for the same order and one job runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import current_app
+from redis import Redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from tradingapp.extensions import get_redis
+
+log = logging.getLogger(__name__)
+
+ORDERS, DEFAULT = "orders", "default"
+# Named, not imported: the backend never loads the worker's code.
+SUBMIT_JOB = "jobs.orders.submit_order"
+CANCEL_JOB = "jobs.orders.cancel_order"
+# Nobody reads an order job's return value, and dropping the finished job frees its id for the
+# sweeper at once.
+RESULT_TTL = 0
+FAILURE_TTL = 7 * 86400  # failed jobs stay a week for an operator to inspect
+DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+def queue_name(base: str) -> str:
+    """Queues carry the NAMESPACE prefix, like every other shared name, so stacks never steal jobs."""
+    namespace = current_app.config.get("NAMESPACE", "")
+    return f"{namespace}.{base}" if namespace else base
+
+
+def get_queue(base: str = ORDERS, connection: Redis | None = None) -> Queue:
+    return Queue(queue_name(base), connection=connection or get_redis())
+
+
+def submit_job_id(order_id: uuid.UUID | str) -> str:
+    return f"submit-{order_id}"
+
+
+def cancel_job_id(order_id: uuid.UUID | str) -> str:
+    return f"cancel-{order_id}"
+
+
+def enqueue_submit(order_id: uuid.UUID | str) -> Job | None:
+    """Queue the broker submission of an order; None when a job for it is already waiting."""
+    return _enqueue_unique(SUBMIT_JOB, submit_job_id(order_id), order_id)
+
+
+def enqueue_cancel(order_id: uuid.UUID | str) -> Job | None:
+    """Queue the broker cancel of an order; None when a job for it is already waiting."""
+    return _enqueue_unique(CANCEL_JOB, cancel_job_id(order_id), order_id)
+
+
+def _enqueue_unique(func: str, job_id: str, order_id: uuid.UUID | str) -> Job | None:
+    queue = get_queue(ORDERS)
+    for _attempt in range(2):
+        try:
+            job = queue.enqueue(
+                func,
+                str(order_id),
+                job_id=job_id,
+                unique=True,
+                job_timeout=current_app.config["ORDER_JOB_TIMEOUT"],
+                result_ttl=RESULT_TTL,
+                failure_ttl=FAILURE_TTL,
+                # Both jobs are idempotent (the worker claims under a row lock, the broker dedupes
+                # on our order id), so a retry can never send an order twice.
+                retry=Retry(max=3, interval=[1, 2, 5]),
+                description=f"{func}({order_id})",
+            )
+        except DuplicateJobError:
+            if _discard_if_done(queue, job_id):
+                continue
+            log.info("event=job_already_queued job_id=%s order_id=%s", job_id, order_id)
+            return None
+        log.info("event=job_enqueued job_id=%s order_id=%s queue=%s", job_id, order_id, queue.name)
+        return job
+    log.info("event=job_already_queued job_id=%s order_id=%s", job_id, order_id)
+    return None
+
+
+def _discard_if_done(queue: Queue, job_id: str) -> bool:
+    """A finished or failed job keeps its id until its TTL ends; when the sweeper asks again the
+    order still needs work, so the old record gives way. True when the id is free again."""
+    try:
+        job = Job.fetch(job_id, connection=queue.connection)
+    except NoSuchJobError:
+        return True
+    if job.get_status(refresh=True) not in DONE:
+        return False
+    log.info("event=job_replaced job_id=%s status=%s", job_id, job.get_status(refresh=False))
+    job.delete()
+    return True
