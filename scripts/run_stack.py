@@ -123,6 +123,7 @@ class Supervisor:
         for reader in self.readers:
             reader.join(timeout=2)
         for name, proc in self.procs.items():
+            proc.stdout.close()
             self.say("run", f"{name} stopped (exit code {proc.returncode})")
 
 

@@ -1,0 +1,107 @@
+"""Preflight against the real services: what answers passes, what does not is named with a way to start it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from config import TestConfig as AppTestConfig
+from tradingapp.preflight import check_postgres, check_rabbitmq, check_redis, report
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def closed_port() -> int:
+    """A port nothing listens on: bound, then released."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_preflight(env: dict[str, str], *command: str) -> subprocess.CompletedProcess:
+    argv = list(command) or [sys.executable, "-m", "tradingapp.preflight"]
+    full_env = {**os.environ, **env, "FLASK_APP": "wsgi"}
+    return subprocess.run(argv, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60)
+
+
+def test_running_services_pass(env):
+    result = run_preflight(env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "preflight ok    Redis at 127.0.0.1:" in result.stdout
+    assert "preflight ok    RabbitMQ at 127.0.0.1:" in result.stdout
+
+
+def test_unreachable_redis_is_named_with_its_address_and_start_command(env):
+    port = closed_port()
+    check = check_redis(AppTestConfig({**env, "REDIS_PORT": str(port)}))
+    assert not check.ok
+    assert check.address == f"127.0.0.1:{port}"
+    assert any(f"redis-server --daemonize yes --bind 127.0.0.1 -::1 --port {port}" in h for h in check.hints)
+    assert any("docker compose up -d redis rabbitmq postgres" in h for h in check.hints)
+
+
+def test_unreachable_rabbitmq_suggests_starting_it(env):
+    check = check_rabbitmq(AppTestConfig({**env, "RABBITMQ_PORT": str(closed_port())}))
+    assert not check.ok
+    assert any("rabbitmq-server -detached" in hint for hint in check.hints)
+
+
+def test_wrong_rabbitmq_password_is_a_credentials_problem(env):
+    check = check_rabbitmq(AppTestConfig({**env, "RABBITMQ_PASSWORD": "not-the-password"}))
+    assert (check.ok, check.detail) == (False, "refused the credentials")
+
+
+def test_unreachable_postgres_suggests_pg_ctlcluster(env):
+    check = check_postgres(AppTestConfig({**env, "DB_PORT": str(closed_port())}))
+    assert not check.ok
+    assert check.detail.startswith("unreachable:")
+    assert any("pg_ctlcluster" in hint for hint in check.hints)
+
+
+def test_postgres_without_the_database_yet_passes(env):
+    check = check_postgres(AppTestConfig({**env, "DB_NAME": "tradingapp_never_created"}))
+    assert (check.ok, check.detail) == (True, "database not created yet")
+
+
+def test_postgres_refusing_the_user_is_not_called_unreachable(env):
+    check = check_postgres(AppTestConfig({**env, "DB_USER": "no_such_role_here"}))
+    assert not check.ok
+    assert check.detail.startswith("refused:")
+
+
+def test_remote_host_points_at_the_host_not_at_local_commands(env):
+    check = check_redis(AppTestConfig({**env, "REDIS_HOST": "redis.invalid"}))
+    assert not check.ok
+    assert check.hints[0].startswith("check that redis.invalid is right")
+
+
+def test_sqlite_is_reported_without_a_postgres_check(env):
+    lines: list[str] = []
+    config = AppTestConfig({**env, "DB_HOST": "", "SQLITE_PATH": "/tmp/preflight-test.db"})
+    report(config, [], out=lines.append)
+    assert lines == ["preflight ok    database: SQLite at /tmp/preflight-test.db (no DB_HOST set)"]
+
+
+def test_a_service_down_exits_1_without_a_traceback(env):
+    result = run_preflight({**env, "REDIS_PORT": str(closed_port())})
+    assert result.returncode == 1
+    assert "preflight FAIL  Redis at 127.0.0.1:" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_flask_preflight_exits_1_when_a_service_is_down(env):
+    result = run_preflight({**env, "RABBITMQ_PORT": str(closed_port())}, str(BIN / "flask"), "preflight")
+    assert result.returncode == 1
+    assert "preflight FAIL  RabbitMQ at 127.0.0.1:" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_bad_configuration_exits_1_without_a_traceback(env):
+    result = run_preflight({**env, "APP_ENV": "staging"})
+    assert result.returncode == 1
+    assert "preflight FAIL  configuration: APP_ENV must be one of" in result.stderr
+    assert "Traceback" not in result.stderr
