@@ -73,3 +73,13 @@ def test_same_content_has_the_same_fingerprint_whatever_the_price_spelling():
     a = validate_new_order(body(limit_price="101.250"), SPEC)
     b = validate_new_order(body(limit_price=Decimal("101.25")), SPEC)
     assert a.fingerprint() == b.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("2500.0500", "2500.05"), ("100.0000", "100"), ("0.0000", "0"), ("-12.5000", "-12.5"), ("1E+3", "1000")],
+)
+def test_decimals_serialise_without_trailing_zeros_or_exponent(value, text):
+    from tradingapp.models.types import dec
+
+    assert dec(Decimal(value)) == text

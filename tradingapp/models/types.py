@@ -72,4 +72,8 @@ def iso(value: datetime | None) -> str | None:
 
 
 def dec(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    """A decimal as JSON text, the same on every backend: no trailing zeros, never an exponent
+    (NUMERIC(18,4) gives 2500.0500, the client sent 2500.05)."""
+    if value is None:
+        return None
+    return format(value.normalize(), "f") if value else "0"

@@ -1,0 +1,176 @@
+"""The whole order path on the real processes and services: log in over HTTP, watch quotes on a
+real WebSocket, place a MARKET order and see it FILLED with its trade and position pushed to the
+socket, rest a LIMIT order and cancel it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import orjson
+import pytest
+import requests
+import sqlalchemy as sa
+import websocket
+
+from tests.conftest import TABLES
+from tests.stack import Stack
+from tradingapp.cli import seed_demo_data
+from tradingapp.extensions import db, get_redis
+
+pytestmark = pytest.mark.e2e
+
+DEMO = {"email": "demo@tradingapp.local", "password": "demo-password-123"}
+
+
+class SocketReader:
+    """Collects every message of a WebSocket on a thread, so a test can wait for one."""
+
+    def __init__(self, url: str):
+        self.ws = websocket.create_connection(url, timeout=10)
+        self.messages: list[dict] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                raw = self.ws.recv()
+            except Exception:
+                return
+            if not raw:
+                return
+            with self._cond:
+                self.messages.append(orjson.loads(raw))
+                self._cond.notify_all()
+
+    def send(self, payload: dict) -> None:
+        self.ws.send(orjson.dumps(payload).decode())
+
+    def wait_for(self, predicate, timeout: float = 15.0, what: str = "message") -> dict:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for message in self.messages[seen:]:
+                    if predicate(message):
+                        return message
+                seen = len(self.messages)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no {what} within {timeout}s; last messages: {self.messages[-5:]}")
+                self._cond.wait(remaining)
+
+    def close(self):
+        self.ws.close()
+
+
+@pytest.fixture(scope="module")
+def stack(app, env):
+    with app.app_context():
+        db.session.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        get_redis().flushdb()
+        seed_demo_data()
+        db.session.remove()
+    running = Stack({**env, "FEED_INTERVAL_MS": "250"})
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def session(stack):
+    response = requests.post(f"{stack.base_url}/api/v1/auth/login", json=DEMO, timeout=10)
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {token}"
+    return {"token": token, "http": http}
+
+
+@pytest.fixture
+def socket_reader(stack, session):
+    reader = SocketReader(f"{stack.ws_url}?token={session['token']}")
+    yield reader
+    reader.close()
+    stack.assert_alive()
+
+
+def test_quotes_stream_to_a_subscribed_websocket(socket_reader):
+    socket_reader.send({"action": "subscribe", "instrument_ids": [1], "mode": "full"})
+    socket_reader.wait_for(lambda m: m.get("type") == "subscribed", what="subscribed")
+    first = socket_reader.wait_for(lambda m: m.get("type") == "quote" and m["instrument_id"] == 1, what="quote")
+    later = socket_reader.wait_for(
+        lambda m: m.get("type") == "quote" and m["instrument_id"] == 1 and m["ts"] > first["ts"], what="next quote"
+    )
+    assert Decimal(later["ltp"]) > 0 and {"bid", "ask", "open", "high", "low", "volume"} <= set(later)
+
+
+def _wait_status(stack, http, order_id: str, status: str, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        order = http.get(f"{stack.base_url}/api/v1/orders/{order_id}", timeout=5).json()
+        if order["status"] == status:
+            return order
+        time.sleep(0.05)
+    raise AssertionError(f"order {order_id} is {order['status']}, not {status}\n{stack.logs()}")
+
+
+def test_market_order_fills_and_reaches_the_websocket(stack, session, socket_reader):
+    http = session["http"]
+    socket_reader.send({"action": "subscribe", "instrument_ids": [2], "mode": "ltp"})
+    socket_reader.wait_for(lambda m: m.get("type") == "quote" and m["instrument_id"] == 2, what="quote")
+    body = {"instrument_id": 2, "side": "BUY", "quantity": 3, "order_type": "MARKET"}
+    response = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5)
+    assert response.status_code == 202 and response.json()["status"] == "PENDING"
+    order_id = response.json()["id"]
+
+    order_msg = socket_reader.wait_for(
+        lambda m: m.get("type") == "order" and m["order"]["id"] == order_id and m["order"]["status"] == "FILLED",
+        what="FILLED order message",
+    )
+    trade_msg = socket_reader.wait_for(
+        lambda m: m.get("type") == "trade" and m["trade"]["order_id"] == order_id, what="trade message"
+    )
+    position_msg = socket_reader.wait_for(
+        lambda m: m.get("type") == "position" and m["position"]["instrument_id"] == 2, what="position message"
+    )
+    assert order_msg["order"]["filled_quantity"] == 3
+    assert trade_msg["trade"]["quantity"] == 3
+    assert position_msg["position"]["quantity"] == 3
+
+    order = http.get(f"{stack.base_url}/api/v1/orders/{order_id}", timeout=5).json()
+    trades = http.get(f"{stack.base_url}/api/v1/trades?order_id={order_id}", timeout=5).json()["items"]
+    positions = http.get(f"{stack.base_url}/api/v1/positions", timeout=5).json()["items"]
+    assert order["status"] == "FILLED" and order["average_price"] == trades[0]["price"]
+    assert [t["quantity"] for t in trades] == [3]
+    assert [(p["instrument_id"], p["quantity"]) for p in positions] == [(2, 3)]
+    assert positions[0]["average_price"] == order["average_price"]
+    events = http.get(f"{stack.base_url}/api/v1/orders/{order_id}/events", timeout=5).json()["items"]
+    assert [e["event"] for e in events] == ["created", "submitted", "accepted", "fill"]
+
+
+def test_limit_order_rests_open_and_cancels(stack, session, socket_reader):
+    http = session["http"]
+    socket_reader.send({"action": "subscribe", "instrument_ids": [3], "mode": "ltp"})
+    quote = socket_reader.wait_for(lambda m: m.get("type") == "quote" and m["instrument_id"] == 3, what="quote")
+    far_below = (Decimal(quote["ltp"]) / 2).quantize(Decimal("0.05"))
+    body = {"instrument_id": 3, "side": "BUY", "quantity": 1, "order_type": "LIMIT", "limit_price": str(far_below)}
+    order_id = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5).json()["id"]
+    _wait_status(stack, http, order_id, "OPEN")
+
+    response = http.delete(f"{stack.base_url}/api/v1/orders/{order_id}", timeout=5)
+    assert response.status_code == 202 and response.json()["status"] == "CANCEL_PENDING"
+    cancelled = _wait_status(stack, http, order_id, "CANCELLED")
+    assert cancelled["filled_quantity"] == 0
+    socket_reader.wait_for(
+        lambda m: m.get("type") == "order" and m["order"]["id"] == order_id and m["order"]["status"] == "CANCELLED",
+        what="CANCELLED order message",
+    )
+    again = http.delete(f"{stack.base_url}/api/v1/orders/{order_id}", timeout=5)
+    assert again.status_code == 409
