@@ -215,3 +215,8 @@ def test_every_variable_compose_substitutes_is_documented_in_env_example():
     # `$${X}` is escaped for the container's shell; only `${X}` is substituted from .env.
     substituted = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
     assert substituted - set(env_example()) == set()
+
+
+def test_readme_documents_every_variable_config_reads():
+    readme = (ROOT / "README.md").read_text()
+    assert {name for name in config_variables() if f"| `{name}` |" not in readme} == set()
