@@ -159,9 +159,12 @@ def test_limit_order_rests_open_and_cancels(stack, session, socket_reader):
     http = session["http"]
     socket_reader.send({"action": "subscribe", "instrument_ids": [3], "mode": "ltp"})
     quote = socket_reader.wait_for(lambda m: m.get("type") == "quote" and m["instrument_id"] == 3, what="quote")
-    far_below = (Decimal(quote["ltp"]) / 2).quantize(Decimal("0.05"))
+    tick = Decimal("0.05")
+    far_below = (Decimal(quote["ltp"]) / 2 / tick).to_integral_value() * tick  # a whole number of ticks
     body = {"instrument_id": 3, "side": "BUY", "quantity": 1, "order_type": "LIMIT", "limit_price": str(far_below)}
-    order_id = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5).json()["id"]
+    response = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5)
+    assert response.status_code == 202, response.text
+    order_id = response.json()["id"]
     _wait_status(stack, http, order_id, "OPEN")
 
     response = http.delete(f"{stack.base_url}/api/v1/orders/{order_id}", timeout=5)
