@@ -54,6 +54,7 @@ rabbitmq_installed() { command -v rabbitmq-server >/dev/null 2>&1; }
 
 postgres_start() {
     local version
+    # shellcheck disable=SC2012  # cluster versions are plain numbers
     version="$(ls /etc/postgresql | sort -V | tail -n 1)"
     # "already running" or "starting" is fine: the wait below decides.
     as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
