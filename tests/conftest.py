@@ -23,8 +23,11 @@ from tradingapp.messaging import Topology
 from tradingapp.models import Instrument, User
 
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
-PG = {"host": os.environ.get("TEST_DB_HOST", "127.0.0.1"), "port": int(os.environ.get("TEST_DB_PORT", "5432")),
-      "user": os.environ.get("TEST_DB_USER", "postgres")}
+PG = {
+    "host": os.environ.get("TEST_DB_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("TEST_DB_PORT", "5432")),
+    "user": os.environ.get("TEST_DB_USER", "postgres"),
+}
 # Cheap hashing for tests only; production uses argon2's defaults.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
@@ -109,8 +112,17 @@ def seed_instruments() -> None:
     from tradingapp.cli import DEMO_INSTRUMENTS
 
     for segment, ex_id, symbol, name, series, lot, tick in DEMO_INSTRUMENTS:
-        _db.session.add(Instrument(exchange_segment=segment, exchange_instrument_id=ex_id, symbol=symbol,
-                                   name=name, series=series, lot_size=lot, tick_size=tick))
+        _db.session.add(
+            Instrument(
+                exchange_segment=segment,
+                exchange_instrument_id=ex_id,
+                symbol=symbol,
+                name=name,
+                series=series,
+                lot_size=lot,
+                tick_size=tick,
+            )
+        )
     _db.session.commit()
 
 
@@ -121,10 +133,20 @@ def client(app, db):
 
 @pytest.fixture
 def make_user(db):
-    def factory(email: str | None = None, password: str = "correct-horse-battery", role: str = "trader",
-                name: str = "Test User", active: bool = True) -> User:
-        user = User(email=email or f"user-{uuid.uuid4().hex[:8]}@example.com",
-                    password_hash=FAST_HASHER.hash(password), name=name, role=role, active=active)
+    def factory(
+        email: str | None = None,
+        password: str = "correct-horse-battery",
+        role: str = "trader",
+        name: str = "Test User",
+        active: bool = True,
+    ) -> User:
+        user = User(
+            email=email or f"user-{uuid.uuid4().hex[:8]}@example.com",
+            password_hash=FAST_HASHER.hash(password),
+            name=name,
+            role=role,
+            active=active,
+        )
         _db.session.add(user)
         _db.session.commit()
         return user

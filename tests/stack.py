@@ -79,8 +79,9 @@ class Stack:
         log_path = self.log_dir / f"{name}.log"
         env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         with open(log_path, "ab") as log:
-            popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+            popen = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         process = Process(name, popen, log_path)
         self.processes[name] = process
         return process

@@ -101,9 +101,19 @@ def test_event_for_unknown_order_is_malformed_and_writes_nothing(db, trader):
 
 @pytest.mark.parametrize(
     "body",
-    [[], {"type": "order.fill"}, {"type": "nope", "event_id": "e", "order_id": "x"},
-     {"type": "order.fill", "event_id": "e", "order_id": "00000000-0000-0000-0000-000000000001", "quantity": -1,
-      "price": "1", "execution_id": "x"}],
+    [
+        [],
+        {"type": "order.fill"},
+        {"type": "nope", "event_id": "e", "order_id": "x"},
+        {
+            "type": "order.fill",
+            "event_id": "e",
+            "order_id": "00000000-0000-0000-0000-000000000001",
+            "quantity": -1,
+            "price": "1",
+            "execution_id": "x",
+        },
+    ],
 )
 def test_malformed_bodies_are_refused(db, body):
     with pytest.raises(ev.MalformedEvent):

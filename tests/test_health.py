@@ -41,6 +41,7 @@ def test_trusted_proxy_supplies_the_client_address(env):
     def remote_addr():
         return {"addr": request.remote_addr}
 
-    response = proxied.test_client().get("/_test/remote-addr", headers={"X-Forwarded-For": "203.0.113.9"},
-                                         environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    response = proxied.test_client().get(
+        "/_test/remote-addr", headers={"X-Forwarded-For": "203.0.113.9"}, environ_base={"REMOTE_ADDR": "10.0.0.2"}
+    )
     assert response.get_json() == {"addr": "203.0.113.9"}

@@ -56,8 +56,9 @@ def test_same_client_order_id_returns_the_first_order(client, trader_headers):
 
 def test_same_client_order_id_with_another_body_is_a_conflict(client, trader_headers):
     client.post("/api/v1/orders", json={**LIMIT, "client_order_id": "abc-2"}, headers=trader_headers)
-    response = client.post("/api/v1/orders", json={**LIMIT, "quantity": 20, "client_order_id": "abc-2"},
-                           headers=trader_headers)
+    response = client.post(
+        "/api/v1/orders", json={**LIMIT, "quantity": 20, "client_order_id": "abc-2"}, headers=trader_headers
+    )
     assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "conflict"
     assert order_count() == 1
@@ -120,8 +121,11 @@ def test_missing_token_is_a_401(client):
 
 def test_expired_token_is_a_401(app, client, trader):
     with app.test_request_context():
-        token = create_access_token(identity=str(trader.id), additional_claims={"sid": "s", "role": "trader"},
-                                    expires_delta=timedelta(seconds=-5))
+        token = create_access_token(
+            identity=str(trader.id),
+            additional_claims={"sid": "s", "role": "trader"},
+            expires_delta=timedelta(seconds=-5),
+        )
     response = client.post("/api/v1/orders", json=LIMIT, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert order_count() == 0

@@ -20,15 +20,23 @@ pytestmark = pytest.mark.e2e
 def sqlite_env(env, tmp_path_factory):
     path = tmp_path_factory.mktemp("sqlite") / "tradingapp.db"
     redis_db = str((int(env["REDIS_DB"]) + 1) % 16)
-    sqlite = {**env, "DB_HOST": "", "SQLITE_PATH": str(path), "REDIS_DB": redis_db,
-              "NAMESPACE": env["NAMESPACE"] + "sqlite", "FLASK_APP": "wsgi", "FEED_INTERVAL_MS": "250"}
+    sqlite = {
+        **env,
+        "DB_HOST": "",
+        "SQLITE_PATH": str(path),
+        "REDIS_DB": redis_db,
+        "NAMESPACE": env["NAMESPACE"] + "sqlite",
+        "FLASK_APP": "wsgi",
+        "FEED_INTERVAL_MS": "250",
+    }
     redis.Redis(host=env["REDIS_HOST"], port=int(env["REDIS_PORT"]), db=int(redis_db)).flushdb()
     return sqlite
 
 
 def flask(env: dict, *args: str) -> str:
-    result = subprocess.run([str(BIN / "flask"), *args], cwd=ROOT, env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(BIN / "flask"), *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -46,8 +54,11 @@ def test_market_order_fills_on_sqlite(sqlite_env):
     try:
         stack.start(["backend", "worker", "consumer", "feed"])
         http = requests.Session()
-        login = http.post(f"{stack.base_url}/api/v1/auth/login",
-                          json={"email": "demo@tradingapp.local", "password": "demo-password-123"}, timeout=10)
+        login = http.post(
+            f"{stack.base_url}/api/v1/auth/login",
+            json={"email": "demo@tradingapp.local", "password": "demo-password-123"},
+            timeout=10,
+        )
         assert login.status_code == 200, login.text
         http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
         deadline = time.monotonic() + 20

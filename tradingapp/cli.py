@@ -64,8 +64,15 @@ def seed_demo_data() -> dict:
         )
         if found is None:
             db.session.add(
-                Instrument(exchange_segment=segment, exchange_instrument_id=ex_id, symbol=symbol, name=name,
-                           series=series, lot_size=lot, tick_size=Decimal(tick))
+                Instrument(
+                    exchange_segment=segment,
+                    exchange_instrument_id=ex_id,
+                    symbol=symbol,
+                    name=name,
+                    series=series,
+                    lot_size=lot,
+                    tick_size=Decimal(tick),
+                )
             )
             created["instruments"] += 1
     db.session.commit()

@@ -90,8 +90,9 @@ def parse_event(body: object) -> BrokerEvent:
             if not price.is_finite() or price <= 0:
                 raise MalformedEvent("fill price must be a positive decimal")
             execution_id = str(body["execution_id"])
-            event = BrokerEvent(**{**event.__dict__, "quantity": quantity, "price": price,
-                                   "execution_id": execution_id})
+            event = BrokerEvent(
+                **{**event.__dict__, "quantity": quantity, "price": price, "execution_id": execution_id}
+            )
         if event.ts.tzinfo is None:
             event = BrokerEvent(**{**event.__dict__, "ts": event.ts.replace(tzinfo=UTC)})
         return event

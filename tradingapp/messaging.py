@@ -59,8 +59,12 @@ class Topology:
 
 
 def amqp_connection(url: str | None = None) -> Connection:
-    return Connection(url or current_app.config["AMQP_URL"], transport_options={"confirm_publish": True},
-                      connect_timeout=5, heartbeat=30)
+    return Connection(
+        url or current_app.config["AMQP_URL"],
+        transport_options={"confirm_publish": True},
+        connect_timeout=5,
+        heartbeat=30,
+    )
 
 
 def topology() -> Topology:

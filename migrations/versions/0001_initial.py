@@ -35,9 +35,7 @@ def big_id():
 def timescale_available(bind) -> bool:
     if bind.dialect.name != "postgresql":
         return False
-    found = bind.execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-    ).scalar()
+    found = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
     return found is not None
 
 
@@ -67,9 +65,7 @@ def upgrade():
         sa.Column("expiry", sa.Date(), nullable=True),
         sa.Column("strike", price(), nullable=True),
         sa.Column("option_type", sa.String(2), nullable=True),
-        sa.UniqueConstraint(
-            "exchange_segment", "exchange_instrument_id", name="uq_instruments_exchange_segment"
-        ),
+        sa.UniqueConstraint("exchange_segment", "exchange_instrument_id", name="uq_instruments_exchange_segment"),
     )
     op.create_index("ix_instruments_symbol", "instruments", ["symbol"])
     op.create_table(

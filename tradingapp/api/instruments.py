@@ -21,8 +21,9 @@ def list_instruments():
     query = sa.select(Instrument).order_by(Instrument.id).limit(limit + 1)
     if q := request.args.get("q", "").strip():
         pattern = f"%{q.lower()}%"
-        query = query.where(sa.or_(sa.func.lower(Instrument.symbol).like(pattern),
-                                   sa.func.lower(Instrument.name).like(pattern)))
+        query = query.where(
+            sa.or_(sa.func.lower(Instrument.symbol).like(pattern), sa.func.lower(Instrument.name).like(pattern))
+        )
     if segment := request.args.get("exchange_segment"):
         query = query.where(Instrument.exchange_segment == segment.upper())
     if cursor := request.args.get("cursor"):

@@ -25,66 +25,173 @@ def _ref(name: str) -> dict:
 
 
 def _page(item: str) -> dict:
-    return _obj({"items": {"type": "array", "items": _ref(item)},
-                 "next_cursor": {"type": ["string", "null"]}})
+    return _obj({"items": {"type": "array", "items": _ref(item)}, "next_cursor": {"type": ["string", "null"]}})
 
 
-STATUSES = ["PENDING", "SUBMITTED", "OPEN", "PARTIALLY_FILLED", "FILLED", "CANCEL_PENDING", "CANCELLED",
-            "MODIFY_PENDING", "REJECTED", "EXPIRED"]
+STATUSES = [
+    "PENDING",
+    "SUBMITTED",
+    "OPEN",
+    "PARTIALLY_FILLED",
+    "FILLED",
+    "CANCEL_PENDING",
+    "CANCELLED",
+    "MODIFY_PENDING",
+    "REJECTED",
+    "EXPIRED",
+]
 
 SCHEMAS = {
-    "Error": _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"},
-                                  "details": {"type": "object"}})}),
-    "User": _obj({"id": UUID, "email": {"type": "string"}, "name": {"type": "string"},
-                  "role": {"enum": ["admin", "trader", "viewer"]}}),
-    "Tokens": _obj({"access_token": {"type": "string"}, "refresh_token": {"type": "string"},
-                    "token_type": {"const": "Bearer"}, "expires_in": {"type": "integer"}}),
-    "Instrument": _obj({"id": {"type": "integer"}, "exchange_segment": {"type": "string"},
-                        "exchange_instrument_id": {"type": "integer"}, "symbol": {"type": "string"},
-                        "name": {"type": "string"}, "series": {"type": "string"}, "lot_size": {"type": "integer"},
-                        "tick_size": DECIMAL, "expiry": {"type": ["string", "null"], "format": "date"},
-                        "strike": NULLABLE_DECIMAL, "option_type": {"type": ["string", "null"]}}),
-    "NewOrder": _obj({"instrument_id": {"type": "integer"}, "side": {"enum": ["BUY", "SELL"]},
-                      "quantity": {"type": "integer", "minimum": 1},
-                      "order_type": {"enum": ["MARKET", "LIMIT", "STOP", "STOP_LIMIT"]},
-                      "limit_price": DECIMAL, "stop_price": DECIMAL, "product": {"enum": ["MIS", "NRML", "CNC"]},
-                      "time_in_force": {"enum": ["DAY", "IOC"]}, "client_order_id": {"type": "string",
-                                                                                    "maxLength": 64}},
-                     ["instrument_id", "side", "quantity", "order_type"]),
-    "Order": _obj({"id": UUID, "client_order_id": {"type": ["string", "null"]},
-                   "broker_order_id": {"type": ["string", "null"]}, "instrument_id": {"type": "integer"},
-                   "symbol": {"type": "string"}, "exchange_segment": {"type": "string"},
-                   "side": {"enum": ["BUY", "SELL"]}, "quantity": {"type": "integer"},
-                   "filled_quantity": {"type": "integer"}, "average_price": NULLABLE_DECIMAL,
-                   "order_type": {"type": "string"}, "limit_price": NULLABLE_DECIMAL,
-                   "stop_price": NULLABLE_DECIMAL, "product": {"type": "string"},
-                   "time_in_force": {"type": "string"}, "status": {"enum": STATUSES},
-                   "reject_reason": {"type": ["string", "null"]}, "created_at": TIME, "updated_at": TIME}),
-    "OrderEvent": _obj({"id": {"type": "integer"}, "order_id": UUID, "ts": TIME,
-                        "actor": {"enum": ["user", "system", "broker"]}, "actor_id": {"type": ["string", "null"]},
-                        "event": {"type": "string"}, "from_status": {"type": ["string", "null"]},
-                        "to_status": {"type": ["string", "null"]}, "reason": {"type": ["string", "null"]},
-                        "details": {"type": "object"}}),
-    "Trade": _obj({"id": UUID, "order_id": UUID, "instrument_id": {"type": "integer"},
-                   "side": {"enum": ["BUY", "SELL"]}, "quantity": {"type": "integer"}, "price": DECIMAL,
-                   "traded_at": TIME}),
-    "Position": _obj({"instrument_id": {"type": "integer"}, "symbol": {"type": "string"},
-                      "product": {"type": "string"}, "quantity": {"type": "integer"}, "average_price": DECIMAL,
-                      "last_price": NULLABLE_DECIMAL, "realized_pnl": DECIMAL,
-                      "unrealized_pnl": NULLABLE_DECIMAL}),
-    "Quote": _obj({"instrument_id": {"type": "integer"}, "ltp": DECIMAL, "ltq": {"type": "string"},
-                   "bid": DECIMAL, "ask": DECIMAL, "bid_qty": {"type": "string"}, "ask_qty": {"type": "string"},
-                   "open": DECIMAL, "high": DECIMAL, "low": DECIMAL, "close": DECIMAL,
-                   "volume": {"type": "string"}, "ts": TIME}, ["instrument_id", "ltp", "ts"]),
+    "Error": _obj(
+        {"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}})}
+    ),
+    "User": _obj(
+        {
+            "id": UUID,
+            "email": {"type": "string"},
+            "name": {"type": "string"},
+            "role": {"enum": ["admin", "trader", "viewer"]},
+        }
+    ),
+    "Tokens": _obj(
+        {
+            "access_token": {"type": "string"},
+            "refresh_token": {"type": "string"},
+            "token_type": {"const": "Bearer"},
+            "expires_in": {"type": "integer"},
+        }
+    ),
+    "Instrument": _obj(
+        {
+            "id": {"type": "integer"},
+            "exchange_segment": {"type": "string"},
+            "exchange_instrument_id": {"type": "integer"},
+            "symbol": {"type": "string"},
+            "name": {"type": "string"},
+            "series": {"type": "string"},
+            "lot_size": {"type": "integer"},
+            "tick_size": DECIMAL,
+            "expiry": {"type": ["string", "null"], "format": "date"},
+            "strike": NULLABLE_DECIMAL,
+            "option_type": {"type": ["string", "null"]},
+        }
+    ),
+    "NewOrder": _obj(
+        {
+            "instrument_id": {"type": "integer"},
+            "side": {"enum": ["BUY", "SELL"]},
+            "quantity": {"type": "integer", "minimum": 1},
+            "order_type": {"enum": ["MARKET", "LIMIT", "STOP", "STOP_LIMIT"]},
+            "limit_price": DECIMAL,
+            "stop_price": DECIMAL,
+            "product": {"enum": ["MIS", "NRML", "CNC"]},
+            "time_in_force": {"enum": ["DAY", "IOC"]},
+            "client_order_id": {"type": "string", "maxLength": 64},
+        },
+        ["instrument_id", "side", "quantity", "order_type"],
+    ),
+    "Order": _obj(
+        {
+            "id": UUID,
+            "client_order_id": {"type": ["string", "null"]},
+            "broker_order_id": {"type": ["string", "null"]},
+            "instrument_id": {"type": "integer"},
+            "symbol": {"type": "string"},
+            "exchange_segment": {"type": "string"},
+            "side": {"enum": ["BUY", "SELL"]},
+            "quantity": {"type": "integer"},
+            "filled_quantity": {"type": "integer"},
+            "average_price": NULLABLE_DECIMAL,
+            "order_type": {"type": "string"},
+            "limit_price": NULLABLE_DECIMAL,
+            "stop_price": NULLABLE_DECIMAL,
+            "product": {"type": "string"},
+            "time_in_force": {"type": "string"},
+            "status": {"enum": STATUSES},
+            "reject_reason": {"type": ["string", "null"]},
+            "created_at": TIME,
+            "updated_at": TIME,
+        }
+    ),
+    "OrderEvent": _obj(
+        {
+            "id": {"type": "integer"},
+            "order_id": UUID,
+            "ts": TIME,
+            "actor": {"enum": ["user", "system", "broker"]},
+            "actor_id": {"type": ["string", "null"]},
+            "event": {"type": "string"},
+            "from_status": {"type": ["string", "null"]},
+            "to_status": {"type": ["string", "null"]},
+            "reason": {"type": ["string", "null"]},
+            "details": {"type": "object"},
+        }
+    ),
+    "Trade": _obj(
+        {
+            "id": UUID,
+            "order_id": UUID,
+            "instrument_id": {"type": "integer"},
+            "side": {"enum": ["BUY", "SELL"]},
+            "quantity": {"type": "integer"},
+            "price": DECIMAL,
+            "traded_at": TIME,
+        }
+    ),
+    "Position": _obj(
+        {
+            "instrument_id": {"type": "integer"},
+            "symbol": {"type": "string"},
+            "product": {"type": "string"},
+            "quantity": {"type": "integer"},
+            "average_price": DECIMAL,
+            "last_price": NULLABLE_DECIMAL,
+            "realized_pnl": DECIMAL,
+            "unrealized_pnl": NULLABLE_DECIMAL,
+        }
+    ),
+    "Quote": _obj(
+        {
+            "instrument_id": {"type": "integer"},
+            "ltp": DECIMAL,
+            "ltq": {"type": "string"},
+            "bid": DECIMAL,
+            "ask": DECIMAL,
+            "bid_qty": {"type": "string"},
+            "ask_qty": {"type": "string"},
+            "open": DECIMAL,
+            "high": DECIMAL,
+            "low": DECIMAL,
+            "close": DECIMAL,
+            "volume": {"type": "string"},
+            "ts": TIME,
+        },
+        ["instrument_id", "ltp", "ts"],
+    ),
 }
 
-ERRORS = {code: {"description": text, "content": {"application/json": {"schema": _ref("Error")}}}
-          for code, text in {"400": "validation_error", "401": "unauthorized", "403": "forbidden",
-                             "404": "not_found", "409": "conflict", "429": "rate_limited"}.items()}
+ERRORS = {
+    code: {"description": text, "content": {"application/json": {"schema": _ref("Error")}}}
+    for code, text in {
+        "400": "validation_error",
+        "401": "unauthorized",
+        "403": "forbidden",
+        "404": "not_found",
+        "409": "conflict",
+        "429": "rate_limited",
+    }.items()
+}
 
 
-def _op(summary: str, ok: str, schema: dict | None = None, body: str | None = None, auth: bool = True,
-        params: list[str] | None = None, errors: tuple[str, ...] = ("400", "401")) -> dict:
+def _op(
+    summary: str,
+    ok: str,
+    schema: dict | None = None,
+    body: str | None = None,
+    auth: bool = True,
+    params: list[str] | None = None,
+    errors: tuple[str, ...] = ("400", "401"),
+) -> dict:
     responses = {ok: {"description": "success"}}
     if schema is not None:
         responses[ok]["content"] = {"application/json": {"schema": schema}}
@@ -93,8 +200,15 @@ def _op(summary: str, ok: str, schema: dict | None = None, body: str | None = No
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
     if params:
-        op["parameters"] = [{"name": p.strip("{}"), "in": "path" if p.startswith("{") else "query",
-                             "required": p.startswith("{"), "schema": {"type": "string"}} for p in params]
+        op["parameters"] = [
+            {
+                "name": p.strip("{}"),
+                "in": "path" if p.startswith("{") else "query",
+                "required": p.startswith("{"),
+                "schema": {"type": "string"},
+            }
+            for p in params
+        ]
     if not auth:
         op["security"] = []
     return op
@@ -103,46 +217,86 @@ def _op(summary: str, ok: str, schema: dict | None = None, body: str | None = No
 ANY = {"type": "object"}
 PATHS = {
     "/health": {"get": _op("Liveness", "200", ANY, auth=False, errors=())},
-    "/ready": {"get": _op("Readiness of Postgres, Redis and RabbitMQ (503 names the one down)", "200", ANY,
-                          auth=False, errors=())},
+    "/ready": {
+        "get": _op(
+            "Readiness of Postgres, Redis and RabbitMQ (503 names the one down)", "200", ANY, auth=False, errors=()
+        )
+    },
     "/metrics": {"get": _op("Prometheus metrics (text format)", "200", auth=False, errors=())},
     "/api/v1/openapi.json": {"get": _op("This document", "200", ANY, auth=False, errors=())},
-    "/api/v1/auth/register": {"post": _op("Create a trader account", "201", _ref("User"), "Register", auth=False,
-                                          errors=("400", "403", "409"))},
-    "/api/v1/auth/login": {"post": _op("Log in", "200", _ref("Tokens"), "Login", auth=False,
-                                       errors=("400", "401", "429"))},
+    "/api/v1/auth/register": {
+        "post": _op(
+            "Create a trader account", "201", _ref("User"), "Register", auth=False, errors=("400", "403", "409")
+        )
+    },
+    "/api/v1/auth/login": {
+        "post": _op("Log in", "200", _ref("Tokens"), "Login", auth=False, errors=("400", "401", "429"))
+    },
     "/api/v1/auth/refresh": {"post": _op("New access token (refresh token as Bearer)", "200", ANY)},
     "/api/v1/auth/logout": {"post": _op("Revoke this session's tokens", "204")},
     "/api/v1/auth/me": {"get": _op("The caller", "200", _ref("User"))},
-    "/api/v1/instruments": {"get": _op("Search instruments", "200", _page("Instrument"),
-                                       params=["q", "exchange_segment", "limit", "cursor"])},
-    "/api/v1/instruments/{instrument_id}": {"get": _op("One instrument", "200", _ref("Instrument"),
-                                                       params=["{instrument_id}"], errors=("401", "404"))},
+    "/api/v1/instruments": {
+        "get": _op(
+            "Search instruments", "200", _page("Instrument"), params=["q", "exchange_segment", "limit", "cursor"]
+        )
+    },
+    "/api/v1/instruments/{instrument_id}": {
+        "get": _op("One instrument", "200", _ref("Instrument"), params=["{instrument_id}"], errors=("401", "404"))
+    },
     "/api/v1/orders": {
-        "post": _op("Place an order (202 new; 200 the earlier order of the same client_order_id or "
-                    "Idempotency-Key)", "202", _ref("Order"), "NewOrder", errors=("400", "401", "403", "409")),
-        "get": _op("The caller's orders, newest first", "200", _page("Order"),
-                   params=["status", "instrument_id", "limit", "cursor"]),
+        "post": _op(
+            "Place an order (202 new; 200 the earlier order of the same client_order_id or Idempotency-Key)",
+            "202",
+            _ref("Order"),
+            "NewOrder",
+            errors=("400", "401", "403", "409"),
+        ),
+        "get": _op(
+            "The caller's orders, newest first",
+            "200",
+            _page("Order"),
+            params=["status", "instrument_id", "limit", "cursor"],
+        ),
     },
     "/api/v1/orders/{order_id}": {
         "get": _op("One order", "200", _ref("Order"), params=["{order_id}"], errors=("401", "404")),
-        "delete": _op("Request cancellation", "202", _ref("Order"), params=["{order_id}"],
-                      errors=("401", "403", "404", "409")),
+        "delete": _op(
+            "Request cancellation", "202", _ref("Order"), params=["{order_id}"], errors=("401", "403", "404", "409")
+        ),
     },
-    "/api/v1/orders/{order_id}/events": {"get": _op("The order's audit trail", "200",
-                                                    _obj({"items": {"type": "array", "items": _ref("OrderEvent")}}),
-                                                    params=["{order_id}"], errors=("401", "404"))},
-    "/api/v1/trades": {"get": _op("The caller's fills, newest first", "200", _page("Trade"),
-                                  params=["order_id", "limit", "cursor"])},
-    "/api/v1/positions": {"get": _op("Open positions marked to the last price", "200",
-                                     _obj({"items": {"type": "array", "items": _ref("Position")}}))},
-    "/api/v1/quotes": {"get": _op("Latest cached quotes", "200",
-                                  _obj({"items": {"type": "array", "items": _ref("Quote")}}),
-                                  params=["instrument_ids"])},
+    "/api/v1/orders/{order_id}/events": {
+        "get": _op(
+            "The order's audit trail",
+            "200",
+            _obj({"items": {"type": "array", "items": _ref("OrderEvent")}}),
+            params=["{order_id}"],
+            errors=("401", "404"),
+        )
+    },
+    "/api/v1/trades": {
+        "get": _op("The caller's fills, newest first", "200", _page("Trade"), params=["order_id", "limit", "cursor"])
+    },
+    "/api/v1/positions": {
+        "get": _op(
+            "Open positions marked to the last price",
+            "200",
+            _obj({"items": {"type": "array", "items": _ref("Position")}}),
+        )
+    },
+    "/api/v1/quotes": {
+        "get": _op(
+            "Latest cached quotes",
+            "200",
+            _obj({"items": {"type": "array", "items": _ref("Quote")}}),
+            params=["instrument_ids"],
+        )
+    },
 }
 
-SCHEMAS["Register"] = _obj({"email": {"type": "string"}, "password": {"type": "string", "minLength": 10},
-                            "name": {"type": "string"}}, ["email", "password"])
+SCHEMAS["Register"] = _obj(
+    {"email": {"type": "string"}, "password": {"type": "string", "minLength": 10}, "name": {"type": "string"}},
+    ["email", "password"],
+)
 SCHEMAS["Login"] = _obj({"email": {"type": "string"}, "password": {"type": "string"}})
 
 

@@ -99,4 +99,3 @@ def order_events(order_id: str):
         sa.select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
     ).all()
     return jsonify(items=[e.to_dict() for e in rows])
-

@@ -10,8 +10,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tradingapp.models.types import Price, UTCDateTime, utcnow
 from tradingapp.extensions import db
+from tradingapp.models.types import Price, UTCDateTime, utcnow
 
 
 class PaperOrder(db.Model):

@@ -63,8 +63,14 @@ def apply_broker_event(body: object) -> bool:
         raise ev.MalformedEvent(f"event {event.event_id} names unknown order {event.order_id}")
     result = _apply(order, event)
     db.session.commit()
-    log.info("broker event applied event_id=%s type=%s order_id=%s user_id=%s status=%s", event.event_id,
-             event.type, order.id, order.user_id, order.status)
+    log.info(
+        "broker event applied event_id=%s type=%s order_id=%s user_id=%s status=%s",
+        event.event_id,
+        event.type,
+        order.id,
+        order.user_id,
+        order.status,
+    )
     _notify(result)
     return True
 
@@ -78,8 +84,9 @@ def _apply(order: Order, event: ev.BrokerEvent) -> Applied:
         if _fill_seen(order, event.execution_id):
             order_state.record(order, "broker", "fill_duplicate", actor_id=event.broker, details=details)
             return result
-    outcome = order_state.transition(order, domain_event, "broker", actor_id=event.broker,
-                                     source_event_id=event.event_id, details=details)
+    outcome = order_state.transition(
+        order, domain_event, "broker", actor_id=event.broker, source_event_id=event.event_id, details=details
+    )
     # Recorded after the transition: the machine reads "acknowledged" from the id's absence.
     if event.broker_order_id and order.broker_order_id is None and event.type in (ev.ACCEPTED, ev.FILL):
         order.broker_order_id = event.broker_order_id
@@ -104,15 +111,27 @@ def _domain_event(event: ev.BrokerEvent) -> sm.Event:
 
 
 def _fill_seen(order: Order, execution_id: str) -> bool:
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(Trade).where(Trade.order_id == order.id,
-                                                            Trade.execution_id == execution_id)
-    ) > 0
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Trade)
+            .where(Trade.order_id == order.id, Trade.execution_id == execution_id)
+        )
+        > 0
+    )
 
 
 def _record_trade(order: Order, event: ev.BrokerEvent) -> Trade:
-    trade = Trade(order_id=order.id, user_id=order.user_id, instrument_id=order.instrument_id, side=order.side,
-                  quantity=event.quantity, price=event.price, execution_id=event.execution_id, traded_at=event.ts)
+    trade = Trade(
+        order_id=order.id,
+        user_id=order.user_id,
+        instrument_id=order.instrument_id,
+        side=order.side,
+        quantity=event.quantity,
+        price=event.price,
+        execution_id=event.execution_id,
+        traded_at=event.ts,
+    )
     db.session.add(trade)
     return trade
 
@@ -128,8 +147,12 @@ def _update_position(order: Order, event: ev.BrokerEvent) -> Position:
     position = db.session.scalar(
         sa.select(Position).filter_by(**key).with_for_update(of=Position).execution_options(populate_existing=True)
     )
-    state = apply_fill(PositionState(position.quantity, position.average_price, position.realized_pnl),
-                       order.side, event.quantity, event.price)
+    state = apply_fill(
+        PositionState(position.quantity, position.average_price, position.realized_pnl),
+        order.side,
+        event.quantity,
+        event.price,
+    )
     position.quantity = state.quantity
     position.average_price = state.average_price
     position.realized_pnl = state.realized_pnl

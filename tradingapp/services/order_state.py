@@ -70,12 +70,27 @@ def transition(
     return outcome
 
 
-def record(order: Order, actor: str, event: str, actor_id: str | None = None, reason: str | None = None,
-           details: dict | None = None) -> None:
+def record(
+    order: Order,
+    actor: str,
+    event: str,
+    actor_id: str | None = None,
+    reason: str | None = None,
+    details: dict | None = None,
+) -> None:
     """An audit row for something that is not a status change (creation, a refused request)."""
-    db.session.add(OrderEvent(order_id=order.id, actor=actor, actor_id=actor_id, event=event,
-                              from_status=None if event == "created" else order.status, to_status=order.status,
-                              reason=reason, details=details or {}))
+    db.session.add(
+        OrderEvent(
+            order_id=order.id,
+            actor=actor,
+            actor_id=actor_id,
+            event=event,
+            from_status=None if event == "created" else order.status,
+            to_status=order.status,
+            reason=reason,
+            details=details or {},
+        )
+    )
 
 
 def order_request(order: Order) -> OrderRequest:

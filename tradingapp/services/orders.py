@@ -68,8 +68,14 @@ def place_order(user: User, body: dict, idempotency_key: str | None) -> tuple[Or
         return existing, False
     order_state.record(order, "user", "created", actor_id=str(user.id), details={"request": _summary(new)})
     db.session.commit()
-    log.info("order accepted order_id=%s user_id=%s type=%s side=%s qty=%s", order.id, user.id,
-             new.order_type, new.side, new.quantity)
+    log.info(
+        "order accepted order_id=%s user_id=%s type=%s side=%s qty=%s",
+        order.id,
+        user.id,
+        new.order_type,
+        new.side,
+        new.quantity,
+    )
     _after_commit(order, submit=True)
     return order, True
 
