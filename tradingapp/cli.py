@@ -49,10 +49,10 @@ def create_database_if_missing(config) -> bool:
         return True
 
 
-def seed_demo_data() -> dict:
+def seed_demo_data(include_users: bool = True) -> dict:
     """Demo users and instruments; running it again changes nothing."""
     created = {"users": 0, "instruments": 0}
-    for email, password, name, role in DEMO_USERS:
+    for email, password, name, role in DEMO_USERS if include_users else ():
         if db.session.scalar(sa.select(User.id).where(User.email == email)) is None:
             db.session.add(User(email=email, password_hash=hash_password(password), name=name, role=role))
             created["users"] += 1
@@ -100,6 +100,10 @@ def init_app(app: Flask) -> None:
 
     @app.cli.command("seed")
     def seed_command():
-        """Seed the demo users and instruments (idempotent)."""
-        created = seed_demo_data()
+        """Seed the demo users and instruments (idempotent). Production gets no demo users: their
+        passwords are published in the README."""
+        production = current_app.extensions["tradingapp.config"].ENV_NAME == "production"
+        created = seed_demo_data(include_users=not production)
         click.echo(f"seeded users={created['users']} instruments={created['instruments']}")
+        if production:
+            click.echo("production: demo users are never created; create an admin with your own password")
