@@ -14,7 +14,7 @@ export FLASK_APP := wsgi
 export BROKER ?= paper
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt migrate seed preflight services install install-dev clean
+.PHONY: help run test bench lint fmt migrate seed preflight services install install-dev clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ run: $(RUNTIME_STAMP) ## set up the database and start backend, websocket, worke
 test: $(DEV_STAMP) services ## start the services if needed, then ruff and the whole pytest suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+bench: $(DEV_STAMP) services ## run the benchmarks under bench/ (each prints its figures beside a raw baseline)
+	$(BIN)/python -m bench.order_latency
 
 lint: $(DEV_STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .

@@ -32,3 +32,23 @@ def test_production_seed_creates_no_demo_users(env, db):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Instrument)) == 6
         db.session.remove()
         db.engine.dispose()
+
+
+def test_create_user_makes_an_admin_who_can_log_in(app, client, db):
+    result = app.test_cli_runner().invoke(
+        args=["create-user", "Ops@Example.com", "--role", "admin", "--password", "a-strong-password-1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "created admin ops@example.com" in result.output
+    login = client.post("/api/v1/auth/login", json={"email": "ops@example.com", "password": "a-strong-password-1"})
+    assert login.status_code == 200
+
+
+def test_create_user_refuses_a_short_password_and_a_taken_email(app, db, make_user):
+    runner = app.test_cli_runner()
+    short = runner.invoke(args=["create-user", "a@example.com", "--password", "short"])
+    assert short.exit_code != 0 and "10 to 128" in short.output
+    make_user(email="b@example.com")
+    taken = runner.invoke(args=["create-user", "b@example.com", "--password", "a-strong-password-1"])
+    assert taken.exit_code != 0 and "already exists" in taken.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1

@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask create-db`, `flask seed`."""
+"""Flask CLI commands: `flask create-db`, `flask seed`, `flask create-user`, `flask preflight`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from psycopg import sql
 
+from tradingapp.errors import APIError
 from tradingapp.extensions import db
-from tradingapp.models import Instrument, User
+from tradingapp.models import ROLES, Instrument, User
 from tradingapp.passwords import hash_password
 
 DEMO_USERS = [
@@ -106,4 +107,24 @@ def init_app(app: Flask) -> None:
         created = seed_demo_data(include_users=not production)
         click.echo(f"seeded users={created['users']} instruments={created['instruments']}")
         if production:
-            click.echo("production: demo users are never created; create an admin with your own password")
+            click.echo("production: demo users are never created; use `flask create-user EMAIL --role admin`")
+
+    @app.cli.command("create-user")
+    @click.argument("email")
+    @click.option("--role", type=click.Choice(ROLES), default="trader", show_default=True)
+    @click.option("--name", default="")
+    @click.password_option(help="prompted for (twice) when not given")
+    def create_user_command(email, role, name, password):
+        """Create a user, e.g. the first admin of a deployment."""
+        from tradingapp.api.auth import parse_email, parse_password
+
+        try:
+            email, password = parse_email(email), parse_password(password)
+        except APIError as exc:
+            raise click.BadParameter(exc.message) from None
+        if db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+            raise click.ClickException(f"a user with email {email} already exists")
+        user = User(email=email, password_hash=hash_password(password), name=name, role=role)
+        db.session.add(user)
+        db.session.commit()
+        click.echo(f"created {role} {email} id={user.id}")
