@@ -49,7 +49,14 @@ def test_migrate_and_seed_on_sqlite_are_repeatable(sqlite_env):
     assert "seeded users=0 instruments=0" in flask(sqlite_env, "seed")
 
 
-def test_market_order_fills_on_sqlite(sqlite_env):
+def wait_status(stack, http, order_id: str, status: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while (current := http.get(f"{stack.base_url}/api/v1/orders/{order_id}", timeout=5).json()["status"]) != status:
+        assert time.monotonic() < deadline, f"order is {current}, not {status}\n{stack.logs()}"
+        time.sleep(0.1)
+
+
+def test_market_order_fills_and_limit_order_rests_on_sqlite(sqlite_env):
     stack = Stack(sqlite_env)
     try:
         stack.start(["backend", "worker", "consumer", "feed"])
@@ -75,6 +82,15 @@ def test_market_order_fills_on_sqlite(sqlite_env):
             time.sleep(0.1)
         positions = http.get(f"{stack.base_url}/api/v1/positions", timeout=5).json()["items"]
         assert [(p["instrument_id"], p["quantity"]) for p in positions] == [(1, 2)]
+
+        # A BUY limit at a fraction of the price must rest (SQLite once compared prices as text).
+        body = {"instrument_id": 1, "side": "BUY", "quantity": 1, "order_type": "LIMIT", "limit_price": "950.00"}
+        resting = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5).json()["id"]
+        wait_status(stack, http, resting, "OPEN")
+        time.sleep(1)  # several feed ticks pass over it
+        assert http.get(f"{stack.base_url}/api/v1/orders/{resting}", timeout=5).json()["status"] == "OPEN"
+        http.delete(f"{stack.base_url}/api/v1/orders/{resting}", timeout=5)
+        wait_status(stack, http, resting, "CANCELLED")
         stack.assert_alive()
     finally:
         stack.stop()

@@ -20,8 +20,9 @@ depends_on = None
 
 
 def price(precision=18, scale=4):
-    # Exact decimals: NUMERIC on Postgres, text on SQLite (no exact decimal type there).
-    return sa.Numeric(precision, scale).with_variant(sa.String(40), "sqlite")
+    # Exact decimals: NUMERIC on Postgres; on SQLite an integer count of 10^-scale units (exact,
+    # and compared numerically), as the models' Price type reads and writes it.
+    return sa.Numeric(precision, scale).with_variant(sa.BigInteger(), "sqlite")
 
 
 def ts():
@@ -174,6 +175,8 @@ def upgrade():
         sa.Column("filled_quantity", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("order_type", sa.String(16), nullable=False),
         sa.Column("limit_price", price(), nullable=True),
+        # The price the exchange filled at, so a re-published fill carries the first one's price.
+        sa.Column("fill_price", price(), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("reason", sa.String(255), nullable=True),
         sa.Column("created_at", ts(), nullable=False),

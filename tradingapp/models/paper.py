@@ -27,7 +27,7 @@ class PaperOrder(db.Model):
     filled_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
     order_type: Mapped[str] = mapped_column(sa.String(16))
     limit_price: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)
-    fill_price: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)  # migration 0002
+    fill_price: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)
     status: Mapped[str] = mapped_column(sa.String(16))  # open | filled | cancelled | rejected
     reason: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

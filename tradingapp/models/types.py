@@ -14,7 +14,9 @@ def utcnow() -> datetime:
 
 
 class Price(TypeDecorator):
-    """Exact decimals: NUMERIC on Postgres, text on SQLite (which has no exact decimal type)."""
+    """Exact decimals: NUMERIC on Postgres; on SQLite (no exact decimal type) an integer count of
+    10^-scale units, which keeps values exact and makes SQL comparisons and ORDER BY numeric
+    (text would compare '950.00' above '1900.05')."""
 
     impl = sa.Numeric
     cache_ok = True
@@ -25,18 +27,25 @@ class Price(TypeDecorator):
 
     def load_dialect_impl(self, dialect):
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(sa.String(40))
+            return dialect.type_descriptor(sa.BigInteger())
         return dialect.type_descriptor(sa.Numeric(self.impl.precision, self.scale, asdecimal=True))
 
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
         value = Decimal(value)
-        return str(value) if dialect.name == "sqlite" else value
+        if dialect.name != "sqlite":
+            return value
+        units = value.scaleb(self.scale)
+        if units != units.to_integral_value():
+            raise ValueError(f"{value} has more than {self.scale} decimal places")
+        return int(units)
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
+        if dialect.name == "sqlite":
+            return Decimal(value).scaleb(-self.scale)
         return Decimal(value)
 
 
