@@ -31,7 +31,7 @@ def bench_environment(**overrides):
     app = create_app(TestConfig(env))
     try:
         with app.app_context():
-            upgrade()
+            upgrade(revision="heads")
             get_redis().flushdb()
             seed_demo_data()
         yield env, app

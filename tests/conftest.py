@@ -68,7 +68,7 @@ def app(env):
         conn.execute(f'CREATE DATABASE "{env["DB_NAME"]}"')
     application = create_app(TestConfig(env))
     with application.app_context():
-        upgrade()
+        upgrade(revision="heads")  # branches of parallel work are merged before release
         get_redis().flushdb()
     yield application
     with application.app_context():

@@ -6,7 +6,9 @@ and the consumer applies.
      "broker_order_id": str | None, "ts": ISO-8601 UTC,
      # order.fill only:
      "execution_id": str, "quantity": int > 0, "price": decimal string,
-     # order.rejected / order.cancelled / order.cancel_rejected / order.expired:
+     # order.modified: the order's terms now at the broker
+     "quantity": int > 0, "limit_price": decimal string | None, "stop_price": decimal string | None,
+     # order.rejected / order.cancelled / order.cancel_rejected / order.modify_rejected / order.expired:
      "reason": str | None}
 
 Routing key: the type (e.g. "order.fill").
@@ -25,7 +27,9 @@ FILL = "order.fill"
 CANCELLED = "order.cancelled"
 CANCEL_REJECTED = "order.cancel_rejected"
 EXPIRED = "order.expired"
-EVENT_TYPES = {ACCEPTED, REJECTED, FILL, CANCELLED, CANCEL_REJECTED, EXPIRED}
+MODIFIED = "order.modified"
+MODIFY_REJECTED = "order.modify_rejected"
+EVENT_TYPES = {ACCEPTED, REJECTED, FILL, CANCELLED, CANCEL_REJECTED, EXPIRED, MODIFIED, MODIFY_REJECTED}
 
 
 class MalformedEvent(ValueError):
@@ -44,6 +48,8 @@ class BrokerEvent:
     quantity: int | None = None
     price: Decimal | None = None
     reason: str | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
 
 
 def make_event(
@@ -93,6 +99,8 @@ def parse_event(body: object) -> BrokerEvent:
             event = BrokerEvent(
                 **{**event.__dict__, "quantity": quantity, "price": price, "execution_id": execution_id}
             )
+        if event_type == MODIFIED:
+            event = BrokerEvent(**{**event.__dict__, **_modified_terms(body)})
         if event.ts.tzinfo is None:
             event = BrokerEvent(**{**event.__dict__, "ts": event.ts.replace(tzinfo=UTC)})
         return event
@@ -100,3 +108,24 @@ def parse_event(body: object) -> BrokerEvent:
         raise
     except (KeyError, ValueError, TypeError, InvalidOperation) as exc:
         raise MalformedEvent(f"malformed event: {type(exc).__name__}: {exc}") from None
+
+
+def _optional_price(body: dict, key: str) -> Decimal | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    price = Decimal(str(value))
+    if not price.is_finite() or price <= 0:
+        raise MalformedEvent(f"{key} must be a positive decimal")
+    return price
+
+
+def _modified_terms(body: dict) -> dict:
+    quantity = body["quantity"]
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+        raise MalformedEvent("modified quantity must be a positive integer")
+    return {
+        "quantity": quantity,
+        "limit_price": _optional_price(body, "limit_price"),
+        "stop_price": _optional_price(body, "stop_price"),
+    }

@@ -9,6 +9,7 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -46,3 +47,10 @@ redis_ext = RedisExtension()
 
 def get_redis() -> redis.Redis:
     return current_app.extensions["redis"]
+
+
+def upsert_insert(model):
+    """The dialect's INSERT (Postgres or SQLite), which has on_conflict_do_nothing/do_update."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)

@@ -32,6 +32,18 @@ class OrderRequest:
 
 
 @dataclass(frozen=True)
+class ModifyRequest:
+    """New terms for a working order. `seq` numbers the order's modifications (1, 2, ...), so the
+    broker's answer to each one has a deterministic event id."""
+
+    order_id: uuid.UUID
+    seq: int
+    quantity: int  # the new total quantity (filled part included), as XTS modifiedOrderQuantity
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+
+
+@dataclass(frozen=True)
 class BrokerOrder:
     """The broker's view of one of our orders (for lookups before any resend)."""
 
@@ -53,6 +65,9 @@ class Broker(Protocol):
 
     def cancel(self, order_id: uuid.UUID) -> None:
         """Ask the broker to cancel; the answer arrives as an event."""
+
+    def modify(self, request: ModifyRequest) -> None:
+        """Ask the broker to change a working order; `order.modified` or `order.modify_rejected` answers."""
 
     def lookup(self, order_id: uuid.UUID) -> BrokerOrder | None:
         """The broker's record of our order, or None when it never arrived."""

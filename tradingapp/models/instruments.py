@@ -25,6 +25,7 @@ class Instrument(db.Model):
     expiry: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
     strike: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)
     option_type: Mapped[str | None] = mapped_column(sa.String(2), nullable=True)
+    freeze_quantity: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
 
     def to_dict(self) -> dict:
         return {
@@ -39,4 +40,5 @@ class Instrument(db.Model):
             "expiry": self.expiry.isoformat() if self.expiry else None,
             "strike": str(self.strike) if self.strike is not None else None,
             "option_type": self.option_type,
+            "freeze_quantity": self.freeze_quantity,
         }

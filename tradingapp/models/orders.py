@@ -38,6 +38,10 @@ class Order(db.Model):
     time_in_force: Mapped[str] = mapped_column(sa.String(8))
     status: Mapped[str] = mapped_column(sa.String(20))
     reject_reason: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    pending_quantity: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    pending_limit_price: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)
+    pending_stop_price: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)
+    modify_seq: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -11,17 +11,16 @@ import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tradingapp import events as ev
 from tradingapp.domain import orders as sm
-from tradingapp.domain.positions import PositionState, apply_fill
-from tradingapp.extensions import db, get_redis
+from tradingapp.extensions import db, get_redis, upsert_insert
 from tradingapp.models import Order, Position, ProcessedEvent, Trade
 from tradingapp.models.types import utcnow
 from tradingapp.realtime import last_price, publish_user_event, read_quotes
 from tradingapp.services import order_state
 from tradingapp.services.orders import notify_order
+from tradingapp.services.positions import apply_fill_to_position
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +32,10 @@ class Applied:
     position: Position | None = None
 
 
-def _insert(model):
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
 def _claim_event_id(event_id: str) -> bool:
     """True when this transaction is the first to apply the event."""
     stmt = (
-        _insert(ProcessedEvent)
+        upsert_insert(ProcessedEvent)
         .values(event_id=event_id, processed_at=utcnow())
         .on_conflict_do_nothing()
         .returning(ProcessedEvent.event_id)
@@ -92,7 +86,7 @@ def _apply(order: Order, event: ev.BrokerEvent) -> Applied:
         order.broker_order_id = event.broker_order_id
     if event.type == ev.FILL and outcome.applied:
         result.trade = _record_trade(order, event)
-        result.position = _update_position(order, event)
+        result.position = apply_fill_to_position(order, event.quantity, event.price, event.ts)
     return result
 
 
@@ -134,30 +128,6 @@ def _record_trade(order: Order, event: ev.BrokerEvent) -> Trade:
     )
     db.session.add(trade)
     return trade
-
-
-def _update_position(order: Order, event: ev.BrokerEvent) -> Position:
-    key = {"user_id": order.user_id, "instrument_id": order.instrument_id, "product": order.product}
-    # Create-if-missing without a race between consumers, then lock the row.
-    db.session.execute(
-        _insert(Position)
-        .values(**key, quantity=0, average_price=0, realized_pnl=0, updated_at=utcnow())
-        .on_conflict_do_nothing()
-    )
-    position = db.session.scalar(
-        sa.select(Position).filter_by(**key).with_for_update(of=Position).execution_options(populate_existing=True)
-    )
-    state = apply_fill(
-        PositionState(position.quantity, position.average_price, position.realized_pnl),
-        order.side,
-        event.quantity,
-        event.price,
-    )
-    position.quantity = state.quantity
-    position.average_price = state.average_price
-    position.realized_pnl = state.realized_pnl
-    position.updated_at = utcnow()
-    return position
 
 
 def _notify(result: Applied) -> None:

@@ -12,10 +12,9 @@ from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tradingapp.domain.feed import format_ts
-from tradingapp.extensions import db, get_redis
+from tradingapp.extensions import db, get_redis, upsert_insert
 from tradingapp.models import Tick
 from tradingapp.realtime import publish_quote, quote_key, store_quote
 
@@ -107,10 +106,8 @@ def _ts(value: object) -> datetime:
 def _insert(rows: list[dict]) -> None:
     columns = {c.name for c in Tick.__table__.columns}
     params = [{k: v for k, v in row.items() if k in columns} for row in rows]
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # One executemany statement; a redelivered tick hits the natural key and is ignored.
-    stmt = insert(Tick).on_conflict_do_nothing(index_elements=["instrument_id", "ts", "seq"])
+    stmt = upsert_insert(Tick).on_conflict_do_nothing(index_elements=["instrument_id", "ts", "seq"])
     try:
         db.session.execute(stmt, params)
         db.session.commit()
