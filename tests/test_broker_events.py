@@ -135,3 +135,11 @@ def test_fill_notifies_order_trade_and_position_after_commit(app, db, trader):
         kinds.append(payload["type"])
     pubsub.close()
     assert kinds == ["order", "trade", "position"]
+
+
+def test_event_type_without_a_handler_is_refused_and_changes_nothing(db, trader):
+    order = make_order(trader, status="OPEN", broker_order_id="P1")
+    body = event(ev.MODIFY_REJECTED, order, reason="too late")
+    with pytest.raises(ev.MalformedEvent):
+        apply_broker_event(body)
+    assert reload(order).status == "OPEN" and count(ProcessedEvent) == 0

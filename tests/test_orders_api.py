@@ -192,3 +192,22 @@ def test_cancel_of_a_final_order_is_a_409(client, trader, trader_headers):
     response = client.delete(f"/api/v1/orders/{order.id}", headers=trader_headers)
     assert response.status_code == 409
     assert db.session.scalar(sa.select(sa.func.count()).select_from(OrderEvent)) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**LIMIT, "instrument_id": 2**40}, "instrument_id"),
+        ({**LIMIT, "limit_price": "1e-999999999"}, "limit_price"),
+        ({**LIMIT, "limit_price": "2500.00001"}, "limit_price"),
+    ],
+)
+def test_out_of_range_values_are_a_400_not_a_500(client, trader_headers, body, field):
+    response = client.post("/api/v1/orders", json=body, headers=trader_headers)
+    assert response.status_code == 400 and field in response.get_json()["error"]["details"]
+    assert order_count() == 0
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "%C2%B2"])
+def test_out_of_range_instrument_filter_is_a_400(client, trader_headers, value):
+    assert client.get(f"/api/v1/orders?instrument_id={value}", headers=trader_headers).status_code == 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 
@@ -43,7 +44,7 @@ def list_orders():
             raise validation_error("unknown status", status=unknown, allowed=list(Status.__members__))
         query = query.where(Order.status.in_(statuses))
     if instrument_id := request.args.get("instrument_id"):
-        if not instrument_id.isdigit():
+        if not re.fullmatch(r"[0-9]{1,9}", instrument_id):
             raise validation_error("instrument_id must be an integer", instrument_id=instrument_id)
         query = query.where(Order.instrument_id == int(instrument_id))
     if cursor := request.args.get("cursor"):

@@ -21,6 +21,8 @@ FIELDS = {
 }  # fmt: skip
 MAX_QUANTITY = 10_000_000
 MAX_PRICE = Decimal("100000000")
+MAX_ID = 2**31 - 1  # the instruments.id column is a 32-bit integer
+PRICE_DECIMALS = 4  # the price columns' scale
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 
@@ -69,7 +71,7 @@ def is_int(value: object) -> bool:
 def parse_instrument_id(body: dict) -> int:
     """The instrument id alone, so the caller can load the instrument before full validation."""
     value = body.get("instrument_id")
-    if not is_int(value) or value <= 0:
+    if not is_int(value) or not 0 < value <= MAX_ID:
         raise OrderValidationError({"instrument_id": "required, a positive integer"})
     return value
 
@@ -99,6 +101,9 @@ def _price(body: dict, field: str, errors: dict) -> Decimal | None:
         return None
     if not price.is_finite() or price <= 0:
         errors[field] = "must be a positive price"
+        return None
+    if price.as_tuple().exponent < -PRICE_DECIMALS:
+        errors[field] = f"must have at most {PRICE_DECIMALS} decimal places"
         return None
     if price > MAX_PRICE:
         errors[field] = f"must not exceed {MAX_PRICE}"

@@ -55,7 +55,11 @@ def apply_broker_event(body: object) -> bool:
     if order is None:
         db.session.rollback()
         raise ev.MalformedEvent(f"event {event.event_id} names unknown order {event.order_id}")
-    result = _apply(order, event)
+    try:
+        result = _apply(order, event)
+    except ev.MalformedEvent:
+        db.session.rollback()
+        raise
     db.session.commit()
     log.info(
         "broker event applied event_id=%s type=%s order_id=%s user_id=%s status=%s",
@@ -101,7 +105,10 @@ def _domain_event(event: ev.BrokerEvent) -> sm.Event:
         return sm.Cancelled(event.reason)
     if event.type == ev.CANCEL_REJECTED:
         return sm.CancelRejected(event.reason or "cancel rejected by the broker")
-    return sm.Expire(event.reason)
+    if event.type == ev.EXPIRED:
+        return sm.Expire(event.reason)
+    # A type the schema knows but no handler applies yet (order.modified...): never guess.
+    raise ev.MalformedEvent(f"no handler for event type {event.type}")
 
 
 def _fill_seen(order: Order, execution_id: str) -> bool:
