@@ -20,7 +20,7 @@ from tradingapp.cli import seed_demo_data
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.messaging import Topology
-from tradingapp.models import Instrument, User
+from tradingapp.models import User
 
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 PG = {
@@ -109,21 +109,7 @@ def db(app):
 
 
 def seed_instruments() -> None:
-    from tradingapp.cli import DEMO_INSTRUMENTS
-
-    for segment, ex_id, symbol, name, series, lot, tick in DEMO_INSTRUMENTS:
-        _db.session.add(
-            Instrument(
-                exchange_segment=segment,
-                exchange_instrument_id=ex_id,
-                symbol=symbol,
-                name=name,
-                series=series,
-                lot_size=lot,
-                tick_size=tick,
-            )
-        )
-    _db.session.commit()
+    seed_demo_data(include_users=False)
 
 
 @pytest.fixture
