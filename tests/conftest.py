@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from flask_migrate import upgrade
-from kombu import Connection
+from kombu import Connection, Queue
 
 from config import TestConfig
 from tradingapp import create_app
@@ -166,3 +166,48 @@ def trader_headers(trader, auth_headers):
 def seeded_demo(db):
     """The demo users of `flask seed` (their real argon2 hashes)."""
     seed_demo_data()
+
+
+class EventTap:
+    """An exclusive queue bound to every routing key of broker.events, read with basic_get.
+    Publisher confirms mean an event is on this queue by the time publish() returns."""
+
+    def __init__(self, app):
+        self.connection = Connection(app.config["AMQP_URL"], connect_timeout=5)
+        topology = Topology(app.config["NAMESPACE"])
+        topology.broker_events(self.connection.default_channel).declare()
+        queue = Queue(f"{topology.names['broker_events']}.tap-{uuid.uuid4().hex[:8]}", topology.broker_events,
+                      routing_key="#", exclusive=True, auto_delete=True)  # fmt: skip
+        self.queue = self.connection.SimpleQueue(queue, accept=["json"])
+
+    def drain(self) -> list[dict]:
+        """Every event published so far, in order."""
+        bodies = []
+        while True:
+            try:
+                message = self.queue.get_nowait()
+            except self.queue.Empty:
+                return bodies
+            bodies.append(message.payload)
+            message.ack()
+
+    def close(self) -> None:
+        self.queue.close()
+        self.connection.release()
+
+
+@pytest.fixture(scope="module")
+def close_publisher(app):
+    """Code under test publishes through the app's process-wide publisher: close it with the module."""
+    yield
+    publisher = app.extensions.pop("tradingapp.publisher", None)
+    if publisher is not None:
+        publisher.close()
+
+
+@pytest.fixture
+def tap(app, db):
+    """Every broker event published during the test, read with tap.drain()."""
+    events = EventTap(app)
+    yield events
+    events.close()

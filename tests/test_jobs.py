@@ -17,7 +17,7 @@ import pytest
 from rq import Worker
 
 from jobs.worker import Maintenance, build_worker, sweep_once
-from tests.test_paper_broker import EventTap, set_quote
+from tests.test_paper_broker import set_quote
 from tradingapp import events as ev
 from tradingapp.brokers import get_broker
 from tradingapp.extensions import db as _db
@@ -30,20 +30,7 @@ from tradingapp.services.orders import cancel_order, claim_for_submission, place
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module", autouse=True)
-def close_publisher(app):
-    """Jobs publish through the app's process-wide publisher: close it with the module."""
-    yield
-    publisher = app.extensions.pop("tradingapp.publisher", None)
-    if publisher is not None:
-        publisher.close()
-
-
-@pytest.fixture
-def tap(app, db):
-    events = EventTap(app)
-    yield events
-    events.close()
+pytestmark = pytest.mark.usefixtures("close_publisher")
 
 
 def run_worker(app) -> None:

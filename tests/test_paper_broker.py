@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from kombu import Connection, Queue
 
 import config
 from tests.conftest import test_env as env_for
@@ -19,55 +18,13 @@ from tradingapp.brokers import get_broker
 from tradingapp.brokers.base import OrderRequest
 from tradingapp.brokers.paper import PaperBroker, match_ticks
 from tradingapp.extensions import get_redis
-from tradingapp.messaging import Topology
 from tradingapp.models import PaperOrder
 from tradingapp.realtime import store_quote
 
 INSTRUMENT = 1
 
 
-class EventTap:
-    """An exclusive queue bound to every routing key of broker.events, read with basic_get.
-    Publisher confirms mean an event is on this queue by the time publish() returns."""
-
-    def __init__(self, app):
-        self.connection = Connection(app.config["AMQP_URL"], connect_timeout=5)
-        topology = Topology(app.config["NAMESPACE"])
-        topology.broker_events(self.connection.default_channel).declare()
-        queue = Queue(f"{topology.names['broker_events']}.tap-{uuid.uuid4().hex[:8]}", topology.broker_events,
-                      routing_key="#", exclusive=True, auto_delete=True)  # fmt: skip
-        self.queue = self.connection.SimpleQueue(queue, accept=["json"])
-
-    def drain(self) -> list[dict]:
-        """Every event published so far, in order."""
-        bodies = []
-        while True:
-            try:
-                message = self.queue.get_nowait()
-            except self.queue.Empty:
-                return bodies
-            bodies.append(message.payload)
-            message.ack()
-
-    def close(self) -> None:
-        self.queue.close()
-        self.connection.release()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def close_publisher(app):
-    """The broker publishes through the app's process-wide publisher: close it with the module."""
-    yield
-    publisher = app.extensions.pop("tradingapp.publisher", None)
-    if publisher is not None:
-        publisher.close()
-
-
-@pytest.fixture
-def tap(app, db):
-    events = EventTap(app)
-    yield events
-    events.close()
+pytestmark = pytest.mark.usefixtures("close_publisher")
 
 
 @pytest.fixture
