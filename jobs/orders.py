@@ -12,7 +12,7 @@ import time
 import uuid
 
 from tradingapp.brokers import get_broker
-from tradingapp.services.orders import claim_for_submission, order_for_cancel
+from tradingapp.services.order_worker import claim_for_submission, order_for_cancel
 
 log = logging.getLogger(__name__)
 

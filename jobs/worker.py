@@ -24,7 +24,7 @@ from rq.scheduler import RQScheduler
 from tradingapp import create_app
 from tradingapp.extensions import db, get_redis
 from tradingapp.services.jobqueue import DEFAULT, ORDERS, enqueue_submit, queue_name
-from tradingapp.services.orders import find_stale_orders
+from tradingapp.services.order_worker import find_stale_orders
 
 log = logging.getLogger("jobs.worker")  # not "__main__" under python -m
 

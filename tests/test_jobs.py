@@ -25,7 +25,8 @@ from tradingapp.extensions import get_redis
 from tradingapp.models import Order, PaperOrder
 from tradingapp.models.types import utcnow
 from tradingapp.services import jobqueue
-from tradingapp.services.orders import cancel_order, claim_for_submission, place_order
+from tradingapp.services.order_worker import claim_for_submission
+from tradingapp.services.orders import cancel_order, place_order
 
 ROOT = Path(__file__).resolve().parent.parent
 

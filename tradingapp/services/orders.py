@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from tradingapp.brokers.base import OrderRequest
 from tradingapp.domain import orders as sm
 from tradingapp.domain.validation import (
     InstrumentSpec,
@@ -158,57 +156,10 @@ def _after_commit(order: Order, submit: bool = False, cancel: bool = False) -> N
     notify_order(order)
 
 
-def notify_order(order: Order) -> None:
+def notify_order(order: Order, payload: dict | None = None) -> None:
+    """Push the order to its owner's sockets. Pass `payload` (built before the commit) when the
+    transaction is over, so the push never reloads the row and opens a new transaction."""
     try:
-        publish_user_event(get_redis(), str(order.user_id), "order", order.to_dict())
+        publish_user_event(get_redis(), str(order.user_id), "order", payload or order.to_dict())
     except Exception:  # the WebSocket push is best effort; the REST API is the record
         log.warning("order notification failed order_id=%s", order.id)
-
-
-# -- worker side ---------------------------------------------------------------------------
-def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | None:
-    """PENDING -> SUBMITTED under a row lock. (request, resend): resend means an earlier attempt
-    already claimed it and may have reached the broker, so look it up there before sending."""
-    order = order_state.lock_order(order_id)
-    if order is None:
-        db.session.rollback()
-        log.warning("submit for unknown order order_id=%s", order_id)
-        return None
-    if order.status == sm.Status.PENDING:
-        order_state.transition(order, sm.Submit(), "system", actor_id="worker")
-        request = order_state.order_request(order)
-        db.session.commit()
-        notify_order(order)
-        return request, False
-    if order.status == sm.Status.SUBMITTED and order.broker_order_id is None:
-        request = order_state.order_request(order)
-        db.session.rollback()
-        return request, True
-    db.session.rollback()
-    return None
-
-
-def order_for_cancel(order_id: uuid.UUID) -> uuid.UUID | None:
-    status = db.session.scalar(sa.select(Order.status).where(Order.id == order_id))
-    db.session.rollback()
-    return order_id if status == sm.Status.CANCEL_PENDING else None
-
-
-def find_stale_orders(older_than_seconds: int) -> list[uuid.UUID]:
-    """Orders a crash may have stranded: PENDING (never enqueued or job lost) or SUBMITTED with no
-    broker acknowledgement, untouched for longer than the threshold."""
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    ids = db.session.scalars(
-        sa.select(Order.id)
-        .where(
-            sa.or_(
-                Order.status == sm.Status.PENDING,
-                sa.and_(Order.status == sm.Status.SUBMITTED, Order.broker_order_id.is_(None)),
-            ),
-            Order.updated_at < cutoff,
-        )
-        .order_by(Order.created_at)
-        .limit(1000)
-    ).all()
-    db.session.rollback()
-    return list(ids)
