@@ -12,7 +12,7 @@ import time
 import uuid
 
 from tradingapp.brokers import get_broker
-from tradingapp.services.order_worker import claim_for_submission, order_for_cancel
+from tradingapp.services.order_worker import claim_for_submission, modify_request, order_for_cancel
 
 log = logging.getLogger(__name__)
 
@@ -50,4 +50,18 @@ def cancel_order(order_id: str) -> bool:
         return False
     get_broker().cancel(oid)
     log.info("event=cancel_sent order_id=%s", oid)
+    return True
+
+
+def modify_order(order_id: str, seq: int) -> bool:
+    """Send modification `seq` of a MODIFY_PENDING order; `order.modified` or `order.modify_rejected`
+    answers as an event. A superseded or answered modification sends nothing."""
+    oid = uuid.UUID(order_id)
+    request = modify_request(oid, seq)
+    if request is None:
+        log.info("event=modify_skipped order_id=%s seq=%s reason=not_modify_pending", oid, seq)
+        return False
+    get_broker().modify(request)
+    log.info("event=modify_sent order_id=%s seq=%s quantity=%s limit_price=%s stop_price=%s", oid, seq,
+             request.quantity, request.limit_price, request.stop_price)  # fmt: skip
     return True

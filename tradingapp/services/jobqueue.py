@@ -1,6 +1,7 @@
 """RQ queues for order work. The API enqueues after its commit; `python -m jobs.worker` runs the jobs.
 
-Job ids are deterministic (submit-<order id>, cancel-<order id>; RQ allows no colons) and enqueued with unique=True, so
+Job ids are deterministic (submit-<order id>, cancel-<order id>, modify-<order id>-<seq>; RQ allows no
+colons) and enqueued with unique=True, so
 the API, a retry and the sweeper can all ask for the same order and one job runs.
 """
 
@@ -23,6 +24,7 @@ ORDERS, DEFAULT = "orders", "default"
 # Named, not imported: the backend never loads the worker's code.
 SUBMIT_JOB = "jobs.orders.submit_order"
 CANCEL_JOB = "jobs.orders.cancel_order"
+MODIFY_JOB = "jobs.orders.modify_order"
 # Nobody reads an order job's return value, and dropping the finished job frees its id for the
 # sweeper at once.
 RESULT_TTL = 0
@@ -48,6 +50,10 @@ def cancel_job_id(order_id: uuid.UUID | str) -> str:
     return f"cancel-{order_id}"
 
 
+def modify_job_id(order_id: uuid.UUID | str, seq: int) -> str:
+    return f"modify-{order_id}-{seq}"
+
+
 def enqueue_submit(order_id: uuid.UUID | str) -> Job | None:
     """Queue the broker submission of an order; None when a job for it is already waiting."""
     return _enqueue_unique(SUBMIT_JOB, submit_job_id(order_id), order_id)
@@ -58,13 +64,19 @@ def enqueue_cancel(order_id: uuid.UUID | str) -> Job | None:
     return _enqueue_unique(CANCEL_JOB, cancel_job_id(order_id), order_id)
 
 
-def _enqueue_unique(func: str, job_id: str, order_id: uuid.UUID | str) -> Job | None:
+def enqueue_modify(order_id: uuid.UUID | str, seq: int) -> Job | None:
+    """Queue the broker modification number `seq` of an order; None when it is already waiting."""
+    return _enqueue_unique(MODIFY_JOB, modify_job_id(order_id, seq), order_id, seq)
+
+
+def _enqueue_unique(func: str, job_id: str, order_id: uuid.UUID | str, *args) -> Job | None:
     queue = get_queue(ORDERS)
     for _attempt in range(2):
         try:
             job = queue.enqueue(
                 func,
                 str(order_id),
+                *args,
                 job_id=job_id,
                 unique=True,
                 job_timeout=current_app.config["ORDER_JOB_TIMEOUT"],

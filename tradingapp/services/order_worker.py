@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tradingapp.brokers.base import OrderRequest
+from tradingapp.brokers.base import ModifyRequest, OrderRequest
 from tradingapp.domain import orders as sm
 from tradingapp.extensions import db
 from tradingapp.models import Order
@@ -48,6 +48,18 @@ def order_for_cancel(order_id: uuid.UUID) -> uuid.UUID | None:
     status = db.session.scalar(sa.select(Order.status).where(Order.id == order_id))
     db.session.rollback()
     return order_id if status == sm.Status.CANCEL_PENDING else None
+
+
+def modify_request(order_id: uuid.UUID, seq: int) -> ModifyRequest | None:
+    """The terms of modification `seq`, while the order still waits for it (MODIFY_PENDING with
+    that sequence number); None when the modification was answered or superseded."""
+    order = db.session.get(Order, order_id)
+    request = None
+    if order is not None and order.status == sm.Status.MODIFY_PENDING and order.modify_seq == seq:
+        request = ModifyRequest(order.id, seq, order.pending_quantity, order.pending_limit_price,
+                                order.pending_stop_price)  # fmt: skip
+    db.session.rollback()
+    return request
 
 
 def find_stale_orders(older_than_seconds: int) -> list[uuid.UUID]:
