@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -53,6 +54,15 @@ def parse_duration(name: str, value: str | None, default: int) -> int:
     if not match:
         raise ConfigError(f"{name} must be a duration like 30s, 15m, 24h or 7d, got {value!r}")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+
+
+def parse_timezone(name: str, value: str | None, default: str) -> str:
+    zone = (value or "").strip() or default
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} must be an IANA timezone such as Asia/Kolkata, got {value!r}") from None
+    return zone
 
 
 def parse_list(value: str | None, default: list[str]) -> list[str]:
@@ -137,6 +147,19 @@ class Config:
         self.ORDER_JOB_TIMEOUT = parse_duration("ORDER_JOB_TIMEOUT", e.get("ORDER_JOB_TIMEOUT"), 30)
         self.SWEEP_INTERVAL = parse_duration("SWEEP_INTERVAL", e.get("SWEEP_INTERVAL"), 15)
         self.SWEEP_PENDING_AFTER = parse_duration("SWEEP_PENDING_AFTER", e.get("SWEEP_PENDING_AFTER"), 10)
+        # The sweeper asks the broker about one working order at most this often, and about at
+        # most SWEEP_BATCH working orders per round (a real broker rate-limits its order queries).
+        self.SWEEP_RECONCILE_EVERY = parse_duration("SWEEP_RECONCILE_EVERY", e.get("SWEEP_RECONCILE_EVERY"), 60)
+        self.SWEEP_BATCH = parse_int("SWEEP_BATCH", e.get("SWEEP_BATCH"), 100)
+        self.TEST_CRASH_POINT = ""  # only TestConfig reads it
+        # A limit or stop price further than this % from the last price is refused (fat finger).
+        self.PRICE_BAND_PCT = parse_int("PRICE_BAND_PCT", e.get("PRICE_BAND_PCT"), 20)
+        # An identical order still working, placed within this window, is refused as a duplicate.
+        self.DUPLICATE_ORDER_WINDOW = parse_duration("DUPLICATE_ORDER_WINDOW", e.get("DUPLICATE_ORDER_WINDOW"), 10)
+        # Accounts and risk: a new account's starting cash, and the timezone of the trading day
+        # (day positions, the daily loss limit and the daily order count reset at its midnight).
+        self.ACCOUNT_INITIAL_CASH = parse_int("ACCOUNT_INITIAL_CASH", e.get("ACCOUNT_INITIAL_CASH"), 10_000_000)
+        self.SESSION_TIMEZONE = parse_timezone("SESSION_TIMEZONE", e.get("SESSION_TIMEZONE"), "Asia/Kolkata")
         self.LOG_LEVEL = (e.get("LOG_LEVEL") or "INFO").upper()
         # WebSocket feed: limits per socket/user and the intervals of auth, revocation and pings.
         self.WS_AUTH_TIMEOUT = parse_duration("WS_AUTH_TIMEOUT", e.get("WS_AUTH_TIMEOUT"), 5)
@@ -196,7 +219,11 @@ class TestConfig(Config):
 
     def __init__(self, env: dict[str, str] | None = None):
         super().__init__(env)
-        self.ORDER_JOB_TIMEOUT = 10
+        if not self._env.get("ORDER_JOB_TIMEOUT"):
+            self.ORDER_JOB_TIMEOUT = 10
+        # Where jobs/orders.py SIGKILLs the worker once (after_claim, after_place, before_cancel;
+        # `:raise` raises instead): the crash-safety tests. Never read outside APP_ENV=test.
+        self.TEST_CRASH_POINT = self._env.get("TEST_CRASH_POINT", "")
 
 
 class ProductionConfig(Config):

@@ -20,6 +20,7 @@ def make_order(
     order_type="LIMIT",
     limit_price="100.00",
     broker_order_id=None,
+    filled_quantity=0,
     **kw,
 ) -> Order:
     now = utcnow()
@@ -32,7 +33,7 @@ def make_order(
         instrument_id=instrument_id,
         side=side,
         quantity=quantity,
-        filled_quantity=0,
+        filled_quantity=filled_quantity,
         order_type=order_type,
         limit_price=Decimal(limit_price) if limit_price else None,
         product="MIS",

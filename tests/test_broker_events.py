@@ -137,9 +137,44 @@ def test_fill_notifies_order_trade_and_position_after_commit(app, db, trader):
     assert kinds == ["order", "trade", "position"]
 
 
-def test_event_type_without_a_handler_is_refused_and_changes_nothing(db, trader):
-    order = make_order(trader, status="OPEN", broker_order_id="P1")
-    body = event(ev.MODIFY_REJECTED, order, reason="too late")
-    with pytest.raises(ev.MalformedEvent):
-        apply_broker_event(body)
-    assert reload(order).status == "OPEN" and count(ProcessedEvent) == 0
+def _modify_pending(trader, **kw):
+    order = make_order(trader, status="MODIFY_PENDING", broker_order_id="P1", quantity=10, modify_seq=1,
+                       pending_quantity=20, pending_limit_price=Decimal("99.50"), **kw)  # fmt: skip
+    return order
+
+
+def test_modified_event_applies_the_new_terms_and_reopens_the_order(db, trader):
+    order = _modify_pending(trader)
+    apply_broker_event(event(ev.MODIFIED, order, quantity=20, limit_price=Decimal("99.50"), stop_price=None))
+    order = reload(order)
+    assert (order.status, order.quantity, order.limit_price) == ("OPEN", 20, Decimal("99.50"))
+    assert order.pending_quantity is None and order.pending_limit_price is None
+    trail = db.session.scalars(sa.select(OrderEvent).where(OrderEvent.order_id == order.id)).all()
+    assert trail[-1].event == "modified" and trail[-1].details["quantity"] == 20
+
+
+def test_modify_rejected_event_keeps_the_old_terms_and_says_why(db, trader):
+    order = _modify_pending(trader)
+    apply_broker_event(event(ev.MODIFY_REJECTED, order, reason="order already filled"))
+    order = reload(order)
+    assert (order.status, order.quantity, order.limit_price) == ("OPEN", 10, Decimal("100.00"))
+    assert order.pending_quantity is None
+    trail = db.session.scalars(sa.select(OrderEvent).where(OrderEvent.order_id == order.id)).all()
+    assert (trail[-1].event, trail[-1].reason) == ("modify_rejected", "order already filled")
+
+
+def test_modified_event_after_the_order_filled_changes_nothing(db, trader):
+    order = make_order(trader, status="FILLED", broker_order_id="P1", quantity=10, filled_quantity=10,
+                       average_price=Decimal("100"))  # fmt: skip
+    apply_broker_event(event(ev.MODIFIED, order, quantity=20, limit_price=Decimal("99.50"), stop_price=None))
+    order = reload(order)
+    assert (order.status, order.quantity) == ("FILLED", 10)
+
+
+def test_cancel_rejected_after_a_fill_tells_the_user_why(db, trader):
+    order = make_order(trader, status="CANCEL_PENDING", broker_order_id="P1", quantity=10)
+    apply_broker_event(event(ev.FILL, order, execution_id="X1", quantity=10, price=Decimal("100")))
+    apply_broker_event(event(ev.CANCEL_REJECTED, order, reason="order already filled"))
+    order = reload(order)
+    assert order.status == "FILLED"
+    assert order.reject_reason == "cancel rejected: order already filled"

@@ -160,7 +160,8 @@ def test_limit_order_rests_open_and_cancels(stack, session, socket_reader):
     socket_reader.send({"action": "subscribe", "instrument_ids": [3], "mode": "ltp"})
     quote = socket_reader.wait_for(lambda m: m.get("type") == "quote" and m["instrument_id"] == 3, what="quote")
     tick = Decimal("0.05")
-    far_below = (Decimal(quote["ltp"]) / 2 / tick).to_integral_value() * tick  # a whole number of ticks
+    # 15% below the market: inside the 20% price band, far beyond what the random walk moves in the test
+    far_below = (Decimal(quote["ltp"]) * Decimal("0.85") / tick).to_integral_value() * tick
     body = {"instrument_id": 3, "side": "BUY", "quantity": 1, "order_type": "LIMIT", "limit_price": str(far_below)}
     response = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5)
     assert response.status_code == 202, response.text

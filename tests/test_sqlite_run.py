@@ -28,6 +28,7 @@ def sqlite_env(env, tmp_path_factory):
         "NAMESPACE": env["NAMESPACE"] + "sqlite",
         "FLASK_APP": "wsgi",
         "FEED_INTERVAL_MS": "250",
+        "PRICE_BAND_PCT": "60",  # the resting-order check below trades at half the market price
     }
     redis.Redis(host=env["REDIS_HOST"], port=int(env["REDIS_PORT"]), db=int(redis_db)).flushdb()
     return sqlite

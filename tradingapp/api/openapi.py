@@ -178,6 +178,8 @@ ERRORS = {
         "403": "forbidden",
         "404": "not_found",
         "409": "conflict",
+        "422": "risk_rejected (details name the rule and the numbers)",
+        "423": "trading_halted (kill switch)",
         "429": "rate_limited",
     }.items()
 }
@@ -249,7 +251,7 @@ PATHS = {
             "202",
             _ref("Order"),
             "NewOrder",
-            errors=("400", "401", "403", "409"),
+            errors=("400", "401", "403", "409", "422", "423", "429"),
         ),
         "get": _op(
             "The caller's orders, newest first",
@@ -257,11 +259,30 @@ PATHS = {
             _page("Order"),
             params=["status", "instrument_id", "limit", "cursor"],
         ),
+        "delete": _op(
+            "Cancel every working order of the caller (optionally of one instrument)",
+            "202",
+            _obj({"cancelled": {"type": "array", "items": UUID}}),
+            params=["instrument_id"],
+            errors=("400", "401", "403"),
+        ),
     },
     "/api/v1/orders/{order_id}": {
         "get": _op("One order", "200", _ref("Order"), params=["{order_id}"], errors=("401", "404")),
+        "patch": _op(
+            "Modify a working order (quantity is the new total); MODIFY_PENDING until the broker answers",
+            "202",
+            _ref("Order"),
+            "ModifyOrder",
+            params=["{order_id}"],
+            errors=("400", "401", "403", "404", "409", "422", "423", "429"),
+        ),
         "delete": _op(
-            "Request cancellation", "202", _ref("Order"), params=["{order_id}"], errors=("401", "403", "404", "409")
+            "Request cancellation (again while CANCEL_PENDING re-sends it)",
+            "202",
+            _ref("Order"),
+            params=["{order_id}"],
+            errors=("401", "403", "404", "409"),
         ),
     },
     "/api/v1/orders/{order_id}/events": {
@@ -281,7 +302,13 @@ PATHS = {
             "Open positions marked to the last price",
             "200",
             _obj({"items": {"type": "array", "items": _ref("Position")}}),
-        )
+        ),
+        "delete": _op(
+            "Close every position by market orders (sliced by freeze quantity); skipped names any refused",
+            "202",
+            _obj({"orders": {"type": "array", "items": _ref("Order")}, "skipped": {"type": "array", "items": ANY}}),
+            errors=("401", "403"),
+        ),
     },
     "/api/v1/quotes": {
         "get": _op(
@@ -296,6 +323,9 @@ PATHS = {
 SCHEMAS["Register"] = _obj(
     {"email": {"type": "string"}, "password": {"type": "string", "minLength": 10}, "name": {"type": "string"}},
     ["email", "password"],
+)
+SCHEMAS["ModifyOrder"] = _obj(
+    {"quantity": {"type": "integer", "minimum": 1}, "limit_price": DECIMAL, "stop_price": DECIMAL}, []
 )
 SCHEMAS["Login"] = _obj({"email": {"type": "string"}, "password": {"type": "string"}})
 

@@ -1,4 +1,5 @@
-"""Orders: place, list, read, cancel, and the audit trail of one order."""
+"""Orders: place, list, read, modify, cancel (one or all), the audit trail of one order, and
+closing every position by market orders."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from tradingapp.extensions import db
 from tradingapp.http import json_body
 from tradingapp.metrics import ORDERS_ACCEPTED
 from tradingapp.models import Order, OrderEvent
+from tradingapp.services import order_actions
 from tradingapp.services import orders as order_service
 
 bp = Blueprint("orders", __name__, url_prefix="/api/v1/orders")
+positions_bp = Blueprint("close_positions", __name__, url_prefix="/api/v1/positions")
 
 
 @bp.post("")
@@ -43,10 +46,8 @@ def list_orders():
         if unknown:
             raise validation_error("unknown status", status=unknown, allowed=list(Status.__members__))
         query = query.where(Order.status.in_(statuses))
-    if instrument_id := request.args.get("instrument_id"):
-        if not re.fullmatch(r"[0-9]{1,9}", instrument_id):
-            raise validation_error("instrument_id must be an integer", instrument_id=instrument_id)
-        query = query.where(Order.instrument_id == int(instrument_id))
+    if (instrument_id := _instrument_filter()) is not None:
+        query = query.where(Order.instrument_id == instrument_id)
     if cursor := request.args.get("cursor"):
         created_at, order_id = _parse_order_cursor(cursor)
         query = query.where(sa.tuple_(Order.created_at, Order.id) < sa.tuple_(created_at, order_id))
@@ -56,6 +57,15 @@ def list_orders():
     if len(rows) > limit:
         next_cursor = encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)])
     return jsonify(items=[o.to_dict() for o in items], next_cursor=next_cursor)
+
+
+def _instrument_filter() -> int | None:
+    value = request.args.get("instrument_id")
+    if not value:
+        return None
+    if not re.fullmatch(r"[0-9]{1,9}", value):
+        raise validation_error("instrument_id must be an integer", instrument_id=value)
+    return int(value)
 
 
 def _parse_order_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
@@ -84,12 +94,28 @@ def get_order(order_id: str):
     return jsonify(owned_order(order_id).to_dict())
 
 
+@bp.patch("/<order_id>")
+@login_required(write=True)
+def modify_order(order_id: str):
+    body = json_body()
+    order = owned_order(order_id)
+    order = order_actions.modify_order(current_user(), order.id, body)
+    return jsonify(order.to_dict()), 202
+
+
 @bp.delete("/<order_id>")
 @login_required(write=True)
 def cancel_order(order_id: str):
     order = owned_order(order_id)
-    order = order_service.cancel_order(current_user(), order.id)
+    order = order_actions.cancel_order(current_user(), order.id)
     return jsonify(order.to_dict()), 202
+
+
+@bp.delete("")
+@login_required(write=True)
+def cancel_all_orders():
+    ids = order_actions.cancel_all(current_user(), _instrument_filter())
+    return jsonify(cancelled=[str(i) for i in ids]), 202
 
 
 @bp.get("/<order_id>/events")
@@ -100,3 +126,12 @@ def order_events(order_id: str):
         sa.select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
     ).all()
     return jsonify(items=[e.to_dict() for e in rows])
+
+
+@positions_bp.delete("")
+@login_required(write=True)
+def close_all_positions():
+    orders, skipped = order_actions.close_all_positions(current_user())
+    for order in orders:
+        ORDERS_ACCEPTED.labels(order.order_type).inc()
+    return jsonify(orders=[o.to_dict() for o in orders], skipped=skipped), 202

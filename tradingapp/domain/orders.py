@@ -44,6 +44,8 @@ class OrderState:
     filled_quantity: int = 0
     average_price: Decimal | None = None
     acknowledged: bool = False  # the broker has confirmed it holds the order
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
 
     @property
     def is_final(self) -> bool:
@@ -96,7 +98,33 @@ class Expire:
     reason: str | None = None
 
 
-Event = Submit | Accept | Reject | Fill | RequestCancel | Cancelled | CancelRejected | Expire
+@dataclass(frozen=True)
+class RequestModify:
+    """The user asks for new terms; `quantity` is the new total (the filled part included)."""
+
+    quantity: int
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+
+
+@dataclass(frozen=True)
+class Modified:
+    """The broker confirms the order's terms are now these."""
+
+    quantity: int
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+
+
+@dataclass(frozen=True)
+class ModifyRejected:
+    reason: str
+
+
+Event = (
+    Submit | Accept | Reject | Fill | RequestCancel | Cancelled | CancelRejected | Expire
+    | RequestModify | Modified | ModifyRejected
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -176,6 +204,7 @@ def _request_cancel(state: OrderState, _event: RequestCancel) -> Outcome:
         raise InvalidTransition(state.status, "cancel", f"order is already {state.status}")
     if state.status == Status.CANCEL_PENDING:
         return _ignored(state, "cancel already requested")
+    # A cancel may overtake a modification in flight (MODIFY_PENDING): the cancel wins.
     if state.status == Status.PENDING:
         # Never reached the broker (the caller holds the row lock the worker needs): done here.
         return Outcome(replace(state, status=Status.CANCELLED), applied=True, reason="cancelled before submission")
@@ -203,6 +232,47 @@ def _expire(state: OrderState, event: Expire) -> Outcome:
     return Outcome(replace(state, status=Status.EXPIRED), applied=True, reason=event.reason)
 
 
+def _request_modify(state: OrderState, event: RequestModify) -> Outcome:
+    if state.is_final:
+        raise InvalidTransition(state.status, "modify", f"order is already {state.status}")
+    if state.status in (Status.CANCEL_PENDING, Status.MODIFY_PENDING):
+        raise InvalidTransition(state.status, "modify", f"order is {state.status}; wait for the broker's answer")
+    if state.status == Status.SUBMITTED:
+        raise InvalidTransition(state.status, "modify", "order is not yet acknowledged by the broker; try again")
+    if event.quantity <= state.filled_quantity:
+        raise InvalidTransition(
+            state.status, "modify", f"quantity must exceed the filled quantity {state.filled_quantity}"
+        )
+    terms = replace(state, quantity=event.quantity, limit_price=event.limit_price, stop_price=event.stop_price)
+    if state.status == Status.PENDING:
+        # Not at the broker yet (the caller holds the row lock the worker needs): the new terms
+        # are simply the order's terms.
+        return Outcome(terms, applied=True, reason="modified before submission")
+    return Outcome(replace(state, status=Status.MODIFY_PENDING), applied=True)
+
+
+def _modified(state: OrderState, event: Modified) -> Outcome:
+    if state.is_final:
+        return _ignored(state, f"modification after final state {state.status}")
+    if event.quantity < state.filled_quantity:
+        return _ignored(state, f"modified quantity {event.quantity} below filled {state.filled_quantity}")
+    new = replace(state, quantity=event.quantity, limit_price=event.limit_price, stop_price=event.stop_price,
+                  acknowledged=True)  # fmt: skip
+    if new.filled_quantity == new.quantity:
+        return Outcome(replace(new, status=Status.FILLED), applied=True, reason="quantity reduced to the filled part")
+    if state.status == Status.CANCEL_PENDING:
+        return Outcome(new, applied=True)  # the cancel is still in flight
+    return Outcome(replace(new, status=_working_status(new)), applied=True)
+
+
+def _modify_rejected(state: OrderState, event: ModifyRejected) -> Outcome:
+    if state.is_final:
+        return _ignored(state, f"modify rejected ({event.reason}); order is {state.status}")
+    if state.status != Status.MODIFY_PENDING:
+        return _ignored(state, f"modify rejection while {state.status}")
+    return Outcome(replace(state, status=_working_status(state)), applied=True, reason=event.reason)
+
+
 _HANDLERS = {
     Submit: _submit,
     Accept: _accept,
@@ -212,4 +282,7 @@ _HANDLERS = {
     Cancelled: _cancelled,
     CancelRejected: _cancel_rejected,
     Expire: _expire,
+    RequestModify: _request_modify,
+    Modified: _modified,
+    ModifyRejected: _modify_rejected,
 }

@@ -12,13 +12,13 @@ from decimal import Decimal, InvalidOperation
 
 SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT", "STOP", "STOP_LIMIT")
-SUPPORTED_ORDER_TYPES = ("MARKET", "LIMIT")
 PRODUCTS = ("MIS", "NRML", "CNC")
 TIMES_IN_FORCE = ("DAY", "IOC")
 FIELDS = {
     "instrument_id", "side", "quantity", "order_type", "limit_price", "stop_price",
     "product", "time_in_force", "client_order_id",
 }  # fmt: skip
+MODIFY_FIELDS = {"quantity", "limit_price", "stop_price"}
 MAX_QUANTITY = 10_000_000
 MAX_PRICE = Decimal("100000000")
 MAX_ID = 2**31 - 1  # the instruments.id column is a 32-bit integer
@@ -37,6 +37,7 @@ class InstrumentSpec:
     id: int
     lot_size: int
     tick_size: Decimal
+    freeze_quantity: int | None = None  # the exchange's largest single order; None: no limit
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ def _quantity(body: dict, spec: InstrumentSpec, errors: dict) -> int | None:
         errors["quantity"] = f"must not exceed {MAX_QUANTITY}"
     elif value % spec.lot_size:
         errors["quantity"] = f"must be a multiple of the lot size {spec.lot_size}"
+    elif spec.freeze_quantity and value > spec.freeze_quantity:
+        errors["quantity"] = f"exceeds the freeze quantity {spec.freeze_quantity}; split the order"
     else:
         return value
     return None
@@ -132,7 +135,7 @@ def _check_tick(price: Decimal | None, field: str, spec: InstrumentSpec, errors:
         errors[field] = f"must be a multiple of the tick size {spec.tick_size}"
 
 
-def _check_prices(order_type: str | None, limit_price, stop_price, errors: dict) -> None:
+def _check_prices(order_type: str | None, limit_price, stop_price, errors: dict, side: str | None = None) -> None:
     if order_type in ("LIMIT", "STOP_LIMIT") and limit_price is None and "limit_price" not in errors:
         errors["limit_price"] = f"required for {order_type} orders"
     if order_type in ("MARKET", "STOP") and limit_price is not None:
@@ -141,6 +144,13 @@ def _check_prices(order_type: str | None, limit_price, stop_price, errors: dict)
         errors["stop_price"] = f"required for {order_type} orders"
     if order_type in ("MARKET", "LIMIT") and stop_price is not None:
         errors["stop_price"] = f"not allowed for {order_type} orders"
+    both = limit_price is not None and stop_price is not None
+    if order_type == "STOP_LIMIT" and both and "limit_price" not in errors:
+        # Once triggered, the limit must leave room to trade (Kite/XTS refuse the inverse).
+        if side == "BUY" and limit_price < stop_price:
+            errors["limit_price"] = "must be at or above the stop price for a BUY stop-limit"
+        elif side == "SELL" and limit_price > stop_price:
+            errors["limit_price"] = "must be at or below the stop price for a SELL stop-limit"
 
 
 def validate_new_order(body: dict, spec: InstrumentSpec, client_order_id: str | None = None) -> NewOrder:
@@ -154,14 +164,12 @@ def validate_new_order(body: dict, spec: InstrumentSpec, client_order_id: str | 
         errors["unknown_fields"] = ", ".join(unknown)
     side = _choice(body, "side", SIDES, errors)
     order_type = _choice(body, "order_type", ORDER_TYPES, errors)
-    if order_type and order_type not in SUPPORTED_ORDER_TYPES:
-        errors["order_type"] = f"{order_type} orders are not supported yet; use MARKET or LIMIT"
     product = _choice(body, "product", PRODUCTS, errors, default="MIS")
     tif = _choice(body, "time_in_force", TIMES_IN_FORCE, errors, default="DAY")
     quantity = _quantity(body, spec, errors)
     limit_price = _price(body, "limit_price", errors)
     stop_price = _price(body, "stop_price", errors)
-    _check_prices(order_type, limit_price, stop_price, errors)
+    _check_prices(order_type, limit_price, stop_price, errors, side)
     _check_tick(limit_price, "limit_price", spec, errors)
     _check_tick(stop_price, "stop_price", spec, errors)
     coid = _client_order_id(body.get("client_order_id"), client_order_id, errors)
@@ -181,3 +189,76 @@ def _client_order_id(in_body: object, in_header: str | None, errors: dict) -> st
         errors["client_order_id"] = "differs from the Idempotency-Key header"
         return None
     return in_body if in_body is not None else in_header
+
+
+# -- against the market ------------------------------------------------------------------------
+def check_against_market(
+    side: str,
+    order_type: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    last_price: Decimal | None,
+    band_pct: Decimal,
+) -> dict[str, str]:
+    """Errors by field for prices that make no sense against the last price: outside the price band
+    (a fat finger), or a stop already through the market (it would trigger at once). With no
+    last price there is nothing to compare to, and the exchange decides."""
+    errors: dict[str, str] = {}
+    if last_price is None or last_price <= 0:
+        return errors
+    low = last_price * (1 - band_pct / 100)
+    high = last_price * (1 + band_pct / 100)
+    for field, price in (("limit_price", limit_price), ("stop_price", stop_price)):
+        if price is not None and not low <= price <= high:
+            errors[field] = f"outside the price band {_band(low, high)}: {band_pct}% around the last price {last_price}"
+    if order_type in ("STOP", "STOP_LIMIT") and stop_price is not None and "stop_price" not in errors:
+        if side == "BUY" and stop_price <= last_price:
+            errors["stop_price"] = f"must be above the last price {last_price} for a BUY stop"
+        elif side == "SELL" and stop_price >= last_price:
+            errors["stop_price"] = f"must be below the last price {last_price} for a SELL stop"
+    return errors
+
+
+def _band(low: Decimal, high: Decimal) -> str:
+    return f"{low.quantize(Decimal('0.01'))} to {high.quantize(Decimal('0.01'))}"
+
+
+# -- modification ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModifyTerms:
+    """The order's terms after a modification: untouched fields keep their current value."""
+
+    quantity: int
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+
+
+def validate_modify(body: dict, spec: InstrumentSpec, side: str, order_type: str, current: ModifyTerms,
+                    filled_quantity: int) -> ModifyTerms:  # fmt: skip
+    """The new terms, or OrderValidationError listing every problem by field."""
+    errors: dict[str, str] = {}
+    unknown = sorted(set(body) - MODIFY_FIELDS)
+    if unknown:
+        errors["unknown_fields"] = f"{', '.join(unknown)} (only quantity, limit_price and stop_price can change)"
+    if not set(body) & MODIFY_FIELDS:
+        errors["body"] = "give at least one of quantity, limit_price, stop_price"
+    quantity = _quantity(body, spec, errors) if "quantity" in body else current.quantity
+    if quantity is not None and "quantity" not in errors and quantity <= filled_quantity:
+        errors["quantity"] = f"must exceed the filled quantity {filled_quantity}"
+    limit_price = _price(body, "limit_price", errors) if "limit_price" in body else current.limit_price
+    stop_price = _price(body, "stop_price", errors) if "stop_price" in body else current.stop_price
+    if "limit_price" in body and order_type not in ("LIMIT", "STOP_LIMIT"):
+        errors["limit_price"] = f"not allowed for {order_type} orders"
+    if "stop_price" in body and order_type not in ("STOP", "STOP_LIMIT"):
+        errors["stop_price"] = f"not allowed for {order_type} orders"
+    if body.get("limit_price", 0) is None or body.get("stop_price", 0) is None or body.get("quantity", 0) is None:
+        errors.setdefault("body", "a field cannot be set to null")
+    _check_prices(order_type, limit_price, stop_price, errors, side)
+    _check_tick(limit_price, "limit_price", spec, errors)
+    _check_tick(stop_price, "stop_price", spec, errors)
+    new = ModifyTerms(quantity, limit_price, stop_price)
+    if not errors and new == current:
+        errors["body"] = "nothing to change: the order already has these terms"
+    if errors:
+        raise OrderValidationError(errors)
+    return new

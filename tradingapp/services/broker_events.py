@@ -77,6 +77,8 @@ def _apply(order: Order, event: ev.BrokerEvent) -> Applied:
     result = Applied(order)
     domain_event = _domain_event(event)
     details = {"broker_order_id": event.broker_order_id}
+    if event.type == ev.MODIFIED:
+        details.update(quantity=event.quantity, limit_price=_str(event.limit_price), stop_price=_str(event.stop_price))
     if event.type == ev.FILL:
         details.update(execution_id=event.execution_id, quantity=event.quantity, price=str(event.price))
         if _fill_seen(order, event.execution_id):
@@ -107,8 +109,16 @@ def _domain_event(event: ev.BrokerEvent) -> sm.Event:
         return sm.CancelRejected(event.reason or "cancel rejected by the broker")
     if event.type == ev.EXPIRED:
         return sm.Expire(event.reason)
-    # A type the schema knows but no handler applies yet (order.modified...): never guess.
+    if event.type == ev.MODIFIED:
+        return sm.Modified(event.quantity, event.limit_price, event.stop_price)
+    if event.type == ev.MODIFY_REJECTED:
+        return sm.ModifyRejected(event.reason or "modification rejected by the broker")
+    # A type the schema knows but no handler applies: never guess.
     raise ev.MalformedEvent(f"no handler for event type {event.type}")
+
+
+def _str(value) -> str | None:
+    return None if value is None else str(value)
 
 
 def _fill_seen(order: Order, execution_id: str) -> bool:

@@ -20,7 +20,12 @@ EVENT_NAMES = {
     sm.Cancelled: "cancelled",
     sm.CancelRejected: "cancel_rejected",
     sm.Expire: "expired",
+    sm.RequestModify: "modify_requested",
+    sm.Modified: "modified",
+    sm.ModifyRejected: "modify_rejected",
 }
+# Events that answer (or overtake) a modification in flight: its pending terms are done with.
+CLEARS_PENDING_TERMS = (sm.Modified, sm.ModifyRejected)
 REASON_STATUSES = {sm.Status.REJECTED, sm.Status.CANCELLED, sm.Status.EXPIRED}
 
 
@@ -31,6 +36,8 @@ def state_of(order: Order) -> sm.OrderState:
         filled_quantity=order.filled_quantity,
         average_price=order.average_price,
         acknowledged=order.broker_order_id is not None,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
     )
 
 
@@ -51,9 +58,17 @@ def transition(
         order.status = new.status.value
         order.filled_quantity = new.filled_quantity
         order.average_price = new.average_price
+        order.quantity = new.quantity
+        order.limit_price = new.limit_price
+        order.stop_price = new.stop_price
         order.updated_at = utcnow()
         if new.status in REASON_STATUSES and outcome.reason and before != new.status:
             order.reject_reason = outcome.reason[:255]
+    if isinstance(event, sm.CancelRejected) and new.status == sm.Status.FILLED and not order.reject_reason:
+        # The usual race: the fill beat the cancel. The order stays FILLED; this says why.
+        order.reject_reason = f"cancel rejected: {event.reason}"[:255]
+    if isinstance(event, CLEARS_PENDING_TERMS) or (outcome.applied and new.is_final):
+        order.pending_quantity = order.pending_limit_price = order.pending_stop_price = None
     db.session.add(
         OrderEvent(
             order_id=order.id,

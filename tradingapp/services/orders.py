@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
+from decimal import Decimal
 
 import sqlalchemy as sa
 from flask import current_app
@@ -18,20 +20,21 @@ from tradingapp.domain.validation import (
     InstrumentSpec,
     NewOrder,
     OrderValidationError,
+    check_against_market,
     parse_instrument_id,
     validate_new_order,
 )
-from tradingapp.errors import APIError, conflict, not_found
+from tradingapp.errors import APIError, conflict
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument, Order, User
 from tradingapp.models.types import utcnow
-from tradingapp.realtime import publish_user_event
+from tradingapp.realtime import last_price, publish_user_event, read_quotes
 from tradingapp.services import order_state
 
 log = logging.getLogger(__name__)
 
 
-def _validation(errors: dict[str, str]) -> APIError:
+def invalid_order(errors: dict[str, str]) -> APIError:
     return APIError(400, "validation_error", "invalid order", errors)
 
 
@@ -40,19 +43,43 @@ def place_order(user: User, body: dict, idempotency_key: str | None) -> tuple[Or
     try:
         instrument_id = parse_instrument_id(body)
     except OrderValidationError as exc:
-        raise _validation(exc.errors) from None
+        raise invalid_order(exc.errors) from None
     instrument = db.session.get(Instrument, instrument_id)
     if instrument is None:
-        raise _validation({"instrument_id": f"unknown instrument {instrument_id}"})
-    spec = InstrumentSpec(instrument.id, instrument.lot_size, instrument.tick_size)
+        raise invalid_order({"instrument_id": f"unknown instrument {instrument_id}"})
     try:
-        new = validate_new_order(body, spec, idempotency_key)
+        new = validate_new_order(body, instrument_spec(instrument), idempotency_key)
     except OrderValidationError as exc:
-        raise _validation(exc.errors) from None
+        raise invalid_order(exc.errors) from None
     if new.client_order_id:
         existing = _existing_order(user, new)
         if existing is not None:
             return existing, False
+    return place_validated(user, instrument, new)
+
+
+def instrument_spec(instrument: Instrument) -> InstrumentSpec:
+    return InstrumentSpec(instrument.id, instrument.lot_size, instrument.tick_size, instrument.freeze_quantity)
+
+
+def market_price(instrument_id: int) -> Decimal | None:
+    """The cached last price, for the price band and the risk engine; None when there is none."""
+    try:
+        return last_price(read_quotes(get_redis(), [instrument_id]).get(instrument_id))
+    except (ArithmeticError, ValueError):
+        return None
+
+
+def place_validated(user: User, instrument: Instrument, new: NewOrder) -> tuple[Order, bool]:
+    """Check a valid request against the market, the duplicate guard and the risk engine, then write
+    the order and queue its submission."""
+    last = market_price(instrument.id)
+    band = Decimal(current_app.config["PRICE_BAND_PCT"])
+    errors = check_against_market(new.side, new.order_type, new.limit_price, new.stop_price, last, band)
+    if errors:
+        raise invalid_order(errors)
+    if not new.client_order_id:
+        _refuse_duplicate(user, new)
     order = _new_order_row(user, new)
     db.session.add(order)
     try:
@@ -65,6 +92,7 @@ def place_order(user: User, body: dict, idempotency_key: str | None) -> tuple[Or
             raise
         return existing, False
     order_state.record(order, "user", "created", actor_id=str(user.id), details={"request": _summary(new)})
+    payload = order.to_dict()
     db.session.commit()
     log.info(
         "order accepted order_id=%s user_id=%s type=%s side=%s qty=%s",
@@ -74,8 +102,39 @@ def place_order(user: User, body: dict, idempotency_key: str | None) -> tuple[Or
         new.side,
         new.quantity,
     )
-    _after_commit(order, submit=True)
+    _after_commit(order, payload, submit=True)
     return order, True
+
+
+def _refuse_duplicate(user: User, new: NewOrder) -> None:
+    """A double click, a retried request without a client id: the same order, still working,
+    placed moments ago, is refused. A new client_order_id says the second one is meant."""
+    window = current_app.config["DUPLICATE_ORDER_WINDOW"]
+    if window <= 0:
+        return
+    duplicate = db.session.scalar(
+        sa.select(Order.id)
+        .where(
+            Order.user_id == user.id,
+            Order.instrument_id == new.instrument_id,
+            Order.side == new.side,
+            Order.quantity == new.quantity,
+            Order.order_type == new.order_type,
+            Order.limit_price.is_not_distinct_from(new.limit_price),
+            Order.stop_price.is_not_distinct_from(new.stop_price),
+            Order.status.not_in([s.value for s in sm.FINAL]),
+            Order.created_at >= utcnow() - timedelta(seconds=window),
+        )
+        .limit(1)
+    )
+    if duplicate is not None:
+        db.session.rollback()
+        raise conflict(
+            f"an identical order is still working (placed within {window} s); send a new client_order_id to place"
+            " another",
+            duplicate_of=str(duplicate),
+            window_seconds=window,
+        )
 
 
 def _existing_order(user: User, new: NewOrder) -> Order | None:
@@ -125,24 +184,7 @@ def _summary(new: NewOrder) -> dict:
     }
 
 
-def cancel_order(user: User, order_id: uuid.UUID) -> Order:
-    order = order_state.lock_order(order_id)
-    if order is None or order.user_id != user.id:
-        db.session.rollback()
-        raise not_found("order")
-    try:
-        outcome = order_state.transition(order, sm.RequestCancel(), "user", actor_id=str(user.id))
-    except sm.InvalidTransition as exc:
-        db.session.rollback()
-        raise conflict(str(exc), status=order.status) from None
-    db.session.commit()
-    log.info("cancel requested order_id=%s user_id=%s status=%s", order.id, user.id, order.status)
-    if outcome.applied:
-        _after_commit(order, cancel=order.status == sm.Status.CANCEL_PENDING)
-    return order
-
-
-def _after_commit(order: Order, submit: bool = False, cancel: bool = False) -> None:
+def _after_commit(order: Order, payload: dict, submit: bool = False, cancel: bool = False) -> None:
     """Side effects that must follow the commit; a failure here loses nothing (the sweeper retries)."""
     from tradingapp.services import jobqueue
 
@@ -153,7 +195,7 @@ def _after_commit(order: Order, submit: bool = False, cancel: bool = False) -> N
             jobqueue.enqueue_cancel(order.id)
     except Exception:
         log.exception("enqueue failed; the sweeper will pick the order up order_id=%s", order.id)
-    notify_order(order)
+    notify_order(order, payload)
 
 
 def notify_order(order: Order, payload: dict | None = None) -> None:

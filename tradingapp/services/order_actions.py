@@ -1,0 +1,181 @@
+"""What a user does to orders already placed: cancel one or all, modify one, flatten positions.
+
+Each change runs under the order's row lock through the state machine, commits with its audit
+row, and only then queues the broker job, like a new order does.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import sqlalchemy as sa
+from flask import current_app
+
+from tradingapp.domain import orders as sm
+from tradingapp.domain.validation import (
+    ModifyTerms,
+    NewOrder,
+    OrderValidationError,
+    check_against_market,
+    validate_modify,
+)
+from tradingapp.errors import APIError, conflict, not_found
+from tradingapp.extensions import db
+from tradingapp.models import Instrument, Order, Position, User
+from tradingapp.services import jobqueue, order_state
+from tradingapp.services.orders import (
+    instrument_spec,
+    invalid_order,
+    market_price,
+    notify_order,
+    place_validated,
+)
+
+log = logging.getLogger(__name__)
+
+WORKING = [s.value for s in sm.Status if s not in sm.FINAL]
+
+
+def _locked_own_order(user: User, order_id: uuid.UUID) -> Order:
+    order = order_state.lock_order(order_id)
+    if order is None or order.user_id != user.id:
+        db.session.rollback()
+        raise not_found("order")
+    return order
+
+
+# -- cancel ----------------------------------------------------------------------------------
+def cancel_order(user: User, order_id: uuid.UUID) -> Order:
+    order = _locked_own_order(user, order_id)
+    requeue = _request_cancel(user, order)
+    payload = order.to_dict()
+    db.session.commit()
+    log.info("cancel requested order_id=%s user_id=%s status=%s", order.id, user.id, order.status)
+    _after_cancel(order, payload, requeue)
+    return order
+
+
+def _request_cancel(user: User, order: Order) -> bool:
+    """Apply the cancel request; True when a broker cancel job is wanted."""
+    try:
+        order_state.transition(order, sm.RequestCancel(), "user", actor_id=str(user.id))
+    except sm.InvalidTransition as exc:
+        db.session.rollback()
+        raise conflict(str(exc), status=order.status) from None
+    # Asking again while CANCEL_PENDING sends the cancel again: its first job may have been lost.
+    return order.status == sm.Status.CANCEL_PENDING
+
+
+def _after_cancel(order: Order, payload: dict, send: bool) -> None:
+    if send:
+        try:
+            jobqueue.enqueue_cancel(order.id)
+        except Exception:
+            log.exception("cancel enqueue failed; the sweeper will retry order_id=%s", order.id)
+    notify_order(order, payload)
+
+
+def cancel_all(user: User, instrument_id: int | None = None) -> list[uuid.UUID]:
+    """Cancel every working order of the user (optionally of one instrument); returns the ids asked
+    to cancel. Orders already CANCEL_PENDING are asked again; final ones are left alone."""
+    query = (
+        sa.select(Order)
+        .where(Order.user_id == user.id, Order.status.in_(WORKING))
+        .order_by(Order.created_at)
+        .with_for_update(of=Order)
+    )
+    if instrument_id is not None:
+        query = query.where(Order.instrument_id == instrument_id)
+    orders = db.session.scalars(query.execution_options(populate_existing=True)).all()
+    sends = [_request_cancel(user, order) for order in orders]
+    payloads = [order.to_dict() for order in orders]
+    db.session.commit()
+    log.info("cancel all user_id=%s orders=%s", user.id, len(orders))
+    for order, payload, send in zip(orders, payloads, sends, strict=True):
+        _after_cancel(order, payload, send)
+    return [order.id for order in orders]
+
+
+# -- modify ----------------------------------------------------------------------------------
+def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
+    """New terms for a working order: MODIFY_PENDING until the broker answers (a PENDING order,
+    not yet at the broker, takes them at once)."""
+    order = _locked_own_order(user, order_id)
+    current = ModifyTerms(order.quantity, order.limit_price, order.stop_price)
+    try:
+        terms = validate_modify(body, instrument_spec(order.instrument), order.side, order.order_type, current,
+                                order.filled_quantity)  # fmt: skip
+    except OrderValidationError as exc:
+        db.session.rollback()
+        raise invalid_order(exc.errors) from None
+    band = current_app.config["PRICE_BAND_PCT"]
+    errors = check_against_market(order.side, order.order_type, terms.limit_price if "limit_price" in body else None,
+                                  terms.stop_price if "stop_price" in body else None, market_price(order.instrument_id),
+                                  band)  # fmt: skip
+    if errors:
+        db.session.rollback()
+        raise invalid_order(errors)
+    request = sm.RequestModify(terms.quantity, terms.limit_price, terms.stop_price)
+    details = {"quantity": terms.quantity, "limit_price": _str(terms.limit_price), "stop_price": _str(terms.stop_price)}
+    try:
+        order_state.transition(order, request, "user", actor_id=str(user.id), details=details)
+    except sm.InvalidTransition as exc:
+        db.session.rollback()
+        raise conflict(str(exc), status=order.status) from None
+    send = order.status == sm.Status.MODIFY_PENDING
+    if send:
+        order.modify_seq += 1
+        order.pending_quantity = terms.quantity
+        order.pending_limit_price = terms.limit_price
+        order.pending_stop_price = terms.stop_price
+    payload, seq = order.to_dict(), order.modify_seq
+    db.session.commit()
+    log.info("modify requested order_id=%s user_id=%s seq=%s status=%s quantity=%s limit_price=%s stop_price=%s",
+             order.id, user.id, seq, order.status, terms.quantity, terms.limit_price, terms.stop_price)  # fmt: skip
+    if send:
+        try:
+            jobqueue.enqueue_modify(order.id, seq)
+        except Exception:
+            log.exception("modify enqueue failed; the sweeper will retry order_id=%s", order.id)
+    notify_order(order, payload)
+    return order
+
+
+def _str(value) -> str | None:
+    return None if value is None else str(value)
+
+
+# -- flatten ---------------------------------------------------------------------------------
+def close_all_positions(user: User) -> tuple[list[Order], list[dict]]:
+    """Market orders that flatten every open position of the user, sliced by the instrument's
+    freeze quantity. Returns (orders placed, positions skipped with the reason)."""
+    positions = db.session.scalars(
+        sa.select(Position).where(Position.user_id == user.id, Position.quantity != 0).order_by(Position.id)
+    ).all()
+    targets = [(p.instrument_id, p.product, p.quantity) for p in positions]
+    db.session.rollback()
+    placed: list[Order] = []
+    skipped: list[dict] = []
+    for instrument_id, product, quantity in targets:
+        instrument = db.session.get(Instrument, instrument_id)
+        side = "SELL" if quantity > 0 else "BUY"
+        for size in _slices(abs(quantity), instrument.freeze_quantity):
+            new = NewOrder(instrument_id, side, size, "MARKET", None, None, product, "DAY", None)
+            try:
+                order, _created = place_validated(user, instrument, new)
+            except APIError as exc:
+                db.session.rollback()
+                error = {"code": exc.code, "message": exc.message, "details": exc.details}
+                skipped.append({"instrument_id": instrument_id, "product": product, "quantity": size, "error": error})
+                continue
+            placed.append(order)
+    log.info("close all user_id=%s orders=%s skipped=%s", user.id, len(placed), len(skipped))
+    return placed, skipped
+
+
+def _slices(quantity: int, freeze_quantity: int | None) -> list[int]:
+    if not freeze_quantity or quantity <= freeze_quantity:
+        return [quantity]
+    full, rest = divmod(quantity, freeze_quantity)
+    return [freeze_quantity] * full + ([rest] if rest else [])
