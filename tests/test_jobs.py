@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 from rq import Worker
 
-from jobs.worker import Maintenance, build_worker, sweep_once
+from jobs.worker import Maintenance, build_worker
 from tests.test_paper_broker import set_quote
 from tradingapp import events as ev
 from tradingapp.brokers import get_broker
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Order, PaperOrder
-from tradingapp.models.types import utcnow
 from tradingapp.services import jobqueue
+from tradingapp.services.order_actions import cancel_order
 from tradingapp.services.order_worker import claim_for_submission
-from tradingapp.services.orders import cancel_order, place_order
+from tradingapp.services.orders import place_order
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,16 +149,7 @@ def test_worker_cancels_resting_order_at_the_broker(app, db, trader, tap):
     assert [e["type"] for e in tap.drain()] == [ev.CANCELLED]
 
 
-# -- sweeper ---------------------------------------------------------------------------------
-def test_sweeper_requeues_stale_pending_order(app, db, trader):
-    order = new_order(trader)
-    jobqueue.get_queue().empty()  # the enqueue after commit was lost (crash, Redis down)
-    reload(order.id).updated_at = utcnow() - timedelta(minutes=5)
-    _db.session.commit()
-    assert sweep_once(app) == 1
-    assert queued() == [f"submit-{order.id}"]
-
-
+# -- scheduler (the sweeper's tests: tests/test_sweeper.py) ---------------------------------------
 def test_maintenance_moves_due_retry_back_to_its_queue(app, db):
     queue = jobqueue.get_queue()
     job = queue.enqueue_at(datetime.now(UTC) - timedelta(seconds=1), jobqueue.SUBMIT_JOB, str(uuid.uuid4()))

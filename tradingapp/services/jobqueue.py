@@ -1,8 +1,10 @@
 """RQ queues for order work. The API enqueues after its commit; `python -m jobs.worker` runs the jobs.
 
-Job ids are deterministic (submit-<order id>, cancel-<order id>, modify-<order id>-<seq>; RQ allows no
-colons) and enqueued with unique=True, so
-the API, a retry and the sweeper can all ask for the same order and one job runs.
+Job ids are deterministic (submit-<order id>, cancel-<order id>, modify-<order id>-<seq>,
+reconcile-<order id>; RQ allows no colons) and enqueued with unique=True, so the API, a retry and
+the sweeper can all ask for the same order and one job runs. Submit, cancel and modify go to the
+`orders` queue; the sweeper's reconciliations go to `default`, which the worker serves only when
+`orders` is empty, so a sweep never delays a fresh order.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from tradingapp.extensions import get_redis
+from tradingapp.models.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +28,15 @@ ORDERS, DEFAULT = "orders", "default"
 SUBMIT_JOB = "jobs.orders.submit_order"
 CANCEL_JOB = "jobs.orders.cancel_order"
 MODIFY_JOB = "jobs.orders.modify_order"
+RECONCILE_JOB = "jobs.orders.reconcile_order"
 # Nobody reads an order job's return value, and dropping the finished job frees its id for the
 # sweeper at once.
 RESULT_TTL = 0
 FAILURE_TTL = 7 * 86400  # failed jobs stay a week for an operator to inspect
 DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+# A job still marked started this long after its timeout ran out lost its worker (SIGKILL, power
+# cut): a live worker interrupts a job at its timeout and records the failure at once.
+ABANDONED_AFTER_TIMEOUT = 3  # seconds
 
 
 def queue_name(base: str) -> str:
@@ -54,6 +61,10 @@ def modify_job_id(order_id: uuid.UUID | str, seq: int) -> str:
     return f"modify-{order_id}-{seq}"
 
 
+def reconcile_job_id(order_id: uuid.UUID | str) -> str:
+    return f"reconcile-{order_id}"
+
+
 def enqueue_submit(order_id: uuid.UUID | str) -> Job | None:
     """Queue the broker submission of an order; None when a job for it is already waiting."""
     return _enqueue_unique(SUBMIT_JOB, submit_job_id(order_id), order_id)
@@ -69,8 +80,13 @@ def enqueue_modify(order_id: uuid.UUID | str, seq: int) -> Job | None:
     return _enqueue_unique(MODIFY_JOB, modify_job_id(order_id, seq), order_id, seq)
 
 
-def _enqueue_unique(func: str, job_id: str, order_id: uuid.UUID | str, *args) -> Job | None:
-    queue = get_queue(ORDERS)
+def enqueue_reconcile(order_id: uuid.UUID | str) -> Job | None:
+    """Queue a broker lookup of a working order (the sweeper's); None when one is already waiting."""
+    return _enqueue_unique(RECONCILE_JOB, reconcile_job_id(order_id), order_id, queue_base=DEFAULT)
+
+
+def _enqueue_unique(func: str, job_id: str, order_id: uuid.UUID | str, *args, queue_base: str = ORDERS) -> Job | None:
+    queue = get_queue(queue_base)
     for _attempt in range(2):
         try:
             job = queue.enqueue(
@@ -82,8 +98,8 @@ def _enqueue_unique(func: str, job_id: str, order_id: uuid.UUID | str, *args) ->
                 job_timeout=current_app.config["ORDER_JOB_TIMEOUT"],
                 result_ttl=RESULT_TTL,
                 failure_ttl=FAILURE_TTL,
-                # Both jobs are idempotent (the worker claims under a row lock, the broker dedupes
-                # on our order id), so a retry can never send an order twice.
+                # Every job is idempotent (the worker claims under a row lock, a resend looks the
+                # order up at the broker first), so a retry can never send an order twice.
                 retry=Retry(max=3, interval=[1, 2, 5]),
                 description=f"{func}({order_id})",
             )
@@ -99,14 +115,24 @@ def _enqueue_unique(func: str, job_id: str, order_id: uuid.UUID | str, *args) ->
 
 
 def _discard_if_done(queue: Queue, job_id: str) -> bool:
-    """A finished or failed job keeps its id until its TTL ends; when the sweeper asks again the
-    order still needs work, so the old record gives way. True when the id is free again."""
+    """A finished or failed job keeps its id until its TTL ends, and a job whose worker died
+    stays "started" for good; when the sweeper asks again the order still needs work, so the old
+    record gives way. True when the id is free again."""
     try:
         job = Job.fetch(job_id, connection=queue.connection)
     except NoSuchJobError:
         return True
-    if job.get_status(refresh=True) not in DONE:
+    status = job.get_status(refresh=True)
+    if status not in DONE and not is_abandoned(job):
         return False
-    log.info("event=job_replaced job_id=%s status=%s", job_id, job.get_status(refresh=False))
+    log.info("event=job_replaced job_id=%s status=%s", job_id, status)
     job.delete()
     return True
+
+
+def is_abandoned(job: Job) -> bool:
+    """Started, and past its timeout by more than a live worker would take to record the end.
+    RQ's own check (StartedJobRegistry.cleanup) waits a minute longer and runs every 10 minutes."""
+    if job.get_status(refresh=False) != JobStatus.STARTED or job.started_at is None or not job.timeout:
+        return False
+    return (utcnow() - job.started_at).total_seconds() > job.timeout + ABANDONED_AFTER_TIMEOUT

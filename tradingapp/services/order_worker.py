@@ -1,12 +1,14 @@
 """The worker's side of orders: claim an order for submission, check a cancel is still wanted,
-find the orders a crash left behind. Every function ends its transaction before it returns, so a
-job never holds a database transaction open while it waits on the broker."""
+find the orders a crash left behind and the working orders to reconcile with the broker. Every
+function ends its transaction before it returns, so a job never holds a database transaction open
+while it waits on the broker."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -55,7 +57,8 @@ def modify_request(order_id: uuid.UUID, seq: int) -> ModifyRequest | None:
     that sequence number); None when the modification was answered or superseded."""
     order = db.session.get(Order, order_id)
     request = None
-    if order is not None and order.status == sm.Status.MODIFY_PENDING and order.modify_seq == seq:
+    pending = order is not None and order.status == sm.Status.MODIFY_PENDING and order.pending_quantity is not None
+    if pending and order.modify_seq == seq:
         request = ModifyRequest(order.id, seq, order.pending_quantity, order.pending_limit_price,
                                 order.pending_stop_price)  # fmt: skip
     db.session.rollback()
@@ -80,3 +83,54 @@ def find_stale_orders(older_than_seconds: int) -> list[uuid.UUID]:
     ).all()
     db.session.rollback()
     return list(ids)
+
+
+# Working orders the sweeper reconciles with the broker: a fill, cancel or modification the broker
+# made may have been lost between its commit and its publish, or a cancel/modify job may be lost.
+RECONCILE_STATUSES = (sm.Status.OPEN, sm.Status.PARTIALLY_FILLED, sm.Status.CANCEL_PENDING, sm.Status.MODIFY_PENDING)
+REQUEST_STATUSES = (sm.Status.CANCEL_PENDING, sm.Status.MODIFY_PENDING)  # a user is waiting on these
+
+
+@dataclass(frozen=True)
+class WorkingOrder:
+    id: uuid.UUID
+    status: str
+    modify_seq: int
+    updated_at: datetime
+
+
+def _working(statuses, older_than_seconds: int):
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    columns = (Order.id, Order.status, Order.modify_seq, Order.updated_at)
+    return sa.select(*columns).where(Order.status.in_([s.value for s in statuses]), Order.updated_at < cutoff)
+
+
+def find_waiting_requests(older_than_seconds: int, limit: int) -> list[WorkingOrder]:
+    """CANCEL_PENDING and MODIFY_PENDING orders untouched for longer than the threshold, oldest first."""
+    query = _working(REQUEST_STATUSES, older_than_seconds).order_by(Order.updated_at, Order.id).limit(limit)
+    rows = db.session.execute(query).all()
+    db.session.rollback()
+    return [WorkingOrder(*row) for row in rows]
+
+
+def find_working_orders(older_than_seconds: int, after: tuple[datetime, uuid.UUID] | None,
+                        limit: int) -> list[WorkingOrder]:  # fmt: skip
+    """Working orders untouched for longer than the threshold, in (updated_at, id) order after the
+    cursor `after`: the sweeper walks all of them a batch per round instead of the same oldest ones."""
+    query = _working(RECONCILE_STATUSES, older_than_seconds)
+    if after is not None:
+        query = query.where(sa.tuple_(Order.updated_at, Order.id) > sa.tuple_(*after))
+    rows = db.session.execute(query.order_by(Order.updated_at, Order.id).limit(limit)).all()
+    db.session.rollback()
+    return [WorkingOrder(*row) for row in rows]
+
+
+def working_order(order_id: uuid.UUID) -> WorkingOrder | None:
+    """The order when it is still one the sweeper reconciles, else None (final, or not yet at the broker)."""
+    row = db.session.execute(
+        sa.select(Order.id, Order.status, Order.modify_seq, Order.updated_at).where(Order.id == order_id)
+    ).first()
+    db.session.rollback()
+    if row is None or row.status not in RECONCILE_STATUSES:
+        return None
+    return WorkingOrder(*row)
