@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from decimal import Decimal
 
 import sqlalchemy as sa
 from flask import current_app
@@ -109,7 +110,7 @@ def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
     except OrderValidationError as exc:
         db.session.rollback()
         raise invalid_order(exc.errors) from None
-    band = current_app.config["PRICE_BAND_PCT"]
+    band = Decimal(current_app.config["PRICE_BAND_PCT"])
     errors = check_against_market(order.side, order.order_type, terms.limit_price if "limit_price" in body else None,
                                   terms.stop_price if "stop_price" in body else None, market_price(order.instrument_id),
                                   band)  # fmt: skip
@@ -160,15 +161,17 @@ def close_all_positions(user: User) -> tuple[list[Order], list[dict]]:
     for instrument_id, product, quantity in targets:
         instrument = db.session.get(Instrument, instrument_id)
         side = "SELL" if quantity > 0 else "BUY"
-        for size in _slices(abs(quantity), instrument.freeze_quantity):
+        for n, size in enumerate(_slices(abs(quantity), instrument.freeze_quantity)):
             new = NewOrder(instrument_id, side, size, "MARKET", None, None, product, "DAY", None)
             try:
-                order, _created = place_validated(user, instrument, new)
+                # Slices of one exit are alike by design; the first one alone meets the duplicate
+                # guard, which stops a second close-all while the first is still working.
+                order, _created = place_validated(user, instrument, new, duplicate_guard=n == 0)
             except APIError as exc:
                 db.session.rollback()
                 error = {"code": exc.code, "message": exc.message, "details": exc.details}
                 skipped.append({"instrument_id": instrument_id, "product": product, "quantity": size, "error": error})
-                continue
+                break  # the rest of this position's exit waits for the trader
             placed.append(order)
     log.info("close all user_id=%s orders=%s skipped=%s", user.id, len(placed), len(skipped))
     return placed, skipped

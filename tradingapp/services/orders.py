@@ -70,7 +70,9 @@ def market_price(instrument_id: int) -> Decimal | None:
         return None
 
 
-def place_validated(user: User, instrument: Instrument, new: NewOrder) -> tuple[Order, bool]:
+def place_validated(
+    user: User, instrument: Instrument, new: NewOrder, duplicate_guard: bool = True
+) -> tuple[Order, bool]:
     """Check a valid request against the market, the duplicate guard and the risk engine, then write
     the order and queue its submission."""
     last = market_price(instrument.id)
@@ -78,7 +80,7 @@ def place_validated(user: User, instrument: Instrument, new: NewOrder) -> tuple[
     errors = check_against_market(new.side, new.order_type, new.limit_price, new.stop_price, last, band)
     if errors:
         raise invalid_order(errors)
-    if not new.client_order_id:
+    if duplicate_guard and not new.client_order_id:
         _refuse_duplicate(user, new)
     order = _new_order_row(user, new)
     db.session.add(order)
