@@ -124,3 +124,59 @@ def test_random_event_sequences_keep_the_invariants(events):
     if fills:
         exact = sum(f.price * f.quantity for f in fills) / sum(f.quantity for f in fills)
         assert abs(s.average_price - exact) <= Decimal("0.0001") * len(fills)
+
+
+# -- modification ----------------------------------------------------------------------------------
+def test_modify_of_an_open_order_waits_for_the_broker():
+    out = sm.apply(state(Status.OPEN, acked=True), sm.RequestModify(20, Decimal("101"), None))
+    assert (out.state.status, out.state.quantity) == (Status.MODIFY_PENDING, 10)
+
+
+def test_modify_of_a_pending_order_takes_the_terms_at_once():
+    out = sm.apply(state(), sm.RequestModify(20, Decimal("101"), None))
+    assert (out.state.status, out.state.quantity, out.state.limit_price) == (Status.PENDING, 20, Decimal("101"))
+
+
+@pytest.mark.parametrize("status", ["SUBMITTED", "CANCEL_PENDING", "MODIFY_PENDING", *FINAL])
+def test_modify_is_refused_where_it_cannot_apply(status):
+    with pytest.raises(sm.InvalidTransition):
+        sm.apply(state(status, acked=status != "SUBMITTED"), sm.RequestModify(20, None, None))
+
+
+def test_modify_to_no_more_than_the_filled_part_is_refused():
+    s = state(Status.PARTIALLY_FILLED, filled=6, avg=Decimal("10"), acked=True)
+    with pytest.raises(sm.InvalidTransition):
+        sm.apply(s, sm.RequestModify(6, None, None))
+
+
+def test_modified_applies_the_terms_and_restores_the_working_status():
+    s = state(Status.MODIFY_PENDING, filled=4, avg=Decimal("10"), acked=True)
+    out = sm.apply(s, sm.Modified(20, Decimal("9.5"), None))
+    terms = (out.state.status, out.state.quantity, out.state.limit_price)
+    assert terms == (Status.PARTIALLY_FILLED, 20, Decimal("9.5"))
+
+
+def test_modified_down_to_the_filled_part_ends_filled():
+    s = state(Status.MODIFY_PENDING, filled=4, avg=Decimal("10"), acked=True)
+    assert sm.apply(s, sm.Modified(4, None, None)).state.status == Status.FILLED
+
+
+def test_modified_while_a_cancel_is_in_flight_keeps_cancel_pending():
+    s = state(Status.CANCEL_PENDING, acked=True)
+    assert sm.apply(s, sm.Modified(20, None, None)).state.status == Status.CANCEL_PENDING
+
+
+def test_modify_rejected_returns_to_working_status_with_the_reason():
+    out = sm.apply(state(Status.MODIFY_PENDING, acked=True), sm.ModifyRejected("price band"))
+    assert (out.state.status, out.reason) == (Status.OPEN, "price band")
+
+
+def test_modify_answers_after_a_final_state_are_ignored():
+    s = state(Status.FILLED, filled=10, avg=Decimal("10"), acked=True)
+    assert not sm.apply(s, sm.Modified(20, None, None)).applied
+    assert not sm.apply(s, sm.ModifyRejected("late")).applied
+
+
+def test_cancel_overtakes_a_modification_in_flight():
+    out = sm.apply(state(Status.MODIFY_PENDING, acked=True), sm.RequestCancel())
+    assert out.state.status == Status.CANCEL_PENDING
