@@ -206,6 +206,7 @@ def test_quantity_above_the_freeze_quantity_is_refused(client, trader_headers):
 
 # -- close all positions -------------------------------------------------------------------------
 def add_position(user, instrument_id, quantity, product="MIS"):
+    set_quote(instrument_id, "100.00")  # the exit is a market order, valued at the last price
     db.session.add(Position(user_id=user.id, instrument_id=instrument_id, product=product, quantity=quantity,
                             average_price=Decimal("100"), realized_pnl=Decimal(0)))  # fmt: skip
     db.session.commit()

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from flask_jwt_extended import create_access_token
 
 from tests.factories import make_order
+from tests.test_paper_broker import set_quote
 from tradingapp.extensions import db
 from tradingapp.models import Order, OrderEvent
 from tradingapp.services import jobqueue
@@ -24,6 +25,7 @@ def queued_job_ids() -> list[str]:
 
 
 def test_market_order_is_accepted_pending_and_queued(client, trader_headers):
+    set_quote(1, "2500.00")  # the risk engine values a market order at the last price
     response = client.post("/api/v1/orders", json=MARKET, headers=trader_headers)
     assert response.status_code == 202
     order = response.get_json()
@@ -152,7 +154,8 @@ def test_garbage_order_id_is_not_found(client, trader_headers):
 
 
 def test_orders_list_newest_first_with_cursor(client, trader_headers):
-    ids = [client.post("/api/v1/orders", json=LIMIT, headers=trader_headers).get_json()["id"] for _ in range(3)]
+    bodies = [{**LIMIT, "client_order_id": f"c{n}"} for n in range(3)]  # three meant orders, not duplicates
+    ids = [client.post("/api/v1/orders", json=body, headers=trader_headers).get_json()["id"] for body in bodies]
     page = client.get("/api/v1/orders?limit=2", headers=trader_headers).get_json()
     assert [o["id"] for o in page["items"]] == ids[::-1][:2]
     rest = client.get(f"/api/v1/orders?limit=2&cursor={page['next_cursor']}", headers=trader_headers).get_json()

@@ -24,7 +24,7 @@ from tradingapp.domain.validation import (
 from tradingapp.errors import APIError, conflict, not_found
 from tradingapp.extensions import db
 from tradingapp.models import Instrument, Order, Position, User
-from tradingapp.services import jobqueue, order_state
+from tradingapp.services import jobqueue, order_state, risk
 from tradingapp.services.orders import (
     instrument_spec,
     invalid_order,
@@ -119,6 +119,8 @@ def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
         raise invalid_order(errors)
     request = sm.RequestModify(terms.quantity, terms.limit_price, terms.stop_price)
     details = {"quantity": terms.quantity, "limit_price": _str(terms.limit_price), "stop_price": _str(terms.stop_price)}
+    if order.status not in sm.FINAL:  # a final order gets its 409 below, not a risk verdict
+        _check_modify_risk(user, order, terms, details)
     try:
         order_state.transition(order, request, "user", actor_id=str(user.id), details=details)
     except sm.InvalidTransition as exc:
@@ -141,6 +143,24 @@ def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
             log.exception("modify enqueue failed; the sweeper will retry order_id=%s", order.id)
     notify_order(order, payload)
     return order
+
+
+def _check_modify_risk(user: User, order: Order, terms: ModifyTerms, details: dict) -> None:
+    """The risk engine sees every modification; a refusal is audited on the order, which keeps its terms."""
+    try:
+        risk.check_modify(user, order, terms.quantity, terms.limit_price, terms.stop_price,
+                          market_price(order.instrument_id))  # fmt: skip
+    except risk.RiskRejected as exc:
+        db.session.rollback()
+        if exc.status == 429:
+            raise
+        order = _locked_own_order(user, order.id)
+        order_state.record(order, "system", "modify_risk_rejected", actor_id="risk", reason=exc.message[:255],
+                           details={"rule": exc.rule, "requested": details, **exc.details})  # fmt: skip
+        db.session.commit()
+        log.info("modify refused by risk order_id=%s user_id=%s rule=%s", order.id, user.id, exc.rule)
+        exc.details = {**exc.details, "order_id": str(order.id)}
+        raise
 
 
 def _str(value) -> str | None:

@@ -29,7 +29,7 @@ from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument, Order, User
 from tradingapp.models.types import utcnow
 from tradingapp.realtime import last_price, publish_user_event, read_quotes
-from tradingapp.services import order_state
+from tradingapp.services import order_state, risk
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +80,15 @@ def place_validated(
     errors = check_against_market(new.side, new.order_type, new.limit_price, new.stop_price, last, band)
     if errors:
         raise invalid_order(errors)
+    try:
+        risk.check_order(user, instrument, new, last)
+    except risk.RiskRejected as exc:
+        _refuse(user, new, exc)
     if duplicate_guard and not new.client_order_id:
         _refuse_duplicate(user, new)
     order = _new_order_row(user, new)
-    db.session.add(order)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        # Another request with the same client_order_id won the race: answer as for a repeat.
-        db.session.rollback()
-        existing = _existing_order(user, new)
-        if existing is None:
-            raise
+    existing = _flush_new(order, user, new)
+    if existing is not None:
         return existing, False
     order_state.record(order, "user", "created", actor_id=str(user.id), details={"request": _summary(new)})
     payload = order.to_dict()
@@ -106,6 +103,45 @@ def place_validated(
     )
     _after_commit(order, payload, submit=True)
     return order, True
+
+
+def _flush_new(order: Order, user: User, new: NewOrder) -> Order | None:
+    """Insert the row; when another request with the same client_order_id won the race, that
+    order comes back (answered as a repeat) and nothing is written."""
+    db.session.add(order)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        existing = _existing_order(user, new)
+        if existing is None:
+            raise
+        return existing
+    return None
+
+
+def _refuse(user: User, new: NewOrder, exc: risk.RiskRejected) -> None:
+    """A risk refusal is kept as a REJECTED order with its audit rows (who asked, which rule, the
+    numbers), then answered 422/423. A rate-limit refusal writes nothing: a flood must not fill
+    the database."""
+    if exc.status == 429:
+        db.session.rollback()
+        raise exc
+    order = _new_order_row(user, new)
+    order.status = sm.Status.REJECTED.value
+    order.reject_reason = f"risk: {exc.message}"[:255]
+    existing = _flush_new(order, user, new)
+    if existing is not None:
+        raise exc
+    order_state.record(order, "user", "created", actor_id=str(user.id), details={"request": _summary(new)})
+    order_state.record(order, "system", "risk_rejected", actor_id="risk", reason=exc.message[:255],
+                       details={"rule": exc.rule, **exc.details})  # fmt: skip
+    payload = order.to_dict()
+    db.session.commit()
+    log.info("order refused by risk order_id=%s user_id=%s rule=%s", order.id, user.id, exc.rule)
+    notify_order(order, payload)
+    exc.details = {**exc.details, "order_id": str(order.id)}
+    raise exc
 
 
 def _refuse_duplicate(user: User, new: NewOrder) -> None:
