@@ -107,6 +107,7 @@ def test_worker_submits_pending_order_to_paper_broker(app, db, trader, tap):
 
 
 def test_worker_skips_order_cancelled_before_submission(app, db, trader):
+    set_quote(1, "2900.05")  # the risk engine values a market order at the last price
     order = new_order(trader)
     cancel_order(trader, order.id)
     run_worker(app)
