@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import time
 from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +20,7 @@ DEFAULT_JWT_SECRET = "dev-only-jwt-secret-not-for-production"
 WEAK_PASSWORDS = {"", "guest", "postgres", "password", "changeme", "secret", "redis"}
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -63,6 +65,16 @@ def parse_timezone(name: str, value: str | None, default: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{name} must be an IANA timezone such as Asia/Kolkata, got {value!r}") from None
     return zone
+
+
+def parse_clock(name: str, value: str | None, default: time) -> time:
+    """A time of day from 'HH:MM' (24-hour)."""
+    if value is None or value.strip() == "":
+        return default
+    match = _CLOCK.match(value)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ConfigError(f"{name} must be a time of day like 15:30, got {value!r}")
+    return time(int(match.group(1)), int(match.group(2)))
 
 
 def parse_list(value: str | None, default: list[str]) -> list[str]:
@@ -142,6 +154,10 @@ class Config:
         # Market data and the paper broker
         self.QUOTE_TTL = parse_duration("QUOTE_TTL", e.get("QUOTE_TTL"), 3600)
         self.PAPER_MAX_QUOTE_AGE = parse_duration("PAPER_MAX_QUOTE_AGE", e.get("PAPER_MAX_QUOTE_AGE"), 60)
+        # The paper exchange's session end: a DAY order still working after the first one that
+        # follows its creation expires.
+        self.PAPER_SESSION_END = parse_clock("PAPER_SESSION_END", e.get("PAPER_SESSION_END"), time(15, 30))
+        self.PAPER_SESSION_TZ = parse_timezone("PAPER_SESSION_TZ", e.get("PAPER_SESSION_TZ"), "Asia/Kolkata")
         self.FEED_INTERVAL_MS = parse_int("FEED_INTERVAL_MS", e.get("FEED_INTERVAL_MS"), 1000)
         # Orders
         self.ORDER_JOB_TIMEOUT = parse_duration("ORDER_JOB_TIMEOUT", e.get("ORDER_JOB_TIMEOUT"), 30)

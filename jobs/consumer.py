@@ -151,9 +151,17 @@ def _ingest_ticks(ticks: list[dict]) -> None:
     ingest_ticks(ticks)
 
 
-def _match_ticks(ticks: list[dict]) -> None:
-    from tradingapp.brokers.paper import match_ticks
+# Session expiry rides on the paper tick path (no extra process), at most this often per process.
+EXPIRE_EVERY_SECONDS = 5.0
+_next_expiry = [0.0]
 
+
+def _match_ticks(ticks: list[dict]) -> None:
+    from tradingapp.brokers.paper import expire_session, match_ticks
+
+    if time.monotonic() >= _next_expiry[0]:
+        expire_session()
+        _next_expiry[0] = time.monotonic() + EXPIRE_EVERY_SECONDS
     match_ticks(ticks)
 
 

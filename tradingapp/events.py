@@ -53,16 +53,23 @@ class BrokerEvent:
 
 
 def make_event(
-    type_: str, order_id: uuid.UUID, broker: str, broker_order_id: str | None, event_id: str, **extra
+    type_: str,
+    order_id: uuid.UUID,
+    broker: str,
+    broker_order_id: str | None,
+    event_id: str,
+    ts: datetime | None = None,
+    **extra,
 ) -> dict:
-    """A JSON-ready event body."""
+    """A JSON-ready event body. `ts` is the time of the fact (default now): an event sent again
+    carries the time it happened, not the time of the re-send."""
     body = {
         "event_id": event_id,
         "type": type_,
         "order_id": str(order_id),
         "broker": broker,
         "broker_order_id": broker_order_id,
-        "ts": datetime.now(UTC).isoformat(),
+        "ts": (ts or datetime.now(UTC)).astimezone(UTC).isoformat(),
     }
     for key, value in extra.items():
         body[key] = str(value) if isinstance(value, Decimal) else value

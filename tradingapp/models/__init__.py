@@ -3,7 +3,7 @@
 from tradingapp.models.instruments import Instrument
 from tradingapp.models.market import Tick
 from tradingapp.models.orders import Order, OrderEvent
-from tradingapp.models.paper import PaperOrder
+from tradingapp.models.paper import PaperEvent, PaperOrder
 from tradingapp.models.trading import Position, ProcessedEvent, Trade
 from tradingapp.models.users import ROLES, User
 
@@ -11,6 +11,7 @@ __all__ = [
     "Instrument",
     "Order",
     "OrderEvent",
+    "PaperEvent",
     "PaperOrder",
     "Position",
     "ProcessedEvent",
