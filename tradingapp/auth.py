@@ -2,6 +2,7 @@
 
 Access and refresh tokens of one login share a session id (`sid`); logout revokes the
 session in Redis, so both tokens stop working at once, for REST and WebSocket alike.
+Deactivating a user revokes all of their sessions the same way (a per-user cut-off time).
 """
 
 from __future__ import annotations
@@ -55,9 +56,22 @@ def revoke_session(claims: dict) -> None:
     get_redis().set(_revoked_key(claims["sid"]), 1, ex=ttl)
 
 
+def _user_revoked_key(user_id: str) -> str:
+    return f"auth:user-revoked:{user_id}"
+
+
+def revoke_user_sessions(user_id: str) -> None:
+    """Revoke every token the user holds now (deactivation): tokens issued up to this second die."""
+    ttl = max(current_app.config["JWT_REFRESH_EXPIRATION"], current_app.config["JWT_EXPIRATION"])
+    get_redis().set(_user_revoked_key(user_id), int(time.time()), ex=ttl)
+
+
 def is_revoked(claims: dict) -> bool:
     sid = claims.get("sid")
-    return not sid or bool(get_redis().exists(_revoked_key(sid)))
+    if not sid:
+        return True
+    session, user_cutoff = get_redis().mget(_revoked_key(sid), _user_revoked_key(str(claims.get("sub"))))
+    return session is not None or (user_cutoff is not None and claims.get("iat", 0) <= int(user_cutoff))
 
 
 def user_from_token(token: str) -> User | None:

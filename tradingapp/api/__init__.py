@@ -28,3 +28,6 @@ def register_api(app: Flask) -> None:
     app.register_blueprint(orders.positions_bp)
     app.register_blueprint(portfolio.bp)
     app.register_blueprint(openapi.bp)
+    from tradingapp.api import admin
+
+    app.register_blueprint(admin.bp)

@@ -299,9 +299,11 @@ PATHS = {
     },
     "/api/v1/positions": {
         "get": _op(
-            "Open positions marked to the last price",
+            "Positions: view=net (default; held or with P&L, marked to the last price) or view=day (today's "
+            "buys, sells and realized P&L per position; the session day is SESSION_TIMEZONE's)",
             "200",
-            _obj({"items": {"type": "array", "items": _ref("Position")}}),
+            _obj({"items": {"type": "array", "items": {"anyOf": [_ref("Position"), _ref("DayPosition")]}}}),
+            params=["view"],
         ),
         "delete": _op(
             "Close every position by market orders (sliced by freeze quantity); skipped names any refused",
@@ -319,6 +321,176 @@ PATHS = {
         )
     },
 }
+
+PATHS.update(
+    {
+        "/api/v1/funds": {
+            "get": _op("Cash, used margin, available funds and P&L (margin model in the README)", "200", _ref("Funds"))
+        },
+        "/api/v1/account": {
+            "get": _op(
+                "The caller's effective trading state (stricter of global and own) and risk limits",
+                "200",
+                _ref("Account"),
+            )
+        },
+        "/api/v1/admin/users": {
+            "get": _op(
+                "Every user with role and active (admin)",
+                "200",
+                _obj({"items": {"type": "array", "items": _ref("AdminUser")}}),
+                errors=("401", "403"),
+            )
+        },
+        "/api/v1/admin/users/{user_id}": {
+            "patch": _op(
+                "Change a user's role and/or active; deactivating revokes their sessions at once; an admin "
+                "cannot deactivate or demote themself (409)",
+                "200",
+                _ref("AdminUser"),
+                "UserChange",
+                params=["{user_id}"],
+                errors=("400", "401", "403", "404", "409"),
+            )
+        },
+        "/api/v1/admin/risk-limits": {
+            "get": _op(
+                "Built-in defaults, effective global limits and per-user overrides",
+                "200",
+                _ref("RiskLimitsView"),
+                errors=("401", "403"),
+            ),
+            "put": _op(
+                "Change global limits and per-user overrides: a null value removes that override (a global one "
+                "falls back to the built-in default), users.{id}: null removes all of a user's overrides; any "
+                "invalid field is a 400 naming it, and nothing changes",
+                "200",
+                _ref("RiskLimitsView"),
+                "RiskLimitsChange",
+                errors=("400", "401", "403"),
+            ),
+        },
+        "/api/v1/admin/kill-switch": {
+            "get": _op("The global trading state and every user not ACTIVE", "200", ANY, errors=("401", "403")),
+            "post": _op(
+                "Set the trading state of everyone (no user_id) or one user: {active: true} halts (HALTED), "
+                "{active: false} resumes (ACTIVE), or {state: ACTIVE|REDUCING|HALTED}. HALTED refuses new orders "
+                "and modifications that add exposure (423); REDUCING passes only orders that shrink a position; "
+                "cancels always pass. The effective state is the stricter of global and user",
+                "200",
+                ANY,
+                "TradingStateChange",
+                errors=("400", "401", "403", "404"),
+            ),
+        },
+        "/api/v1/admin/audit": {
+            "get": _op(
+                "Admin changes, newest first (who, when, what, before/after)",
+                "200",
+                ANY,
+                params=["limit"],
+                errors=("400", "401", "403"),
+            )
+        },
+    }
+)
+_LIMIT_PROPS = {
+    "max_order_quantity": {"type": "integer", "minimum": 1},
+    "max_order_notional": DECIMAL,
+    "max_position_quantity": {"type": "integer", "minimum": 1},
+    "max_open_orders": {"type": "integer", "minimum": 1},
+    "orders_per_second": {"type": "integer", "minimum": 1},
+    "order_burst": {"type": "integer", "minimum": 1},
+    "max_daily_loss": DECIMAL,
+    "max_orders_per_day": {"type": "integer", "minimum": 1},
+    "allowed_products": {"type": "array", "items": {"enum": ["MIS", "NRML", "CNC"]}},
+    "allowed_segments": {"type": "array", "items": {"type": "string"}},
+    "margin_cnc_percent": DECIMAL,
+    "margin_nrml_percent": DECIMAL,
+    "margin_mis_percent": DECIMAL,
+}
+_STATE = {"enum": ["ACTIVE", "REDUCING", "HALTED"]}
+SCHEMAS.update(
+    {
+        "RiskLimits": _obj(_LIMIT_PROPS),
+        "RiskLimitOverrides": _obj({k: {"anyOf": [v, {"type": "null"}]} for k, v in _LIMIT_PROPS.items()}, []),
+        "RiskLimitsView": _obj(
+            {
+                "defaults": _ref("RiskLimits"),
+                "global": _ref("RiskLimits"),
+                "users": {"type": "object", "additionalProperties": _ref("RiskLimitOverrides")},
+            }
+        ),
+        "RiskLimitsChange": _obj(
+            {
+                "global": _ref("RiskLimitOverrides"),
+                "users": {
+                    "type": "object",
+                    "additionalProperties": {"anyOf": [_ref("RiskLimitOverrides"), {"type": "null"}]},
+                },
+            },
+            [],
+        ),
+        "TradingStateChange": _obj(
+            {
+                "active": {"type": "boolean"},
+                "state": _STATE,
+                "user_id": UUID,
+                "reason": {"type": "string", "maxLength": 200},
+            },
+            [],
+        ),
+        "UserChange": _obj({"role": {"enum": ["admin", "trader", "viewer"]}, "active": {"type": "boolean"}}, []),
+        "AdminUser": _obj(
+            {
+                "id": UUID,
+                "email": {"type": "string"},
+                "name": {"type": "string"},
+                "role": {"enum": ["admin", "trader", "viewer"]},
+                "active": {"type": "boolean"},
+                "created_at": TIME,
+            }
+        ),
+        "Funds": _obj(
+            {
+                "cash": DECIMAL,
+                "used_margin": DECIMAL,
+                "available": DECIMAL,
+                "realized_pnl": DECIMAL,
+                "unrealized_pnl": DECIMAL,
+            }
+        ),
+        "Account": _obj(
+            {
+                "user_id": UUID,
+                "trading_state": _STATE,
+                "user_trading_state": _STATE,
+                "global_trading_state": _STATE,
+                "state_reason": {"type": ["string", "null"]},
+                "session_day": {"type": "string", "format": "date"},
+                "orders_today": {"type": "integer"},
+                "limits": _ref("RiskLimits"),
+            }
+        ),
+        "DayPosition": _obj(
+            {
+                "instrument_id": {"type": "integer"},
+                "symbol": {"type": "string"},
+                "product": {"type": "string"},
+                "day": {"type": "string", "format": "date"},
+                "buy_quantity": {"type": "integer"},
+                "buy_value": DECIMAL,
+                "buy_average_price": NULLABLE_DECIMAL,
+                "sell_quantity": {"type": "integer"},
+                "sell_value": DECIMAL,
+                "sell_average_price": NULLABLE_DECIMAL,
+                "quantity": {"type": "integer"},
+                "realized_pnl": DECIMAL,
+                "last_price": NULLABLE_DECIMAL,
+            }
+        ),
+    }
+)
 
 SCHEMAS["Register"] = _obj(
     {"email": {"type": "string"}, "password": {"type": "string", "minLength": 10}, "name": {"type": "string"}},

@@ -1,21 +1,27 @@
-"""Trades and positions of the caller."""
+"""The caller's trades, positions (net and day views), funds and account (trading state, limits)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
 import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
 from tradingapp.auth import current_user, login_required
+from tradingapp.domain.risk import stricter
 from tradingapp.errors import validation_error
-from tradingapp.extensions import db, get_redis
-from tradingapp.models import Position, Trade
-from tradingapp.realtime import last_price, read_quotes
+from tradingapp.extensions import db
+from tradingapp.models import Trade
+from tradingapp.models.types import dec
+from tradingapp.services import funds, positions
+from tradingapp.services.positions import VIEWS
 
 bp = Blueprint("portfolio", __name__, url_prefix="/api/v1")
+CENTS = Decimal("0.0001")  # the scale of every stored amount
+FUNDS_FIELDS = ("cash", "used_margin", "available", "realized_pnl", "unrealized_pnl")
 
 
 @bp.get("/trades")
@@ -46,10 +52,35 @@ def list_trades():
 @bp.get("/positions")
 @login_required()
 def list_positions():
-    positions = db.session.scalars(
-        sa.select(Position)
-        .where(Position.user_id == current_user().id, sa.or_(Position.quantity != 0, Position.realized_pnl != 0))
-        .order_by(Position.instrument_id, Position.product)
-    ).all()
-    quotes = read_quotes(get_redis(), sorted({p.instrument_id for p in positions})) if positions else {}
-    return jsonify(items=[p.to_dict(last_price(quotes.get(p.instrument_id))) for p in positions])
+    view = request.args.get("view", "net")
+    if view not in VIEWS:
+        raise validation_error("view must be net or day", view=view)
+    return jsonify(items=positions.list_positions(current_user().id, view, funds.today()))
+
+
+@bp.get("/funds")
+@login_required()
+def get_funds():
+    summary, _limits = funds.funds_of(current_user().id)
+    db.session.commit()  # the account may just have been created
+    return jsonify({name: dec(getattr(summary, name).quantize(CENTS)) for name in FUNDS_FIELDS})
+
+
+@bp.get("/account")
+@login_required()
+def get_account():
+    """The caller's own trading state (theirs, the global one, the effective stricter one) and limits."""
+    account, settings = funds.account_and_settings(current_user().id)
+    global_state = settings.trading_state if settings else "ACTIVE"
+    body = {
+        "user_id": str(account.user_id),
+        "trading_state": stricter(account.trading_state, global_state).value,
+        "user_trading_state": account.trading_state,
+        "global_trading_state": global_state,
+        "state_reason": account.state_reason,
+        "session_day": funds.today().isoformat(),
+        "orders_today": account.orders_today if account.day == funds.today() else 0,
+        "limits": funds.limits_of(account, settings).to_dict(),
+    }
+    db.session.commit()
+    return jsonify(body)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from tradingapp.domain.orders import weighted_average
 
@@ -38,3 +40,42 @@ def unrealized_pnl(position: PositionState, last_price: Decimal | None) -> Decim
     if last_price is None:
         return None
     return (last_price - position.average_price) * position.quantity
+
+
+@dataclass(frozen=True)
+class DayActivity:
+    """One position's trading on one session day: what was bought and sold, and realized."""
+
+    day: date | None = None
+    buy_quantity: int = 0
+    buy_value: Decimal = Decimal(0)
+    sell_quantity: int = 0
+    sell_value: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+
+    def on(self, day: date) -> DayActivity:
+        """The activity as of `day`: empty when the stored one is from an earlier day."""
+        return self if self.day == day else DayActivity(day)
+
+
+def record_day_fill(
+    activity: DayActivity, fill_day: date, side: str, quantity: int, price: Decimal, realized: Decimal
+) -> DayActivity:
+    """Add one fill (and the P&L it realized) to the day's activity. The first fill of a new day
+    starts the day afresh; a late fill of an earlier day leaves today's activity alone."""
+    if activity.day is not None and fill_day < activity.day:
+        return activity
+    current = activity.on(fill_day)
+    value = price * quantity
+    if side == "BUY":
+        current = replace(current, buy_quantity=current.buy_quantity + quantity, buy_value=current.buy_value + value)
+    else:
+        current = replace(
+            current, sell_quantity=current.sell_quantity + quantity, sell_value=current.sell_value + value
+        )
+    return replace(current, realized_pnl=current.realized_pnl + realized)
+
+
+def session_day(moment: datetime, timezone: str) -> date:
+    """The trading day a moment belongs to, in the exchange's timezone."""
+    return moment.astimezone(ZoneInfo(timezone)).date()

@@ -4,10 +4,13 @@ from tradingapp.models.instruments import Instrument
 from tradingapp.models.market import Tick
 from tradingapp.models.orders import Order, OrderEvent
 from tradingapp.models.paper import PaperEvent, PaperOrder
+from tradingapp.models.risk import Account, AdminAction, RiskSettings
 from tradingapp.models.trading import Position, ProcessedEvent, Trade
 from tradingapp.models.users import ROLES, User
 
 __all__ = [
+    "Account",
+    "AdminAction",
     "Instrument",
     "Order",
     "OrderEvent",
@@ -16,6 +19,7 @@ __all__ = [
     "Position",
     "ProcessedEvent",
     "ROLES",
+    "RiskSettings",
     "Tick",
     "Trade",
     "User",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -57,6 +57,13 @@ class Position(db.Model):
     average_price: Mapped[Decimal] = mapped_column(Price(18, 4), default=Decimal(0))
     realized_pnl: Mapped[Decimal] = mapped_column(Price(20, 4), default=Decimal(0))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Today's activity (session day `day`), reset by the first fill of a new day.
+    day: Mapped[date | None] = mapped_column(sa.Date, nullable=True)
+    day_buy_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
+    day_buy_value: Mapped[Decimal] = mapped_column(Price(20, 4), default=Decimal(0))
+    day_sell_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
+    day_sell_value: Mapped[Decimal] = mapped_column(Price(20, 4), default=Decimal(0))
+    day_realized_pnl: Mapped[Decimal] = mapped_column(Price(20, 4), default=Decimal(0))
 
     instrument: Mapped[Instrument] = relationship(lazy="joined")
 

@@ -1,0 +1,145 @@
+"""A user's book (positions, working orders, last prices) and the margin model. Plain values.
+
+Margin model (documented in the README):
+- a position blocks |quantity| x average price x the product's margin % (CNC 100, NRML 25,
+  MIS 20 by default; admin-configurable limits `margin_<product>_percent`);
+- a working order blocks its remaining quantity x its price (limit, else stop, else the last
+  price) x the same %, except the part that would only close the position it opposes (on the
+  same instrument and product): closing frees margin, it never needs any;
+- cash = starting cash + realized P&L; available = cash + unrealized P&L when it is a loss
+  (gains are not lent against) - used margin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from tradingapp.domain.risk_limits import Limits
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One position row: signed quantity; day_realized_pnl is today's (0 if the row is older)."""
+
+    instrument_id: int
+    product: str
+    quantity: int
+    average_price: Decimal
+    realized_pnl: Decimal = ZERO
+    day_realized_pnl: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class Working:
+    """Open orders of one (instrument, product, side): their count, remaining quantity and value."""
+
+    instrument_id: int
+    product: str
+    side: str
+    count: int
+    quantity: int
+    value: Decimal
+
+
+@dataclass(frozen=True)
+class Book:
+    cash: Decimal
+    holdings: tuple[Holding, ...] = ()
+    working: tuple[Working, ...] = ()
+    marks: dict[int, Decimal] | None = None  # last price by instrument
+    orders_today: int = 0
+
+    def position(self, instrument_id: int, product: str) -> int:
+        return sum(h.quantity for h in self.holdings if (h.instrument_id, h.product) == (instrument_id, product))
+
+    def net_position(self, instrument_id: int) -> int:
+        return sum(h.quantity for h in self.holdings if h.instrument_id == instrument_id)
+
+    def working_quantity(self, instrument_id: int, side: str, product: str | None = None) -> int:
+        return sum(
+            w.quantity
+            for w in self.working
+            if w.instrument_id == instrument_id and w.side == side and product in (None, w.product)
+        )
+
+    def open_orders(self) -> int:
+        return sum(w.count for w in self.working)
+
+    def mark(self, instrument_id: int) -> Decimal | None:
+        return (self.marks or {}).get(instrument_id)
+
+    def with_working(self, instrument_id: int, product: str, side: str, count: int, quantity: int, value: Decimal):
+        """This book with a working order added (or changed, with negative deltas)."""
+        key = (instrument_id, product, side)
+        rows = [w for w in self.working if (w.instrument_id, w.product, w.side) != key]
+        old = next((w for w in self.working if (w.instrument_id, w.product, w.side) == key), None)
+        if old is not None:
+            count, quantity, value = old.count + count, old.quantity + quantity, old.value + value
+        if quantity > 0:
+            rows.append(Working(instrument_id, product, side, count, quantity, value))
+        return replace(self, working=tuple(rows))
+
+
+def margin_rate(limits: Limits, product: str) -> Decimal:
+    percent = getattr(limits, f"margin_{product.lower()}_percent", HUNDRED)
+    return percent / HUNDRED
+
+
+def closing_capacity(book: Book, instrument_id: int, product: str, side: str) -> int:
+    """How much an order on `side` can close of the opposite position (before other orders)."""
+    held = book.position(instrument_id, product)
+    if held == 0 or (held > 0) == (side == "BUY"):
+        return 0
+    return abs(held)
+
+
+def working_margin(book: Book, limits: Limits, w: Working) -> Decimal:
+    if w.quantity <= 0:
+        return ZERO
+    opening = max(0, w.quantity - closing_capacity(book, w.instrument_id, w.product, w.side))
+    return w.value * opening / w.quantity * margin_rate(limits, w.product)
+
+
+def used_margin(book: Book, limits: Limits) -> Decimal:
+    positions = sum((abs(h.quantity) * h.average_price * margin_rate(limits, h.product) for h in book.holdings), ZERO)
+    return positions + sum((working_margin(book, limits, w) for w in book.working), ZERO)
+
+
+def unrealized_pnl(book: Book) -> Decimal:
+    """Open positions marked to the last price; one without a price counts as flat."""
+    total = ZERO
+    for h in book.holdings:
+        mark = book.mark(h.instrument_id)
+        if h.quantity and mark is not None:
+            total += (mark - h.average_price) * h.quantity
+    return total
+
+
+def realized_pnl(book: Book) -> Decimal:
+    return sum((h.realized_pnl for h in book.holdings), ZERO)
+
+
+def day_pnl(book: Book) -> Decimal:
+    """Today's P&L for the daily loss limit: realized today plus all unrealized."""
+    return sum((h.day_realized_pnl for h in book.holdings), ZERO) + unrealized_pnl(book)
+
+
+@dataclass(frozen=True)
+class Funds:
+    cash: Decimal
+    used_margin: Decimal
+    available: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+
+
+def funds(book: Book, limits: Limits) -> Funds:
+    realized = realized_pnl(book)
+    unrealized = unrealized_pnl(book)
+    cash = book.cash + realized
+    used = used_margin(book, limits)
+    return Funds(cash, used, cash + min(unrealized, ZERO) - used, realized, unrealized)
