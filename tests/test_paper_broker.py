@@ -329,7 +329,7 @@ def test_modify_that_makes_the_order_marketable_fills_it(broker, tap):
 
 def test_tick_older_than_the_modification_never_fills_the_new_terms(broker, tap):
     request = resting_buy(broker, tap, limit="95.00")
-    before = tick("96.00", -0.5, ask="96.00")
+    before = tick("96.00", 0, ask="96.00")  # after the order, before its modification
     broker.modify(modify(request.order_id, quantity=10, limit="97.00"))
     tap.drain()
     assert match_ticks([before]) == 0

@@ -61,8 +61,9 @@ def upgrade():
         sa.Column("stop_price", price(), nullable=True),
         sa.Column("reason", sa.String(255), nullable=True),
         sa.PrimaryKeyConstraint("order_id", "pos", name="pk_paper_events"),
-        sa.ForeignKeyConstraint(["order_id"], ["paper_orders.order_id"], ondelete="CASCADE",
-                                name="fk_paper_events_order_id_paper_orders"),  # fmt: skip
+        sa.ForeignKeyConstraint(
+            ["order_id"], ["paper_orders.order_id"], ondelete="CASCADE", name="fk_paper_events_order_id_paper_orders"
+        ),
         sa.UniqueConstraint("event_id", name="uq_paper_events_event_id"),
     )
     backfill_journal()

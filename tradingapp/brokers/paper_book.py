@@ -166,6 +166,32 @@ def expire_due(book: Session, row: PaperOrder, clock: SessionClock, now: datetim
     return True
 
 
+SAVED_COLUMNS = (
+    "quantity", "filled_quantity", "fill_price", "status", "reason", "limit_price", "stop_price", "triggered_at",
+    "effective_at", "matched_through", "modify_seq", "fill_count", "event_count", "updated_at",
+)  # fmt: skip
+
+
+def save_rows(book: Session, rows: list[PaperOrder]) -> None:
+    """Write the state of rows detached from the session (book.expunge) in one version-checked
+    executemany UPDATE: the ORM's own version check issues one UPDATE per row. Raises
+    StaleDataError (retried) when a concurrent writer changed one of them first."""
+    if not rows:
+        return
+    table = PaperOrder.__table__
+    stmt = (
+        table.update()
+        .where(table.c.order_id == sa.bindparam("k_id"), table.c.version == sa.bindparam("k_version"))
+        .values({**{name: sa.bindparam(f"v_{name}") for name in SAVED_COLUMNS}, "version": table.c.version + 1})
+    )
+    params = [
+        {"k_id": row.order_id, "k_version": row.version, **{f"v_{name}": getattr(row, name) for name in SAVED_COLUMNS}}
+        for row in sorted(rows, key=lambda r: r.order_id)
+    ]
+    if book.execute(stmt, params).rowcount != len(params):
+        raise StaleDataError(f"paper_orders: {len(params)} rows to update, a concurrent writer changed some first")
+
+
 # -- sending ---------------------------------------------------------------------------------
 @dataclass
 class Outbox:

@@ -3,7 +3,8 @@ working orders expire at the session end (expire_session). Both run in the consu
 
 match_ticks costs a constant number of queries per batch: one SELECT of the orders the batch can
 touch (prefiltered in SQL by the batch's price range), and only when something trades one UPDATE
-(executemany), one journal INSERT and one SELECT of the events to send.
+(executemany), one journal INSERT, one SELECT of the events to send and, after publishing, one
+UPDATE marking them sent.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tradingapp.brokers.paper_book import (
     locked,
     outbox,
     retrying,
+    save_rows,
     send,
     session_clock,
     working,
@@ -72,13 +74,17 @@ def _match(by_instrument: dict[int, list[mt.Market]]) -> tuple[Outbox, int]:
         if not outcomes:
             book.rollback()
             return Outbox(), 0
+        book.expunge_all()  # the rows are written by save_rows, in one statement
         by_id = {row.order_id: row for row in rows}
+        changed = []
         for outcome in outcomes:
             row = by_id[outcome.key]
             apply_outcome(book, row, outcome, now)
             row.matched_through = max(m.ts for m in by_instrument[row.instrument_id])
-        book.flush()
-        box = outbox(book, by_id.keys() & {o.key for o in outcomes})
+            changed.append(row)
+        save_rows(book, changed)
+        book.flush()  # the journal rows
+        box = outbox(book, [row.order_id for row in changed])
         book.commit()
     return box, sum(len(o.fills) for o in outcomes)
 
@@ -151,10 +157,12 @@ def _expire_batch(now: datetime, clock: SessionClock) -> tuple[Outbox, int]:
             .execution_options(populate_existing=True)
         )
         rows = book.scalars(locked(stmt, book, skip_locked=True)).all()
+        book.expunge_all()  # the rows are written by save_rows, in one statement
         expired = [row for row in rows if expire_due(book, row, clock, now)]
         if not expired:
             return Outbox(), 0
-        book.flush()
+        save_rows(book, expired)
+        book.flush()  # the journal rows
         box = outbox(book, [row.order_id for row in expired])
         book.commit()
     log.info("event=paper_session_expired orders=%d", len(expired))
