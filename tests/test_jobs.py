@@ -115,6 +115,13 @@ def test_worker_skips_order_cancelled_before_submission(app, db, trader):
     assert book_row(order.id) is None
 
 
+def test_claim_leaves_no_transaction_open_for_the_broker_call(app, db, trader):
+    set_quote(1, "2900.05")
+    order = new_order(trader)
+    assert claim_for_submission(order.id) is not None
+    assert not _db.session().in_transaction()
+
+
 def test_resend_asks_broker_first_and_does_not_place_again(app, db, trader, tap, caplog):
     set_quote(1, "2900.05")
     order = new_order(trader)

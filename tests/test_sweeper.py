@@ -170,16 +170,12 @@ def test_a_waiting_cancel_goes_before_resting_orders(app, db, trader, market, mo
     assert reconcile_jobs() == [f"reconcile-{waiting.id}"]
 
 
-def test_reconcile_repairs_a_fill_lost_between_the_exchange_commit_and_its_publish(app, db, trader, market, tap):
-    order = resting(trader)
-    tap.drain()
-    # The exchange filled the order and crashed before publishing: the book says filled, we say OPEN.
-    _db.session.execute(
-        sa.update(PaperOrder)
-        .where(PaperOrder.order_id == order.id)
-        .values(status="filled", filled_quantity=PaperOrder.quantity, fill_price=PaperOrder.limit_price)
-    )
-    _db.session.commit()
+def test_reconcile_repairs_a_fill_lost_after_its_ack(app, db, trader, market, tap):
+    order = make_order(trader, status="SUBMITTED", order_type="MARKET", limit_price=None)
+    get_broker().place(order_state.order_request(order))  # the exchange fills it at once
+    accepted, _fill = tap.drain()
+    apply_broker_event(accepted)  # ... and its fill never arrives (lost between commit and publish)
+    assert age(order).status == "OPEN"
     sweep(app)
     run_worker(app)
     events = tap.drain()
@@ -188,6 +184,19 @@ def test_reconcile_repairs_a_fill_lost_between_the_exchange_commit_and_its_publi
         apply_broker_event(event)
     assert reload(order.id).status == "FILLED"
     assert _db.session.scalar(sa.select(sa.func.count()).select_from(Trade).where(Trade.order_id == order.id)) == 1
+
+
+def test_reconcile_repairs_a_lost_cancel_confirmation(app, db, trader, market, tap):
+    order = resting(trader, status="CANCEL_PENDING")
+    get_broker().cancel(order.id)
+    tap.drain()  # the exchange cancelled it; the confirmation was lost
+    sweep(app)
+    run_worker(app)
+    events = tap.drain()
+    assert [e["type"] for e in events] == [ev.ACCEPTED, ev.CANCELLED]  # and no second cancel was asked
+    for event in events:
+        apply_broker_event(event)
+    assert reload(order.id).status == "CANCELLED"
 
 
 def test_reconcile_resends_a_lost_cancel(app, db, trader, market, tap):

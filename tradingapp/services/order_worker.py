@@ -14,11 +14,11 @@ import sqlalchemy as sa
 
 from tradingapp.brokers.base import ModifyRequest, OrderRequest
 from tradingapp.domain import orders as sm
-from tradingapp.extensions import db
+from tradingapp.extensions import db, get_redis
 from tradingapp.models import Order
 from tradingapp.models.types import utcnow
+from tradingapp.realtime import publish_user_event
 from tradingapp.services import order_state
-from tradingapp.services.orders import notify_order
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,11 @@ def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | Non
     if order.status == sm.Status.PENDING:
         order_state.transition(order, sm.Submit(), "system", actor_id="worker")
         request = order_state.order_request(order)
-        payload = order.to_dict()  # built inside the transaction: nothing reloads after the commit
+        # Read inside the transaction: touching the row after the commit would reload it and open
+        # a new transaction, left idle while the job waits on the broker.
+        user_id, payload = order.user_id, order.to_dict()
         db.session.commit()
-        notify_order(order, payload)
+        _notify(user_id, order_id, payload)
         return request, False
     if order.status == sm.Status.SUBMITTED and order.broker_order_id is None:
         request = order_state.order_request(order)
@@ -44,6 +46,13 @@ def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | Non
         return request, True
     db.session.rollback()
     return None
+
+
+def _notify(user_id: uuid.UUID, order_id: uuid.UUID, payload: dict) -> None:
+    try:
+        publish_user_event(get_redis(), str(user_id), "order", payload)
+    except Exception:  # the WebSocket push is best effort; the REST API is the record
+        log.warning("order notification failed order_id=%s user_id=%s", order_id, user_id)
 
 
 def order_for_cancel(order_id: uuid.UUID) -> uuid.UUID | None:
