@@ -289,7 +289,8 @@ def test_paper_ticks_fill_resting_paper_orders(paper_publisher_closed, start_con
     )
     _db.session.commit()
     start_consumer(paper_exchange=True)
-    publish_ticks(publisher, [tick(1, ltp="2899.95")])
+    # A tick from after the order's arrival: the exchange never fills on an older one.
+    publish_ticks(publisher, [tick(1, ltp="2899.95", ts=datetime.now(UTC))])
 
     def filled():
         status = _db.session.scalar(sa.select(PaperOrder.status).filter_by(broker_order_id="PT1"))
