@@ -1,26 +1,34 @@
 """Accounts and funds: the account row (created on demand), the user's book as the domain sees
-it (positions, working orders, last prices), and the funds summary of GET /funds."""
+it (positions, working orders, last prices), and the funds summary of GET /funds.
+
+The order path uses Core statements built once (`lock_account`, `read_book`): one round trip
+each, without ORM overhead, since they run on every order.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 
+import redis
 import sqlalchemy as sa
 from flask import current_app
 
 from tradingapp.domain import margin
 from tradingapp.domain.orders import FINAL
 from tradingapp.domain.positions import session_day
+from tradingapp.domain.risk import DAILY_LOSS_REASON
 from tradingapp.domain.risk_limits import Limits, effective
 from tradingapp.extensions import db, get_redis, upsert_insert
 from tradingapp.models import Account, Order, Position, RiskSettings
 from tradingapp.models.risk import GLOBAL_SETTINGS_ID
 from tradingapp.models.types import Price, utcnow
-from tradingapp.realtime import last_price, read_quotes
+from tradingapp.realtime import last_price, quote_key
 
-FINAL_STATUSES = sorted(s.value for s in FINAL)
+ZERO = Decimal(0)
 
 
 def today() -> date:
@@ -43,17 +51,78 @@ def create_account(user_id: uuid.UUID) -> None:
     )
 
 
-def account_and_settings(user_id: uuid.UUID, lock: bool = False) -> tuple[Account, RiskSettings | None]:
-    """The user's account (created if missing; locked FOR UPDATE with `lock`) and the global
-    settings row (None until an admin first changes something), in one query."""
+@dataclass(frozen=True)
+class AccountSnapshot:
+    """The account as the order path read it, with the global settings beside it."""
+
+    user_id: uuid.UUID
+    cash: Decimal
+    trading_state: str
+    state_reason: str | None
+    limit_overrides: dict
+    orders_today: int  # including the order being checked
+    global_state: str
+    global_limits: dict | None
+
+    @cached_property
+    def limits(self) -> Limits:
+        return effective(self.global_limits, self.limit_overrides)
+
+
+_A = Account.__table__
+_S = RiskSettings.__table__
+_NEW_DAY = sa.or_(_A.c.day.is_(None), _A.c.day != sa.bindparam("day", type_=sa.Date()))
+_LOSS_RESET = sa.and_(_NEW_DAY, _A.c.state_reason == DAILY_LOSS_REASON)
+_GLOBAL = sa.select(_S.c.trading_state).where(_S.c.id == GLOBAL_SETTINGS_ID).scalar_subquery()
+_GLOBAL_LIMITS = sa.select(_S.c.limits).where(_S.c.id == GLOBAL_SETTINGS_ID).scalar_subquery()
+# Locks the row (serialising the user's orders), counts the order, starts a new day (today's
+# count from zero, a daily-loss REDUCING lifted) and reads what the rules need: one round trip.
+LOCK_AND_COUNT = (
+    sa.update(_A)
+    .where(_A.c.user_id == sa.bindparam("uid", type_=sa.Uuid()))
+    .values(
+        orders_today=sa.case((_NEW_DAY, 0), else_=_A.c.orders_today) + sa.bindparam("count", type_=sa.Integer()),
+        trading_state=sa.case((_LOSS_RESET, "ACTIVE"), else_=_A.c.trading_state),
+        state_reason=sa.case((_LOSS_RESET, None), else_=_A.c.state_reason),
+        day=sa.bindparam("day", type_=sa.Date()),
+    )
+    .returning(
+        _A.c.user_id, _A.c.cash, _A.c.trading_state, _A.c.state_reason, _A.c.limit_overrides, _A.c.orders_today,
+        _GLOBAL.label("global_state"), _GLOBAL_LIMITS.label("global_limits"),
+    )
+)  # fmt: skip
+
+
+def lock_account(user_id: uuid.UUID, day: date, count: int) -> AccountSnapshot:
+    """Lock the account FOR the rest of the caller's transaction and add `count` to today's orders."""
+    params = {"uid": user_id, "day": day, "count": count}
+    row = db.session.execute(LOCK_AND_COUNT, params).first()
+    if row is None:
+        create_account(user_id)
+        row = db.session.execute(LOCK_AND_COUNT, params).first()
+    return AccountSnapshot(
+        row.user_id, row.cash, row.trading_state, row.state_reason, row.limit_overrides or {}, row.orders_today,
+        row.global_state or "ACTIVE", row.global_limits,
+    )  # fmt: skip
+
+
+def uncount_order(user_id: uuid.UUID) -> None:
+    """Undo lock_account's count: the order was refused."""
+    db.session.execute(sa.update(_A).where(_A.c.user_id == user_id).values(orders_today=_A.c.orders_today - 1))
+
+
+def set_user_state(user_id: uuid.UUID, state: str, reason: str | None) -> None:
+    db.session.execute(sa.update(_A).where(_A.c.user_id == user_id).values(trading_state=state, state_reason=reason))
+
+
+def account_and_settings(user_id: uuid.UUID) -> tuple[Account, RiskSettings | None]:
+    """The user's account (created if missing) and the global settings row (None until an admin
+    first changes something), for reading outside the order path."""
     query = (
         sa.select(Account, RiskSettings)
         .outerjoin(RiskSettings, RiskSettings.id == GLOBAL_SETTINGS_ID)
         .where(Account.user_id == user_id)
-        .execution_options(populate_existing=True)
     )
-    if lock:
-        query = query.with_for_update(of=Account)
     row = db.session.execute(query).first()
     if row is None:
         create_account(user_id)
@@ -65,84 +134,97 @@ def limits_of(account: Account, settings: RiskSettings | None) -> Limits:
     return effective(settings.limits if settings else None, account.limit_overrides)
 
 
-def load_book(account: Account, day: date, marks: dict[int, Decimal] | None = None) -> margin.Book:
-    """The user's positions and working orders (two queries) and the last prices they need
-    (one Redis round trip); `marks` already known are not read again."""
-    holdings = _holdings(account.user_id, day)
-    working, unpriced = _working(account.user_id)
-    needed = {h.instrument_id for h in holdings if h.quantity} | {key[0] for key in unpriced}
-    marks = dict(marks or {})
-    missing = sorted(needed - set(marks))
-    if missing:
-        quotes = read_quotes(get_redis(), missing)
-        for iid in missing:
-            if (price := last_price(quotes.get(iid))) is not None:
-                marks[iid] = price
-    working = tuple(_value_unpriced(w, unpriced, marks) for w in working)
-    return margin.Book(account.cash, holdings, working, marks, account.orders_today if account.day == day else 0)
-
-
-def _holdings(user_id: uuid.UUID, day: date) -> tuple[margin.Holding, ...]:
-    rows = db.session.execute(
-        sa.select(
-            Position.instrument_id,
-            Position.product,
-            Position.quantity,
-            Position.average_price,
-            Position.realized_pnl,
-            Position.day,
-            Position.day_realized_pnl,
-        ).where(Position.user_id == user_id)
-    ).all()
-    return tuple(
-        margin.Holding(r.instrument_id, r.product, r.quantity, r.average_price, r.realized_pnl,
-                       r.day_realized_pnl if r.day == day else Decimal(0))
-        for r in rows
-    )  # fmt: skip
-
-
-def _working(user_id: uuid.UUID) -> tuple[list[margin.Working], dict[tuple, int]]:
-    """Open orders grouped by (instrument, product, side): count, remaining quantity, value at
-    their limit (else stop) price; the quantity without a price is valued later at the mark."""
-    remaining = (
-        sa.case(
-            (Order.pending_quantity > Order.quantity, Order.pending_quantity),
-            else_=Order.quantity,
-        )
-        - Order.filled_quantity
+# -- the book ---------------------------------------------------------------------------------
+_P = Position.__table__
+_O = Order.__table__
+_REMAINING = (
+    sa.case((_O.c.pending_quantity > _O.c.quantity, _O.c.pending_quantity), else_=_O.c.quantity) - _O.c.filled_quantity
+)
+_ORDER_PRICE = sa.func.coalesce(_O.c.limit_price, _O.c.stop_price)
+_AMOUNT = Price(24, 4)
+# Inline (not an expanding parameter): the same predicate as the partial index ix_orders_user_open.
+_NOT_FINAL = sa.text(f"orders.status NOT IN ({', '.join(repr(s.value) for s in sorted(FINAL))})")
+# Positions and working orders (grouped by instrument, product, side) in one statement.
+BOOK = sa.union_all(
+    sa.select(
+        sa.literal("p").label("kind"), _P.c.instrument_id, _P.c.product, sa.cast(sa.null(), sa.String).label("side"),
+        sa.literal(0).label("count"), _P.c.quantity,
+        sa.type_coerce(_P.c.average_price, _AMOUNT).label("value"),
+        sa.type_coerce(_P.c.realized_pnl, _AMOUNT).label("realized"), _P.c.day,
+        sa.type_coerce(_P.c.day_realized_pnl, _AMOUNT).label("day_realized"), sa.literal(0).label("unpriced"),
+    ).where(_P.c.user_id == sa.bindparam("uid", type_=sa.Uuid())),
+    sa.select(
+        sa.literal("w"), _O.c.instrument_id, _O.c.product, _O.c.side, sa.func.count(), sa.func.sum(_REMAINING),
+        sa.func.coalesce(sa.func.sum(_REMAINING * _ORDER_PRICE), 0), sa.literal(0), sa.cast(sa.null(), sa.Date),
+        sa.literal(0), sa.func.sum(sa.case((_ORDER_PRICE.is_(None), _REMAINING), else_=0)),
     )
-    price = sa.func.coalesce(Order.limit_price, Order.stop_price)
-    unpriced = sa.case((price.is_(None), remaining), else_=0)
-    rows = db.session.execute(
-        sa.select(
-            Order.instrument_id,
-            Order.product,
-            Order.side,
-            sa.func.count(),
-            sa.func.sum(remaining),
-            sa.type_coerce(sa.func.coalesce(sa.func.sum(remaining * price), 0), Price(24, 4)),
-            sa.func.sum(unpriced),
-        )
-        .where(Order.user_id == user_id, Order.status.not_in(FINAL_STATUSES))
-        .group_by(Order.instrument_id, Order.product, Order.side)
-    ).all()
-    working, unpriced_by_group = [], {}
-    for iid, product, side, count, quantity, value, without_price in rows:
-        working.append(margin.Working(iid, product, side, count, int(quantity), value))
-        if without_price:
-            unpriced_by_group[(iid, product, side)] = int(without_price)
-    return working, unpriced_by_group
+    .where(
+        _O.c.user_id == sa.bindparam("uid", type_=sa.Uuid()),
+        _NOT_FINAL,
+    )
+    .group_by(_O.c.instrument_id, _O.c.product, _O.c.side),
+)  # fmt: skip
 
 
-def _value_unpriced(w: margin.Working, unpriced: dict[tuple, int], marks: dict[int, Decimal]) -> margin.Working:
-    quantity = unpriced.get((w.instrument_id, w.product, w.side), 0)
-    mark = marks.get(w.instrument_id)
-    if not quantity or mark is None:
-        return w
-    return margin.Working(w.instrument_id, w.product, w.side, w.count, w.quantity, w.value + quantity * mark)
+@dataclass(frozen=True)
+class BookRows:
+    holdings: tuple[margin.Holding, ...]
+    working: tuple[margin.Working, ...]
+    unpriced: dict[tuple, int]  # working quantity without a price, valued at the mark
+
+    def instruments_to_mark(self) -> list[int]:
+        return sorted({h.instrument_id for h in self.holdings if h.quantity} | {key[0] for key in self.unpriced})
+
+
+def read_book(user_id: uuid.UUID, day: date) -> BookRows:
+    holdings, working, unpriced = [], [], {}
+    for r in db.session.execute(BOOK, {"uid": user_id}):
+        if r.kind == "p":
+            day_realized = r.day_realized if r.day == day else ZERO
+            holdings.append(margin.Holding(r.instrument_id, r.product, r.quantity, r.value, r.realized, day_realized))
+        else:
+            working.append(margin.Working(r.instrument_id, r.product, r.side, r.count, int(r.quantity), r.value))
+            if r.unpriced:
+                unpriced[(r.instrument_id, r.product, r.side)] = int(r.unpriced)
+    return BookRows(tuple(holdings), tuple(working), unpriced)
+
+
+def queue_marks(pipe: redis.client.Pipeline, instrument_ids: list[int]) -> None:
+    for iid in instrument_ids:
+        pipe.hget(quote_key(iid), "ltp")
+
+
+def marks_from(instrument_ids: list[int], replies: list, known: dict[int, Decimal] | None = None) -> dict:
+    marks = dict(known or {})
+    for iid, raw in zip(instrument_ids, replies, strict=True):
+        if raw and (price := last_price({"ltp": raw.decode()})) is not None:
+            marks[iid] = price
+    return marks
+
+
+def build_book(cash: Decimal, rows: BookRows, marks: dict[int, Decimal], orders_today: int) -> margin.Book:
+    working = []
+    for w in rows.working:
+        quantity, mark = rows.unpriced.get((w.instrument_id, w.product, w.side), 0), marks.get(w.instrument_id)
+        if quantity and mark is not None:
+            w = margin.Working(w.instrument_id, w.product, w.side, w.count, w.quantity, w.value + quantity * mark)
+        working.append(w)
+    return margin.Book(cash, rows.holdings, tuple(working), marks, orders_today)
+
+
+def load_book(user_id: uuid.UUID, cash: Decimal, day: date, orders_today: int = 0) -> margin.Book:
+    """The whole book with its marks, outside the order path (GET /funds)."""
+    rows = read_book(user_id, day)
+    ids = rows.instruments_to_mark()
+    replies = []
+    if ids:
+        pipe = get_redis().pipeline(transaction=False)
+        queue_marks(pipe, ids)
+        replies = pipe.execute()
+    return build_book(cash, rows, marks_from(ids, replies), orders_today)
 
 
 def funds_of(user_id: uuid.UUID) -> tuple[margin.Funds, Limits]:
     account, settings = account_and_settings(user_id)
     limits = limits_of(account, settings)
-    return margin.funds(load_book(account, today()), limits), limits
+    return margin.funds(load_book(user_id, account.cash, today()), limits), limits

@@ -1,9 +1,9 @@
 """Pre-trade risk checks on the order path: load the user's book under a lock, run the domain
 rules, count the order. Called inside the caller's transaction; never commits.
 
-Cost per check: one locked SELECT of the account (joined with the global settings), one of the
-positions, one aggregate of the working orders, one Redis script call (the rate bucket) and at
-most one Redis pipeline of last prices.
+Cost per check: two database round trips (lock-and-count the account, reading the global
+settings in the same statement; positions and working orders in one statement) and one Redis
+round trip (the rate bucket's script and the last prices the book needs).
 """
 
 from __future__ import annotations
@@ -21,8 +21,18 @@ from tradingapp.domain import risk
 from tradingapp.domain.validation import NewOrder
 from tradingapp.errors import APIError
 from tradingapp.extensions import get_redis
-from tradingapp.models import Account, Instrument, Order, RiskSettings, User
-from tradingapp.services.funds import account_and_settings, limits_of, load_book, today
+from tradingapp.models import Instrument, Order, User
+from tradingapp.services.funds import (
+    AccountSnapshot,
+    build_book,
+    lock_account,
+    marks_from,
+    queue_marks,
+    read_book,
+    set_user_state,
+    today,
+    uncount_order,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +79,22 @@ class RiskRejected(APIError):
 
 
 def check_order(user: User, instrument: Instrument, new: NewOrder, last_price: Decimal | None) -> None:
-    """Raise RiskRejected if the new order breaks a rule; otherwise count it for today."""
-    account, settings, limits, day = _lock(user.id)
-    book = load_book(account, day, {instrument.id: last_price} if last_price is not None else None)
-    _note_loss_breach(account, book, limits)
-    price = risk.valuation_price(new.order_type, new.limit_price, new.stop_price, last_price)
-    intent = risk.OrderIntent(instrument.id, instrument.exchange_segment, new.product, new.side, new.quantity, price)
+    """Raise RiskRejected if the new order breaks a rule; otherwise it counts for today."""
+    day = today()
+    account = lock_account(user.id, day, count=1)
     try:
-        risk.check_new(book, limits, _state(account, settings), intent)
+        book = _book(account, day, {instrument.id: last_price} if last_price is not None else {}, counted=1)
+        price = risk.valuation_price(new.order_type, new.limit_price, new.stop_price, last_price)
+        intent = risk.OrderIntent(
+            instrument.id, instrument.exchange_segment, new.product, new.side, new.quantity, price
+        )
+        risk.check_new(book, account.limits, _state(account, book), intent)
     except risk.RiskViolation as violation:
+        uncount_order(user.id)
         raise _rejected(violation, user.id) from None
-    account.day = day
-    account.orders_today = book.orders_today + 1
+    except RiskRejected:
+        uncount_order(user.id)
+        raise
 
 
 def check_modify(
@@ -93,9 +107,9 @@ def check_modify(
 ) -> None:
     """Raise RiskRejected if the order's new terms (`quantity` is the new total; the prices are
     the resulting ones) break a rule."""
-    account, settings, limits, day = _lock(user.id)
-    book = load_book(account, day, {order.instrument_id: last_price} if last_price is not None else None)
-    _note_loss_breach(account, book, limits)
+    day = today()
+    account = lock_account(user.id, day, count=0)
+    book = _book(account, day, {order.instrument_id: last_price} if last_price is not None else {}, counted=0)
     change = risk.Amendment(
         instrument_id=order.instrument_id,
         product=order.product,
@@ -108,48 +122,37 @@ def check_modify(
         prices_changed=(limit_price, stop_price) != (order.limit_price, order.stop_price),
     )
     try:
-        risk.check_amendment(book, limits, _state(account, settings), change)
+        risk.check_amendment(book, account.limits, _state(account, book), change)
     except risk.RiskViolation as violation:
         raise _rejected(violation, user.id, order.id) from None
 
 
-def _lock(user_id: uuid.UUID):
-    """Lock the account (serialising this user's orders), roll it to today, take a rate token."""
-    account, settings = account_and_settings(user_id, lock=True)
-    limits = limits_of(account, settings)
-    day = today()
-    _roll_day(account, day)
-    take_token(user_id, limits.orders_per_second, limits.order_burst)
-    return account, settings, limits, day
+def _book(account: AccountSnapshot, day: date, known: dict[int, Decimal], counted: int):
+    """The user's book; the rate token and the missing last prices come in one Redis round trip."""
+    rows = read_book(account.user_id, day)
+    ids = [iid for iid in rows.instruments_to_mark() if iid not in known]
+    limits = account.limits
+    (allowed, wait_ms), *replies = _redis_round_trip(account.user_id, limits, ids)
+    if not allowed:
+        raise _rate_limited(account.user_id, limits, int(wait_ms))
+    return build_book(account.cash, rows, marks_from(ids, replies, known), account.orders_today - counted)
 
 
-def _roll_day(account: Account, day: date) -> None:
-    """A new trading day: today's count starts at zero and a daily-loss REDUCING ends."""
-    if account.day == day:
-        return
-    account.day = day
-    account.orders_today = 0
-    if account.trading_state == risk.TradingState.REDUCING and account.state_reason == risk.DAILY_LOSS_REASON:
-        account.trading_state = risk.TradingState.ACTIVE.value
-        account.state_reason = None
-        log.info("event=trading_state_reset user_id=%s state=ACTIVE reason=new_day", account.user_id)
-
-
-def _state(account: Account, settings: RiskSettings | None) -> risk.TradingState:
-    return risk.stricter(account.trading_state, settings.trading_state if settings else "ACTIVE")
-
-
-def _note_loss_breach(account: Account, book, limits) -> None:
-    """A breached daily loss limit puts the user in REDUCING (persisted when the caller commits)."""
-    if account.trading_state == risk.TradingState.ACTIVE and risk.loss_breached(book, limits):
-        account.trading_state = risk.TradingState.REDUCING.value
-        account.state_reason = risk.DAILY_LOSS_REASON
+def _state(account: AccountSnapshot, book) -> risk.TradingState:
+    """The effective state; a breached daily loss limit first moves an ACTIVE user to REDUCING
+    (written now, kept when the caller commits)."""
+    state = account.trading_state
+    limits = account.limits
+    if state == risk.TradingState.ACTIVE and risk.loss_breached(book, limits):
+        state = risk.TradingState.REDUCING.value
+        set_user_state(account.user_id, state, risk.DAILY_LOSS_REASON)
         log.warning(
             "event=daily_loss_breached user_id=%s loss=%s limit=%s state=REDUCING",
             account.user_id,
             risk.daily_loss(book),
             limits.max_daily_loss,
         )
+    return risk.stricter(state, account.global_state)
 
 
 def _rejected(violation: risk.RiskViolation, user_id: uuid.UUID, order_id=None) -> RiskRejected:
@@ -163,23 +166,38 @@ def _bucket_key(user_id: uuid.UUID) -> str:
     return f"{ns}:risk:bucket:{user_id}" if ns else f"risk:bucket:{user_id}"
 
 
-def take_token(user_id: uuid.UUID, rate: int, capacity: int) -> None:
-    """One token from the user's order bucket, or 429 with Retry-After (whole seconds)."""
-    script = current_app.extensions.get("tradingapp.risk_bucket")
-    if script is None:
-        script = current_app.extensions["tradingapp.risk_bucket"] = get_redis().register_script(TOKEN_BUCKET)
+def _redis_round_trip(user_id: uuid.UUID, limits, mark_ids: list[int]) -> list:
+    """[token reply, last price of each of mark_ids] from one pipeline (EVALSHA, not the
+    pipeline's own script support, which asks SCRIPT EXISTS on every execute)."""
+    client = get_redis()
+    sha = current_app.extensions.get("tradingapp.risk_bucket_sha")
     try:
-        allowed, wait_ms = script(keys=[_bucket_key(user_id)], args=[rate, capacity])
+        for attempt in (1, 2):
+            if sha is None:
+                sha = current_app.extensions["tradingapp.risk_bucket_sha"] = client.script_load(TOKEN_BUCKET)
+            pipe = client.pipeline(transaction=False)
+            pipe.evalsha(sha, 1, _bucket_key(user_id), limits.orders_per_second, limits.order_burst)
+            queue_marks(pipe, mark_ids)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                sha = None  # Redis restarted or flushed its scripts: load it again
     except redis.RedisError as exc:
-        log.warning("event=rate_limit_unavailable user_id=%s error=%s", user_id, type(exc).__name__)
+        log.warning("event=risk_redis_unavailable user_id=%s error=%s", user_id, type(exc).__name__)
         raise APIError(503, "unavailable", "order rate limiter unavailable; try again") from None
-    if not allowed:
-        retry_after = max(1, math.ceil(int(wait_ms) / 1000))
-        log.info("event=risk_rejected user_id=%s rule=orders_per_second", user_id)
-        raise RiskRejected(
-            "orders_per_second",
-            f"more than {rate} orders a second (burst {capacity}); retry in {retry_after}s",
-            {"rule": "orders_per_second", "limit": rate, "burst": capacity, "retry_after": retry_after},
-            status=429,
-            retry_after=retry_after,
-        )
+    raise AssertionError("unreachable")
+
+
+def _rate_limited(user_id: uuid.UUID, limits, wait_ms: int) -> RiskRejected:
+    retry_after = max(1, math.ceil(wait_ms / 1000))
+    log.info("event=risk_rejected user_id=%s rule=orders_per_second", user_id)
+    rate, burst = limits.orders_per_second, limits.order_burst
+    return RiskRejected(
+        "orders_per_second",
+        f"more than {rate} orders a second (burst {burst}); retry in {retry_after}s",
+        {"rule": "orders_per_second", "limit": rate, "burst": burst, "retry_after": retry_after},
+        status=429,
+        retry_after=retry_after,
+    )
