@@ -239,6 +239,14 @@ def test_each_user_has_a_bucket_of_their_own(trader, make_user):
     check(make_user())
 
 
+def test_the_bucket_script_is_loaded_again_when_redis_does_not_know_it(app, trader):
+    check(trader)
+    # As after a Redis restart (without flushing the scripts other test runs share the server with).
+    app.extensions["tradingapp.risk_bucket_sha"] = "0" * 40
+    check(trader)
+    assert app.extensions["tradingapp.risk_bucket_sha"] != "0" * 40
+
+
 # -- modifications ------------------------------------------------------------------------------------------
 def test_a_halted_user_may_shrink_a_working_order(trader):
     order = make_order(trader, status="OPEN", quantity=10)
