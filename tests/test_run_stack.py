@@ -55,7 +55,7 @@ def wait_healthy(proc: subprocess.Popen, port: int) -> None:
         try:
             if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or a busy machine
             time.sleep(0.1)
     raise AssertionError(f"no /health on port {port}")
 

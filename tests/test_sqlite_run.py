@@ -28,7 +28,7 @@ def sqlite_env(env, tmp_path_factory):
         "NAMESPACE": env["NAMESPACE"] + "sqlite",
         "FLASK_APP": "wsgi",
         "FEED_INTERVAL_MS": "250",
-        "PRICE_BAND_PCT": "60",  # the resting-order check below trades at half the market price
+        "PRICE_BAND_PCT": "80",  # the resting-order check below bids a third of the market price
     }
     redis.Redis(host=env["REDIS_HOST"], port=int(env["REDIS_PORT"]), db=int(redis_db)).flushdb()
     return sqlite
@@ -74,7 +74,9 @@ def test_market_order_fills_and_limit_order_rests_on_sqlite(sqlite_env):
             assert time.monotonic() < deadline, "no quote from the feed\n" + stack.logs()
             time.sleep(0.1)
         body = {"instrument_id": 1, "side": "BUY", "quantity": 2, "order_type": "MARKET"}
-        order_id = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5).json()["id"]
+        placed = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5)
+        assert placed.status_code == 202, placed.text
+        order_id = placed.json()["id"]
         while True:
             order = http.get(f"{stack.base_url}/api/v1/orders/{order_id}", timeout=5).json()
             if order["status"] == "FILLED":
@@ -86,7 +88,9 @@ def test_market_order_fills_and_limit_order_rests_on_sqlite(sqlite_env):
 
         # A BUY limit at a fraction of the price must rest (SQLite once compared prices as text).
         body = {"instrument_id": 1, "side": "BUY", "quantity": 1, "order_type": "LIMIT", "limit_price": "950.00"}
-        resting = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5).json()["id"]
+        placed = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5)
+        assert placed.status_code == 202, placed.text
+        resting = placed.json()["id"]
         wait_status(stack, http, resting, "OPEN")
         time.sleep(1)  # several feed ticks pass over it
         assert http.get(f"{stack.base_url}/api/v1/orders/{resting}", timeout=5).json()["status"] == "OPEN"
