@@ -168,6 +168,14 @@ def test_limit_order_rests_open_and_cancels(stack, session, socket_reader):
     order_id = response.json()["id"]
     _wait_status(stack, http, order_id, "OPEN")
 
+    # Modify through the worker and the paper exchange: MODIFY_PENDING, then OPEN with the new terms.
+    lower = far_below - tick
+    response = http.patch(f"{stack.base_url}/api/v1/orders/{order_id}", json={"quantity": 2,
+                          "limit_price": str(lower)}, timeout=5)  # fmt: skip
+    assert response.status_code == 202 and response.json()["status"] == "MODIFY_PENDING", response.text
+    modified = _wait_status(stack, http, order_id, "OPEN")
+    assert (modified["quantity"], Decimal(modified["limit_price"])) == (2, lower)
+
     response = http.delete(f"{stack.base_url}/api/v1/orders/{order_id}", timeout=5)
     assert response.status_code == 202 and response.json()["status"] == "CANCEL_PENDING"
     cancelled = _wait_status(stack, http, order_id, "CANCELLED")
@@ -178,3 +186,7 @@ def test_limit_order_rests_open_and_cancels(stack, session, socket_reader):
     )
     again = http.delete(f"{stack.base_url}/api/v1/orders/{order_id}", timeout=5)
     assert again.status_code == 409
+    events = http.get(f"{stack.base_url}/api/v1/orders/{order_id}/events", timeout=5).json()["items"]
+    assert [e["event"] for e in events] == [
+        "created", "submitted", "accepted", "modify_requested", "modified", "cancel_requested", "cancelled",
+    ]  # fmt: skip
