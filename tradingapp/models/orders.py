@@ -11,6 +11,8 @@ from tradingapp.extensions import db
 from tradingapp.models.instruments import Instrument
 from tradingapp.models.types import BigIntPK, Price, UTCDateTime, dec, iso, utcnow
 
+OPEN_ORDERS = "status NOT IN ('FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED')"  # as in migration 0003_risk
+
 
 class Order(db.Model):
     __tablename__ = "orders"
@@ -18,6 +20,10 @@ class Order(db.Model):
         sa.UniqueConstraint("user_id", "client_order_id", name="uq_orders_user_client_order_id"),
         sa.Index("ix_orders_user_created", "user_id", "created_at"),
         sa.Index("ix_orders_status_updated", "status", "updated_at"),
+        # The risk engine's "working orders of this user" (migration 0003_risk).
+        sa.Index(
+            "ix_orders_user_open", "user_id", postgresql_where=sa.text(OPEN_ORDERS), sqlite_where=sa.text(OPEN_ORDERS)
+        ),  # fmt: skip
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)

@@ -151,10 +151,11 @@ def _check_modify_risk(user: User, order: Order, terms: ModifyTerms, details: di
         risk.check_modify(user, order, terms.quantity, terms.limit_price, terms.stop_price,
                           market_price(order.instrument_id))  # fmt: skip
     except risk.RiskRejected as exc:
-        db.session.rollback()
         if exc.status == 429:
+            db.session.rollback()
             raise
-        order = _locked_own_order(user, order.id)
+        # The order keeps its terms (nothing was applied); the refusal is audited, and whatever the
+        # risk engine noted on the account (a daily-loss breach puts it in REDUCING) is kept.
         order_state.record(order, "system", "modify_risk_rejected", actor_id="risk", reason=exc.message[:255],
                            details={"rule": exc.rule, "requested": details, **exc.details})  # fmt: skip
         db.session.commit()
