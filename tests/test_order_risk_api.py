@@ -124,3 +124,11 @@ def test_close_all_is_the_way_out_of_a_reducing_account(client, trader, trader_h
     closing = client.delete("/api/v1/positions", headers=trader_headers).get_json()
     assert [(o["side"], o["quantity"], o["status"]) for o in closing["orders"]] == [("SELL", 30, "PENDING")]
     assert closing["skipped"] == []
+
+
+def test_modify_in_the_wrong_state_is_a_409_before_any_risk_verdict(client, trader, trader_headers, admin_headers):
+    order = make_order(trader, status="CANCEL_PENDING", broker_order_id="P1", quantity=10)
+    set_limits(client, admin_headers, trader, max_order_quantity=10)
+    response = client.patch(f"/api/v1/orders/{order.id}", json={"quantity": 20}, headers=trader_headers)
+    assert response.status_code == 409
+    assert db.session.scalars(sa.select(OrderEvent).where(OrderEvent.order_id == order.id)).all() == []

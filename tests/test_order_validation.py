@@ -182,3 +182,8 @@ def test_decimals_serialise_without_trailing_zeros_or_exponent(value, text):
     from tradingapp.models.types import dec
 
     assert dec(Decimal(value)) == text
+
+
+def test_trailing_zeros_beyond_four_places_are_the_same_price():
+    assert validate_new_order(body(limit_price="101.250000"), SPEC).limit_price == Decimal("101.25")
+    assert "4 decimal places" in errors_of(body(limit_price="101.25001"))["limit_price"]

@@ -23,6 +23,7 @@ MAX_QUANTITY = 10_000_000
 MAX_PRICE = Decimal("100000000")
 MAX_ID = 2**31 - 1  # the instruments.id column is a 32-bit integer
 PRICE_DECIMALS = 4  # the price columns' scale
+PRICE_QUANTUM = Decimal(1).scaleb(-PRICE_DECIMALS)
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 
@@ -103,13 +104,14 @@ def _price(body: dict, field: str, errors: dict) -> Decimal | None:
     if not price.is_finite() or price <= 0:
         errors[field] = "must be a positive price"
         return None
-    if price.as_tuple().exponent < -PRICE_DECIMALS:
-        errors[field] = f"must have at most {PRICE_DECIMALS} decimal places"
-        return None
     if price > MAX_PRICE:
         errors[field] = f"must not exceed {MAX_PRICE}"
         return None
-    return price
+    exact = price.quantize(PRICE_QUANTUM)  # "2500.000000" is 2500: the value counts, not the digits
+    if exact != price:
+        errors[field] = f"must have at most {PRICE_DECIMALS} decimal places"
+        return None
+    return exact
 
 
 def _quantity(body: dict, spec: InstrumentSpec, errors: dict) -> int | None:

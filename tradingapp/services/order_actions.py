@@ -102,6 +102,8 @@ def cancel_all(user: User, instrument_id: int | None = None) -> list[uuid.UUID]:
 def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
     """New terms for a working order: MODIFY_PENDING until the broker answers (a PENDING order,
     not yet at the broker, takes them at once)."""
+    seen = db.session.get(Order, order_id)  # usually in the session already: the price is read before any lock
+    last = market_price(seen.instrument_id) if seen is not None else None
     order = _locked_own_order(user, order_id)
     current = ModifyTerms(order.quantity, order.limit_price, order.stop_price)
     try:
@@ -112,20 +114,19 @@ def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
         raise invalid_order(exc.errors) from None
     band = Decimal(current_app.config["PRICE_BAND_PCT"])
     errors = check_against_market(order.side, order.order_type, terms.limit_price if "limit_price" in body else None,
-                                  terms.stop_price if "stop_price" in body else None, market_price(order.instrument_id),
-                                  band)  # fmt: skip
+                                  terms.stop_price if "stop_price" in body else None, last, band)  # fmt: skip
     if errors:
         db.session.rollback()
         raise invalid_order(errors)
     request = sm.RequestModify(terms.quantity, terms.limit_price, terms.stop_price)
     details = {"quantity": terms.quantity, "limit_price": _str(terms.limit_price), "stop_price": _str(terms.stop_price)}
-    if order.status not in sm.FINAL:  # a final order gets its 409 below, not a risk verdict
-        _check_modify_risk(user, order, terms, details)
     try:
-        order_state.transition(order, request, "user", actor_id=str(user.id), details=details)
+        sm.apply(order_state.state_of(order), request)  # the state's verdict (409) comes before the risk engine's
     except sm.InvalidTransition as exc:
         db.session.rollback()
         raise conflict(str(exc), status=order.status) from None
+    _check_modify_risk(user, order, terms, details, last)
+    order_state.transition(order, request, "user", actor_id=str(user.id), details=details)
     send = order.status == sm.Status.MODIFY_PENDING
     if send:
         order.modify_seq += 1
@@ -145,11 +146,10 @@ def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
     return order
 
 
-def _check_modify_risk(user: User, order: Order, terms: ModifyTerms, details: dict) -> None:
+def _check_modify_risk(user: User, order: Order, terms: ModifyTerms, details: dict, last: Decimal | None) -> None:
     """The risk engine sees every modification; a refusal is audited on the order, which keeps its terms."""
     try:
-        risk.check_modify(user, order, terms.quantity, terms.limit_price, terms.stop_price,
-                          market_price(order.instrument_id))  # fmt: skip
+        risk.check_modify(user, order, terms.quantity, terms.limit_price, terms.stop_price, last)
     except risk.RiskRejected as exc:
         if exc.status == 429:
             db.session.rollback()
