@@ -32,6 +32,7 @@ test: $(DEV_STAMP) services ## start the services if needed, then ruff and the w
 
 bench: $(DEV_STAMP) services ## run the benchmarks under bench/ (each prints its figures beside a raw baseline)
 	$(BIN)/python -m bench.order_latency
+	$(BIN)/python -m bench.orders
 
 lint: $(DEV_STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .

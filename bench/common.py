@@ -24,7 +24,7 @@ from tradingapp.extensions import get_redis  # noqa: E402
 @contextlib.contextmanager
 def bench_environment(**overrides):
     """(env, app) on a fresh migrated, seeded database; everything is dropped afterwards."""
-    env = test_env(REDIS_DB=os.environ.get("BENCH_REDIS_DB", "12"), LOG_LEVEL="WARNING", **overrides)
+    env = test_env(**{"REDIS_DB": os.environ.get("BENCH_REDIS_DB", "12"), "LOG_LEVEL": "WARNING", **overrides})
     env["DB_NAME"] = env["DB_NAME"].replace("_test_", "_bench_")
     with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
         conn.execute(f'CREATE DATABASE "{env["DB_NAME"]}"')
@@ -53,3 +53,66 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
 
 def fmt(stats: dict[str, float]) -> str:
     return "  ".join(f"{k}={v:7.2f}ms" for k, v in stats.items())
+
+
+# -- CPU per component (Linux /proc) ---------------------------------------------------------------
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+            cmdline = open(f"/proc/{entry}/cmdline").read().replace("\0", " ")
+        except (OSError, IndexError, ValueError):
+            continue
+        found.append((int(entry), ppid, cmdline))
+    return found
+
+
+def component_pids(roots: dict[str, int], db_name: str) -> dict[str, set[int]]:
+    """Process groups of a run: each root process with its descendants, the Postgres backends
+    serving `db_name`, and redis-server."""
+    procs = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _ in procs:
+        children.setdefault(ppid, []).append(pid)
+    groups: dict[str, set[int]] = {}
+    for name, root in roots.items():
+        todo, seen = [root], set()
+        while todo:
+            pid = todo.pop()
+            seen.add(pid)
+            todo += children.get(pid, [])
+        groups[name] = seen
+    groups["postgres"] = {pid for pid, _, cmd in procs if cmd.startswith("postgres:") and f" {db_name} " in cmd}
+    groups["redis"] = {pid for pid, _, cmd in procs if "redis-server" in cmd}
+    return groups
+
+
+class CpuMeter:
+    """CPU seconds each component used between start() and stop()."""
+
+    def __init__(self, roots: dict[str, int], db_name: str):
+        self.roots, self.db_name = roots, db_name
+
+    def start(self) -> None:
+        self.before = {pid: _cpu_seconds(pid) for pids in self._groups().values() for pid in pids}
+
+    def stop(self) -> dict[str, float]:
+        used = {}
+        for name, pids in self._groups().items():
+            used[name] = sum(_cpu_seconds(pid) - self.before.get(pid, 0.0) for pid in pids)
+        return used
+
+    def _groups(self) -> dict[str, set[int]]:
+        return component_pids(self.roots, self.db_name)
