@@ -178,3 +178,20 @@ def test_cancel_rejected_after_a_fill_tells_the_user_why(db, trader):
     order = reload(order)
     assert order.status == "FILLED"
     assert order.reject_reason == "cancel rejected: order already filled"
+
+
+def test_answer_to_an_older_modification_is_audited_and_changes_nothing(db, trader):
+    order = _modify_pending(trader)
+    order.modify_seq = 2  # modification 1 was overtaken; 2 is the one in flight
+    db.session.commit()
+    apply_broker_event(event(ev.MODIFY_REJECTED, order, seq=1, reason="late answer"))
+    order = reload(order)
+    assert (order.status, order.pending_quantity) == ("MODIFY_PENDING", 20)
+    trail = db.session.scalars(sa.select(OrderEvent).where(OrderEvent.order_id == order.id)).all()
+    assert (trail[-1].event, trail[-1].details["seq"], trail[-1].details["latest_seq"]) == ("modify_answer_stale", 1, 2)
+
+
+def test_answer_to_the_latest_modification_applies(db, trader):
+    order = _modify_pending(trader)
+    apply_broker_event(event(ev.MODIFIED, order, seq=1, quantity=20, limit_price=Decimal("99.50"), stop_price=None))
+    assert reload(order).status == "OPEN" and reload(order).quantity == 20

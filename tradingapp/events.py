@@ -8,6 +8,9 @@ and the consumer applies.
      "execution_id": str, "quantity": int > 0, "price": decimal string,
      # order.modified: the order's terms now at the broker
      "quantity": int > 0, "limit_price": decimal string | None, "stop_price": decimal string | None,
+     # order.modified / order.modify_rejected: which modification they answer (optional; when
+     # given, an answer to an older modification than the order's latest is kept out of its state)
+     "seq": int > 0,
      # order.rejected / order.cancelled / order.cancel_rejected / order.modify_rejected / order.expired:
      "reason": str | None}
 
@@ -50,6 +53,7 @@ class BrokerEvent:
     reason: str | None = None
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
+    seq: int | None = None
 
 
 def make_event(
@@ -108,6 +112,11 @@ def parse_event(body: object) -> BrokerEvent:
             )
         if event_type == MODIFIED:
             event = BrokerEvent(**{**event.__dict__, **_modified_terms(body)})
+        if event_type in (MODIFIED, MODIFY_REJECTED) and body.get("seq") is not None:
+            seq = body["seq"]
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq <= 0:
+                raise MalformedEvent("seq must be a positive integer")
+            event = BrokerEvent(**{**event.__dict__, "seq": seq})
         if event.ts.tzinfo is None:
             event = BrokerEvent(**{**event.__dict__, "ts": event.ts.replace(tzinfo=UTC)})
         return event

@@ -144,7 +144,7 @@ class PaperBroker:
             row = lock_row(book, oid)
             if row is None:  # nothing to keep it in: the same refusal under the same id each time
                 refusal = ev.make_event(ev.MODIFY_REJECTED, oid, BROKER, None, event_id(oid, ev.MODIFY_REJECTED, seq),
-                                        reason=UNKNOWN_ORDER)  # fmt: skip
+                                        seq=seq, reason=UNKNOWN_ORDER)  # fmt: skip
                 return Outbox(), [refusal]
             if _answered(book, oid, seq):  # a repeat: the same answer again, nothing changes
                 return outbox(book, [oid], everything=True), []
@@ -232,7 +232,7 @@ def _cancel_refusal(row: PaperOrder) -> list[dict]:
         return []
     return [ev.make_event(ev.CANCEL_REJECTED, row.order_id, BROKER, row.broker_order_id,
                           event_id(row.order_id, ev.CANCEL_REJECTED, row.filled_quantity),
-                          reason=CANCEL_REFUSALS[row.status])]  # fmt: skip
+                          ts=row.updated_at, reason=CANCEL_REFUSALS[row.status])]  # fmt: skip
 
 
 def _answered(book: Session, order_id: uuid.UUID, seq: int) -> bool:

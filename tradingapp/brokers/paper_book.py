@@ -207,8 +207,10 @@ def body(entry: PaperEvent, broker_order_id: str | None) -> dict:
         extra = {"execution_id": f"P-{entry.order_id.hex}-{entry.n}", "quantity": entry.quantity,
                  "price": entry.price.quantize(PRICE_QUANTUM)}  # fmt: skip
     elif entry.type == ev.MODIFIED:
-        extra = {"quantity": entry.quantity, "limit_price": _quantized(entry.limit_price),
+        extra = {"seq": entry.n, "quantity": entry.quantity, "limit_price": _quantized(entry.limit_price),
                  "stop_price": _quantized(entry.stop_price)}  # fmt: skip
+    elif entry.type == ev.MODIFY_REJECTED:
+        extra = {"seq": entry.n, "reason": entry.reason}
     elif entry.type != ev.ACCEPTED:
         extra = {"reason": entry.reason}
     return ev.make_event(entry.type, entry.order_id, BROKER, broker_order_id, entry.event_id, ts=entry.ts, **extra)

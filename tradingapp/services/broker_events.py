@@ -84,6 +84,12 @@ def _apply(order: Order, event: ev.BrokerEvent) -> Applied:
         if _fill_seen(order, event.execution_id):
             order_state.record(order, "broker", "fill_duplicate", actor_id=event.broker, details=details)
             return result
+    if event.type in (ev.MODIFIED, ev.MODIFY_REJECTED) and event.seq is not None and event.seq != order.modify_seq:
+        # An answer to an older modification than the latest one asked: the latest one's answer
+        # decides the terms. Kept in the audit trail, out of the order's state.
+        details.update(seq=event.seq, latest_seq=order.modify_seq)
+        order_state.record(order, "broker", "modify_answer_stale", actor_id=event.broker, details=details)
+        return result
     outcome = order_state.transition(
         order, domain_event, "broker", actor_id=event.broker, source_event_id=event.event_id, details=details
     )
