@@ -238,7 +238,15 @@ def test_close_all_twice_in_a_row_does_not_double_the_exit(client, trader, trade
     client.delete("/api/v1/positions", headers=trader_headers)
     again = client.delete("/api/v1/positions", headers=trader_headers).get_json()
     assert again["orders"] == []
-    assert again["skipped"][0]["error"]["code"] == "conflict"
+    assert again["skipped"][0]["error"]["code"] == "covered"
+
+
+def test_close_all_sends_only_what_working_exit_orders_do_not_cover(client, trader, trader_headers):
+    add_position(trader, 1, 30)
+    make_order(trader, status="PARTIALLY_FILLED", broker_order_id="P1", side="SELL", quantity=10, filled_quantity=4)
+    make_order(trader, status="OPEN", broker_order_id="P2", side="BUY", quantity=10)  # adds, does not cover
+    orders = client.delete("/api/v1/positions", headers=trader_headers).get_json()["orders"]
+    assert [(o["side"], o["quantity"]) for o in orders] == [("SELL", 24)]
 
 
 def test_close_all_with_no_positions_places_nothing(client, trader_headers):

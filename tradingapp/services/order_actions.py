@@ -171,18 +171,26 @@ def _str(value) -> str | None:
 # -- flatten ---------------------------------------------------------------------------------
 def close_all_positions(user: User) -> tuple[list[Order], list[dict]]:
     """Market orders that flatten every open position of the user, sliced by the instrument's
-    freeze quantity. Returns (orders placed, positions skipped with the reason)."""
+    freeze quantity. Exit orders already working count: only the rest is sent, so a resting exit
+    and this one never together flip the position. Returns (orders placed, positions skipped with
+    the reason)."""
     positions = db.session.scalars(
         sa.select(Position).where(Position.user_id == user.id, Position.quantity != 0).order_by(Position.id)
     ).all()
     targets = [(p.instrument_id, p.product, p.quantity) for p in positions]
+    working = _working_exits(user)
     db.session.rollback()
     placed: list[Order] = []
     skipped: list[dict] = []
     for instrument_id, product, quantity in targets:
-        instrument = db.session.get(Instrument, instrument_id)
         side = "SELL" if quantity > 0 else "BUY"
-        for n, size in enumerate(_slices(abs(quantity), instrument.freeze_quantity)):
+        covered = working.get((instrument_id, product, side), 0)
+        rest = abs(quantity) - covered
+        if rest <= 0:
+            skipped.append(_skip(instrument_id, product, 0, "covered", f"working exit orders cover {covered}"))
+            continue
+        instrument = db.session.get(Instrument, instrument_id)
+        for n, size in enumerate(_slices(rest, instrument.freeze_quantity)):
             new = NewOrder(instrument_id, side, size, "MARKET", None, None, product, "DAY", None)
             try:
                 # Slices of one exit are alike by design; the first one alone meets the duplicate
@@ -190,12 +198,28 @@ def close_all_positions(user: User) -> tuple[list[Order], list[dict]]:
                 order, _created = place_validated(user, instrument, new, duplicate_guard=n == 0)
             except APIError as exc:
                 db.session.rollback()
-                error = {"code": exc.code, "message": exc.message, "details": exc.details}
-                skipped.append({"instrument_id": instrument_id, "product": product, "quantity": size, "error": error})
+                skipped.append(_skip(instrument_id, product, size, exc.code, exc.message, exc.details))
                 break  # the rest of this position's exit waits for the trader
             placed.append(order)
     log.info("close all user_id=%s orders=%s skipped=%s", user.id, len(placed), len(skipped))
     return placed, skipped
+
+
+def _working_exits(user: User) -> dict[tuple[int, str, str], int]:
+    """Unfilled quantity of the user's working orders per (instrument, product, side)."""
+    rows = db.session.execute(
+        sa.select(
+            Order.instrument_id, Order.product, Order.side, sa.func.sum(Order.quantity - Order.filled_quantity)
+        )  # fmt: skip
+        .where(Order.user_id == user.id, Order.status.in_(WORKING))
+        .group_by(Order.instrument_id, Order.product, Order.side)
+    ).all()
+    return {(iid, product, side): int(rest) for iid, product, side, rest in rows}
+
+
+def _skip(instrument_id: int, product: str, quantity: int, code: str, message: str, details=None) -> dict:
+    error = {"code": code, "message": message, "details": details or {}}
+    return {"instrument_id": instrument_id, "product": product, "quantity": quantity, "error": error}
 
 
 def _slices(quantity: int, freeze_quantity: int | None) -> list[int]:
