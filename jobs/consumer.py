@@ -27,6 +27,7 @@ from tradingapp.messaging import Topology
 log = logging.getLogger("jobs.consumer")
 
 PREFETCH = 200
+IN_PLACE_RETRIES = 3  # then the message is requeued (a service is down, not a blip)
 # Failures worth retrying: the service comes back, the message is fine.
 TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, redis.ConnectionError, redis.TimeoutError)
 
@@ -94,13 +95,13 @@ class Consumer(ConsumerMixin):
         """Run one message's work; settle the message by what happened."""
         queue = message.delivery_info.get("routing_key", "")
         try:
-            work()
+            self._retrying(work, queue)
         except (MalformedEvent, BadMessage) as exc:
             self._dead_letter(message, str(exc))
         except TRANSIENT_ERRORS as exc:
-            log.warning("event=message_retry routing_key=%s error=%s", queue, type(exc).__name__)
+            # Still failing after the in-place retries (a service is down): back to the queue.
+            log.warning("event=message_requeue routing_key=%s error=%s", queue, type(exc).__name__)
             _rollback()
-            time.sleep(self.retry_delay)
             message.requeue()
         except Exception:
             # A bug must not spin forever on redelivery: park the message where an operator sees it.
@@ -112,6 +113,22 @@ class Consumer(ConsumerMixin):
             self.handled += 1
         finally:
             db.session.remove()
+
+    def _retrying(self, work, queue: str) -> None:
+        """Retry a transient failure (a deadlock, a dropped connection) on the spot: a requeued
+        message goes behind the ones already prefetched, and one order's events would then be
+        applied out of order (a cancel before the fill that preceded it)."""
+        for attempt in range(1, IN_PLACE_RETRIES + 1):
+            try:
+                return work()
+            except TRANSIENT_ERRORS as exc:
+                if attempt == IN_PLACE_RETRIES:
+                    raise
+                log.warning("event=message_retry routing_key=%s attempt=%d error=%s", queue, attempt,
+                            type(exc).__name__)  # fmt: skip
+                _rollback()
+                db.session.remove()
+                time.sleep(self.retry_delay * attempt)
 
     def _dead_letter(self, message, reason: str) -> None:
         log.error(

@@ -195,3 +195,24 @@ def test_answer_to_the_latest_modification_applies(db, trader):
     order = _modify_pending(trader)
     apply_broker_event(event(ev.MODIFIED, order, seq=1, quantity=20, limit_price=Decimal("99.50"), stop_price=None))
     assert reload(order).status == "OPEN" and reload(order).quantity == 20
+
+
+def test_a_fill_after_a_cancel_is_booked_with_its_trade_and_position(db, trader):
+    order = make_order(trader, status="CANCELLED", broker_order_id="P1", quantity=10)
+    apply_broker_event(event(ev.FILL, order, execution_id="X1", quantity=4, price=Decimal("100")))
+    order = reload(order)
+    assert (order.status, order.filled_quantity) == ("CANCELLED", 4)
+    assert count(Trade) == 1
+    assert db.session.scalar(sa.select(Position.quantity)) == 4
+
+
+def test_a_fill_refused_for_now_is_applied_when_the_broker_sends_it_again(db, trader):
+    order = make_order(trader, status="OPEN", broker_order_id="P1", quantity=10)
+    fill = event(ev.FILL, order, execution_id="X1", quantity=15, price=Decimal("100"))
+    apply_broker_event(fill)  # ahead of the order.modified that raised the quantity to 20
+    assert reload(order).filled_quantity == 0 and count(ProcessedEvent) == 0
+    apply_broker_event(event(ev.MODIFIED, order, quantity=20, limit_price=Decimal("100"), stop_price=None))
+    apply_broker_event(fill)  # the reconcile's re-send
+    order = reload(order)
+    assert (order.status, order.quantity, order.filled_quantity) == ("PARTIALLY_FILLED", 20, 15)
+    assert count(Trade) == 1

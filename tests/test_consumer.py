@@ -359,3 +359,20 @@ def test_quote_fields_a_tick_lacks_are_cleared_from_the_cache(db):
     ingest_ticks([tick(1, seq=2, ts=TS + timedelta(seconds=1), bid=None, ask=None)])
     quote = read_quotes(get_redis(), [1])[1]
     assert "bid" not in quote and "ask" not in quote
+
+
+def test_a_transient_failure_is_retried_in_place_keeping_the_message_order(app):
+    """A requeued message would go behind those already prefetched: one order's fill could then
+    be applied after its cancel. A blip (a deadlock, a dropped connection) is retried on the spot."""
+    consumer = Consumer(app, Connection(app.config["AMQP_URL"]), retry_delay=0.01)
+    calls = []
+
+    def work():
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("UPDATE orders", {}, Exception("deadlock detected"))
+        return "applied"
+
+    with app.app_context():
+        assert consumer._retrying(work, "order.fill") == "applied"
+    assert calls == [0, 1]

@@ -115,7 +115,9 @@ def test_random_event_sequences_keep_the_invariants(events):
         except sm.InvalidTransition:
             continue
         if was_final:
-            assert outcome.state == s, "a final order never moves"
+            assert outcome.state.status == s.status, "a final order never moves"
+            if not isinstance(event, sm.Fill):
+                assert outcome.state == s, "only a late fill is booked on a final order"
         if isinstance(event, sm.Fill) and outcome.applied:
             fills.append(event)
         s = outcome.state
@@ -180,3 +182,25 @@ def test_modify_answers_after_a_final_state_are_ignored():
 def test_cancel_overtakes_a_modification_in_flight():
     out = sm.apply(state(Status.MODIFY_PENDING, acked=True), sm.RequestCancel())
     assert out.state.status == Status.CANCEL_PENDING
+
+
+# -- fills are facts -----------------------------------------------------------------------------
+@pytest.mark.parametrize("final", [Status.CANCELLED, Status.EXPIRED, Status.REJECTED])
+def test_a_late_fill_on_a_final_order_is_booked_and_the_status_stays(final):
+    s = state(final, filled=4, avg=Decimal("10"), acked=True)
+    out = sm.apply(s, sm.Fill(2, Decimal("13")))
+    assert out.applied and out.reason == f"late fill after {final}"
+    assert (out.state.status, out.state.filled_quantity, out.state.average_price) == (final, 6, Decimal("11"))
+
+
+def test_a_fill_beyond_the_quantity_is_refused_even_when_late():
+    s = state(Status.FILLED, filled=10, avg=Decimal("10"), acked=True)
+    assert not sm.apply(s, sm.Fill(1, Decimal("10"))).applied
+
+
+def test_a_fill_on_the_new_quantity_before_the_modified_answer_is_booked():
+    s = OrderState(Status.MODIFY_PENDING, 10, 0, None, True, pending_quantity=20)
+    out = sm.apply(s, sm.Fill(15, Decimal("10")))
+    assert (out.state.status, out.state.quantity, out.state.filled_quantity) == (Status.MODIFY_PENDING, 20, 15)
+    done = sm.apply(out.state, sm.Modified(20, None, None))
+    assert (done.state.status, done.state.quantity) == (Status.PARTIALLY_FILLED, 20)

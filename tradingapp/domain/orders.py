@@ -46,6 +46,7 @@ class OrderState:
     acknowledged: bool = False  # the broker has confirmed it holds the order
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
+    pending_quantity: int | None = None  # the quantity a modification in flight asks for
 
     @property
     def is_final(self) -> bool:
@@ -183,16 +184,25 @@ def _reject(state: OrderState, event: Reject) -> Outcome:
 
 
 def _fill(state: OrderState, event: Fill) -> Outcome:
-    if state.is_final:
-        return _ignored(state, f"fill after final state {state.status}")
+    """A fill is a fact: it is booked whenever it fits the order, even after a final status (a
+    fill that crossed a cancel or expiry on the way), and only a fill beyond the quantity the
+    order can have is refused."""
     if event.quantity <= 0 or event.price <= 0:
         return _ignored(state, "fill with non-positive quantity or price")
-    if event.quantity > state.remaining:
-        return _ignored(state, f"overfill: {event.quantity} > remaining {state.remaining}")
+    cap = state.quantity
+    if state.status == Status.MODIFY_PENDING and state.pending_quantity:
+        cap = max(cap, state.pending_quantity)  # the broker may already trade on the new quantity
+    if state.filled_quantity + event.quantity > cap:
+        return _ignored(state, f"overfill: {event.quantity} > remaining {cap - state.filled_quantity}")
     filled = state.filled_quantity + event.quantity
     average = weighted_average(state.average_price, state.filled_quantity, event.price, event.quantity)
-    new = replace(state, filled_quantity=filled, average_price=average, acknowledged=True)
-    if filled == state.quantity:
+    # A fill beyond the old quantity proves the modification took effect at the broker.
+    quantity = state.quantity if filled <= state.quantity else cap
+    new = replace(state, filled_quantity=filled, average_price=average, acknowledged=True, quantity=quantity)
+    if state.is_final:
+        # Its status stays (a final order never moves); the trade and position are booked.
+        return Outcome(new, applied=True, reason=f"late fill after {state.status}")
+    if filled == new.quantity:
         return Outcome(replace(new, status=Status.FILLED), applied=True)
     if state.status in (Status.CANCEL_PENDING, Status.MODIFY_PENDING):
         return Outcome(new, applied=True)  # the pending request is still in flight

@@ -30,6 +30,7 @@ class Applied:
     order: Order
     trade: Trade | None = None
     position: Position | None = None
+    retry_later: bool = False  # refused for now (e.g. ahead of the modification that allows it)
 
 
 def _claim_event_id(event_id: str) -> bool:
@@ -60,6 +61,9 @@ def apply_broker_event(body: object) -> bool:
     except ev.MalformedEvent:
         db.session.rollback()
         raise
+    if result.retry_later:
+        # Not "processed": the broker's re-send of the same event (a reconcile) gets another chance.
+        db.session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.event_id == event.event_id))
     db.session.commit()
     log.info(
         "broker event applied event_id=%s type=%s order_id=%s user_id=%s status=%s",
@@ -99,6 +103,10 @@ def _apply(order: Order, event: ev.BrokerEvent) -> Applied:
     if event.type == ev.FILL and outcome.applied:
         result.trade = _record_trade(order, event)
         result.position = apply_fill_to_position(order, event.quantity, event.price, event.ts)
+    elif event.type == ev.FILL:
+        log.warning("event=fill_refused order_id=%s user_id=%s execution_id=%s reason=%r", order.id, order.user_id,
+                    event.execution_id, outcome.reason)  # fmt: skip
+        result.retry_later = True
     return result
 
 

@@ -38,6 +38,7 @@ def state_of(order: Order) -> sm.OrderState:
         acknowledged=order.broker_order_id is not None,
         limit_price=order.limit_price,
         stop_price=order.stop_price,
+        pending_quantity=order.pending_quantity if order.status == sm.Status.MODIFY_PENDING else None,
     )
 
 
