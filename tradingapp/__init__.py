@@ -63,3 +63,15 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # SQLAlchemy, not the driver, opens transactions (see _sqlite_begin).
+        dbapi_connection.isolation_level = None
+
+
+@sa.event.listens_for(sa.engine.Engine, "begin")
+def _sqlite_begin(conn):
+    """SQLite ignores SELECT ... FOR UPDATE, and a plain BEGIN takes the write lock only at the first
+    write: a read-then-write (cancel vs. the worker's claim) would overwrite a concurrent commit.
+    BEGIN IMMEDIATE takes the file's write lock up front, so every transaction that may write runs
+    alone, which is what the row locks give on Postgres."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
