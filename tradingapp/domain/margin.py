@@ -1,8 +1,9 @@
 """A user's book (positions, working orders, last prices) and the margin model. Plain values.
 
 Margin model (documented in the README):
-- a position blocks |quantity| x average price x the product's margin % (CNC 100, NRML 25,
-  MIS 20 by default; admin-configurable limits `margin_<product>_percent`);
+- a position blocks its exact cost |basis| (|quantity| x average price, unrounded) x the
+  product's margin % (CNC 100, NRML 25, MIS 20 by default; admin-configurable limits
+  `margin_<product>_percent`);
 - a working order blocks its remaining quantity x its price (limit, else stop, else the last
   price) x the same %, except the part that would only close the position it opposes (on the
   same instrument and product): closing frees margin, it never needs any;
@@ -23,7 +24,9 @@ HUNDRED = Decimal(100)
 
 @dataclass(frozen=True)
 class Holding:
-    """One position row: signed quantity; day_realized_pnl is today's (0 if the row is older)."""
+    """One position row: signed quantity; day_realized_pnl is today's (0 if the row is older);
+    cost_basis the exact cost of the open quantity, signed like it (quantity x average_price when
+    not given)."""
 
     instrument_id: int
     product: str
@@ -31,6 +34,11 @@ class Holding:
     average_price: Decimal
     realized_pnl: Decimal = ZERO
     day_realized_pnl: Decimal = ZERO
+    cost_basis: Decimal | None = None
+
+    @property
+    def basis(self) -> Decimal:
+        return self.quantity * self.average_price if self.cost_basis is None else self.cost_basis
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ def working_margin(book: Book, limits: Limits, w: Working) -> Decimal:
 
 
 def used_margin(book: Book, limits: Limits) -> Decimal:
-    positions = sum((abs(h.quantity) * h.average_price * margin_rate(limits, h.product) for h in book.holdings), ZERO)
+    positions = sum((abs(h.basis) * margin_rate(limits, h.product) for h in book.holdings), ZERO)
     return positions + sum((working_margin(book, limits, w) for w in book.working), ZERO)
 
 
@@ -115,7 +123,7 @@ def unrealized_pnl(book: Book) -> Decimal:
     for h in book.holdings:
         mark = book.mark(h.instrument_id)
         if h.quantity and mark is not None:
-            total += (mark - h.average_price) * h.quantity
+            total += mark * h.quantity - h.basis
     return total
 
 

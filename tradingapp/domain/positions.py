@@ -7,39 +7,72 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from tradingapp.domain.orders import weighted_average
+PLACES = 4  # prices, cost and P&L are kept to 4 decimal places (the NUMERIC(x, 4) columns)
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
 class PositionState:
+    """Average-cost position. `cost_basis` is the exact cost of what is open: the sum of signed
+    quantity x price of the fills that opened it, less what reductions released; it has the sign
+    of `quantity` (a short's is negative) and is 0 when flat. The average price is derived."""
+
     quantity: int = 0  # signed: negative is short
-    average_price: Decimal = Decimal(0)
-    realized_pnl: Decimal = Decimal(0)
+    cost_basis: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+
+    @property
+    def average_price(self) -> Decimal:
+        return average_price(self.cost_basis, self.quantity)
+
+
+def average_price(cost_basis: Decimal, quantity: int) -> Decimal:
+    """The average price shown for a basis: basis / quantity to 4 places (half to even); 0 when flat."""
+    if quantity == 0:
+        return ZERO
+    per_unit = share(cost_basis, 1, abs(quantity))
+    return per_unit if quantity > 0 else -per_unit
 
 
 def apply_fill(position: PositionState, side: str, quantity: int, price: Decimal) -> PositionState:
-    """Adding to a position moves the average; reducing realises P&L at the average; a flip
-    realises the closed part and opens the rest at the fill price."""
+    """Adding to a position adds quantity x price to the basis. A reduction releases the closed
+    share of the basis (all of it when the position goes flat) and realises the proceeds of the
+    closed quantity less what it released; a flip closes the old side fully and opens the rest
+    at the fill price. `price` has at most 4 decimal places, so every amount stays exact."""
+    _units(price)  # refuses a price with more places than the columns keep
     delta = quantity if side == "BUY" else -quantity
-    held = position.quantity
+    held, basis = position.quantity, position.cost_basis
     if held == 0 or (held > 0) == (delta > 0):
-        average = weighted_average(position.average_price, abs(held), price, quantity)
-        return PositionState(held + delta, average, position.realized_pnl)
-    closing = min(quantity, abs(held))
+        return PositionState(held + delta, basis + delta * price, position.realized_pnl)
     direction = 1 if held > 0 else -1
-    realized = position.realized_pnl + (price - position.average_price) * closing * direction
-    new_quantity = held + delta
-    if new_quantity == 0:
-        return PositionState(0, Decimal(0), realized)
-    if (new_quantity > 0) != (held > 0):
-        return PositionState(new_quantity, price, realized)  # flipped: the rest opened at this price
-    return PositionState(new_quantity, position.average_price, realized)
+    closing = min(quantity, abs(held))
+    released = basis if closing == abs(held) else share(basis, closing, abs(held))
+    realized = position.realized_pnl + direction * closing * price - released
+    opened = delta + direction * closing  # what is left of the fill past flat (0 unless it flips)
+    return PositionState(held + delta, basis - released + opened * price, realized)
+
+
+def share(amount: Decimal, part: int, whole: int) -> Decimal:
+    """amount x part / whole to 4 places, half to even, in integer arithmetic (no context rounding)."""
+    units = _units(amount)
+    quotient, remainder = divmod(abs(units) * part, whole)
+    if 2 * remainder > whole or (2 * remainder == whole and quotient % 2):
+        quotient += 1
+    return Decimal(quotient if units >= 0 else -quotient).scaleb(-PLACES)
+
+
+def _units(amount: Decimal) -> int:
+    scaled = amount.scaleb(PLACES)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} has more than {PLACES} decimal places")
+    return int(scaled)
 
 
 def unrealized_pnl(position: PositionState, last_price: Decimal | None) -> Decimal | None:
+    """What closing at `last_price` would realise: its value less the basis (exact)."""
     if last_price is None:
         return None
-    return (last_price - position.average_price) * position.quantity
+    return last_price * position.quantity - position.cost_basis
 
 
 @dataclass(frozen=True)

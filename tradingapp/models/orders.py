@@ -37,6 +37,8 @@ class Order(db.Model):
     quantity: Mapped[int] = mapped_column(sa.Integer)
     filled_quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
     average_price: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)
+    # Exact sum of quantity x price of the fills (migration 0005): the exact average's numerator.
+    filled_value: Mapped[Decimal] = mapped_column(Price(24, 4), default=Decimal(0))
     order_type: Mapped[str] = mapped_column(sa.String(16))
     limit_price: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)
     stop_price: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)

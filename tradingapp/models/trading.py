@@ -43,6 +43,12 @@ class Trade(db.Model):
         }
 
 
+def _opening_basis(context) -> Decimal:
+    """A row inserted with a quantity and an average price but no basis opens at quantity x average."""
+    params = context.get_current_parameters()
+    return (params.get("quantity") or 0) * Decimal(params.get("average_price") or 0)
+
+
 class Position(db.Model):
     __tablename__ = "positions"
     __table_args__ = (
@@ -54,7 +60,10 @@ class Position(db.Model):
     instrument_id: Mapped[int] = mapped_column(sa.ForeignKey("instruments.id"))
     product: Mapped[str] = mapped_column(sa.String(8))
     quantity: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # Derived for display: cost_basis / quantity to 4 places (domain.positions.average_price).
     average_price: Mapped[Decimal] = mapped_column(Price(18, 4), default=Decimal(0))
+    # Exact cost of the open quantity, signed like it (migration 0005); P&L is computed from it.
+    cost_basis: Mapped[Decimal] = mapped_column(Price(24, 4), default=_opening_basis)
     realized_pnl: Mapped[Decimal] = mapped_column(Price(20, 4), default=Decimal(0))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Today's activity (session day `day`), reset by the first fill of a new day.
@@ -70,7 +79,7 @@ class Position(db.Model):
     def to_dict(self, last_price: Decimal | None = None) -> dict:
         unrealized = None
         if last_price is not None:
-            unrealized = (last_price - self.average_price) * self.quantity
+            unrealized = last_price * self.quantity - self.cost_basis
         return {
             "instrument_id": self.instrument_id,
             "symbol": self.instrument.symbol,

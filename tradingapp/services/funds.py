@@ -19,7 +19,7 @@ from flask import current_app
 
 from tradingapp.domain import margin
 from tradingapp.domain.orders import FINAL
-from tradingapp.domain.positions import session_day
+from tradingapp.domain.positions import average_price, session_day
 from tradingapp.domain.risk import DAILY_LOSS_REASON
 from tradingapp.domain.risk_limits import Limits, effective
 from tradingapp.extensions import db, get_redis, upsert_insert
@@ -149,7 +149,7 @@ BOOK = sa.union_all(
     sa.select(
         sa.literal("p").label("kind"), _P.c.instrument_id, _P.c.product, sa.cast(sa.null(), sa.String).label("side"),
         sa.literal(0).label("count"), _P.c.quantity,
-        sa.type_coerce(_P.c.average_price, _AMOUNT).label("value"),
+        sa.type_coerce(_P.c.cost_basis, _AMOUNT).label("value"),
         sa.type_coerce(_P.c.realized_pnl, _AMOUNT).label("realized"), _P.c.day,
         sa.type_coerce(_P.c.day_realized_pnl, _AMOUNT).label("day_realized"), sa.literal(0).label("unpriced"),
     ).where(_P.c.user_id == sa.bindparam("uid", type_=sa.Uuid())),
@@ -181,7 +181,10 @@ def read_book(user_id: uuid.UUID, day: date) -> BookRows:
     for r in db.session.execute(BOOK, {"uid": user_id}):
         if r.kind == "p":
             day_realized = r.day_realized if r.day == day else ZERO
-            holdings.append(margin.Holding(r.instrument_id, r.product, r.quantity, r.value, r.realized, day_realized))
+            average = average_price(r.value, r.quantity)
+            holdings.append(
+                margin.Holding(r.instrument_id, r.product, r.quantity, average, r.realized, day_realized, r.value)
+            )
         else:
             working.append(margin.Working(r.instrument_id, r.product, r.side, r.count, int(r.quantity), r.value))
             if r.unpriced:

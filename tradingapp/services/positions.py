@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 from flask import current_app
@@ -17,6 +17,7 @@ from tradingapp.models.types import dec, utcnow
 from tradingapp.realtime import last_price, read_quotes
 
 VIEWS = ("net", "day")
+PRICE_PLACES = Decimal("0.0001")
 
 
 def apply_fill_to_position(order: Order, quantity: int, price: Decimal, traded_at: datetime) -> Position:
@@ -26,19 +27,20 @@ def apply_fill_to_position(order: Order, quantity: int, price: Decimal, traded_a
     # Create-if-missing without a race between consumers, then lock the row.
     db.session.execute(
         upsert_insert(Position)
-        .values(**key, quantity=0, average_price=0, realized_pnl=0, updated_at=utcnow())
+        .values(**key, quantity=0, average_price=0, cost_basis=0, realized_pnl=0, updated_at=utcnow())
         .on_conflict_do_nothing()
     )
     position = db.session.scalar(
         sa.select(Position).filter_by(**key).with_for_update(of=Position).execution_options(populate_existing=True)
     )
-    state = apply_fill(
-        PositionState(position.quantity, position.average_price, position.realized_pnl), order.side, quantity, price
-    )
+    price = price.quantize(PRICE_PLACES, rounding=ROUND_HALF_UP)  # as the trade's NUMERIC(18, 4) keeps it
+    before = PositionState(position.quantity, position.cost_basis, position.realized_pnl)
+    state = apply_fill(before, order.side, quantity, price)
     fill_day = session_day(traded_at, current_app.config["SESSION_TIMEZONE"])
     activity = record_day_fill(_activity(position), fill_day, order.side, quantity, price,
-                               state.realized_pnl - position.realized_pnl)  # fmt: skip
+                               state.realized_pnl - before.realized_pnl)  # fmt: skip
     position.quantity = state.quantity
+    position.cost_basis = state.cost_basis
     position.average_price = state.average_price
     position.realized_pnl = state.realized_pnl
     _store_activity(position, activity)
