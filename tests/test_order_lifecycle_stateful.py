@@ -113,8 +113,9 @@ class OrderLifecycle(RuleBasedStateMachine):
             assert self.state.average_price is None
             return
         exact = sum(f.price * f.quantity for f in self.fills) / sum(f.quantity for f in self.fills)
-        # Each step rounds to 4 places (half a unit of 0.0001 at most), and rounding never compounds.
-        assert abs(self.state.average_price - exact) <= Decimal("0.00005") * len(self.fills)
+        # Derived from the exact value of the fills, rounded once: never drifts with their number.
+        assert self.state.average_price == exact.quantize(Decimal("0.0001"))
+        assert self.state.filled_value == sum(f.price * f.quantity for f in self.fills)
 
     @invariant()
     def position_is_the_sum_of_fills(self):

@@ -47,6 +47,7 @@ class OrderState:
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     pending_quantity: int | None = None  # the quantity a modification in flight asks for
+    filled_value: Decimal = Decimal(0)  # sum of quantity x price of the fills: exact, the average derives from it
 
     @property
     def is_final(self) -> bool:
@@ -146,9 +147,11 @@ def _working_status(state: OrderState) -> Status:
     return Status.OPEN if state.acknowledged else Status.SUBMITTED
 
 
-def weighted_average(old_avg: Decimal | None, old_qty: int, price: Decimal, qty: int) -> Decimal:
-    total = (old_avg or Decimal(0)) * old_qty + price * qty
-    return (total / (old_qty + qty)).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
+def average_of(filled_value: Decimal, filled_quantity: int) -> Decimal | None:
+    """The volume-weighted average of the fills, rounded for display from their exact value."""
+    if filled_quantity <= 0:
+        return None
+    return (filled_value / filled_quantity).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
 def apply(state: OrderState, event: Event) -> Outcome:
@@ -195,10 +198,12 @@ def _fill(state: OrderState, event: Fill) -> Outcome:
     if state.filled_quantity + event.quantity > cap:
         return _ignored(state, f"overfill: {event.quantity} > remaining {cap - state.filled_quantity}")
     filled = state.filled_quantity + event.quantity
-    average = weighted_average(state.average_price, state.filled_quantity, event.price, event.quantity)
+    value = state.filled_value + event.price * event.quantity
+    average = average_of(value, filled)
     # A fill beyond the old quantity proves the modification took effect at the broker.
     quantity = state.quantity if filled <= state.quantity else cap
-    new = replace(state, filled_quantity=filled, average_price=average, acknowledged=True, quantity=quantity)
+    new = replace(state, filled_quantity=filled, filled_value=value, average_price=average, acknowledged=True,
+                  quantity=quantity)  # fmt: skip
     if state.is_final:
         # Its status stays (a final order never moves); the trade and position are booked.
         return Outcome(new, applied=True, reason=f"late fill after {state.status}")

@@ -4,6 +4,7 @@ and writes the audit row for it, whoever asked (user, worker, broker)."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from tradingapp.brokers.base import OrderRequest
 from tradingapp.domain import orders as sm
@@ -39,6 +40,7 @@ def state_of(order: Order) -> sm.OrderState:
         limit_price=order.limit_price,
         stop_price=order.stop_price,
         pending_quantity=order.pending_quantity if order.status == sm.Status.MODIFY_PENDING else None,
+        filled_value=order.filled_value or Decimal(0),
     )
 
 
@@ -58,6 +60,7 @@ def transition(
     if outcome.applied:
         order.status = new.status.value
         order.filled_quantity = new.filled_quantity
+        order.filled_value = new.filled_value
         order.average_price = new.average_price
         order.quantity = new.quantity
         order.limit_price = new.limit_price
