@@ -38,7 +38,11 @@ class RedisExtension:
         return current_app.extensions["redis"]
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects keep what was just written after a commit: reading them (a response, a log line, a push)
+# costs no reload, and so no new transaction left idle while the caller talks to Redis or a broker.
+# Every unit of work starts from a fresh session (per request, job or message), and row locks
+# re-read with populate_existing, so nothing stale is trusted.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(compare_type=True)
 jwt = JWTManager()
 sock = Sock()
