@@ -234,3 +234,12 @@ def test_a_bad_kill_switch_body_is_400(client, admin_headers, body):
 def test_the_kill_switch_for_an_unknown_user_is_404(client, admin_headers):
     body = {"active": True, "user_id": str(uuid.uuid4())}
     assert client.post("/api/v1/admin/kill-switch", json=body, headers=admin_headers).status_code == 404
+
+
+def test_a_role_change_applies_to_the_next_request(client, admin_headers, trader, trader_headers):
+    body = {"instrument_id": 1, "side": "BUY", "quantity": 1, "order_type": "LIMIT", "limit_price": "100.00"}
+    first = client.post("/api/v1/orders", json=body, headers=trader_headers)  # caches the trader's role
+    assert first.status_code == 202
+    client.patch(f"/api/v1/admin/users/{trader.id}", json={"role": "viewer"}, headers=admin_headers)
+    again = client.post("/api/v1/orders", json={**body, "client_order_id": "second"}, headers=trader_headers)
+    assert again.status_code == 403

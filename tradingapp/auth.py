@@ -3,20 +3,27 @@
 Access and refresh tokens of one login share a session id (`sid`); logout revokes the
 session in Redis, so both tokens stop working at once, for REST and WebSocket alike.
 Deactivating a user revokes all of their sessions the same way (a per-user cut-off time).
+
+A request's caller is a `Principal` (id, role). Whether the user is still active, and their role,
+come from a short-lived Redis entry read in the same round trip as the revocation keys; only on a
+miss is the users row read (and the entry written). Admin changes drop the entry at once; a change
+made behind the API's back (straight in the database) shows within USER_STATE_TTL.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import time
 import uuid
+from dataclasses import dataclass
 
-from flask import Flask, current_app, jsonify
+import redis
+from flask import Flask, current_app, has_request_context, jsonify, request
 from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
     decode_token,
-    get_current_user,
     get_jwt,
     verify_jwt_in_request,
 )
@@ -27,6 +34,30 @@ from tradingapp.extensions import db, get_redis, jwt
 from tradingapp.models import User
 
 WRITE_ROLES = {"admin", "trader"}
+USER_STATE_TTL = 60  # seconds a cached "active, role" of a user is trusted
+# Per-request values live in the request's environ, not flask.g: an app context (and its g) can
+# outlive one request, as in a test or a CLI command that serves several.
+STATE_KEY, PRINCIPAL_KEY, USER_KEY = "tradingapp.user_state", "tradingapp.principal", "tradingapp.user"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: enough for the order path, which never needs the whole users row."""
+
+    id: uuid.UUID
+    role: str
+
+
+def _user_state_key(user_id: str) -> str:
+    ns = current_app.config.get("NAMESPACE", "")
+    return f"{ns}:auth:user-state:{user_id}" if ns else f"auth:user-state:{user_id}"
+
+
+def forget_user_state(user_id: uuid.UUID | str) -> None:
+    """Drop the cached active/role of a user (after an admin changes them)."""
+    get_redis().delete(_user_state_key(str(user_id)))
 
 
 def _revoked_key(sid: str) -> str:
@@ -70,8 +101,30 @@ def is_revoked(claims: dict) -> bool:
     sid = claims.get("sid")
     if not sid:
         return True
-    session, user_cutoff = get_redis().mget(_revoked_key(sid), _user_revoked_key(str(claims.get("sub"))))
+    sub = str(claims.get("sub"))
+    session, user_cutoff, state = get_redis().mget(_revoked_key(sid), _user_revoked_key(sub), _user_state_key(sub))
+    if has_request_context():
+        request.environ[STATE_KEY] = state  # read in the same round trip; used by _principal
     return session is not None or (user_cutoff is not None and claims.get("iat", 0) <= int(user_cutoff))
+
+
+def _principal(claims: dict) -> Principal | None:
+    """The caller if the user still exists and is active, else None."""
+    user_id = uuid.UUID(claims["sub"])
+    state = request.environ.pop(STATE_KEY, None)
+    if state is None:
+        user = db.session.get(User, user_id)
+        if user is None:
+            return None
+        state = f"{int(user.active)}:{user.role}"
+        try:
+            get_redis().set(_user_state_key(str(user_id)), state, ex=USER_STATE_TTL)
+        except redis.RedisError:
+            log.warning("event=user_state_cache_failed user_id=%s", user_id)
+    elif isinstance(state, bytes):
+        state = state.decode()
+    active, _, role = state.partition(":")
+    return Principal(user_id, role) if active == "1" else None
 
 
 def user_from_token(token: str) -> User | None:
@@ -93,7 +146,9 @@ def login_required(write: bool = False, refresh: bool = False, roles: set[str] |
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             verify_jwt_in_request(refresh=refresh)
-            user = current_user()
+            user = request.environ[PRINCIPAL_KEY] = _principal(get_jwt())
+            if user is None:
+                raise APIError(401, "unauthorized", "the token's user no longer exists or is inactive")
             if write and user.role not in WRITE_ROLES:
                 raise APIError(403, "forbidden", "your role is read-only")
             if roles and user.role not in roles:
@@ -105,8 +160,17 @@ def login_required(write: bool = False, refresh: bool = False, roles: set[str] |
     return decorator
 
 
+def current_principal() -> Principal:
+    """The caller of a `login_required` route (no database read)."""
+    return request.environ[PRINCIPAL_KEY]
+
+
 def current_user() -> User:
-    return get_current_user()
+    """The caller's users row (one read, kept for the request)."""
+    user = request.environ.get(USER_KEY)
+    if user is None:
+        user = request.environ[USER_KEY] = db.session.get(User, current_principal().id)
+    return user
 
 
 def current_claims() -> dict:
@@ -117,17 +181,6 @@ def init_app(app: Flask) -> None:
     @jwt.token_in_blocklist_loader
     def _check_revoked(_header, payload):
         return is_revoked(payload)
-
-    @jwt.user_lookup_loader
-    def _load_user(_header, payload):
-        user = db.session.get(User, uuid.UUID(payload["sub"]))
-        if user is None or not user.active:
-            return None  # -> user_lookup_error_loader: 401
-        return user
-
-    @jwt.user_lookup_error_loader
-    def _user_gone(_header, _payload):
-        return _auth_error("the token's user no longer exists")
 
     @jwt.unauthorized_loader
     def _missing(reason):

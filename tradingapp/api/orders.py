@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
-from tradingapp.auth import current_user, login_required
+from tradingapp.auth import current_principal, login_required
 from tradingapp.domain.orders import Status
 from tradingapp.errors import not_found, validation_error
 from tradingapp.extensions import db
@@ -29,7 +29,7 @@ positions_bp = Blueprint("close_positions", __name__, url_prefix="/api/v1/positi
 @login_required(write=True)
 def place_order():
     body = json_body()
-    order, created = order_service.place_order(current_user(), body, request.headers.get("Idempotency-Key"))
+    order, created = order_service.place_order(current_principal(), body, request.headers.get("Idempotency-Key"))
     if created:
         ORDERS_ACCEPTED.labels(order.order_type).inc()
     return jsonify(order.to_dict()), 202 if created else 200
@@ -39,7 +39,7 @@ def place_order():
 @login_required()
 def list_orders():
     limit = parse_limit(request.args.get("limit"))
-    query = sa.select(Order).where(Order.user_id == current_user().id)
+    query = sa.select(Order).where(Order.user_id == current_principal().id)
     if status := request.args.get("status"):
         statuses = [s.strip().upper() for s in status.split(",")]
         unknown = [s for s in statuses if s not in Status.__members__]
@@ -83,7 +83,7 @@ def owned_order(order_id: str) -> Order:
     except ValueError:
         raise not_found("order") from None
     order = db.session.get(Order, oid)
-    if order is None or order.user_id != current_user().id:
+    if order is None or order.user_id != current_principal().id:
         raise not_found("order")
     return order
 
@@ -99,7 +99,7 @@ def get_order(order_id: str):
 def modify_order(order_id: str):
     body = json_body()
     order = owned_order(order_id)
-    order = order_actions.modify_order(current_user(), order.id, body)
+    order = order_actions.modify_order(current_principal(), order.id, body)
     return jsonify(order.to_dict()), 202
 
 
@@ -107,14 +107,14 @@ def modify_order(order_id: str):
 @login_required(write=True)
 def cancel_order(order_id: str):
     order = owned_order(order_id)
-    order = order_actions.cancel_order(current_user(), order.id)
+    order = order_actions.cancel_order(current_principal(), order.id)
     return jsonify(order.to_dict()), 202
 
 
 @bp.delete("")
 @login_required(write=True)
 def cancel_all_orders():
-    ids = order_actions.cancel_all(current_user(), _instrument_filter())
+    ids = order_actions.cancel_all(current_principal(), _instrument_filter())
     return jsonify(cancelled=[str(i) for i in ids]), 202
 
 
@@ -131,7 +131,7 @@ def order_events(order_id: str):
 @positions_bp.delete("")
 @login_required(write=True)
 def close_all_positions():
-    orders, skipped = order_actions.close_all_positions(current_user())
+    orders, skipped = order_actions.close_all_positions(current_principal())
     for order in orders:
         ORDERS_ACCEPTED.labels(order.order_type).inc()
     return jsonify(orders=[o.to_dict() for o in orders], skipped=skipped), 202

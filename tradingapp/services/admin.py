@@ -8,7 +8,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from tradingapp.auth import revoke_user_sessions
+from tradingapp.auth import forget_user_state, revoke_user_sessions
 from tradingapp.domain import risk_limits
 from tradingapp.domain.risk import TradingState
 from tradingapp.errors import APIError, conflict, not_found
@@ -62,6 +62,8 @@ def update_user(admin: User, raw_id: str, body: dict) -> dict:
     if before != after:
         record(admin, "user_update", str(user.id), before, after)
     db.session.commit()
+    if before != after:
+        forget_user_state(user.id)  # the new role or active flag applies to the next request
     if before["active"] and not user.active:
         revoke_user_sessions(str(user.id))
         log.info("event=user_sessions_revoked admin_id=%s user_id=%s", admin.id, user.id)
