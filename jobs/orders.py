@@ -23,6 +23,7 @@ from tradingapp.extensions import get_redis
 from tradingapp.services import jobqueue
 from tradingapp.services.order_worker import (
     claim_for_submission,
+    expire_if_past_session,
     modify_request,
     order_for_cancel,
     working_order,
@@ -52,6 +53,9 @@ def submit_order(order_id: str) -> str | None:
             log.info("event=submit_already_at_broker order_id=%s user_id=%s broker_order_id=%s broker_status=%s",
                      oid, request.user_id, known.broker_order_id, known.status)  # fmt: skip
             return known.broker_order_id
+        if expire_if_past_session(oid):
+            log.info("event=submit_skipped order_id=%s reason=session_over", oid)
+            return None
         log.info("event=submit_resend order_id=%s user_id=%s", oid, request.user_id)
     broker_order_id = broker.place(request)
     crash_point("after_place")

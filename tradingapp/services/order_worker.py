@@ -9,11 +9,14 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from flask import current_app
 
 from tradingapp.brokers.base import ModifyRequest, OrderRequest
 from tradingapp.domain import orders as sm
+from tradingapp.domain.matching import last_session_end
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Order
 from tradingapp.models.types import utcnow
@@ -21,6 +24,8 @@ from tradingapp.realtime import publish_user_event
 from tradingapp.services import order_state
 
 log = logging.getLogger(__name__)
+
+UNSENT_PAST_SESSION = "not sent to the broker before its session ended"
 
 
 def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | None:
@@ -30,6 +35,9 @@ def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | Non
     if order is None:
         db.session.rollback()
         log.warning("submit for unknown order order_id=%s", order_id)
+        return None
+    if order.status == sm.Status.PENDING and past_its_session(order):
+        _expire_unsent(order)
         return None
     if order.status == sm.Status.PENDING:
         order_state.transition(order, sm.Submit(), "system", actor_id="worker")
@@ -46,6 +54,33 @@ def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | Non
         return request, True
     db.session.rollback()
     return None
+
+
+def past_its_session(order: Order, now: datetime | None = None) -> bool:
+    """An order whose session ended before it reached the broker (the worker or Redis was down at
+    the close) must not trade in a later session at a later price. DAY and IOC both live within
+    one session."""
+    config = current_app.config
+    close = last_session_end(now or utcnow(), config["PAPER_SESSION_END"], ZoneInfo(config["PAPER_SESSION_TZ"]))
+    return order.created_at < close
+
+
+def _expire_unsent(order: Order) -> None:
+    order_state.transition(order, sm.Expire(UNSENT_PAST_SESSION), "system", actor_id="worker")
+    user_id, payload = order.user_id, order.to_dict()
+    db.session.commit()
+    log.warning("event=expired_unsent order_id=%s user_id=%s created_at=%s", order.id, user_id, order.created_at)
+    _notify(user_id, order.id, payload)
+
+
+def expire_if_past_session(order_id: uuid.UUID) -> bool:
+    """For a resend the broker has never seen: expire the order instead when its session is over."""
+    order = order_state.lock_order(order_id)
+    if order is None or order.status not in (sm.Status.PENDING, sm.Status.SUBMITTED) or not past_its_session(order):
+        db.session.rollback()
+        return False
+    _expire_unsent(order)
+    return True
 
 
 def _notify(user_id: uuid.UUID, order_id: uuid.UUID, payload: dict) -> None:
