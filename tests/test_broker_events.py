@@ -216,3 +216,12 @@ def test_a_fill_refused_for_now_is_applied_when_the_broker_sends_it_again(db, tr
     order = reload(order)
     assert (order.status, order.quantity, order.filled_quantity) == ("PARTIALLY_FILLED", 20, 15)
     assert count(Trade) == 1
+
+
+def test_a_fill_price_beyond_four_decimals_is_booked_rounded_everywhere(db, trader):
+    order = make_order(trader, status="OPEN", broker_order_id="P1", quantity=10)
+    apply_broker_event(event(ev.FILL, order, execution_id="X1", quantity=10, price=Decimal("100.123456")))
+    order = reload(order)
+    trade = db.session.scalar(sa.select(Trade))
+    assert trade.price == order.average_price == Decimal("100.1235")
+    assert order.filled_value == Decimal("1001.235")

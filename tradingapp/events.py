@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 ACCEPTED = "order.accepted"
 REJECTED = "order.rejected"
@@ -32,6 +32,7 @@ CANCEL_REJECTED = "order.cancel_rejected"
 EXPIRED = "order.expired"
 MODIFIED = "order.modified"
 MODIFY_REJECTED = "order.modify_rejected"
+PRICE_QUANTUM = Decimal("0.0001")
 EVENT_TYPES = {ACCEPTED, REJECTED, FILL, CANCELLED, CANCEL_REJECTED, EXPIRED, MODIFIED, MODIFY_REJECTED}
 
 
@@ -106,6 +107,9 @@ def parse_event(body: object) -> BrokerEvent:
                 raise MalformedEvent("fill quantity must be a positive integer")
             if not price.is_finite() or price <= 0:
                 raise MalformedEvent("fill price must be a positive decimal")
+            # Our price columns hold 4 decimals: round here, once, so the trade, the order's
+            # average and the position all book the same price (a fill is never refused for it).
+            price = price.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP)
             execution_id = str(body["execution_id"])
             event = BrokerEvent(
                 **{**event.__dict__, "quantity": quantity, "price": price, "execution_id": execution_id}
