@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
+from tradingapp.auth import remember_user_state
 from tradingapp.extensions import db as _db
 from tradingapp.models import AdminAction
 
@@ -243,3 +245,33 @@ def test_a_role_change_applies_to_the_next_request(client, admin_headers, trader
     client.patch(f"/api/v1/admin/users/{trader.id}", json={"role": "viewer"}, headers=admin_headers)
     again = client.post("/api/v1/orders", json={**body, "client_order_id": "second"}, headers=trader_headers)
     assert again.status_code == 403
+
+
+@pytest.mark.parametrize("state", [[], {}, 1, None])
+def test_a_kill_switch_state_that_is_not_text_is_a_400(client, admin_headers, state):
+    response = client.post("/api/v1/admin/kill-switch", json={"state": state}, headers=admin_headers)
+    assert response.status_code == 400
+
+
+def test_a_request_racing_a_demotion_cannot_cache_the_old_role(client, make_user, auth_headers):
+    victim = make_user(email="v@example.com", role="admin")
+    headers = auth_headers(victim)
+    fired = []
+
+    def demote_in_between(conn, cursor, statement, params, context, executemany):
+        # The admin's change commits (and writes the new role) just after this request read the users row.
+        if fired or "FROM users" not in statement:
+            return
+        fired.append(1)
+        with _db.engine.connect() as other:
+            other.execute(sa.text("UPDATE users SET role = 'trader' WHERE id = :id"), {"id": victim.id})
+            other.commit()
+        remember_user_state(SimpleNamespace(id=victim.id, active=True, role="trader"))
+
+    sa.event.listen(_db.engine, "after_cursor_execute", demote_in_between)
+    try:
+        in_flight = client.get("/api/v1/admin/users", headers=headers)
+    finally:
+        sa.event.remove(_db.engine, "after_cursor_execute", demote_in_between)
+    assert fired and in_flight.status_code == 200  # already past its check when the demotion landed
+    assert client.get("/api/v1/admin/users", headers=headers).status_code == 403

@@ -6,7 +6,7 @@ Deactivating a user revokes all of their sessions the same way (a per-user cut-o
 
 A request's caller is a `Principal` (id, role). Whether the user is still active, and their role,
 come from a short-lived Redis entry read in the same round trip as the revocation keys; only on a
-miss is the users row read (and the entry written). Admin changes drop the entry at once; a change
+miss is the users row read (and the entry written). Admin changes overwrite the entry at once; a change
 made behind the API's back (straight in the database) shows within USER_STATE_TTL.
 """
 
@@ -55,9 +55,14 @@ def _user_state_key(user_id: str) -> str:
     return f"{ns}:auth:user-state:{user_id}" if ns else f"auth:user-state:{user_id}"
 
 
-def forget_user_state(user_id: uuid.UUID | str) -> None:
-    """Drop the cached active/role of a user (after an admin changes them)."""
-    get_redis().delete(_user_state_key(str(user_id)))
+def _state_of(user: User) -> str:
+    return f"{int(user.active)}:{user.role}"
+
+
+def remember_user_state(user: User) -> None:
+    """After an admin changes a user (committed): their new active flag and role, written over
+    whatever a request read before the change."""
+    get_redis().set(_user_state_key(str(user.id)), _state_of(user), ex=USER_STATE_TTL)
 
 
 def _revoked_key(sid: str) -> str:
@@ -116,9 +121,10 @@ def _principal(claims: dict) -> Principal | None:
         user = db.session.get(User, user_id)
         if user is None:
             return None
-        state = f"{int(user.active)}:{user.role}"
+        state = _state_of(user)
         try:
-            get_redis().set(_user_state_key(str(user_id)), state, ex=USER_STATE_TTL)
+            # NX: a reader that raced an admin's change must not overwrite the value the admin wrote.
+            get_redis().set(_user_state_key(str(user_id)), state, ex=USER_STATE_TTL, nx=True)
         except redis.RedisError:
             log.warning("event=user_state_cache_failed user_id=%s", user_id)
     elif isinstance(state, bytes):

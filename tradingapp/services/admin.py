@@ -8,7 +8,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from tradingapp.auth import forget_user_state, revoke_user_sessions
+from tradingapp.auth import remember_user_state, revoke_user_sessions
 from tradingapp.domain import risk_limits
 from tradingapp.domain.risk import TradingState
 from tradingapp.errors import APIError, conflict, not_found
@@ -63,7 +63,7 @@ def update_user(admin: User, raw_id: str, body: dict) -> dict:
         record(admin, "user_update", str(user.id), before, after)
     db.session.commit()
     if before != after:
-        forget_user_state(user.id)  # the new role or active flag applies to the next request
+        remember_user_state(user)  # the new role or active flag applies to the next request
     if before["active"] and not user.active:
         revoke_user_sessions(str(user.id))
         log.info("event=user_sessions_revoked admin_id=%s user_id=%s", admin.id, user.id)
@@ -179,7 +179,7 @@ def parse_state_body(body: dict) -> tuple[TradingState, uuid.UUID | None]:
         errors["active"] = "give either active (true halts, false resumes) or state"
     elif "active" in body and not isinstance(body["active"], bool):
         errors["active"] = "must be true or false"
-    elif "state" in body and body["state"] not in TradingState.__members__:
+    elif "state" in body and (not isinstance(body["state"], str) or body["state"] not in TradingState.__members__):
         errors["state"] = f"must be one of {', '.join(TradingState)}"
     user_id = None
     if body.get("user_id") is not None:
