@@ -23,7 +23,7 @@ from tradingapp.extensions import get_redis
 from tradingapp.services import jobqueue
 from tradingapp.services.order_worker import (
     claim_for_submission,
-    expire_if_past_session,
+    end_if_unsendable,
     modify_request,
     order_for_cancel,
     working_order,
@@ -53,8 +53,8 @@ def submit_order(order_id: str) -> str | None:
             log.info("event=submit_already_at_broker order_id=%s user_id=%s broker_order_id=%s broker_status=%s",
                      oid, request.user_id, known.broker_order_id, known.status)  # fmt: skip
             return known.broker_order_id
-        if expire_if_past_session(oid):
-            log.info("event=submit_skipped order_id=%s reason=session_over", oid)
+        if end_if_unsendable(oid):
+            log.info("event=submit_skipped order_id=%s reason=session_over_or_halted", oid)
             return None
         log.info("event=submit_resend order_id=%s user_id=%s", oid, request.user_id)
     broker_order_id = broker.place(request)

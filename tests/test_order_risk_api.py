@@ -1,15 +1,22 @@
 """The risk engine on the order path over HTTP: a refusal is a 422/423 naming the rule and the
 numbers, kept as a REJECTED order with its audit trail; a rate-limit refusal writes nothing."""
 
+import uuid
+from decimal import Decimal
+
 import pytest
 import sqlalchemy as sa
 
-from tests.factories import make_order
+from jobs.orders import submit_order
+from tests.factories import event, make_order
 from tests.test_order_actions_api import add_position
 from tests.test_paper_broker import set_quote
+from tradingapp import events as ev
 from tradingapp.extensions import db
-from tradingapp.models import Order, OrderEvent
+from tradingapp.models import Order, OrderEvent, PaperOrder
 from tradingapp.services import jobqueue
+from tradingapp.services.broker_events import apply_broker_event
+from tradingapp.services.order_worker import HALTED_BEFORE_SUBMISSION
 
 LIMIT = {"instrument_id": 1, "side": "BUY", "quantity": 10, "order_type": "LIMIT", "limit_price": "2500.05"}
 
@@ -132,3 +139,41 @@ def test_modify_in_the_wrong_state_is_a_409_before_any_risk_verdict(client, trad
     response = client.patch(f"/api/v1/orders/{order.id}", json={"quantity": 20}, headers=trader_headers)
     assert response.status_code == 409
     assert db.session.scalars(sa.select(OrderEvent).where(OrderEvent.order_id == order.id)).all() == []
+
+
+# -- review findings ---------------------------------------------------------------------------
+def test_a_buy_stop_is_checked_at_the_price_it_will_trade_from(client, trader, trader_headers, admin_headers):
+    set_limits(client, admin_headers, trader, margin_mis_percent="100")
+    set_quote(1, "100.00")
+    # 99,000 x 119 = 11.78M of margin against 10M of cash: valued at the last price (9.9M) it passed.
+    body = {"instrument_id": 1, "side": "BUY", "quantity": 99_000, "order_type": "STOP", "stop_price": "119.00"}
+    response = client.post("/api/v1/orders", json=body, headers=trader_headers)
+    assert response.status_code == 422
+    assert Decimal(client.get("/api/v1/funds", headers=trader_headers).get_json()["available"]) >= 0
+
+
+def test_an_order_waiting_for_a_price_rise_blocks_margin_at_the_new_price(
+    client, trader, trader_headers, admin_headers
+):
+    set_limits(client, admin_headers, trader, margin_mis_percent="100")
+    set_quote(1, "100.00")
+    waiting = make_order(trader, status="OPEN", broker_order_id="P1", quantity=50_000, limit_price="90.00")
+    assert client.patch(f"/api/v1/orders/{waiting.id}", json={"limit_price": "110.00"},
+                        headers=trader_headers).status_code == 202  # fmt: skip
+    # 50,000 x 110 is blocked while the modification is in flight: 45,000 x 110 more does not fit.
+    body = {"instrument_id": 1, "side": "BUY", "quantity": 45_000, "order_type": "LIMIT", "limit_price": "110.00"}
+    assert client.post("/api/v1/orders", json=body, headers=trader_headers).status_code == 422
+    apply_broker_event(event(ev.MODIFIED, waiting, seq=1, quantity=50_000, limit_price=Decimal("110.00"),
+                             stop_price=None))  # fmt: skip
+    assert Decimal(client.get("/api/v1/funds", headers=trader_headers).get_json()["available"]) >= 0
+
+
+def test_an_order_queued_before_the_kill_switch_never_reaches_the_broker(client, trader, trader_headers, admin_headers):
+    set_quote(1, "100.00")
+    placed = client.post("/api/v1/orders", json=BUY_100, headers=trader_headers).get_json()
+    client.post("/api/v1/admin/kill-switch", json={"active": True, "reason": "runaway algo"}, headers=admin_headers)
+    assert submit_order(placed["id"]) is None  # the queued submit job runs after the halt
+    db.session.rollback()
+    order = db.session.get(Order, uuid.UUID(placed["id"]))
+    assert (order.status, order.reject_reason) == ("REJECTED", HALTED_BEFORE_SUBMISSION)
+    assert db.session.get(PaperOrder, order.id) is None

@@ -270,12 +270,14 @@ def test_limit_orders_are_valued_at_their_limit_price():
     assert valuation_price("LIMIT", D(101), None, D(99)) == D(101)
 
 
-def test_market_and_stop_orders_are_valued_at_the_last_price():
+def test_market_orders_are_valued_at_the_last_price():
     assert valuation_price("MARKET", None, None, D(99)) == D(99)
-    assert valuation_price("STOP", None, D(105), D(99)) == D(99)
 
 
-def test_a_stop_without_a_last_price_is_valued_at_its_stop():
+def test_a_stop_is_valued_at_its_stop_price_as_the_book_values_it():
+    # A BUY stop trades above the market once triggered: valuing it at the last price let an order
+    # through the funds check that then blocked more margin than there was (review finding).
+    assert valuation_price("STOP", None, D(105), D(99)) == D(105)
     assert valuation_price("STOP", None, D(105), None) == D(105)
 
 

@@ -77,13 +77,15 @@ class Amendment:
 def valuation_price(
     order_type: str, limit_price: Decimal | None, stop_price: Decimal | None, last_price: Decimal | None
 ) -> Decimal | None:
-    """LIMIT/STOP_LIMIT are worth their limit price; MARKET/STOP the last price (a STOP without
-    one falls back on its stop price)."""
+    """LIMIT/STOP_LIMIT are worth their limit price, a STOP its stop price (the price it trades
+    from once triggered: for a BUY stop, above the market), a MARKET order the last price. The
+    book of working orders (services/funds.py) values them the same way, so what the check lets
+    through is what the margin then blocks."""
     if order_type in ("LIMIT", "STOP_LIMIT") and limit_price is not None:
         return limit_price
-    if last_price is not None:
-        return last_price
-    return stop_price if order_type == "STOP" else None
+    if order_type == "STOP" and stop_price is not None:
+        return stop_price
+    return last_price
 
 
 def daily_loss(book: Book) -> Decimal:

@@ -140,7 +140,13 @@ _O = Order.__table__
 _REMAINING = (
     sa.case((_O.c.pending_quantity > _O.c.quantity, _O.c.pending_quantity), else_=_O.c.quantity) - _O.c.filled_quantity
 )
-_ORDER_PRICE = sa.func.coalesce(_O.c.limit_price, _O.c.stop_price)
+_TERMS_PRICE = sa.func.coalesce(_O.c.limit_price, _O.c.stop_price)
+_PENDING_PRICE = sa.func.coalesce(_O.c.pending_limit_price, _O.c.pending_stop_price)
+# While a modification is in flight either terms may trade: value the order at the larger price
+# (and, above, the larger quantity).
+_ORDER_PRICE = sa.case(
+    (sa.and_(_O.c.status == "MODIFY_PENDING", _PENDING_PRICE > _TERMS_PRICE), _PENDING_PRICE), else_=_TERMS_PRICE
+)
 _AMOUNT = Price(24, 4)
 # Inline (not an expanding parameter): the same predicate as the partial index ix_orders_user_open.
 _NOT_FINAL = sa.text(f"orders.status NOT IN ({', '.join(repr(s.value) for s in sorted(FINAL))})")

@@ -17,8 +17,10 @@ from flask import current_app
 from tradingapp.brokers.base import ModifyRequest, OrderRequest
 from tradingapp.domain import orders as sm
 from tradingapp.domain.matching import last_session_end
+from tradingapp.domain.risk import TradingState, stricter
 from tradingapp.extensions import db, get_redis
-from tradingapp.models import Order
+from tradingapp.models import Account, Order, RiskSettings
+from tradingapp.models.risk import GLOBAL_SETTINGS_ID
 from tradingapp.models.types import utcnow
 from tradingapp.realtime import publish_user_event
 from tradingapp.services import order_state
@@ -26,6 +28,7 @@ from tradingapp.services import order_state
 log = logging.getLogger(__name__)
 
 UNSENT_PAST_SESSION = "not sent to the broker before its session ended"
+HALTED_BEFORE_SUBMISSION = "trading halted before the order reached the broker"
 
 
 def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | None:
@@ -38,6 +41,9 @@ def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | Non
         return None
     if order.status == sm.Status.PENDING and past_its_session(order):
         _expire_unsent(order)
+        return None
+    if order.status == sm.Status.PENDING and halted(order.user_id):
+        _reject_unsent(order, HALTED_BEFORE_SUBMISSION)
         return None
     if order.status == sm.Status.PENDING:
         order_state.transition(order, sm.Submit(), "system", actor_id="worker")
@@ -65,22 +71,52 @@ def past_its_session(order: Order, now: datetime | None = None) -> bool:
     return order.created_at < close
 
 
+def halted(user_id: uuid.UUID) -> bool:
+    """The kill switch (global or the user's) is on: orders accepted before it must not go out."""
+    states = db.session.execute(
+        sa.select(Account.trading_state, RiskSettings.trading_state)
+        .outerjoin(RiskSettings, RiskSettings.id == GLOBAL_SETTINGS_ID)
+        .where(Account.user_id == user_id)
+    ).first()
+    if states is None:
+        return db.session.scalar(
+            sa.select(RiskSettings.trading_state).where(RiskSettings.id == GLOBAL_SETTINGS_ID)
+        ) == TradingState.HALTED  # fmt: skip
+    return stricter(states[0], states[1] or TradingState.ACTIVE) == TradingState.HALTED
+
+
 def _expire_unsent(order: Order) -> None:
-    order_state.transition(order, sm.Expire(UNSENT_PAST_SESSION), "system", actor_id="worker")
+    _end_unsent(order, sm.Expire(UNSENT_PAST_SESSION))
+
+
+def _reject_unsent(order: Order, reason: str) -> None:
+    _end_unsent(order, sm.Reject(reason))
+
+
+def _end_unsent(order: Order, event: sm.Event) -> None:
+    order_state.transition(order, event, "system", actor_id="worker")
     user_id, payload = order.user_id, order.to_dict()
     db.session.commit()
-    log.warning("event=expired_unsent order_id=%s user_id=%s created_at=%s", order.id, user_id, order.created_at)
+    log.warning("event=ended_unsent order_id=%s user_id=%s status=%s reason=%r", order.id, user_id, order.status,
+                order.reject_reason)  # fmt: skip
     _notify(user_id, order.id, payload)
 
 
-def expire_if_past_session(order_id: uuid.UUID) -> bool:
-    """For a resend the broker has never seen: expire the order instead when its session is over."""
+def end_if_unsendable(order_id: uuid.UUID) -> bool:
+    """For a resend the broker has never seen: expire the order instead when its session is over,
+    or reject it when the kill switch went on meanwhile. True when the order was ended."""
     order = order_state.lock_order(order_id)
-    if order is None or order.status not in (sm.Status.PENDING, sm.Status.SUBMITTED) or not past_its_session(order):
+    if order is None or order.status not in (sm.Status.PENDING, sm.Status.SUBMITTED):
         db.session.rollback()
         return False
-    _expire_unsent(order)
-    return True
+    if past_its_session(order):
+        _expire_unsent(order)
+        return True
+    if halted(order.user_id):
+        _reject_unsent(order, HALTED_BEFORE_SUBMISSION)
+        return True
+    db.session.rollback()
+    return False
 
 
 def _notify(user_id: uuid.UUID, order_id: uuid.UUID, payload: dict) -> None:
