@@ -155,6 +155,7 @@ class Maintenance(threading.Thread):
         super().__init__(name="order-worker-maintenance", daemon=True)
         self.app = app
         self.sweep_interval = app.config["SWEEP_INTERVAL"]
+        self.queue_names = set(queue_names)
         self.scheduler = RQScheduler(queue_names, connection=app.extensions["redis"],
                                      logging_level=app.config["LOG_LEVEL"])  # fmt: skip
         self._stop_event = threading.Event()
@@ -162,7 +163,9 @@ class Maintenance(threading.Thread):
     def schedule_once(self) -> None:
         """One scheduler round, as RQScheduler.work does it: hold the queue locks (one scheduler per
         queue across all workers), then enqueue the jobs that are due."""
-        if self.scheduler.should_reacquire_locks:
+        # Try for any lock not held every round, not RQ's every 120 s: after a crash the dead
+        # worker's lock expires within a minute, and due retries must not wait a minute more.
+        if set(self.scheduler.acquired_locks) != self.queue_names:
             self.scheduler.acquire_locks()
         self.scheduler.heartbeat()
         self.scheduler.enqueue_scheduled_jobs()

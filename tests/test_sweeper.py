@@ -3,15 +3,17 @@ RQ in Redis, the paper broker and RabbitMQ. Each sweep here is one round, run in
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from rq.job import Job, JobStatus
+from rq.scheduler import RQScheduler
 
 from jobs.orders import reconcile_order
-from jobs.worker import sweep_once
+from jobs.worker import Maintenance, sweep_once
 from tests.factories import make_order
 from tests.test_jobs import book_row, queued, reload, run_worker
 from tests.test_paper_broker import set_quote
@@ -23,6 +25,7 @@ from tradingapp.models import Order, PaperOrder, Trade
 from tradingapp.models.types import utcnow
 from tradingapp.services import jobqueue, order_state
 from tradingapp.services.broker_events import apply_broker_event
+from tradingapp.services.jobqueue import ORDERS, get_queue, queue_name
 
 pytestmark = pytest.mark.usefixtures("close_publisher")
 
@@ -244,3 +247,18 @@ def test_deleting_a_cancel_pending_order_again_queues_its_cancel_again(app, clie
     client.delete(f"/api/v1/orders/{order.id}", headers=trader_headers)
     assert reload(order.id).status == "CANCEL_PENDING"
     assert queued() == [f"cancel-{order.id}"]
+
+
+def test_a_restarted_worker_takes_over_due_retries_once_the_dead_schedulers_lock_expires(app, db):
+    """RQ retries a lock it could not take only every 120 s; after a SIGKILL the dead worker's lock
+    lapses within a minute, and a due retry (a submit that raised) must not wait longer."""
+    name = queue_name(ORDERS)
+    get_redis().set(RQScheduler.get_locking_key(name), "dead-worker", ex=1)
+    queue = get_queue()
+    job = queue.enqueue_at(utcnow() - timedelta(seconds=1), "jobs.orders.submit_order", "x", job_id="submit-x")
+    maintenance = Maintenance(app, [name])
+    maintenance.schedule_once()  # the dead worker still holds the lock: nothing moves
+    assert job.id not in queue.job_ids
+    time.sleep(1.2)
+    maintenance.schedule_once()
+    assert job.id in queue.job_ids
