@@ -103,6 +103,17 @@ def test_a_new_day_starts_the_count_afresh(trader):
     assert account(trader).orders_today == 1
 
 
+def test_a_process_with_a_lagging_clock_never_takes_the_day_back(trader):
+    funds.create_account(trader.id)
+    acc = account(trader)
+    tomorrow = funds.today() + timedelta(days=1)  # another process already rolled over
+    acc.day, acc.orders_today = tomorrow, 3
+    _db.session.commit()
+    check(trader)  # this process still thinks it is today
+    _db.session.commit()
+    assert (account(trader).day, account(trader).orders_today) == (tomorrow, 4)
+
+
 # -- states ---------------------------------------------------------------------------------------
 def test_a_global_halt_refuses_with_423_trading_halted(trader):
     set_global_state("HALTED")

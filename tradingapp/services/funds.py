@@ -71,7 +71,9 @@ class AccountSnapshot:
 
 _A = Account.__table__
 _S = RiskSettings.__table__
-_NEW_DAY = sa.or_(_A.c.day.is_(None), _A.c.day != sa.bindparam("day", type_=sa.Date()))
+# Only forwards: a process whose clock lags around midnight must not take the day back (and reset
+# the count, or lift a daily-loss REDUCING, a second time).
+_NEW_DAY = sa.or_(_A.c.day.is_(None), _A.c.day < sa.bindparam("day", type_=sa.Date()))
 _LOSS_RESET = sa.and_(_NEW_DAY, _A.c.state_reason == DAILY_LOSS_REASON)
 _GLOBAL = sa.select(_S.c.trading_state).where(_S.c.id == GLOBAL_SETTINGS_ID).scalar_subquery()
 _GLOBAL_LIMITS = sa.select(_S.c.limits).where(_S.c.id == GLOBAL_SETTINGS_ID).scalar_subquery()
@@ -84,7 +86,7 @@ LOCK_AND_COUNT = (
         orders_today=sa.case((_NEW_DAY, 0), else_=_A.c.orders_today) + sa.bindparam("count", type_=sa.Integer()),
         trading_state=sa.case((_LOSS_RESET, "ACTIVE"), else_=_A.c.trading_state),
         state_reason=sa.case((_LOSS_RESET, None), else_=_A.c.state_reason),
-        day=sa.bindparam("day", type_=sa.Date()),
+        day=sa.case((_NEW_DAY, sa.bindparam("day", type_=sa.Date())), else_=_A.c.day),
     )
     .returning(
         _A.c.user_id, _A.c.cash, _A.c.trading_state, _A.c.state_reason, _A.c.limit_overrides, _A.c.orders_today,
