@@ -8,9 +8,12 @@ import sqlalchemy as sa
 
 from tests.factories import make_order
 from tests.test_paper_broker import set_quote
+from tradingapp.domain.validation import NewOrder
+from tradingapp.errors import APIError
 from tradingapp.extensions import db
 from tradingapp.models import Instrument, Order, OrderEvent, Position
 from tradingapp.services import jobqueue
+from tradingapp.services.orders import place_validated
 
 LIMIT = {"instrument_id": 1, "side": "BUY", "quantity": 10, "order_type": "LIMIT", "limit_price": "2500.05"}
 
@@ -251,3 +254,16 @@ def test_close_all_sends_only_what_working_exit_orders_do_not_cover(client, trad
 
 def test_close_all_with_no_positions_places_nothing(client, trader_headers):
     assert client.delete("/api/v1/positions", headers=trader_headers).get_json() == {"orders": [], "skipped": []}
+
+
+def test_an_exit_sized_before_a_racing_exit_is_refused_rather_than_flip_the_position(trader):
+    """close-all sizes its exit from a read outside the account lock; an exit placed in between
+    must make the risk engine refuse it (close_only), never let both fill into a short."""
+    add_position(trader, 1, 30)
+    make_order(trader, status="OPEN", broker_order_id="P1", side="SELL", quantity=10)  # the racing exit
+    instrument = db.session.get(Instrument, 1)
+    stale = NewOrder(1, "SELL", 30, "MARKET", None, None, "MIS", "DAY", None)
+    with pytest.raises(APIError) as refused:
+        place_validated(trader, instrument, stale, close_only=True)
+    assert (refused.value.status, refused.value.details["rule"]) == (422, "close_only")
+    assert refused.value.details["current"] == 20

@@ -57,6 +57,7 @@ class OrderIntent:
     side: str
     quantity: int
     price: Decimal | None
+    close_only: bool = False  # an exit (close-all): refused if larger than what is left to close
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,15 @@ def check_new(book: Book, limits: Limits, state: str, intent: OrderIntent) -> No
     _check_allowed(limits, intent)
     price = _require_price(intent.price)
     _check_size(limits, intent.quantity, intent.quantity * price)
-    closing = reducing_room(book, intent.instrument_id, intent.product, intent.side) >= intent.quantity
+    room = reducing_room(book, intent.instrument_id, intent.product, intent.side)
+    closing = room >= intent.quantity
+    if intent.close_only and not closing:
+        raise RiskViolation(
+            "close_only",
+            f"an exit of {intent.quantity} is more than the {room} left to close: it would open a new position",
+            requested=intent.quantity,
+            current=room,
+        )
     _check_reducing(book, limits, state, closing)
     if book.open_orders() >= limits.max_open_orders:
         raise RiskViolation(

@@ -195,7 +195,9 @@ def close_all_positions(user: User) -> tuple[list[Order], list[dict]]:
             try:
                 # Slices of one exit are alike by design; the first one alone meets the duplicate
                 # guard, which stops a second close-all while the first is still working.
-                order, _created = place_validated(user, instrument, new, duplicate_guard=n == 0)
+                # close_only: sized from a read outside the account lock, the exit is checked again
+                # under it, so an exit or fill racing this one can never flip the position.
+                order, _created = place_validated(user, instrument, new, duplicate_guard=n == 0, close_only=True)
             except APIError as exc:
                 db.session.rollback()
                 skipped.append(_skip(instrument_id, product, size, exc.code, exc.message, exc.details))

@@ -71,7 +71,7 @@ def market_price(instrument_id: int) -> Decimal | None:
 
 
 def place_validated(
-    user: User, instrument: Instrument, new: NewOrder, duplicate_guard: bool = True
+    user: User, instrument: Instrument, new: NewOrder, duplicate_guard: bool = True, close_only: bool = False
 ) -> tuple[Order, bool]:
     """Check a valid request against the market, the duplicate guard and the risk engine, then write
     the order and queue its submission."""
@@ -81,7 +81,7 @@ def place_validated(
     if errors:
         raise invalid_order(errors)
     try:
-        risk.check_order(user, instrument, new, last)
+        risk.check_order(user, instrument, new, last, close_only=close_only)
     except risk.RiskRejected as exc:
         _refuse(user, new, exc)
     if duplicate_guard and not new.client_order_id:

@@ -78,15 +78,18 @@ class RiskRejected(APIError):
         self.retry_after = retry_after
 
 
-def check_order(user: User, instrument: Instrument, new: NewOrder, last_price: Decimal | None) -> None:
-    """Raise RiskRejected if the new order breaks a rule; otherwise it counts for today."""
+def check_order(
+    user: User, instrument: Instrument, new: NewOrder, last_price: Decimal | None, close_only: bool = False
+) -> None:
+    """Raise RiskRejected if the new order breaks a rule; otherwise it counts for today.
+    `close_only`: the order must only close (part of) a position, judged under the account lock."""
     day = today()
     account = lock_account(user.id, day, count=1)
     try:
         book = _book(account, day, {instrument.id: last_price} if last_price is not None else {}, counted=1)
         price = risk.valuation_price(new.order_type, new.limit_price, new.stop_price, last_price)
         intent = risk.OrderIntent(
-            instrument.id, instrument.exchange_segment, new.product, new.side, new.quantity, price
+            instrument.id, instrument.exchange_segment, new.product, new.side, new.quantity, price, close_only
         )
         risk.check_new(book, account.limits, _state(account, book), intent)
     except risk.RiskViolation as violation:
