@@ -37,6 +37,7 @@ from tradingapp.services.order_worker import (
 log = logging.getLogger("jobs.worker")  # not "__main__" under python -m
 
 SCHEDULER_TICK = 1.0  # seconds; Retry intervals are 1, 2 and 5 s
+RESUBMIT_BACKOFF_MAX = 300  # seconds between re-queues of one stranded submission, at most
 
 
 class AppJob(Job):
@@ -89,13 +90,28 @@ def sweep_once(app: Flask) -> SweepResult:
         try:
             if not get_redis().set(_key("sweeper"), "1", nx=True, ex=max(interval - 1, 1)):
                 return SweepResult(0, 0)
-            stale = find_stale_orders(app.config["SWEEP_PENDING_AFTER"])
+            stale = [o for o in find_stale_orders(app.config["SWEEP_PENDING_AFTER"]) if _may_resubmit(o, interval)]
             for order_id in stale:
                 log.warning("event=sweep_requeue order_id=%s", order_id)
                 enqueue_submit(order_id)
             return SweepResult(len(stale), _reconcile_working(app))
         finally:
             db.session.remove()
+
+
+def _may_resubmit(order_id, interval: int) -> bool:
+    """Back off per order: each re-queue of the same stranded submission waits twice as long as
+    the one before (up to RESUBMIT_BACKOFF_MAX), so a broker outage with many stranded orders does
+    not turn into a storm of lookups and resends the moment it recovers."""
+    redis = get_redis()
+    gate = _key(f"resubmit:gate:{order_id}")
+    if redis.exists(gate):
+        return False
+    count_key = _key(f"resubmit:count:{order_id}")
+    attempt = redis.incr(count_key)
+    redis.expire(count_key, 86400)
+    redis.set(gate, "1", ex=min(interval * 2 ** (attempt - 1), RESUBMIT_BACKOFF_MAX))
+    return True
 
 
 def _key(suffix: str) -> str:

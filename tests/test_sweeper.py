@@ -262,3 +262,14 @@ def test_a_restarted_worker_takes_over_due_retries_once_the_dead_schedulers_lock
     time.sleep(1.2)
     maintenance.schedule_once()
     assert job.id in queue.job_ids
+
+
+def test_a_stranded_submission_is_requeued_with_backoff(app, db, trader):
+    order = age(make_order(trader, status="PENDING"))
+    assert sweep(app).submits == 1
+    get_redis().delete(f"{app.config['NAMESPACE']}:orders:sweeper")
+    assert sweep(app).submits == 0  # the next round comes too soon: the order waits its turn
+    get_redis().delete(f"{app.config['NAMESPACE']}:orders:resubmit:gate:{order.id}")
+    assert sweep(app).submits == 1  # its wait over, it goes again, and the next wait doubles
+    ttl = get_redis().ttl(f"{app.config['NAMESPACE']}:orders:resubmit:gate:{order.id}")
+    assert app.config["SWEEP_INTERVAL"] < ttl <= 2 * app.config["SWEEP_INTERVAL"]
