@@ -1,4 +1,6 @@
-"""Order use cases: place and cancel for the API, claim and look up for the worker.
+"""Placing an order: validation, the checks against the market, the risk engine and the duplicate
+guard, then the row and its submission. (Changes to placed orders: services/order_actions.py; the
+worker's side: services/order_worker.py.)
 
 The rule everywhere: the order row is committed before anything else happens to it; jobs are
 enqueued after the commit, and an enqueue that fails leaves a PENDING row the sweeper finds.
@@ -101,7 +103,7 @@ def place_validated(
         new.side,
         new.quantity,
     )
-    _after_commit(order, payload, submit=True)
+    _after_commit(order, payload)
     return order, True
 
 
@@ -222,15 +224,12 @@ def _summary(new: NewOrder) -> dict:
     }
 
 
-def _after_commit(order: Order, payload: dict, submit: bool = False, cancel: bool = False) -> None:
+def _after_commit(order: Order, payload: dict) -> None:
     """Side effects that must follow the commit; a failure here loses nothing (the sweeper retries)."""
     from tradingapp.services import jobqueue
 
     try:
-        if submit:
-            jobqueue.enqueue_submit(order.id)
-        if cancel:
-            jobqueue.enqueue_cancel(order.id)
+        jobqueue.enqueue_submit(order.id)
     except Exception:
         log.exception("enqueue failed; the sweeper will pick the order up order_id=%s", order.id)
     notify_order(order, payload)
