@@ -177,3 +177,14 @@ def test_an_order_queued_before_the_kill_switch_never_reaches_the_broker(client,
     order = db.session.get(Order, uuid.UUID(placed["id"]))
     assert (order.status, order.reject_reason) == ("REJECTED", HALTED_BEFORE_SUBMISSION)
     assert db.session.get(PaperOrder, order.id) is None
+
+
+def test_the_daily_loss_limit_counts_an_overnight_position_from_yesterdays_close(client, trader, trader_headers):
+    # Bought at 100 long ago: still a gain since then, yet 1.5M lost today (close 300, now 150).
+    add_position(trader, 1, 10_000)  # average 100
+    set_quote(1, "150.00", close="300.00")
+    response = client.post("/api/v1/orders", json=BUY_100 | {"limit_price": "150.00"}, headers=trader_headers)
+    assert response.status_code == 422
+    details = response.get_json()["error"]["details"]
+    assert (details["rule"], details["trading_state"]) == ("max_daily_loss", "REDUCING")
+    assert Decimal(details["current"]) == Decimal("1500000")

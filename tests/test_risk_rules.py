@@ -318,3 +318,33 @@ def test_margin_of_an_order_is_never_negative_nor_more_than_its_full_margin(hold
     after = book.with_working(iid, product, side, 1, qty, qty * price)
     added = margin.used_margin(after, LIMITS) - margin.used_margin(book, LIMITS)
     assert 0 <= added <= qty * price * margin.margin_rate(LIMITS, product)
+
+
+# -- the day's P&L (daily loss limit) -------------------------------------------------------------
+def day_book(holding, mark, close):
+    return margin.Book(D(10_000_000), (holding,), (), {1: D(mark)}, 0, {1: D(close)} if close else {})
+
+
+def test_a_loss_on_an_overnight_position_counts_from_yesterdays_close():
+    # Bought at 100 long ago, closed yesterday at 300, 150 now: today lost 150 a share, not gained 50.
+    held = margin.Holding(1, "NRML", 10_000, D(100), cost_basis=D(1_000_000))
+    assert margin.day_pnl(day_book(held, "150", "300")) == D(-1_500_000)
+
+
+def test_an_old_loss_is_not_todays_loss():
+    # Bought at 300, closed yesterday at 200, still 200: nothing happened today.
+    held = margin.Holding(1, "NRML", 10_000, D(300), cost_basis=D(3_000_000))
+    assert margin.day_pnl(day_book(held, "200", "200")) == 0
+
+
+def test_todays_trades_count_at_their_prices_and_overnight_quantity_at_the_close():
+    # 10 held overnight (close 100); today bought 5 at 104 and sold 8 at 106; 102 now.
+    held = margin.Holding(1, "MIS", 7, D(100), cost_basis=D(700), day_bought=5, day_sold=8,
+                          day_cash_flow=D(8 * 106 - 5 * 104))  # fmt: skip
+    # cash flow 328 + 7 x 102 - 10 x 100 = 42
+    assert margin.day_pnl(day_book(held, "102", "100")) == D(42)
+
+
+def test_without_a_previous_close_the_since_open_view_stands_in():
+    held = margin.Holding(1, "MIS", 10, D(100), day_realized_pnl=D(5), cost_basis=D(1000))
+    assert margin.day_pnl(day_book(held, "90", None)) == D(5) + D(-100)

@@ -35,6 +35,15 @@ class Holding:
     realized_pnl: Decimal = ZERO
     day_realized_pnl: Decimal = ZERO
     cost_basis: Decimal | None = None
+    # Today's trades (0 when the row's day is older): what was bought and sold, and the cash they
+    # moved (sell value - buy value).
+    day_bought: int = 0
+    day_sold: int = 0
+    day_cash_flow: Decimal = ZERO
+
+    @property
+    def start_of_day_quantity(self) -> int:
+        return self.quantity - self.day_bought + self.day_sold
 
     @property
     def basis(self) -> Decimal:
@@ -60,6 +69,7 @@ class Book:
     working: tuple[Working, ...] = ()
     marks: dict[int, Decimal] | None = None  # last price by instrument
     orders_today: int = 0
+    closes: dict[int, Decimal] | None = None  # previous session's close by instrument
 
     def position(self, instrument_id: int, product: str) -> int:
         return sum(h.quantity for h in self.holdings if (h.instrument_id, h.product) == (instrument_id, product))
@@ -79,6 +89,9 @@ class Book:
 
     def mark(self, instrument_id: int) -> Decimal | None:
         return (self.marks or {}).get(instrument_id)
+
+    def close(self, instrument_id: int) -> Decimal | None:
+        return (self.closes or {}).get(instrument_id)
 
     def with_working(self, instrument_id: int, product: str, side: str, count: int, quantity: int, value: Decimal):
         """This book with a working order added (or changed, with negative deltas)."""
@@ -132,8 +145,22 @@ def realized_pnl(book: Book) -> Decimal:
 
 
 def day_pnl(book: Book) -> Decimal:
-    """Today's P&L for the daily loss limit: realized today plus all unrealized."""
-    return sum((h.day_realized_pnl for h in book.holdings), ZERO) + unrealized_pnl(book)
+    """Today's P&L for the daily loss limit, marked to market the way brokers show "day M2M":
+    per position, the cash today's trades moved + quantity now x last price - the quantity held at
+    the start of the day x the previous close. A loss carried from earlier days is not today's, and
+    closing an old winner today books only what it moved since yesterday's close.
+
+    Without a previous close (no quote carries one) a position falls back on the since-open view:
+    realized today + unrealized against its average cost."""
+    total = ZERO
+    for h in book.holdings:
+        mark, close = book.mark(h.instrument_id), book.close(h.instrument_id)
+        if close is None:
+            unrealized = mark * h.quantity - h.basis if mark is not None and h.quantity else ZERO
+            total += h.day_realized_pnl + unrealized
+            continue
+        total += h.day_cash_flow + h.quantity * (close if mark is None else mark) - h.start_of_day_quantity * close
+    return total
 
 
 @dataclass(frozen=True)

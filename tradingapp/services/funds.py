@@ -160,11 +160,14 @@ BOOK = sa.union_all(
         sa.type_coerce(_P.c.cost_basis, _AMOUNT).label("value"),
         sa.type_coerce(_P.c.realized_pnl, _AMOUNT).label("realized"), _P.c.day,
         sa.type_coerce(_P.c.day_realized_pnl, _AMOUNT).label("day_realized"), sa.literal(0).label("unpriced"),
+        _P.c.day_buy_quantity.label("day_bought"), _P.c.day_sell_quantity.label("day_sold"),
+        sa.type_coerce(_P.c.day_sell_value - _P.c.day_buy_value, _AMOUNT).label("day_flow"),
     ).where(_P.c.user_id == sa.bindparam("uid", type_=sa.Uuid())),
     sa.select(
         sa.literal("w"), _O.c.instrument_id, _O.c.product, _O.c.side, sa.func.count(), sa.func.sum(_REMAINING),
         sa.func.coalesce(sa.func.sum(_REMAINING * _ORDER_PRICE), 0), sa.literal(0), sa.cast(sa.null(), sa.Date),
         sa.literal(0), sa.func.sum(sa.case((_ORDER_PRICE.is_(None), _REMAINING), else_=0)),
+        sa.literal(0), sa.literal(0), sa.literal(0),
     )
     .where(
         _O.c.user_id == sa.bindparam("uid", type_=sa.Uuid()),
@@ -181,18 +184,23 @@ class BookRows:
     unpriced: dict[tuple, int]  # working quantity without a price, valued at the mark
 
     def instruments_to_mark(self) -> list[int]:
-        return sorted({h.instrument_id for h in self.holdings if h.quantity} | {key[0] for key in self.unpriced})
+        held = {h.instrument_id for h in self.holdings if h.quantity or h.start_of_day_quantity}
+        return sorted(held | {key[0] for key in self.unpriced})
 
 
 def read_book(user_id: uuid.UUID, day: date) -> BookRows:
     holdings, working, unpriced = [], [], {}
     for r in db.session.execute(BOOK, {"uid": user_id}):
         if r.kind == "p":
-            day_realized = r.day_realized if r.day == day else ZERO
+            today_ = r.day == day  # the day columns describe today only if the row was touched today
             average = average_price(r.value, r.quantity)
             holdings.append(
-                margin.Holding(r.instrument_id, r.product, r.quantity, average, r.realized, day_realized, r.value)
-            )
+                margin.Holding(
+                    r.instrument_id, r.product, r.quantity, average, r.realized,
+                    r.day_realized if today_ else ZERO, r.value,
+                    r.day_bought if today_ else 0, r.day_sold if today_ else 0, r.day_flow if today_ else ZERO,
+                )
+            )  # fmt: skip
         else:
             working.append(margin.Working(r.instrument_id, r.product, r.side, r.count, int(r.quantity), r.value))
             if r.unpriced:
@@ -201,26 +209,37 @@ def read_book(user_id: uuid.UUID, day: date) -> BookRows:
 
 
 def queue_marks(pipe: redis.client.Pipeline, instrument_ids: list[int]) -> None:
+    """The last price and the previous session's close of each instrument, from the quote cache."""
     for iid in instrument_ids:
-        pipe.hget(quote_key(iid), "ltp")
+        pipe.hmget(quote_key(iid), "ltp", "close")
 
 
 def marks_from(instrument_ids: list[int], replies: list, known: dict[int, Decimal] | None = None) -> dict:
     marks = dict(known or {})
-    for iid, raw in zip(instrument_ids, replies, strict=True):
-        if raw and (price := last_price({"ltp": raw.decode()})) is not None:
+    for iid, (ltp, _close) in zip(instrument_ids, replies, strict=True):
+        if ltp and (price := last_price({"ltp": ltp.decode()})) is not None:
             marks[iid] = price
     return marks
 
 
-def build_book(cash: Decimal, rows: BookRows, marks: dict[int, Decimal], orders_today: int) -> margin.Book:
+def closes_from(instrument_ids: list[int], replies: list) -> dict:
+    closes = {}
+    for iid, (_ltp, close) in zip(instrument_ids, replies, strict=True):
+        if close and (price := last_price({"ltp": close.decode()})) is not None:
+            closes[iid] = price
+    return closes
+
+
+def build_book(
+    cash: Decimal, rows: BookRows, marks: dict[int, Decimal], orders_today: int, closes: dict | None = None
+) -> margin.Book:
     working = []
     for w in rows.working:
         quantity, mark = rows.unpriced.get((w.instrument_id, w.product, w.side), 0), marks.get(w.instrument_id)
         if quantity and mark is not None:
             w = margin.Working(w.instrument_id, w.product, w.side, w.count, w.quantity, w.value + quantity * mark)
         working.append(w)
-    return margin.Book(cash, rows.holdings, tuple(working), marks, orders_today)
+    return margin.Book(cash, rows.holdings, tuple(working), marks, orders_today, closes or {})
 
 
 def load_book(user_id: uuid.UUID, cash: Decimal, day: date, orders_today: int = 0) -> margin.Book:
@@ -232,7 +251,7 @@ def load_book(user_id: uuid.UUID, cash: Decimal, day: date, orders_today: int = 
         pipe = get_redis().pipeline(transaction=False)
         queue_marks(pipe, ids)
         replies = pipe.execute()
-    return build_book(cash, rows, marks_from(ids, replies), orders_today)
+    return build_book(cash, rows, marks_from(ids, replies), orders_today, closes_from(ids, replies))
 
 
 def funds_of(user_id: uuid.UUID) -> tuple[margin.Funds, Limits]:

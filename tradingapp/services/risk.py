@@ -25,6 +25,7 @@ from tradingapp.models import Instrument, Order, User
 from tradingapp.services.funds import (
     AccountSnapshot,
     build_book,
+    closes_from,
     lock_account,
     marks_from,
     queue_marks,
@@ -133,12 +134,14 @@ def check_modify(
 def _book(account: AccountSnapshot, day: date, known: dict[int, Decimal], counted: int):
     """The user's book; the rate token and the missing last prices come in one Redis round trip."""
     rows = read_book(account.user_id, day)
-    ids = [iid for iid in rows.instruments_to_mark() if iid not in known]
+    # Held instruments give their last price and previous close (the daily loss needs both).
+    ids = rows.instruments_to_mark()
     limits = account.limits
     (allowed, wait_ms), *replies = _redis_round_trip(account.user_id, limits, ids)
     if not allowed:
         raise _rate_limited(account.user_id, limits, int(wait_ms))
-    return build_book(account.cash, rows, marks_from(ids, replies, known), account.orders_today - counted)
+    marks = {**marks_from(ids, replies), **known}  # the order's own last price, read just before
+    return build_book(account.cash, rows, marks, account.orders_today - counted, closes_from(ids, replies))
 
 
 def _state(account: AccountSnapshot, book) -> risk.TradingState:
