@@ -200,7 +200,19 @@ def test_an_admin_can_set_reducing(client, admin_headers, trader, trader_headers
     body = {"state": "REDUCING", "user_id": str(trader.id), "reason": "margin call"}
     client.post("/api/v1/admin/kill-switch", json=body, headers=admin_headers)
     account = state_of(client, trader_headers)
-    assert (account["trading_state"], account["state_reason"]) == ("REDUCING", "margin call")
+    assert (account["trading_state"], account["state_reason"]) == ("REDUCING", "admin: margin call")
+
+
+def test_an_admin_reducing_with_the_daily_loss_wording_is_not_lifted_with_the_day(
+    client, admin_headers, trader, trader_headers
+):
+    body = {"state": "REDUCING", "user_id": str(trader.id), "reason": "daily loss limit breached"}
+    client.post("/api/v1/admin/kill-switch", json=body, headers=admin_headers)
+    _db.session.execute(sa.text("UPDATE accounts SET day = '2020-01-01' WHERE user_id = :u"), {"u": trader.id})
+    _db.session.commit()
+    order = {"instrument_id": 1, "side": "BUY", "quantity": 1, "order_type": "LIMIT", "limit_price": "100.00"}
+    response = client.post("/api/v1/orders", json=order, headers=trader_headers)
+    assert (response.status_code, response.get_json()["error"]["details"]["rule"]) == (422, "reducing_only")
 
 
 def test_the_effective_state_is_the_stricter(client, admin_headers, trader, trader_headers):

@@ -201,7 +201,9 @@ def set_trading_state(admin: User, state: TradingState, user_id: uuid.UUID | Non
     target = _account(user_id, lock=True) if user_id else _settings(lock=True)
     before = {"trading_state": target.trading_state, "reason": target.state_reason}
     target.trading_state = state.value
-    target.state_reason = reason or f"set by an admin ({admin.id})"
+    # Marked as an admin's: the automatic daily-loss REDUCING, which the next day lifts, is known by
+    # its exact reason text, and an admin's state must never be taken for it.
+    target.state_reason = f"admin: {reason}" if reason else f"set by an admin ({admin.id})"
     target.updated_at = utcnow()
     record(admin, "trading_state", str(user_id) if user_id else GLOBAL, before,
            {"trading_state": state.value, "reason": target.state_reason})  # fmt: skip
