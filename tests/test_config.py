@@ -210,3 +210,9 @@ def test_load_config_picks_the_class_by_app_env(app_env, cls):
 def test_load_config_rejects_an_unknown_app_env():
     with pytest.raises(ConfigError, match="APP_ENV"):
         load_config({"APP_ENV": "staging"})
+
+
+def test_the_paper_session_follows_the_trading_day_timezone_unless_set():
+    assert Config({"SESSION_TIMEZONE": "America/New_York"}).PAPER_SESSION_TZ == "America/New_York"
+    both = Config({"SESSION_TIMEZONE": "America/New_York", "PAPER_SESSION_TZ": "Asia/Kolkata"})
+    assert both.PAPER_SESSION_TZ == "Asia/Kolkata"
