@@ -157,8 +157,6 @@ class Config:
         # The paper exchange's session end: a DAY order still working after the first one that
         # follows its creation expires.
         self.PAPER_SESSION_END = parse_clock("PAPER_SESSION_END", e.get("PAPER_SESSION_END"), time(15, 30))
-        # Unset, it follows SESSION_TIMEZONE (read below): the session and the trading day agree.
-        self.PAPER_SESSION_TZ = e.get("PAPER_SESSION_TZ")
         self.FEED_INTERVAL_MS = parse_int("FEED_INTERVAL_MS", e.get("FEED_INTERVAL_MS"), 1000)
         # Orders
         self.ORDER_JOB_TIMEOUT = parse_duration("ORDER_JOB_TIMEOUT", e.get("ORDER_JOB_TIMEOUT"), 30)
@@ -177,7 +175,8 @@ class Config:
         # (day positions, the daily loss limit and the daily order count reset at its midnight).
         self.ACCOUNT_INITIAL_CASH = parse_int("ACCOUNT_INITIAL_CASH", e.get("ACCOUNT_INITIAL_CASH"), 10_000_000)
         self.SESSION_TIMEZONE = parse_timezone("SESSION_TIMEZONE", e.get("SESSION_TIMEZONE"), "Asia/Kolkata")
-        self.PAPER_SESSION_TZ = parse_timezone("PAPER_SESSION_TZ", self.PAPER_SESSION_TZ, self.SESSION_TIMEZONE)
+        # Unset, the paper session's end follows the trading day's timezone: both roll over together.
+        self.PAPER_SESSION_TZ = parse_timezone("PAPER_SESSION_TZ", e.get("PAPER_SESSION_TZ"), self.SESSION_TIMEZONE)
         self.LOG_LEVEL = (e.get("LOG_LEVEL") or "INFO").upper()
         # WebSocket feed: limits per socket/user and the intervals of auth, revocation and pings.
         self.WS_AUTH_TIMEOUT = parse_duration("WS_AUTH_TIMEOUT", e.get("WS_AUTH_TIMEOUT"), 5)

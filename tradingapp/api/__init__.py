@@ -25,7 +25,6 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import openapi, orders, portfolio
 
     app.register_blueprint(orders.bp)
-    app.register_blueprint(orders.positions_bp)
     app.register_blueprint(portfolio.bp)
     app.register_blueprint(openapi.bp)
     from tradingapp.api import admin

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api.pagination import parse_limit
-from tradingapp.auth import current_user, login_required
+from tradingapp.auth import current_principal, login_required
 from tradingapp.http import json_body
 from tradingapp.services import admin
 
@@ -22,7 +22,7 @@ def list_users():
 @bp.patch("/users/<user_id>")
 @login_required(write=True, roles=ADMIN)
 def update_user(user_id: str):
-    return jsonify(admin.update_user(current_user(), user_id, json_body()))
+    return jsonify(admin.update_user(current_principal(), user_id, json_body()))
 
 
 @bp.get("/risk-limits")
@@ -34,7 +34,7 @@ def get_risk_limits():
 @bp.put("/risk-limits")
 @login_required(write=True, roles=ADMIN)
 def put_risk_limits():
-    return jsonify(admin.update_risk_limits(current_user(), json_body()))
+    return jsonify(admin.update_risk_limits(current_principal(), json_body()))
 
 
 @bp.get("/kill-switch")
@@ -48,7 +48,7 @@ def get_trading_states():
 def set_trading_state():
     body = json_body()
     state, user_id = admin.parse_state_body(body)
-    return jsonify(admin.set_trading_state(current_user(), state, user_id, body.get("reason")))
+    return jsonify(admin.set_trading_state(current_principal(), state, user_id, body.get("reason")))
 
 
 @bp.get("/audit")

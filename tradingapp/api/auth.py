@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tradingapp.auth import (
     current_claims,
+    current_principal,
     current_user,
     issue_access_token,
     issue_tokens,
@@ -95,7 +96,7 @@ def refresh():
 @login_required()
 def logout():
     revoke_session(current_claims())
-    log.info("event=logout user_id=%s", current_user().id)
+    log.info("event=logout user_id=%s", current_principal().id)
     return "", 204
 
 

@@ -1,5 +1,4 @@
-"""Orders: place, list, read, modify, cancel (one or all), the audit trail of one order, and
-closing every position by market orders."""
+"""Orders: place, list, read, modify, cancel (one or all), and the audit trail of one order."""
 
 from __future__ import annotations
 
@@ -22,7 +21,6 @@ from tradingapp.services import order_actions
 from tradingapp.services import orders as order_service
 
 bp = Blueprint("orders", __name__, url_prefix="/api/v1/orders")
-positions_bp = Blueprint("close_positions", __name__, url_prefix="/api/v1/positions")
 
 
 @bp.post("")
@@ -126,12 +124,3 @@ def order_events(order_id: str):
         sa.select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
     ).all()
     return jsonify(items=[e.to_dict() for e in rows])
-
-
-@positions_bp.delete("")
-@login_required(write=True)
-def close_all_positions():
-    orders, skipped = order_actions.close_all_positions(current_principal())
-    for order in orders:
-        ORDERS_ACCEPTED.labels(order.order_type).inc()
-    return jsonify(orders=[o.to_dict() for o in orders], skipped=skipped), 202

@@ -1,4 +1,5 @@
-"""The caller's trades, positions (net and day views), funds and account (trading state, limits)."""
+"""The caller's trades, positions (net and day views; closing them all), funds and account (trading
+state, limits)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
-from tradingapp.auth import current_user, login_required
+from tradingapp.auth import current_principal, login_required
 from tradingapp.domain.risk import stricter
 from tradingapp.errors import validation_error
 from tradingapp.extensions import db
+from tradingapp.metrics import ORDERS_ACCEPTED
 from tradingapp.models import Trade
 from tradingapp.models.types import dec
-from tradingapp.services import funds, positions
+from tradingapp.services import funds, order_actions, positions
 from tradingapp.services.positions import VIEWS
 
 bp = Blueprint("portfolio", __name__, url_prefix="/api/v1")
@@ -28,7 +30,7 @@ FUNDS_FIELDS = ("cash", "used_margin", "available", "realized_pnl", "unrealized_
 @login_required()
 def list_trades():
     limit = parse_limit(request.args.get("limit"))
-    query = sa.select(Trade).where(Trade.user_id == current_user().id)
+    query = sa.select(Trade).where(Trade.user_id == current_principal().id)
     if order_id := request.args.get("order_id"):
         try:
             query = query.where(Trade.order_id == uuid.UUID(order_id))
@@ -55,13 +57,23 @@ def list_positions():
     view = request.args.get("view", "net")
     if view not in VIEWS:
         raise validation_error("view must be net or day", view=view)
-    return jsonify(items=positions.list_positions(current_user().id, view, funds.today()))
+    return jsonify(items=positions.list_positions(current_principal().id, view, funds.today()))
+
+
+@bp.delete("/positions")
+@login_required(write=True)
+def close_all_positions():
+    """Market orders that flatten every position (services/order_actions.py says how)."""
+    orders, skipped = order_actions.close_all_positions(current_principal())
+    for order in orders:
+        ORDERS_ACCEPTED.labels(order.order_type).inc()
+    return jsonify(orders=[o.to_dict() for o in orders], skipped=skipped), 202
 
 
 @bp.get("/funds")
 @login_required()
 def get_funds():
-    summary, _limits = funds.funds_of(current_user().id)
+    summary, _limits = funds.funds_of(current_principal().id)
     db.session.commit()  # the account may just have been created
     return jsonify({name: dec(getattr(summary, name).quantize(CENTS)) for name in FUNDS_FIELDS})
 
@@ -70,7 +82,7 @@ def get_funds():
 @login_required()
 def get_account():
     """The caller's own trading state (theirs, the global one, the effective stricter one) and limits."""
-    account, settings = funds.account_and_settings(current_user().id)
+    account, settings = funds.account_and_settings(current_principal().id)
     global_state = settings.trading_state if settings else "ACTIVE"
     body = {
         "user_id": str(account.user_id),

@@ -214,20 +214,14 @@ def queue_marks(pipe: redis.client.Pipeline, instrument_ids: list[int]) -> None:
         pipe.hmget(quote_key(iid), "ltp", "close")
 
 
-def marks_from(instrument_ids: list[int], replies: list, known: dict[int, Decimal] | None = None) -> dict:
-    marks = dict(known or {})
-    for iid, (ltp, _close) in zip(instrument_ids, replies, strict=True):
-        if ltp and (price := last_price({"ltp": ltp.decode()})) is not None:
-            marks[iid] = price
-    return marks
-
-
-def closes_from(instrument_ids: list[int], replies: list) -> dict:
-    closes = {}
-    for iid, (_ltp, close) in zip(instrument_ids, replies, strict=True):
-        if close and (price := last_price({"ltp": close.decode()})) is not None:
-            closes[iid] = price
-    return closes
+def marks_and_closes(instrument_ids: list[int], replies: list) -> tuple[dict, dict]:
+    """(last prices, previous closes) by instrument from queue_marks' replies; missing ones left out."""
+    marks, closes = {}, {}
+    for iid, (ltp, close) in zip(instrument_ids, replies, strict=True):
+        for raw, into in ((ltp, marks), (close, closes)):
+            if raw and (price := last_price({"ltp": raw.decode()})) is not None:
+                into[iid] = price
+    return marks, closes
 
 
 def build_book(
@@ -251,7 +245,8 @@ def load_book(user_id: uuid.UUID, cash: Decimal, day: date, orders_today: int = 
         pipe = get_redis().pipeline(transaction=False)
         queue_marks(pipe, ids)
         replies = pipe.execute()
-    return build_book(cash, rows, marks_from(ids, replies), orders_today, closes_from(ids, replies))
+    marks, closes = marks_and_closes(ids, replies)
+    return build_book(cash, rows, marks, orders_today, closes)
 
 
 def funds_of(user_id: uuid.UUID) -> tuple[margin.Funds, Limits]:

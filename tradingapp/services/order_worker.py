@@ -18,12 +18,12 @@ from tradingapp.brokers.base import ModifyRequest, OrderRequest
 from tradingapp.domain import orders as sm
 from tradingapp.domain.matching import last_session_end
 from tradingapp.domain.risk import TradingState, stricter
-from tradingapp.extensions import db, get_redis
+from tradingapp.extensions import db
 from tradingapp.models import Account, Order, RiskSettings
 from tradingapp.models.risk import GLOBAL_SETTINGS_ID
 from tradingapp.models.types import utcnow
-from tradingapp.realtime import publish_user_event
 from tradingapp.services import order_state
+from tradingapp.services.orders import notify_order
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,9 @@ def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | Non
     if order.status == sm.Status.PENDING:
         order_state.transition(order, sm.Submit(), "system", actor_id="worker")
         request = order_state.order_request(order)
-        # Read inside the transaction: touching the row after the commit would reload it and open
-        # a new transaction, left idle while the job waits on the broker.
-        user_id, payload = order.user_id, order.to_dict()
+        payload = order.to_dict()  # built in the transaction: the push after the commit reads nothing
         db.session.commit()
-        _notify(user_id, order_id, payload)
+        notify_order(order, payload)
         return request, False
     if order.status == sm.Status.SUBMITTED and order.broker_order_id is None:
         request = order_state.order_request(order)
@@ -95,11 +93,11 @@ def _reject_unsent(order: Order, reason: str) -> None:
 
 def _end_unsent(order: Order, event: sm.Event) -> None:
     order_state.transition(order, event, "system", actor_id="worker")
-    user_id, payload = order.user_id, order.to_dict()
+    payload = order.to_dict()
     db.session.commit()
-    log.warning("event=ended_unsent order_id=%s user_id=%s status=%s reason=%r", order.id, user_id, order.status,
-                order.reject_reason)  # fmt: skip
-    _notify(user_id, order.id, payload)
+    log.warning("event=ended_unsent order_id=%s user_id=%s status=%s reason=%r", order.id, order.user_id,
+                order.status, order.reject_reason)  # fmt: skip
+    notify_order(order, payload)
 
 
 def end_if_unsendable(order_id: uuid.UUID) -> bool:
@@ -117,13 +115,6 @@ def end_if_unsendable(order_id: uuid.UUID) -> bool:
         return True
     db.session.rollback()
     return False
-
-
-def _notify(user_id: uuid.UUID, order_id: uuid.UUID, payload: dict) -> None:
-    try:
-        publish_user_event(get_redis(), str(user_id), "order", payload)
-    except Exception:  # the WebSocket push is best effort; the REST API is the record
-        log.warning("order notification failed order_id=%s user_id=%s", order_id, user_id)
 
 
 def order_for_cancel(order_id: uuid.UUID) -> uuid.UUID | None:

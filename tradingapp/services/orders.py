@@ -85,10 +85,10 @@ def place_validated(
     try:
         risk.check_order(user, instrument, new, last, close_only=close_only)
     except risk.RiskRejected as exc:
-        _refuse(user, new, exc)
+        _refuse(user, new, instrument, exc)
     if duplicate_guard and not new.client_order_id:
         _refuse_duplicate(user, new)
-    order = _new_order_row(user, new)
+    order = _new_order_row(user, new, instrument)
     existing = _flush_new(order, user, new)
     if existing is not None:
         return existing, False
@@ -122,14 +122,14 @@ def _flush_new(order: Order, user: User, new: NewOrder) -> Order | None:
     return None
 
 
-def _refuse(user: User, new: NewOrder, exc: risk.RiskRejected) -> None:
+def _refuse(user: User, new: NewOrder, instrument: Instrument, exc: risk.RiskRejected) -> None:
     """A risk refusal is kept as a REJECTED order with its audit rows (who asked, which rule, the
     numbers), then answered 422/423. A rate-limit refusal writes nothing: a flood must not fill
     the database."""
     if exc.status == 429:
         db.session.rollback()
         raise exc
-    order = _new_order_row(user, new)
+    order = _new_order_row(user, new, instrument)
     order.status = sm.Status.REJECTED.value
     order.reject_reason = f"risk: {exc.message}"[:255]
     existing = _flush_new(order, user, new)
@@ -190,10 +190,11 @@ def _existing_order(user: User, new: NewOrder) -> Order | None:
     return existing
 
 
-def _new_order_row(user: User, new: NewOrder) -> Order:
+def _new_order_row(user: User, new: NewOrder, instrument: Instrument) -> Order:
     now = utcnow()
     return Order(
         id=uuid.uuid4(),
+        instrument=instrument,  # set, not lazy-loaded: the order's JSON names its symbol
         user_id=user.id,
         client_order_id=new.client_order_id,
         request_hash=new.fingerprint(),
@@ -236,8 +237,7 @@ def _after_commit(order: Order, payload: dict) -> None:
 
 
 def notify_order(order: Order, payload: dict | None = None) -> None:
-    """Push the order to its owner's sockets. Pass `payload` (built before the commit) when the
-    transaction is over, so the push never reloads the row and opens a new transaction."""
+    """Push the order to its owner's sockets (`payload`: the order as built inside its transaction)."""
     try:
         publish_user_event(get_redis(), str(order.user_id), "order", payload or order.to_dict())
     except Exception:  # the WebSocket push is best effort; the REST API is the record

@@ -25,9 +25,8 @@ from tradingapp.models import Instrument, Order, User
 from tradingapp.services.funds import (
     AccountSnapshot,
     build_book,
-    closes_from,
     lock_account,
-    marks_from,
+    marks_and_closes,
     queue_marks,
     read_book,
     set_user_state,
@@ -96,9 +95,8 @@ def check_order(
     except risk.RiskViolation as violation:
         uncount_order(user.id)
         raise _rejected(violation, user.id) from None
-    except RiskRejected:
-        uncount_order(user.id)
-        raise
+    # A rate-limit refusal (RiskRejected 429) is not uncounted: the caller rolls the whole
+    # transaction back, count included.
 
 
 def check_modify(
@@ -140,8 +138,9 @@ def _book(account: AccountSnapshot, day: date, known: dict[int, Decimal], counte
     (allowed, wait_ms), *replies = _redis_round_trip(account.user_id, limits, ids)
     if not allowed:
         raise _rate_limited(account.user_id, limits, int(wait_ms))
-    marks = {**marks_from(ids, replies), **known}  # the order's own last price, read just before
-    return build_book(account.cash, rows, marks, account.orders_today - counted, closes_from(ids, replies))
+    marks, closes = marks_and_closes(ids, replies)
+    marks.update(known)  # the order's own last price, read just before
+    return build_book(account.cash, rows, marks, account.orders_today - counted, closes)
 
 
 def _state(account: AccountSnapshot, book) -> risk.TradingState:
