@@ -153,6 +153,7 @@ class Config:
         self.LOGIN_LOCKOUT = parse_duration("LOGIN_LOCKOUT", e.get("LOGIN_LOCKOUT"), 15 * 60)
         # Market data and the paper broker
         self.QUOTE_TTL = parse_duration("QUOTE_TTL", e.get("QUOTE_TTL"), 3600)
+        self.QUOTE_STALE_AFTER = parse_duration("QUOTE_STALE_AFTER", e.get("QUOTE_STALE_AFTER"), 10)
         self.PAPER_MAX_QUOTE_AGE = parse_duration("PAPER_MAX_QUOTE_AGE", e.get("PAPER_MAX_QUOTE_AGE"), 60)
         # The paper exchange's session end: a DAY order still working after the first one that
         # follows its creation expires.

@@ -92,7 +92,9 @@ def _delete_rabbitmq_namespace(url: str, namespace: str) -> None:
         pass
 
 
-TABLES = "ticks, paper_orders, processed_events, positions, trades, order_events, orders, instruments, users"
+TABLES = (
+    "candles_1m, ticks, paper_orders, processed_events, positions, trades, order_events, orders, instruments, users"
+)
 
 
 @pytest.fixture

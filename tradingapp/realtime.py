@@ -6,11 +6,13 @@ these names, so they live in one place.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
 import redis
 from flask import current_app
+from redis.commands.core import Script
 
 QUOTE_FIELDS = (
     "instrument_id", "ltp", "ltq", "bid", "ask", "bid_qty", "ask_qty",
@@ -37,11 +39,105 @@ def quote_key(instrument_id: int) -> str:
     return f"{_ns()}quote:{instrument_id}"
 
 
+# Writes a batch of quotes atomically, each only if not older than the cached one (compared as
+# epoch microseconds), so two consumers or a late redelivery never roll a quote back.
+# KEYS: the quote keys, then the staleness index. ARGV: ttl, channel ('' = do not publish), then
+# per key: ts_us ('' = always write), the JSON to publish, a field count n and n field/value pairs.
+# A written quote replaces the whole hash (fields it lacks are cleared). Returns the 1-based
+# positions of the quotes written.
+_STORE_QUOTES_LUA = """
+local n_keys = #KEYS - 1
+local index = KEYS[#KEYS]
+local ttl, channel = ARGV[1], ARGV[2]
+local pos, written = 3, {}
+for i = 1, n_keys do
+  local key, ts_us, payload, n = KEYS[i], ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2])
+  local first = pos + 3
+  pos = first + 2 * n
+  local stored = redis.call('HGET', key, 'ts_us')
+  if ts_us == '' or not stored or tonumber(ts_us) >= tonumber(stored) then
+    redis.call('DEL', key)
+    redis.call('HSET', key, unpack(ARGV, first, pos - 1))
+    if ts_us ~= '' then
+      redis.call('HSET', key, 'ts_us', ts_us)
+      redis.call('ZADD', index, ts_us, string.match(key, '(%d+)$'))
+    end
+    redis.call('EXPIRE', key, ttl)
+    if channel ~= '' then redis.call('PUBLISH', channel, payload) end
+    written[#written + 1] = i
+  end
+end
+return written
+"""
+_script_cache: list[Script] = []
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def quotes_updated_key() -> str:
+    """Sorted set: instrument id scored by the epoch microseconds of its cached quote."""
+    return f"{_ns()}quotes:updated"
+
+
+def store_quotes(
+    client: redis.Redis | redis.client.Pipeline, quotes: list[dict], ttl: int, publish: bool = True
+) -> list[dict]:
+    """Write quotes (JSON-ready dicts, one per instrument) in one script call: each one only if its
+    `ts` is not older than the cached quote's; written ones are published when `publish`. Returns
+    the quotes written (on a pipeline: [] until it executes)."""
+    if not quotes:
+        return []
+    keys, args = [], [ttl, quotes_channel() if publish else ""]
+    for quote in quotes:
+        fields = {k: str(v) for k, v in quote.items() if v is not None}
+        keys.append(quote_key(int(quote["instrument_id"])))
+        args += [_epoch_us(quote.get("ts")), orjson.dumps(quote) if publish else "", len(fields)]
+        for item in fields.items():
+            args += item
+    written = _script(client)(keys=[*keys, quotes_updated_key()], args=args, client=client)
+    if isinstance(client, redis.client.Pipeline):
+        return []
+    return [quotes[i - 1] for i in written]
+
+
 def store_quote(pipe: redis.client.Pipeline, quote: dict, ttl: int) -> None:
-    """Queue the write of one quote (strings only) into the cache on a pipeline."""
-    key = quote_key(int(quote["instrument_id"]))
-    pipe.hset(key, mapping={k: str(v) for k, v in quote.items() if v is not None})
-    pipe.expire(key, ttl)
+    """Queue the write of one quote into the cache on a pipeline (no publish): seeding, tests."""
+    store_quotes(pipe, [quote], ttl, publish=False)
+
+
+def _script(client) -> Script:
+    if not _script_cache:  # the SHA is computed once; EVALSHA loads the script on first use
+        _script_cache.append(client.register_script(_STORE_QUOTES_LUA))
+    return _script_cache[0]
+
+
+def _epoch_us(ts: object) -> str:
+    if not ts:
+        return ""
+    return str((_aware(ts) - EPOCH) // timedelta(microseconds=1))
+
+
+def _aware(ts: object) -> datetime:
+    moment = ts if isinstance(ts, datetime) else datetime.fromisoformat(str(ts))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def is_stale(quote: dict, now: datetime, stale_after: float) -> bool:
+    """A quote is stale when its feed has been silent past `stale_after` seconds (no ts: stale)."""
+    try:
+        return (now - _aware(quote["ts"])).total_seconds() > stale_after
+    except (KeyError, ValueError, TypeError):
+        return True
+
+
+def stale_instruments(client: redis.Redis, now: datetime, stale_after: float, limit: int) -> tuple[int, list[int]]:
+    """How many instruments have a cached quote older than `stale_after` seconds, and the ids of the
+    `limit` longest silent (from the staleness index the quote script keeps)."""
+    cutoff = f"({(now - EPOCH) // timedelta(microseconds=1) - round(stale_after * 1_000_000)}"
+    pipe = client.pipeline(transaction=False)
+    pipe.zcount(quotes_updated_key(), "-inf", cutoff)
+    pipe.zrangebyscore(quotes_updated_key(), "-inf", cutoff, start=0, num=limit)
+    count, ids = pipe.execute()
+    return count, [int(i) for i in ids]
 
 
 def publish_quote(pipe: redis.client.Pipeline, quote: dict) -> None:
@@ -62,6 +158,7 @@ def read_quotes(client: redis.Redis, instrument_ids: list[int]) -> dict[int, dic
     for iid, raw in zip(instrument_ids, pipe.execute(), strict=True):
         if raw:
             quote = {k.decode(): v.decode() for k, v in raw.items()}
+            quote.pop("ts_us", None)  # the script's comparison key, not part of the quote
             quote["instrument_id"] = iid
             quotes[iid] = quote
     return quotes

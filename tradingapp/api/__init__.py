@@ -19,6 +19,9 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import instruments
 
     app.register_blueprint(instruments.bp)
+    from tradingapp.api import candles
+
+    app.register_blueprint(candles.bp)
     from tradingapp.api import quotes
 
     app.register_blueprint(quotes.bp)

@@ -1,14 +1,25 @@
-"""Liveness, readiness (Postgres, Redis, RabbitMQ) — no auth."""
+"""Liveness, readiness (Postgres, Redis, RabbitMQ) — no auth.
+
+/ready also reports stale quotes (instruments whose feed has been silent past QUOTE_STALE_AFTER)
+as `stale_quotes: {count, instrument_ids}` (the longest silent first, at most STALE_LISTED). It does
+not fail readiness for them: a silent instrument is a market-data condition, not a broken process,
+and failing the probe would take every backend out of rotation for it.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import amqp_connection
+from tradingapp.realtime import stale_instruments
 
 bp = Blueprint("health", __name__)
+
+STALE_LISTED = 50
 
 
 @bp.get("/health")
@@ -50,4 +61,15 @@ def ready():
             "error": {"code": "unavailable", "message": f"{', '.join(failed)} unavailable", "details": results},
         }
         return jsonify(body), 503
-    return jsonify(status="ok", checks=results)
+    return jsonify(status="ok", checks=results, stale_quotes=_stale_quotes())
+
+
+def _stale_quotes() -> dict | None:
+    try:
+        count, ids = stale_instruments(
+            get_redis(), datetime.now(UTC), current_app.config["QUOTE_STALE_AFTER"], STALE_LISTED
+        )
+    except Exception as exc:  # the probe never raises
+        current_app.logger.warning("stale quote check failed error=%s", type(exc).__name__)
+        return None
+    return {"count": count, "instrument_ids": ids}

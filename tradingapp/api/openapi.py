@@ -150,6 +150,9 @@ SCHEMAS = {
             "unrealized_pnl": NULLABLE_DECIMAL,
         }
     ),
+    "Candle": _obj(
+        {"ts": TIME, "open": DECIMAL, "high": DECIMAL, "low": DECIMAL, "close": DECIMAL, "volume": {"type": "integer"}}
+    ),
     "Quote": _obj(
         {
             "instrument_id": {"type": "integer"},
@@ -165,8 +168,9 @@ SCHEMAS = {
             "close": DECIMAL,
             "volume": {"type": "string"},
             "ts": TIME,
+            "stale": {"type": "boolean", "description": "the feed has been silent past QUOTE_STALE_AFTER"},
         },
-        ["instrument_id", "ltp", "ts"],
+        ["instrument_id", "ltp", "ts", "stale"],
     ),
 }
 
@@ -221,7 +225,23 @@ PATHS = {
     "/health": {"get": _op("Liveness", "200", ANY, auth=False, errors=())},
     "/ready": {
         "get": _op(
-            "Readiness of Postgres, Redis and RabbitMQ (503 names the one down)", "200", ANY, auth=False, errors=()
+            "Readiness of Postgres, Redis and RabbitMQ (503 names the one down); stale quotes are reported, not failed",
+            "200",
+            _obj(
+                {
+                    "status": {"type": "string"},
+                    "checks": {"type": "object"},
+                    "stale_quotes": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "count": {"type": "integer"},
+                            "instrument_ids": {"type": "array", "items": {"type": "integer"}},
+                        },
+                    },
+                }
+            ),
+            auth=False,
+            errors=(),
         )
     },
     "/metrics": {"get": _op("Prometheus metrics (text format)", "200", auth=False, errors=())},
@@ -244,6 +264,16 @@ PATHS = {
     },
     "/api/v1/instruments/{instrument_id}": {
         "get": _op("One instrument", "200", _ref("Instrument"), params=["{instrument_id}"], errors=("401", "404"))
+    },
+    "/api/v1/instruments/{instrument_id}/candles": {
+        "get": _op(
+            "OHLCV candles of [start, end), oldest first (interval 1m|5m|15m|30m|1h|1d, default 1m; end defaults"
+            " to now, start to a span per interval; at most 5000 candles, 400 past it; 1d is the session day)",
+            "200",
+            _obj({"items": {"type": "array", "items": _ref("Candle")}}),
+            params=["{instrument_id}", "interval", "start", "end"],
+            errors=("400", "401", "404"),
+        )
     },
     "/api/v1/orders": {
         "post": _op(
@@ -314,9 +344,14 @@ PATHS = {
     },
     "/api/v1/quotes": {
         "get": _op(
-            "Latest cached quotes",
+            "Latest cached quotes (a stale or missing one from the broker's REST quote when it has one)",
             "200",
-            _obj({"items": {"type": "array", "items": _ref("Quote")}}),
+            _obj(
+                {
+                    "items": {"type": "array", "items": _ref("Quote")},
+                    "missing": {"type": "array", "items": {"type": "integer"}},
+                }
+            ),
             params=["instrument_ids"],
         )
     },

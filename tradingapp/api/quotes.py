@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+
 import redis
-from flask import Blueprint, jsonify, request
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify, request
 
 from tradingapp.auth import login_required
+from tradingapp.brokers import BrokerError, get_broker
 from tradingapp.errors import APIError, validation_error
-from tradingapp.extensions import get_redis
-from tradingapp.realtime import QUOTE_FIELDS, read_quotes
+from tradingapp.extensions import db, get_redis
+from tradingapp.models import Instrument
+from tradingapp.realtime import QUOTE_FIELDS, is_stale, read_quotes
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("quotes", __name__, url_prefix="/api/v1/quotes")
 
@@ -24,16 +32,40 @@ def get_quotes():
     `items` holds one quote per requested instrument that has a cached quote, in request order
     (duplicates collapsed): prices as decimal strings, quantities as integers. `missing` lists
     the requested ids with no cached quote (unknown instrument, or no tick within QUOTE_TTL).
+    Each item carries `stale`: its feed has been silent longer than QUOTE_STALE_AFTER. A stale or
+    missing quote is replaced by the broker's REST quote when the broker offers one (paper: no).
     """
     ids = parse_instrument_ids(request.args.get("instrument_ids"))
     try:
         quotes = read_quotes(get_redis(), ids)
     except redis.RedisError:
         raise APIError(503, "unavailable", "quote cache unavailable") from None
+    now, stale_after = datetime.now(UTC), current_app.config["QUOTE_STALE_AFTER"]
+    stale = {iid for iid in ids if iid not in quotes or is_stale(quotes[iid], now, stale_after)}
+    fresh = broker_quotes(sorted(stale)) if stale else {}
+    quotes.update(fresh)
     return jsonify(
-        items=[serialize(quotes[iid]) for iid in ids if iid in quotes],
+        items=[{**serialize(quotes[iid]), "stale": iid in stale and iid not in fresh} for iid in ids if iid in quotes],
         missing=[iid for iid in ids if iid not in quotes],
     )
+
+
+def broker_quotes(instrument_ids: list[int]) -> dict[int, dict]:
+    """The broker's REST quotes for stale or missing instruments, when the broker has the hook
+    (QuoteSource in brokers/base.py); an unreachable broker leaves the cached quotes as they are."""
+    source = getattr(get_broker(), "quote", None)
+    if source is None:
+        return {}
+    found = {}
+    for instrument in db.session.scalars(sa.select(Instrument).where(Instrument.id.in_(instrument_ids))):
+        try:
+            quote = source(instrument)
+        except BrokerError as exc:
+            log.warning("event=broker_quote_failed instrument_id=%s error=%s", instrument.id, exc)
+            continue
+        if quote is not None:
+            found[instrument.id] = {**quote, "instrument_id": instrument.id}
+    return found
 
 
 def parse_instrument_ids(raw: str | None) -> list[int]:

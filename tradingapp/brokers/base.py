@@ -57,7 +57,19 @@ class BrokerError(Exception):
     """The broker could not be reached or answered ambiguously: the outcome is unknown."""
 
 
+class QuoteSource(Protocol):
+    """Optional broker hook: a REST quote for when the feed is stale or silent (GET /quotes uses it).
+    The paper broker has none (its only prices are the feed's)."""
+
+    def quote(self, instrument) -> dict | None:
+        """The latest quote of an Instrument row, shaped like the cache's (decimal strings for
+        prices, ints for quantities, ISO-8601 `ts`), or None when the broker has none.
+        Raises BrokerError when the broker cannot be reached."""
+
+
 class Broker(Protocol):
+    """A broker may also implement QuoteSource."""
+
     name: str
 
     def place(self, request: OrderRequest) -> str:

@@ -1,7 +1,7 @@
 """Models, one module per aggregate; importing this package registers them all."""
 
 from tradingapp.models.instruments import Instrument
-from tradingapp.models.market import Tick
+from tradingapp.models.market import Candle1m, Tick
 from tradingapp.models.orders import Order, OrderEvent
 from tradingapp.models.paper import PaperEvent, PaperOrder
 from tradingapp.models.risk import Account, AdminAction, RiskSettings
@@ -11,6 +11,7 @@ from tradingapp.models.users import ROLES, User
 __all__ = [
     "Account",
     "AdminAction",
+    "Candle1m",
     "Instrument",
     "Order",
     "OrderEvent",

@@ -1,4 +1,4 @@
-"""Tick history (a TimescaleDB hypertable where the extension exists)."""
+"""Tick history (a TimescaleDB hypertable where the extension exists) and one-minute candles."""
 
 from __future__ import annotations
 
@@ -26,3 +26,20 @@ class Tick(db.Model):
     bid_qty: Mapped[int] = mapped_column(sa.Integer, default=0)
     ask_qty: Mapped[int] = mapped_column(sa.Integer, default=0)
     volume: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class Candle1m(db.Model):
+    """One instrument's minute: kept by services/candles.py as ticks are stored."""
+
+    __tablename__ = "candles_1m"
+
+    instrument_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)  # minute start, UTC
+    open: Mapped[Decimal] = mapped_column(Price(18, 4))
+    high: Mapped[Decimal] = mapped_column(Price(18, 4))
+    low: Mapped[Decimal] = mapped_column(Price(18, 4))
+    close: Mapped[Decimal] = mapped_column(Price(18, 4))
+    volume: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # Times of the earliest and latest tick counted: order open/close when ticks arrive late.
+    first_ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_ts: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -16,7 +16,8 @@ from flask import current_app
 from tradingapp.domain.feed import format_ts
 from tradingapp.extensions import db, get_redis, upsert_insert
 from tradingapp.models import Tick
-from tradingapp.realtime import publish_quote, quote_key, store_quote
+from tradingapp.realtime import store_quotes
+from tradingapp.services.candles import upsert_candles
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,19 @@ def _insert(rows: list[dict]) -> None:
     columns = {c.name for c in Tick.__table__.columns}
     params = [{k: v for k, v in row.items() if k in columns} for row in rows]
     # One executemany statement; a redelivered tick hits the natural key and is ignored.
-    stmt = upsert_insert(Tick).on_conflict_do_nothing(index_elements=["instrument_id", "ts", "seq"])
+    # RETURNING names the ticks really stored: only those count into the candles, so a
+    # redelivered batch adds no volume twice. Ticks and candles commit together.
+    stmt = (
+        upsert_insert(Tick)
+        .on_conflict_do_nothing(index_elements=["instrument_id", "ts", "seq"])
+        .returning(Tick.instrument_id, Tick.ts, Tick.seq)
+    )
     try:
-        db.session.execute(stmt, params)
+        stored = {tuple(row) for row in db.session.execute(stmt, params)}
+        by_key: dict[tuple, dict] = {}
+        for row in rows:  # a key twice in the batch: the first is the one stored
+            by_key.setdefault((row["instrument_id"], row["ts"], row["seq"]), row)
+        upsert_candles([by_key[key] for key in stored])
         db.session.commit()
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
@@ -122,32 +133,9 @@ def _refresh_quotes(rows: list[dict]) -> None:
         current = latest.get(row["instrument_id"])
         if current is None or (row["ts"], row["seq"]) >= (current["ts"], current["seq"]):
             latest[row["instrument_id"]] = row
-    client = get_redis()
-    ids = list(latest)
-    cached = client.pipeline(transaction=False)
-    for iid in ids:
-        cached.hget(quote_key(iid), "ts")
-    ttl = current_app.config["QUOTE_TTL"]
-    pipe = client.pipeline(transaction=True)
-    for iid, cached_ts in zip(ids, cached.execute(), strict=True):
-        row = latest[iid]
-        # A late redelivery must not roll the cache back to an older price.
-        if cached_ts and _older(row["ts"], cached_ts):
-            continue
-        quote = to_quote(row)
-        missing = [name for name in PRICE_FIELDS if quote[name] is None]
-        if missing:
-            pipe.hdel(quote_key(iid), *missing)
-        store_quote(pipe, quote, ttl)
-        publish_quote(pipe, quote)
-    pipe.execute()
-
-
-def _older(ts: datetime, cached_ts: bytes) -> bool:
-    try:
-        return ts < datetime.fromisoformat(cached_ts.decode())
-    except ValueError:
-        return False
+    # One script call: each quote is written (and published) only if not older than the cached
+    # one, so a late redelivery or a second consumer never rolls the cache back.
+    store_quotes(get_redis(), [to_quote(row) for row in latest.values()], current_app.config["QUOTE_TTL"])
 
 
 def to_quote(row: dict) -> dict:

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 import redis
@@ -188,10 +189,13 @@ def _subscribe(conn: Connection, hub: Hub, command: Command) -> None:
     except redis.RedisError as exc:
         log.warning("event=ws_snapshot_failed user_id=%s error=%s", conn.user_id, type(exc).__name__)
         return
+    now, stale_after = datetime.now(UTC), current_app.config["QUOTE_STALE_AFTER"]
     for iid in ids:
         if iid in snapshot:
+            # a live quote is fresh; a cached one may be stale (full mode carries the flag)
+            quote = {**snapshot[iid], "stale": realtime.is_stale(snapshot[iid], now, stale_after)}
             # a live quote already queued is at least as new as the cache read before it
-            conn.push_quote(shape_quote(snapshot[iid], command.mode), replace=False)
+            conn.push_quote(shape_quote(quote, command.mode), replace=False)
 
 
 def _send_loop(ws, conn: Connection) -> None:

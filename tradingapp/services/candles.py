@@ -1,0 +1,109 @@
+"""One-minute candles: kept up to date from each stored tick batch, and read back re-bucketed.
+
+The upsert runs in the tick insert's transaction and is fed only the ticks that insert really
+stored, so a redelivered batch (all duplicates) adds no volume twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from tradingapp.domain.candles import INTERVALS, aggregate, bucket_start, utc_offset
+from tradingapp.extensions import db, upsert_insert
+from tradingapp.models import Candle1m
+
+PAGE = 1000  # candles per statement; a batch of ticks rarely spans more (instrument, minute)s
+
+
+def upsert_candles(ticks: list[dict]) -> int:
+    """Fold newly stored ticks into candles_1m (no commit: the caller's transaction). Returns the
+    number of candles touched."""
+    candles = aggregate(ticks)
+    for i in range(0, len(candles), PAGE):
+        db.session.execute(_upsert_statement(candles[i : i + PAGE]))
+    return len(candles)
+
+
+def _upsert_statement(candles: list[dict]):
+    stmt = upsert_insert(Candle1m).values(candles)
+    old, new = Candle1m.__table__.c, stmt.excluded
+    greatest, least = _greatest_least()
+    return stmt.on_conflict_do_update(
+        index_elements=["instrument_id", "bucket"],
+        set_={
+            "high": greatest(old.high, new.high),
+            "low": least(old.low, new.low),
+            # A late tick earlier than the candle's first moves the open; one later than its last
+            # moves the close (a tie in time: the later-arriving batch is taken as the later tick).
+            "open": sa.case((new.first_ts < old.first_ts, new.open), else_=old.open),
+            "close": sa.case((new.last_ts >= old.last_ts, new.close), else_=old.close),
+            "first_ts": least(old.first_ts, new.first_ts),
+            "last_ts": greatest(old.last_ts, new.last_ts),
+            "volume": old.volume + new.volume,
+        },
+    )
+
+
+def _greatest_least():
+    if db.session.get_bind().dialect.name == "sqlite":
+        return sa.func.max, sa.func.min  # SQLite's two-argument max()/min() are scalar
+    return sa.func.greatest, sa.func.least
+
+
+def query_candles(instrument_id: int, interval: str, start: datetime, end: datetime, zone: str) -> list[dict]:
+    """Candles of [start, end) oldest first, as dicts (ts = the bucket's start, UTC)."""
+    c = Candle1m
+    in_range = sa.and_(c.instrument_id == instrument_id, c.bucket >= start, c.bucket < end)
+    if interval == "1m":
+        rows = db.session.execute(
+            sa.select(c.bucket, c.open, c.high, c.low, c.close, c.volume).where(in_range).order_by(c.bucket)
+        )
+        return [_candle(r.bucket, r) for r in rows]
+    grouped = (
+        sa.select(
+            sa.func.min(c.bucket).label("first_b"),
+            sa.func.max(c.bucket).label("last_b"),
+            sa.func.max(c.high).label("high"),
+            sa.func.min(c.low).label("low"),
+            sa.func.sum(c.volume).label("volume"),
+        )
+        .where(in_range)
+        .group_by(_group_key(interval, zone, start))
+        .subquery()
+    )
+    first, last = sa.orm.aliased(c), sa.orm.aliased(c)
+    query = (
+        sa.select(grouped, first.open, last.close)
+        .join(first, sa.and_(first.instrument_id == instrument_id, first.bucket == grouped.c.first_b))
+        .join(last, sa.and_(last.instrument_id == instrument_id, last.bucket == grouped.c.last_b))
+        .order_by(grouped.c.first_b)
+    )
+    return [_candle(bucket_start(r.first_b, interval, zone), r) for r in db.session.execute(query)]
+
+
+def _group_key(interval: str, zone: str, at: datetime):
+    """SQL naming the interval's bucket of a 1m candle (only grouped on; the bucket's start is
+    computed from the group's first minute in Python)."""
+    bucket = Candle1m.bucket
+    step = INTERVALS[interval]
+    if db.session.get_bind().dialect.name == "sqlite":
+        # No time zones in SQLite: the zone's offset at the range start (exact outside DST changes).
+        epoch = sa.cast(sa.func.strftime("%s", bucket), sa.Integer)
+        return (epoch + utc_offset(zone, at)) // step
+    if interval == "1d":
+        return sa.cast(sa.func.timezone(zone, bucket), sa.Date)
+    origin = sa.func.to_timestamp(-utc_offset(zone, at))
+    return sa.func.date_bin(sa.text(f"interval '{step} seconds'"), bucket, origin)
+
+
+def _candle(ts: datetime, row) -> dict:
+    return {
+        "ts": ts,
+        "open": row.open,
+        "high": row.high,
+        "low": row.low,
+        "close": row.close,
+        "volume": int(row.volume),
+    }
