@@ -14,20 +14,37 @@ from tradingapp.domain.candles import INTERVALS, aggregate, bucket_start, utc_of
 from tradingapp.extensions import db, upsert_insert
 from tradingapp.models import Candle1m
 
-PAGE = 1000  # candles per statement; a batch of ticks rarely spans more (instrument, minute)s
+PAGE = 1000  # SQLite: candles per statement (its bind parameter limit)
+
+
+# Postgres types of the candle columns, for the column-array (unnest) upsert.
+CANDLE_COLUMNS = {
+    "instrument_id": "integer", "bucket": "timestamptz", "open": "numeric", "high": "numeric", "low": "numeric",
+    "close": "numeric", "volume": "bigint", "first_ts": "timestamptz", "last_ts": "timestamptz",
+}  # fmt: skip
 
 
 def upsert_candles(ticks: list[dict]) -> int:
-    """Fold newly stored ticks into candles_1m (no commit: the caller's transaction). Returns the
-    number of candles touched."""
+    """Fold newly stored ticks into candles_1m in one statement (no commit: the caller's
+    transaction). Returns the number of candles touched."""
     candles = aggregate(ticks)
-    for i in range(0, len(candles), PAGE):
-        db.session.execute(_upsert_statement(candles[i : i + PAGE]))
+    if not candles:
+        return 0
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Column arrays through unnest: one statement whose SQL never changes (compiled once),
+        # where a VALUES list is compiled anew for every batch size.
+        arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in CANDLE_COLUMNS.items())
+        rows = sa.select(sa.text("*")).select_from(sa.text(f"unnest({arrays}) AS batch"))
+        table = Candle1m.__table__  # the Core table: the ORM would read the arrays as one row
+        stmt = _on_conflict(upsert_insert(table).from_select([table.c[name] for name in CANDLE_COLUMNS], rows))
+        db.session.execute(stmt, {name: [c[name] for c in candles] for name in CANDLE_COLUMNS})
+        return len(candles)
+    for i in range(0, len(candles), PAGE):  # SQLite: a VALUES list (bounded bind parameters)
+        db.session.execute(_on_conflict(upsert_insert(Candle1m).values(candles[i : i + PAGE])))
     return len(candles)
 
 
-def _upsert_statement(candles: list[dict]):
-    stmt = upsert_insert(Candle1m).values(candles)
+def _on_conflict(stmt):
     old, new = Candle1m.__table__.c, stmt.excluded
     greatest, least = _greatest_least()
     return stmt.on_conflict_do_update(
