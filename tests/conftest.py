@@ -165,6 +165,16 @@ def trader_headers(trader, auth_headers):
 
 
 @pytest.fixture
+def admin(make_user):
+    return make_user(role="admin")
+
+
+@pytest.fixture
+def admin_headers(admin, auth_headers):
+    return auth_headers(admin)
+
+
+@pytest.fixture
 def seeded_demo(db):
     """The demo users of `flask seed` (their real argon2 hashes)."""
     seed_demo_data()

@@ -24,16 +24,6 @@ ADMIN_ROUTES = [
 ]
 
 
-@pytest.fixture
-def admin(make_user):
-    return make_user(role="admin")
-
-
-@pytest.fixture
-def admin_headers(admin, auth_headers):
-    return auth_headers(admin)
-
-
 def actions() -> list[AdminAction]:
     _db.session.expire_all()
     return list(_db.session.scalars(sa.select(AdminAction).order_by(AdminAction.id)))

@@ -4,7 +4,6 @@ numbers, kept as a REJECTED order with its audit trail; a rate-limit refusal wri
 import uuid
 from decimal import Decimal
 
-import pytest
 import sqlalchemy as sa
 
 from jobs.orders import submit_order
@@ -19,11 +18,6 @@ from tradingapp.services.broker_events import apply_broker_event
 from tradingapp.services.order_worker import HALTED_BEFORE_SUBMISSION
 
 LIMIT = {"instrument_id": 1, "side": "BUY", "quantity": 10, "order_type": "LIMIT", "limit_price": "2500.05"}
-
-
-@pytest.fixture
-def admin_headers(make_user, auth_headers):
-    return auth_headers(make_user(email="admin@example.com", role="admin"))
 
 
 def set_limits(client, admin_headers, user=None, **limits):
