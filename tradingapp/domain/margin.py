@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import cached_property
 
 from tradingapp.domain.risk_limits import Limits
 
@@ -93,6 +94,11 @@ class Book:
     def close(self, instrument_id: int) -> Decimal | None:
         return (self.closes or {}).get(instrument_id)
 
+    @cached_property
+    def day_profit(self) -> Decimal:
+        """day_pnl, worked out once per book: the order path asks for it more than once."""
+        return _day_pnl(self)
+
     def with_working(self, instrument_id: int, product: str, side: str, count: int, quantity: int, value: Decimal):
         """This book with a working order added (or changed, with negative deltas)."""
         key = (instrument_id, product, side)
@@ -145,6 +151,10 @@ def realized_pnl(book: Book) -> Decimal:
 
 
 def day_pnl(book: Book) -> Decimal:
+    return book.day_profit
+
+
+def _day_pnl(book: Book) -> Decimal:
     """Today's P&L for the daily loss limit, marked to market the way brokers show "day M2M":
     per position, the cash today's trades moved + quantity now x last price - the quantity held at
     the start of the day x the previous close. A loss carried from earlier days is not today's, and
