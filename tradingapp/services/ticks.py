@@ -41,7 +41,7 @@ def ingest_ticks(ticks: list[dict]) -> int:
             skipped += 1
             log.warning("event=tick_skipped reason=%s", exc)
     if rows:
-        _insert(rows)
+        store_ticks(rows)
         _refresh_quotes(rows)
     if skipped:
         log.warning("event=ticks_ingested valid=%d skipped=%d", len(rows), skipped)
@@ -104,9 +104,10 @@ def _ts(value: object) -> datetime:
     return ts.astimezone(UTC)
 
 
-def _insert(rows: list[dict]) -> None:
-    """Store the ticks and fold those really stored (not duplicates) into the candles, in one
-    transaction: a redelivered batch adds no candle volume twice."""
+def store_ticks(rows: list[dict]) -> int:
+    """Store parsed ticks and fold those really stored (not duplicates) into the candles, in one
+    transaction (committed): a redelivered batch adds no candle volume twice. Returns how many
+    ticks were new. The quote cache is not touched (see ingest_ticks)."""
     try:
         stored = _store_ticks(rows)
         by_key: dict[tuple, dict] = {}
@@ -117,6 +118,7 @@ def _insert(rows: list[dict]) -> None:
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
         raise
+    return len(stored)
 
 
 # Postgres types of the ticks columns, for the column-array insert.
