@@ -159,6 +159,11 @@ class Config:
         # follows its creation expires.
         self.PAPER_SESSION_END = parse_clock("PAPER_SESSION_END", e.get("PAPER_SESSION_END"), time(15, 30))
         self.FEED_INTERVAL_MS = parse_int("FEED_INTERVAL_MS", e.get("FEED_INTERVAL_MS"), 1000)
+        # Ticks older than this many days are deleted (candles are kept); 0 keeps them forever.
+        # With TimescaleDB the migration's retention policy (365 days) does it instead.
+        self.TICK_RETENTION_DAYS = parse_int("TICK_RETENTION_DAYS", e.get("TICK_RETENTION_DAYS"), 365)
+        if self.TICK_RETENTION_DAYS < 0:
+            raise ConfigError(f"TICK_RETENTION_DAYS must be 0 (keep forever) or more, got {self.TICK_RETENTION_DAYS}")
         # Orders
         self.ORDER_JOB_TIMEOUT = parse_duration("ORDER_JOB_TIMEOUT", e.get("ORDER_JOB_TIMEOUT"), 30)
         self.SWEEP_INTERVAL = parse_duration("SWEEP_INTERVAL", e.get("SWEEP_INTERVAL"), 15)
