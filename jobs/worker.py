@@ -8,6 +8,8 @@ RQ's scheduler (for Retry intervals) and the order sweeper share one plain backg
 (this process is not gevent-patched). The sweeper must run on time whether the worker is busy or
 idle, and an idle worker sits blocked in BLPOP, so sweeping "between jobs" would not happen when
 it matters most: after a crash, on a quiet market.
+
+Tick retention (TICK_RETENTION_DAYS, without TimescaleDB) runs hourly in a thread of its own.
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ from tradingapp.services.order_worker import (
     find_waiting_requests,
     find_working_orders,
 )
+from tradingapp.services.retention import prune_ticks
 
 log = logging.getLogger("jobs.worker")  # not "__main__" under python -m
 
 SCHEDULER_TICK = 1.0  # seconds; Retry intervals are 1, 2 and 5 s
 RESUBMIT_BACKOFF_MAX = 300  # seconds between re-queues of one stranded submission, at most
+PRUNE_INTERVAL = 3600  # seconds between tick retention rounds (one worker prunes per round)
+PRUNE_FIRST_DELAY = 60  # seconds after start: a restarting worker does not prune at once
 
 
 class AppJob(Job):
@@ -207,18 +212,59 @@ class Maintenance(threading.Thread):
         self._stop_event.set()
 
 
+# -- tick retention ----------------------------------------------------------------------------------------
+def prune_round(app: Flask, keep_going=lambda: True) -> int | None:
+    """One retention round: ticks past TICK_RETENTION_DAYS deleted in batches (services/retention.py),
+    by one worker per PRUNE_INTERVAL (a Redis lock). None when another worker holds the round."""
+    with app.app_context():
+        try:
+            if not get_redis().set(_key("prune-ticks"), "1", nx=True, ex=PRUNE_INTERVAL - 60):
+                return None
+            result = prune_ticks(app.config["TICK_RETENTION_DAYS"], keep_going=keep_going)
+            log.info("event=prune_ticks deleted=%d reason=%s", result.deleted, result.reason.replace(" ", "_"))
+            return result.deleted
+        finally:
+            db.session.remove()
+
+
+class TickRetention(threading.Thread):
+    """Tick retention in a thread of its own: a first prune after a long outage may take minutes,
+    and the Maintenance thread must keep moving retries and sweeping meanwhile."""
+
+    def __init__(self, app: Flask, interval: float = PRUNE_INTERVAL, first_delay: float = PRUNE_FIRST_DELAY):
+        super().__init__(name="tick-retention", daemon=True)
+        self.app, self.interval, self.first_delay = app, interval, first_delay
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        wait = self.first_delay
+        while not self._stop_event.wait(wait):
+            wait = self.interval
+            try:
+                prune_round(self.app, keep_going=lambda: not self._stop_event.is_set())
+            except Exception:  # Postgres away for a moment: try again next round
+                log.exception("event=prune_ticks_failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
 def main() -> int:
     app = create_app()
     worker = build_worker(app)
     maintenance = Maintenance(app, [q.name for q in worker.queues])
     maintenance.start()
+    retention = TickRetention(app)
+    retention.start()
     log.info("event=worker_start queues=%s sweep_interval=%s", ",".join(q.name for q in worker.queues),
              maintenance.sweep_interval)  # fmt: skip
     try:
         worker.work(logging_level=app.config["LOG_LEVEL"])
     finally:
         maintenance.stop()
+        retention.stop()
         maintenance.join(timeout=5)
+        retention.join(timeout=5)
         log.info("event=worker_stop")
     return 0
 

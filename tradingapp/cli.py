@@ -1,13 +1,17 @@
-"""Flask CLI commands: `flask create-db`, `flask seed`, `flask create-user`, `flask preflight`."""
+"""Flask CLI commands: `flask create-db`, `flask seed`, `flask create-user`, `flask preflight`,
+`flask backfill`, `flask prune-ticks`."""
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 import psycopg
 import sqlalchemy as sa
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from psycopg import sql
 
 from tradingapp.errors import APIError
@@ -128,3 +132,104 @@ def init_app(app: Flask) -> None:
         db.session.add(user)
         db.session.commit()
         click.echo(f"created {role} {email} id={user.id}")
+
+    app.cli.add_command(backfill_command)
+    app.cli.add_command(prune_ticks_command)
+
+
+@click.command("backfill")
+@with_appcontext
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--kind", type=click.Choice(["ticks", "bars"]), default="ticks", show_default=True)
+@click.option("--instrument", metavar="ID|SEGMENT:SYMBOL",
+              help="the one instrument of a file without an instrument column")  # fmt: skip
+@click.option("--timezone", "zone", metavar="ZONE", help="zone of times written without one, e.g. Asia/Kolkata")
+@click.option("--batch", type=click.IntRange(1, 100_000), default=10_000, show_default=True,
+              help="rows per transaction")  # fmt: skip
+@click.option("--skip-bad", is_flag=True, help="import the good rows and list the bad ones")
+def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
+    """Backfill ticks or one-minute bars from a CSV file into the tick store and the candles.
+
+    The first line names the columns (any order, any case). Times are ISO-8601 with a zone
+    (2026-11-23T09:15:00.250+05:30 or ...Z); times without one need --timezone. Prices are
+    decimals with at most 4 places. Every row names its instrument by an instrument_id
+    column, or exchange_segment + symbol (symbol alone when unique), or the file is one
+    instrument's given by --instrument.
+
+    \b
+    --kind ticks: ts, ltp required; seq, ltq, bid, ask, bid_qty, ask_qty, volume optional.
+      Stored like feed ticks and folded into the one-minute candles. A tick already stored
+      (same instrument_id, ts, seq) is skipped, so running a file again changes nothing.
+      Without a seq column, ticks of one instrument with the same ts must be on
+      consecutive lines; they are numbered 0, 1, 2...
+    --kind bars: ts (or bucket, the minute's start), open, high, low, close required;
+      volume optional. Each bar replaces the candle of its minute (running a file again
+      changes nothing). Bars are taken as whole minutes: live ticks do not move a bar's
+      open or close. Import bars or ticks for a range, not both.
+
+    \b
+    A bad row (its line and reason are listed) stops the import before anything is
+    written; with --skip-bad the good rows are imported and the bad ones listed. Exit
+    status 1 when a row or the file is bad (with --skip-bad: only for the file).
+    """
+    from tradingapp.services import backfill
+
+    try:
+        tz = ZoneInfo(zone) if zone else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {zone!r}", param_hint="--timezone") from None
+    size = os.path.getsize(csv_file)
+    try:
+        instruments = backfill.Instruments(instrument)
+        if not skip_bad:
+            with click.progressbar(length=size, label="checking ") as bar:
+                checked = backfill.check_file(csv_file, kind, instruments, tz, _progress(bar))
+            if checked.bad_count:
+                _list_bad(checked)
+                raise click.ClickException(
+                    f"{checked.bad_count} bad row(s) of {checked.rows}: nothing imported. "
+                    "Fix them, or import the good rows with --skip-bad."
+                )
+        with click.progressbar(length=size, label="importing") as bar:
+            report = backfill.import_file(csv_file, kind, instruments, tz, batch, _progress(bar))
+    except backfill.BadFile as exc:
+        raise click.ClickException(f"{csv_file}: {exc}; nothing imported") from None
+    if report.bad_count:
+        _list_bad(report)
+    done = f"{report.written} new" if kind == "ticks" else f"{report.written} written"
+    skipped = f", {report.bad_count} bad skipped" if report.bad_count else ""
+    already = f", {report.rows - report.bad_count - report.written} already stored" if kind == "ticks" else ""
+    click.echo(f"{kind}: {report.rows} rows, {done}{already}{skipped}")
+
+
+@click.command("prune-ticks")
+@with_appcontext
+@click.option("--days", type=click.IntRange(min=0), help="keep this many days (default: TICK_RETENTION_DAYS)")
+def prune_ticks_command(days):
+    """Delete ticks older than TICK_RETENTION_DAYS in small batches (the worker does it hourly).
+    Candles are kept. With TimescaleDB the hypertable's retention policy does it: no-op."""
+    from tradingapp.services.retention import prune_ticks
+
+    retention = current_app.config["TICK_RETENTION_DAYS"] if days is None else days
+    result = prune_ticks(retention)
+    if result.cutoff is None:
+        click.echo(f"nothing deleted: {result.reason}")
+    else:
+        click.echo(f"deleted {result.deleted} ticks older than {result.cutoff.isoformat()} (candles kept)")
+
+
+def _progress(bar):
+    """A read_file progress callback moving a click progress bar to the bytes read."""
+
+    def update(done: int) -> None:
+        if done > bar.pos:
+            bar.update(done - bar.pos)
+
+    return update
+
+
+def _list_bad(report) -> None:
+    for line, reason in report.bad:
+        click.echo(f"line {line}: {reason}", err=True)
+    if report.bad_count > len(report.bad):
+        click.echo(f"... and {report.bad_count - len(report.bad)} more bad rows", err=True)

@@ -1,0 +1,311 @@
+"""Backfill from a CSV file: ticks (stored as the feed stores them, folded into the candles) or
+one-minute bars (written straight into candles_1m). `flask backfill` drives it (tradingapp/cli.py).
+
+Running a file twice is harmless: ticks are deduplicated by their natural key (instrument_id, ts,
+seq), so a tick already stored adds no candle volume again; a bar replaces its minute's candle.
+
+Bars and ticks of the same minute: a bar is taken as the whole minute. It replaces the candle,
+whatever live or backfilled ticks had built there, and is stamped as spanning the full minute, so
+a tick stored later for that minute (it should not come: bars are for minutes that have passed)
+neither moves its open nor its close but does widen high/low and add its volume. Import bars
+for a range, or ticks for it, not both.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from tradingapp.extensions import db, upsert_insert
+from tradingapp.models import Candle1m, Instrument
+from tradingapp.services.ticks import BadTick, parse_tick, store_ticks
+
+KINDS = ("ticks", "bars")
+BATCH = 10_000
+INSTRUMENT_COLUMNS = ("instrument_id", "exchange_segment", "symbol")
+INT_COLUMNS = ("seq", "ltq", "bid_qty", "ask_qty", "volume")
+COLUMNS = {
+    "ticks": {
+        "required": ("ts", "ltp"),
+        "optional": ("seq", "ltq", "bid", "ask", "bid_qty", "ask_qty", "volume"),
+    },
+    "bars": {"required": ("ts", "open", "high", "low", "close"), "optional": ("volume",)},
+}
+LAST_MICROSECOND = timedelta(seconds=59, microseconds=999_999)  # a bar spans its whole minute
+
+
+class BadFile(ValueError):
+    """The file as a whole cannot be read (header, encoding): nothing is imported."""
+
+
+class BadRow(ValueError):
+    """One row that cannot be imported, with the reason."""
+
+
+@dataclass
+class Report:
+    rows: int = 0  # data rows read
+    written: int = 0  # ticks newly stored, or bars written
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), the first MAX_LISTED
+    bad_count: int = 0
+
+    MAX_LISTED = 50
+
+    def add_bad(self, line: int, reason: str) -> None:
+        self.bad_count += 1
+        if len(self.bad) < self.MAX_LISTED:
+            self.bad.append((line, reason))
+
+
+class Instruments:
+    """Names an instrument for a row: the --instrument option, an instrument_id column, or an
+    exchange_segment + symbol (or a symbol alone, when only one instrument has it)."""
+
+    def __init__(self, fixed: str | None = None):
+        rows = db.session.execute(sa.select(Instrument.id, Instrument.exchange_segment, Instrument.symbol)).all()
+        self.ids = {row.id for row in rows}
+        self.by_name: dict[tuple[str, str], list[int]] = {}
+        self.by_symbol: dict[str, list[int]] = {}
+        for row in rows:
+            self.by_name.setdefault((row.exchange_segment.upper(), row.symbol.upper()), []).append(row.id)
+            self.by_symbol.setdefault(row.symbol.upper(), []).append(row.id)
+        self.fixed = None
+        if fixed is not None:
+            try:
+                self.fixed = self.resolve_name(fixed)
+            except BadRow as exc:
+                raise BadFile(f"--instrument: {exc}") from None
+
+    def resolve_name(self, name: str) -> int:
+        name = name.strip()
+        if name.isdigit():
+            return self.resolve_id(name)
+        segment, _, symbol = name.rpartition(":")
+        return self.resolve_symbol(symbol, segment)
+
+    def resolve_id(self, raw: str) -> int:
+        try:
+            instrument_id = int(raw)
+        except ValueError:
+            raise BadRow(f"instrument_id {raw!r} is not an integer") from None
+        if instrument_id not in self.ids:
+            raise BadRow(f"unknown instrument_id {instrument_id}")
+        return instrument_id
+
+    def resolve_symbol(self, symbol: str, segment: str = "") -> int:
+        symbol, segment = symbol.strip().upper(), segment.strip().upper()
+        found = self.by_name.get((segment, symbol), []) if segment else self.by_symbol.get(symbol, [])
+        where = f"{segment}:{symbol}" if segment else symbol
+        if not found:
+            raise BadRow(f"unknown instrument {where}")
+        if len(found) > 1:
+            raise BadRow(f"{where} names {len(found)} instruments: use instrument_id (or add exchange_segment)")
+        return found[0]
+
+    def of_row(self, row: dict[str, str]) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if "instrument_id" in row:
+            return self.resolve_id(row["instrument_id"].strip())
+        return self.resolve_symbol(row["symbol"], row.get("exchange_segment", ""))
+
+
+def check_header(header: list[str] | None, kind: str, fixed_instrument: bool) -> list[str]:
+    """The header's column names (trimmed, lower case), or BadFile saying what is wrong."""
+    if not header:
+        raise BadFile("the file is empty: the first line must name the columns")
+    names = [name.strip().lower() for name in header]
+    if kind == "bars" and "bucket" in names and "ts" not in names:
+        names[names.index("bucket")] = "ts"  # a bar's minute may be headed `bucket`
+    spec = COLUMNS[kind]
+    allowed = set(spec["required"]) | set(spec["optional"]) | set(INSTRUMENT_COLUMNS)
+    problems = []
+    if missing := [name for name in spec["required"] if name not in names]:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if unknown := [name for name in names if name not in allowed]:
+        problems.append(f"unknown column(s) {', '.join(unknown)}")
+    if duplicated := sorted({name for name in names if names.count(name) > 1}):
+        problems.append(f"column(s) named twice: {', '.join(duplicated)}")
+    named = "instrument_id" in names or "symbol" in names
+    if fixed_instrument and (named or "exchange_segment" in names):
+        problems.append("--instrument given but the file names instruments too: use one or the other")
+    if not fixed_instrument and not named:
+        problems.append("no instrument: add an instrument_id (or symbol) column, or pass --instrument")
+    if problems:
+        raise BadFile(f"{kind} header: {'; '.join(problems)}")
+    return names
+
+
+def parse_time(raw: str, zone: ZoneInfo | None) -> str:
+    """ISO-8601 text with a zone; a time without one is read in `zone` (--timezone) when given."""
+    raw = raw.strip()
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRow(f"ts {raw!r} is not an ISO-8601 time") from None
+    if value.tzinfo is None:
+        if zone is None:
+            raise BadRow(f"ts {raw!r} has no time zone (add Z or +05:30, or pass --timezone)")
+        value = value.replace(tzinfo=zone)
+    return value.isoformat()
+
+
+def _raw(row: dict[str, str], names: tuple[str, ...]) -> dict:
+    """The row's non-empty cells in the shape parse_tick takes: integers as int, prices as text."""
+    raw: dict = {}
+    for name in names:
+        value = (row.get(name) or "").strip()
+        if not value:
+            continue
+        if name in INT_COLUMNS:
+            try:
+                raw[name] = int(value)
+            except ValueError:
+                raise BadRow(f"{name} {value!r} is not an integer") from None
+        else:
+            raw[name] = value
+    return raw
+
+
+def parse_tick_row(row: dict[str, str], instrument_id: int, zone: ZoneInfo | None) -> dict:
+    raw = _raw(row, COLUMNS["ticks"]["optional"] + ("ltp",))
+    raw.update(instrument_id=instrument_id, ts=parse_time(row["ts"], zone))
+    raw.setdefault("seq", 0)  # numbered per (instrument, ts) by the reader when the file has no seq
+    try:
+        return parse_tick(raw)
+    except BadTick as exc:
+        raise BadRow(str(exc)) from None
+
+
+def parse_bar_row(row: dict[str, str], instrument_id: int, zone: ZoneInfo | None) -> dict:
+    """A one-minute bar as a candles_1m row. The tick parser checks its prices and volume (the
+    same rules as a tick's), then the bar's own: a minute's start, low <= open/close <= high."""
+    raw = _raw(row, ("open", "high", "low", "close", "volume"))
+    if missing := [name for name in ("open", "high", "low", "close") if name not in raw]:
+        raise BadRow(f"{', '.join(missing)} is empty")
+    try:
+        bar = parse_tick({**raw, "instrument_id": instrument_id, "seq": 0, "ts": parse_time(row["ts"], zone),
+                          "ltp": raw["close"]})  # fmt: skip
+    except BadTick as exc:
+        raise BadRow(str(exc)) from None
+    bucket = bar["ts"]
+    if bucket.second or bucket.microsecond:
+        raise BadRow(f"ts {row['ts'].strip()!r} is not the start of a minute (bars are one-minute bars)")
+    if not bar["low"] <= min(bar["open"], bar["close"]) or not bar["high"] >= max(bar["open"], bar["close"]):
+        raise BadRow("low must be <= open and close, high >= open and close")
+    return {
+        "instrument_id": instrument_id, "bucket": bucket, "open": bar["open"], "high": bar["high"],
+        "low": bar["low"], "close": bar["close"], "volume": bar["volume"],
+        "first_ts": bucket, "last_ts": bucket + LAST_MICROSECOND,
+    }  # fmt: skip
+
+
+PARSERS = {"ticks": parse_tick_row, "bars": parse_bar_row}
+
+
+def read_file(
+    path: str,
+    kind: str,
+    instruments: Instruments,
+    zone: ZoneInfo | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, dict | str]]:
+    """(line number, parsed row) for each data row, or (line number, reason) for a bad one.
+    `progress` is told the bytes read so far. BadFile for a file that cannot be read at all."""
+    parse = PARSERS[kind]
+    seq_numbers = _SeqNumbers()
+    with open(path, "rb") as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text)
+        try:
+            names = check_header(next(reader, None), kind, instruments.fixed is not None)
+            has_seq = "seq" in names
+            for cells in reader:
+                if progress:
+                    progress(binary.tell())
+                if not cells or cells == [""]:
+                    continue  # a blank line
+                try:
+                    if len(cells) != len(names):
+                        raise BadRow(f"{len(cells)} fields, the header has {len(names)}")
+                    row = dict(zip(names, cells, strict=True))
+                    item = parse(row, instruments.of_row(row), zone)
+                except BadRow as exc:
+                    yield reader.line_num, str(exc)
+                    continue
+                if kind == "ticks" and not has_seq:
+                    item["seq"] = seq_numbers.next(item)
+                yield reader.line_num, item
+        except UnicodeDecodeError:
+            raise BadFile(f"not UTF-8 text (after line {reader.line_num})") from None
+        except csv.Error as exc:
+            raise BadFile(f"line {reader.line_num}: {exc}") from None
+
+
+class _SeqNumbers:
+    """seq for a file without one: 0, 1, 2... for consecutive ticks of one instrument at the same
+    ts, so the same file read again gives the same keys (and its ticks are not stored twice)."""
+
+    def __init__(self):
+        self.last: dict[int, tuple[datetime, int]] = {}
+
+    def next(self, tick: dict) -> int:
+        ts, seq = self.last.get(tick["instrument_id"], (None, -1))
+        seq = seq + 1 if ts == tick["ts"] else 0
+        self.last[tick["instrument_id"]] = (tick["ts"], seq)
+        return seq
+
+
+def check_file(path: str, kind: str, instruments: Instruments, zone=None, progress=None) -> Report:
+    """Read the whole file without writing: how many rows, and which are bad."""
+    report = Report()
+    for line, item in read_file(path, kind, instruments, zone, progress):
+        report.rows += 1
+        if isinstance(item, str):
+            report.add_bad(line, item)
+    return report
+
+
+def import_file(path: str, kind: str, instruments: Instruments, zone=None, batch: int = BATCH,
+                progress=None) -> Report:  # fmt: skip
+    """Write the file's good rows, `batch` per transaction; bad rows are reported, not written."""
+    report, rows = Report(), []
+    write = store_ticks if kind == "ticks" else replace_bars
+    for line, item in read_file(path, kind, instruments, zone, progress):
+        report.rows += 1
+        if isinstance(item, str):
+            report.add_bad(line, item)
+            continue
+        rows.append(item)
+        if len(rows) >= batch:
+            report.written += write(rows)
+            rows = []
+    if rows:
+        report.written += write(rows)
+    return report
+
+
+def replace_bars(bars: list[dict]) -> int:
+    """Upsert one-minute bars into candles_1m, each replacing its minute's candle (re-importing a
+    bar never doubles its volume), in one committed transaction. A bar twice: the later wins."""
+    by_key = {(bar["instrument_id"], bar["bucket"]): bar for bar in bars}
+    rows = [by_key[key] for key in sorted(by_key)]  # one lock order for concurrent imports
+    table = Candle1m.__table__
+    stmt = upsert_insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["instrument_id", "bucket"],
+        set_={name: stmt.excluded[name] for name in ("open", "high", "low", "close", "volume", "first_ts", "last_ts")},
+    )
+    try:
+        db.session.execute(stmt, rows)
+        db.session.commit()
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        raise
+    return len(rows)

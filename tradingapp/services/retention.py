@@ -1,0 +1,103 @@
+"""Tick retention without TimescaleDB: ticks older than TICK_RETENTION_DAYS are deleted in small
+batches, each its own short transaction (never one DELETE holding locks and bloating WAL for
+minutes). One-minute candles are kept: they are small and are the history charts read.
+
+With TimescaleDB the migration made `ticks` a hypertable with a retention policy (chunks are
+dropped whole), and this job does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from tradingapp.extensions import db
+from tradingapp.models.types import UTCDateTime, utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 10_000  # ticks per DELETE (and per transaction)
+
+# Instruments that have ticks, from the primary key (instrument_id, ts, seq) one probe each (a
+# loose index scan): Postgres' SELECT DISTINCT would read every tick. SQLite (a development
+# store) takes the plain DISTINCT.
+INSTRUMENTS_WITH_TICKS = {
+    "postgresql": """
+    WITH RECURSIVE ids(instrument_id) AS (
+        (SELECT instrument_id FROM ticks ORDER BY instrument_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT t.instrument_id FROM ticks t WHERE t.instrument_id > ids.instrument_id
+                ORDER BY t.instrument_id LIMIT 1)
+        FROM ids WHERE ids.instrument_id IS NOT NULL
+    )
+    SELECT instrument_id FROM ids WHERE instrument_id IS NOT NULL
+""",
+    "sqlite": "SELECT DISTINCT instrument_id FROM ticks ORDER BY instrument_id",
+}
+
+# One batch of one instrument's old ticks, found through the primary key (instrument_id, ts)
+# and deleted by physical row id (a TID scan on Postgres, rowid on SQLite).
+DELETE_BATCH = {
+    "postgresql": "DELETE FROM ticks WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM ticks WHERE instrument_id = :instrument_id AND ts < :cutoff LIMIT :batch))",
+    "sqlite": "DELETE FROM ticks WHERE rowid IN ("
+    "SELECT rowid FROM ticks WHERE instrument_id = :instrument_id AND ts < :cutoff LIMIT :batch)",
+}
+
+
+class PruneResult(NamedTuple):
+    deleted: int
+    cutoff: datetime | None  # None: nothing was attempted (retention off, or TimescaleDB does it)
+    reason: str
+
+
+def ticks_is_hypertable() -> bool:
+    """True when `ticks` is a TimescaleDB hypertable (its retention policy prunes it)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return False
+    catalog = db.session.scalar(sa.text("SELECT to_regclass('timescaledb_information.hypertables')"))
+    if catalog is None:
+        return False
+    found = db.session.scalar(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
+            "WHERE hypertable_name = 'ticks' AND hypertable_schema = current_schema())"
+        )
+    )
+    return bool(found)
+
+
+def prune_ticks(
+    retention_days: int,
+    batch: int = BATCH,
+    now: datetime | None = None,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> PruneResult:
+    """Delete ticks older than `retention_days` (0: keep all), `batch` at a time, committing each
+    batch. `keep_going` is asked between batches, so a stopping worker does not wait for a long
+    first prune. Candles are never deleted."""
+    if retention_days <= 0:
+        return PruneResult(0, None, "retention is off (TICK_RETENTION_DAYS=0)")
+    if ticks_is_hypertable():
+        db.session.rollback()
+        return PruneResult(0, None, "ticks is a TimescaleDB hypertable: its retention policy drops old chunks")
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    dialect = db.session.get_bind().dialect.name
+    delete = sa.text(DELETE_BATCH[dialect]).bindparams(sa.bindparam("cutoff", type_=UTCDateTime))
+    instruments = list(db.session.scalars(sa.text(INSTRUMENTS_WITH_TICKS[dialect])))
+    db.session.commit()  # no snapshot held open across the batches
+    deleted = 0
+    for instrument_id in instruments:
+        while keep_going():
+            count = db.session.execute(delete, {"instrument_id": instrument_id, "cutoff": cutoff, "batch": batch})
+            db.session.commit()
+            deleted += count.rowcount
+            if count.rowcount < batch:
+                break
+    if deleted:
+        log.info("event=ticks_pruned deleted=%d cutoff=%s", deleted, cutoff.isoformat())
+    return PruneResult(deleted, cutoff, "done" if keep_going() else "stopped")
