@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from tradingapp.ws.hub import CLOSE_OVERFLOW, Hub, TooManyConnections, TooManyInstruments, shape_quote
 from tradingapp.ws.listener import Listener
 from tradingapp.ws.protocol import ProtocolError, parse_message
+from tradingapp.ws.transport import SerializedSocket
 
 QUOTE = {
     "instrument_id": 7, "ltp": "101.25", "ltq": 5, "bid": "101.20", "ask": "101.30", "bid_qty": 40,
@@ -22,6 +26,15 @@ def quote(iid: int = 7, ltp: str = "101.25") -> dict:
     return {**QUOTE, "instrument_id": iid, "ltp": ltp}
 
 
+def now_iso(offset: float = 0.0) -> str:
+    return datetime.fromtimestamp(time.time() + offset, UTC).isoformat()
+
+
+def received(conn, timeout: float = 0) -> list[dict]:
+    """The messages a socket's sender would write now (the hub encodes them once, as JSON here)."""
+    return [orjson.loads(data) for data in conn.take(timeout)]
+
+
 @pytest.fixture
 def hub():
     return Hub(max_sockets_per_user=3, max_instruments=4, max_events=5)
@@ -32,15 +45,15 @@ def test_quote_reaches_only_subscribers_of_its_instrument(hub):
     hub.subscribe(watcher, [7], "ltp")
     hub.subscribe(other, [8], "ltp")
     assert hub.route_quote(quote(7)) == 1
-    assert watcher.take(0) == [{"type": "quote", "instrument_id": 7, "ltp": "101.25", "ts": QUOTE["ts"]}]
-    assert other.take(0) == []
+    assert received(watcher) == [{"type": "quote", "instrument_id": 7, "ltp": "101.25", "ts": QUOTE["ts"]}]
+    assert received(other) == []
 
 
 def test_quote_mode_adds_depth_fields_but_not_ohlc(hub):
     conn = hub.register("u1")
     hub.subscribe(conn, [7], "quote")
     hub.route_quote(quote())
-    [message] = conn.take(0)
+    [message] = received(conn)
     assert set(message) == {"type", "instrument_id", "ltp", "ltq", "bid", "ask", "bid_qty", "ask_qty", "volume", "ts"}
     assert message["bid"] == "101.20" and message["ask_qty"] == 60
 
@@ -48,9 +61,49 @@ def test_quote_mode_adds_depth_fields_but_not_ohlc(hub):
 def test_full_mode_has_every_field_and_stale_flag(hub):
     conn = hub.register("u1")
     hub.subscribe(conn, [7], "full")
-    hub.route_quote({**quote(), "stale": True})
-    [message] = conn.take(0)
-    assert message == {"type": "quote", **quote(), "stale": True}
+    fresh = {**quote(), "ts": now_iso()}
+    hub.route_quote(fresh)
+    [message] = received(conn)
+    assert message == {"type": "quote", **fresh, "stale": False}
+
+
+def test_a_quote_older_than_stale_after_arrives_stale(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "full")
+    hub.route_quote({**quote(), "ts": now_iso(-11)})  # the hub's stale_after is 10 s
+    assert received(conn)[0]["stale"] is True
+
+
+def test_silent_instrument_is_marked_stale_once_to_full_mode_subscribers(hub):
+    full, light = hub.register("u1"), hub.register("u2")
+    hub.subscribe(full, [7], "full")
+    hub.subscribe(light, [7], "ltp")
+    hub.route_quote({**quote(), "ts": now_iso()})
+    received(full), received(light)
+    assert hub.mark_stale(time.time() + 5) == 0
+    assert hub.mark_stale(time.time() + 11) == 1
+    [message] = received(full)
+    assert message["stale"] is True and message["ltp"] == "101.25"
+    assert received(light) == []  # ltp mode has no stale field: nothing changed for it
+    assert hub.mark_stale(time.time() + 30) == 0  # once
+    hub.route_quote({**quote(ltp="102.00"), "ts": now_iso()})
+    assert [(m["ltp"], m["stale"]) for m in received(full)] == [("102.00", False)]
+
+
+def test_a_snapshot_quote_is_marked_stale_when_nothing_follows_it(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "full")
+    hub.remember({**quote(), "ts": now_iso()})
+    assert hub.mark_stale(time.time() + 11) == 1
+    assert received(conn)[0]["stale"] is True
+
+
+def test_unsubscribed_instrument_is_no_longer_watched_for_staleness(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "full")
+    hub.route_quote({**quote(), "ts": now_iso()})
+    hub.unsubscribe(conn, [7])
+    assert hub.mark_stale(time.time() + 11) == 0
 
 
 def test_cached_string_quantities_become_integers():
@@ -65,8 +118,8 @@ def test_each_socket_gets_its_own_mode(hub):
     hub.subscribe(light, [7], "ltp")
     hub.subscribe(heavy, [7], "full")
     hub.route_quote(quote())
-    assert "bid" not in light.take(0)[0]
-    assert heavy.take(0)[0]["close"] == "100.10"
+    assert "bid" not in received(light)[0]
+    assert received(heavy)[0]["close"] == "100.10"
 
 
 def test_slow_consumer_gets_latest_quote_per_instrument(hub):
@@ -76,7 +129,7 @@ def test_slow_consumer_gets_latest_quote_per_instrument(hub):
         hub.route_quote(quote(7, f"{100 + i}.00"))
         hub.route_quote(quote(8, f"{200 + i}.00"))
     assert conn.pending() == 2
-    assert [(m["instrument_id"], m["ltp"]) for m in conn.take(0)] == [(7, "1099.00"), (8, "1199.00")]
+    assert [(m["instrument_id"], m["ltp"]) for m in received(conn)] == [(7, "1099.00"), (8, "1199.00")]
     assert not conn.closing
 
 
@@ -84,16 +137,16 @@ def test_snapshot_does_not_replace_a_queued_live_quote(hub):
     conn = hub.register("u1")
     hub.subscribe(conn, [7], "ltp")
     hub.route_quote(quote(7, "105.00"))
-    conn.push_quote(shape_quote(quote(7, "101.00"), "ltp"), replace=False)
-    assert [m["ltp"] for m in conn.take(0)] == ["105.00"]
+    conn.push_quote(7, orjson.dumps(shape_quote(quote(7, "101.00"), "ltp")), replace=False)
+    assert [m["ltp"] for m in received(conn)] == ["105.00"]
 
 
 def test_user_event_goes_only_to_its_owner(hub):
     mine_a, mine_b, theirs = hub.register("u1"), hub.register("u1"), hub.register("u2")
     delivered = hub.route_user_event({"user_id": "u1", "type": "order", "order": {"id": "o1"}})
     assert delivered == 2
-    assert mine_a.take(0) == mine_b.take(0) == [{"type": "order", "order": {"id": "o1"}}]
-    assert theirs.take(0) == []
+    assert received(mine_a) == received(mine_b) == [{"type": "order", "order": {"id": "o1"}}]
+    assert received(theirs) == []
 
 
 def test_user_events_keep_their_order_and_precede_quotes(hub):
@@ -102,7 +155,7 @@ def test_user_events_keep_their_order_and_precede_quotes(hub):
     hub.route_quote(quote())
     for kind in ("order", "trade", "position"):
         hub.route_user_event({"user_id": "u1", "type": kind, kind: {"n": kind}})
-    assert [m["type"] for m in conn.take(0)] == ["order", "trade", "position", "quote"]
+    assert [m["type"] for m in received(conn)] == ["order", "trade", "position", "quote"]
 
 
 def test_malformed_user_event_is_refused(hub):
@@ -116,7 +169,7 @@ def test_unsubscribe_stops_quotes_and_drops_queued_ones(hub):
     hub.route_quote(quote(7))
     hub.unsubscribe(conn, [7])
     hub.route_quote(quote(7))
-    assert conn.take(0) == []
+    assert received(conn) == []
     assert hub.subscriber_count(7) == 0 and hub.subscriber_count(8) == 1
 
 
@@ -133,7 +186,7 @@ def test_event_overflow_marks_socket_for_closing_and_bounds_memory(hub):
     for i in range(20):
         hub.route_user_event({"user_id": "u1", "type": "trade", "trade": {"n": i}})
     assert conn.closing and conn.close_code == CLOSE_OVERFLOW
-    assert conn.pending() == 0 and conn.take(0) == []
+    assert conn.pending() == 0 and received(conn) == []
 
 
 def test_per_user_socket_limit(hub):
@@ -159,7 +212,7 @@ def test_take_blocks_until_a_message_arrives(hub):
     hub.subscribe(conn, [7], "ltp")
     timer = threading.Timer(0.05, hub.route_quote, args=(quote(),))
     timer.start()
-    assert conn.take(2.0)[0]["instrument_id"] == 7
+    assert received(conn, 2.0)[0]["instrument_id"] == 7
     timer.join()
 
 
@@ -167,7 +220,7 @@ def test_close_wakes_a_waiting_sender(hub):
     conn = hub.register("u1")
     timer = threading.Timer(0.05, conn.close, args=(4401, "session ended"))
     timer.start()
-    assert conn.take(2.0) == []
+    assert received(conn, 2.0) == []
     assert conn.close_code == 4401
     timer.join()
 
@@ -179,7 +232,7 @@ def test_listener_dispatch_routes_by_channel_and_drops_garbage(hub):
     listener.dispatch({"type": "message", "channel": b"q", "data": orjson.dumps(quote())})
     listener.dispatch({"type": "message", "channel": b"e", "data": b'{"user_id": "u1", "type": "order"}'})
     listener.dispatch({"type": "message", "channel": b"q", "data": b"not json"})
-    assert [m["type"] for m in conn.take(0)] == ["quote"]
+    assert [m["type"] for m in received(conn)] == ["quote"]
 
 
 @pytest.mark.parametrize(
@@ -216,3 +269,28 @@ def test_a_send_blocked_past_the_limit_counts_as_stalled(hub):
     conn.sending_since = 60.0
     assert not conn.stalled(now=80.0, limit=30)
     assert conn.stalled(now=100.0, limit=30)
+
+
+def test_serialized_socket_writes_whole_frames_where_a_bare_send_may_cut_them():
+    writer, reader = socket.socketpair()
+    writer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    writer.settimeout(5)
+    cut = writer.send(b"x" * 300_000)
+    assert cut < 300_000  # the hazard: a bare send writes what fits and the caller must resend the rest
+    assert len(reader.recv(cut, socket.MSG_WAITALL)) == cut
+    blobs = [bytes([n]) * 300_000 for n in (1, 2)]
+    received = bytearray()
+
+    def read() -> None:
+        while len(received) < 600_000:
+            received.extend(reader.recv(65536))
+
+    wrapped = SerializedSocket(writer)
+    threads = [threading.Thread(target=read)] + [threading.Thread(target=wrapped.send, args=(b,)) for b in blobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert bytes(received) in (blobs[0] + blobs[1], blobs[1] + blobs[0])  # each write whole, never interleaved
+    writer.close()
+    reader.close()

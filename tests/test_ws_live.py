@@ -11,16 +11,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 import redis
 import websocket
-from flask_jwt_extended import decode_token
+from flask_jwt_extended import create_access_token, decode_token
 
 from tradingapp import realtime
-from tradingapp.auth import issue_tokens, revoke_session
+from tradingapp.auth import issue_tokens, revoke_session, revoke_user_sessions, revoked_sessions
 from tradingapp.extensions import get_redis
 from tradingapp.ws.hub import Hub
 from tradingapp.ws.listener import Listener
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 # Short intervals so auth timeout, revocation and heartbeat are observable in a second or two.
 SERVER_SETTINGS = {"WS_AUTH_TIMEOUT": "1", "WS_REVOCATION_CHECK": "1", "WS_PING_INTERVAL": "1",
-                   "WS_MAX_SOCKETS_PER_USER": "3", "WS_SEND_TIMEOUT": "1"}  # fmt: skip
+                   "WS_MAX_SOCKETS_PER_USER": "3", "WS_SEND_TIMEOUT": "1", "QUOTE_STALE_AFTER": "1"}  # fmt: skip
 QUOTE = {
     "instrument_id": 1, "ltp": "2950.50", "ltq": 10, "bid": "2950.45", "ask": "2950.55", "bid_qty": 120,
     "ask_qty": 80, "open": "2940.00", "high": "2960.00", "low": "2935.10", "close": "2938.70",
@@ -108,6 +109,13 @@ def sockets():
     for ws in opened:
         ws.close(timeout=1)
         ws.shutdown()  # close() skips the socket once the server's close frame was read
+
+
+def publish(*quotes: dict) -> None:
+    pipe = get_redis().pipeline()
+    for quote in quotes:
+        realtime.publish_quote(pipe, quote)
+    pipe.execute()
 
 
 def recv_json(ws: websocket.WebSocket) -> dict:
@@ -193,10 +201,9 @@ def test_published_quote_arrives_in_full_mode(server, login, sockets):
     ws, _, _ = authed(server, login, sockets)
     ws.send('{"action": "subscribe", "instrument_ids": [1], "mode": "full"}')
     recv_json(ws)
-    pipe = get_redis().pipeline()
-    realtime.publish_quote(pipe, QUOTE)
-    pipe.execute()
-    assert recv_json(ws) == {"type": "quote", **QUOTE}
+    fresh = {**QUOTE, "ts": datetime.now(UTC).isoformat()}
+    publish(fresh)
+    assert recv_json(ws) == {"type": "quote", **fresh, "stale": False}
 
 
 def test_unsubscribe_stops_quotes(server, login, sockets):
@@ -321,3 +328,95 @@ def _publish_until_delivered(conn, within: float = 8.0) -> bool:
         if conn.take(0.2):
             return True
     return False
+
+
+def test_token_expiring_mid_session_closes_socket_4401(server, app, make_user, sockets):
+    user = make_user()
+    with app.test_request_context():
+        claims = {"role": user.role, "sid": uuid.uuid4().hex}
+        token = create_access_token(str(user.id), additional_claims=claims, expires_delta=timedelta(seconds=2))
+    ws = sockets(f"{server}?token={token}")
+    assert ping(ws) == {"type": "pong"}
+    started = time.monotonic()
+    assert close_code(ws) == 4401
+    assert time.monotonic() - started < 5
+
+
+def test_deactivated_user_socket_closes_4401(server, app, login, sockets):
+    ws, user, _ = authed(server, login, sockets)
+    assert ping(ws) == {"type": "pong"}
+    with app.test_request_context():
+        revoke_user_sessions(str(user.id))
+    assert close_code(ws) == 4401
+
+
+def test_clients_that_vanished_without_closing_are_reaped(server, login, sockets):
+    _, token, _ = login()
+    # three sockets (the per-user limit) whose client never reads again, so never answers a ping
+    for _ in range(3):
+        assert ping(sockets(f"{server}?token={token}")) == {"type": "pong"}
+    refused = sockets(f"{server}?token={token}")
+    assert close_code(refused) == 4429
+    time.sleep(3.5)  # past two ping intervals: each silent socket missed a pong and was dropped
+    assert ping(sockets(f"{server}?token={token}")) == {"type": "pong"}
+
+
+def test_silent_instrument_is_pushed_again_as_stale_and_a_fresh_quote_clears_it(server, login, sockets):
+    ws, _, _ = authed(server, login, sockets)
+    ws.send('{"action": "subscribe", "instrument_ids": [5], "mode": "full"}')
+    recv_json(ws)
+    publish({**QUOTE, "instrument_id": 5, "ts": datetime.now(UTC).isoformat()})
+    assert recv_json(ws)["stale"] is False
+    marked = recv_json(ws)  # QUOTE_STALE_AFTER is 1 s on this server
+    assert (marked["instrument_id"], marked["ltp"], marked["stale"]) == (5, QUOTE["ltp"], True)
+    publish({**QUOTE, "instrument_id": 5, "ltp": "2951.00", "ts": datetime.now(UTC).isoformat()})
+    fresh = recv_json(ws)
+    assert (fresh["ltp"], fresh["stale"]) == ("2951.00", False)
+
+
+def test_frame_past_the_protocol_cap_closes_1009_and_the_server_keeps_serving(server, login, sockets):
+    huge, _, _ = authed(server, login, sockets)
+    other, _, _ = authed(server, login, sockets)
+    huge.send('{"action": "ping", "pad": "' + "x" * 2_000_000 + '"}')
+    frame = huge.recv_frame()  # not close_code(): the server drops the connection right after its close
+    while frame.opcode != websocket.ABNF.OPCODE_CLOSE:
+        frame = huge.recv_frame()
+    assert struct.unpack("!H", frame.data[:2])[0] == 1009  # "message too big": never buffered whole
+    assert ping(other) == {"type": "pong"}
+
+
+def test_frame_just_under_the_protocol_cap_gets_an_error_and_the_socket_stays(server, login, sockets):
+    ws, _, _ = authed(server, login, sockets)
+    ws.send('{"action": "ping", "pad": "' + "x" * 200_000 + '"}')
+    assert recv_json(ws)["code"] == "message_too_large"
+    assert ping(ws) == {"type": "pong"}
+
+
+def test_a_slow_reader_gets_whole_frames_and_never_delays_a_fast_one(server, login, sockets):
+    slow, _, _ = authed(server, login, sockets)
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    fast, _, _ = authed(server, login, sockets)
+    ids = list(range(1, 201))
+    slow.send(orjson.dumps({"action": "subscribe", "instrument_ids": ids, "mode": "full"}).decode())
+    fast.send('{"action": "subscribe", "instrument_ids": [1]}')
+    recv_json(slow), recv_json(fast)
+    last, n = None, 0
+    for _ in range(10):  # the slow reader's socket buffers fill; the fast one reads all the while
+        publish(*({**QUOTE, "instrument_id": iid, "ltp": f"{n + iid}.00"} for iid in ids))
+        n += 1000
+        last = f"{n - 1000 + 1}.00"
+        deadline = time.monotonic() + 2
+        while recv_json(fast)["ltp"] != last:
+            assert time.monotonic() < deadline
+        for _ in range(20):  # the slow one reads a little: every frame it gets is whole, valid JSON
+            assert recv_json(slow)["type"] in ("subscribed", "quote")
+
+
+def test_revoked_sessions_checks_many_tokens_in_one_go(app, login):
+    _, _, fine = login()
+    _, _, logged_out = login()
+    deactivated_user, _, deactivated = login()
+    with app.test_request_context():
+        revoke_session(logged_out)
+        revoke_user_sessions(str(deactivated_user.id))
+        assert revoked_sessions([fine, logged_out, deactivated, {**fine, "sid": None}]) == [False, True, True, True]

@@ -3,13 +3,22 @@
 Plain Python (no Flask, no Redis) so it can be tested on its own. One hub per process; the
 Redis listener feeds it and a sender loop per socket drains that socket's outbox. Locks are
 `threading` primitives, which gevent's monkey-patching turns cooperative.
+
+Messages are encoded once by the hub's `encode` (in the server: a complete WebSocket frame), so a
+quote routed to a thousand sockets in the same mode is shaped and serialised once, not a thousand
+times; a socket's outbox holds encoded bytes.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import orjson
 
 MODES = ("ltp", "quote", "full")
 LTP_FIELDS = ("ltp", "ts")
@@ -38,34 +47,50 @@ def _quantity(value):
     return value
 
 
-def shape_quote(quote: dict, mode: str) -> dict:
-    """The quote message a socket in `mode` receives."""
+def shape_quote(quote: dict, mode: str, stale: bool = False) -> dict:
+    """The quote message a socket in `mode` receives; full mode also says whether it is stale."""
     message = {"type": "quote", "instrument_id": int(quote["instrument_id"])}
     for name in FIELDS_BY_MODE[mode]:
         value = quote.get(name)
         message[name] = _quantity(value) if name in QUANTITY_FIELDS else value
-    if mode == "full" and "stale" in quote:
-        message["stale"] = quote["stale"]
+    if mode == "full":
+        message["stale"] = stale
     return message
 
 
+def stale_at(quote: dict, stale_after: float) -> float:
+    """Epoch seconds after which `quote` is stale: its `ts` plus `stale_after` (no ts: already)."""
+    try:
+        moment = datetime.fromisoformat(quote["ts"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp() + stale_after
+
+
 class Connection:
-    """One socket's state: its user, subscriptions and outbox.
+    """One socket's state: its user, session, subscriptions and outbox.
 
     The outbox has two parts: control replies and user events in order (bounded), and quotes
-    conflated by instrument (a newer quote replaces an unsent older one).
+    conflated by instrument (a newer quote replaces an unsent older one), so it never holds more
+    than `max_events` messages plus one quote per subscribed instrument.
     """
 
     _ids = itertools.count(1)
 
-    def __init__(self, user_id: str, max_events: int = 1000):
+    def __init__(self, user_id: str, max_events: int = 1000, encode: Callable[[dict], bytes] = orjson.dumps,
+                 session: dict | None = None):  # fmt: skip
         self.id = next(self._ids)
         self.user_id = user_id
+        self.session = session or {}  # the token's claims: expiry and revocation are checked on them
         self.max_events = max_events
+        self.encode = encode
         self.subscriptions: dict[int, str] = {}  # instrument_id -> mode; guarded by the hub's lock
-        self._cond = threading.Condition(threading.Lock())
-        self._events: deque[dict] = deque()
-        self._quotes: dict[int, dict] = {}
+        self._lock = threading.Lock()
+        self._ready = threading.Event()  # set while something is queued or the socket is closing
+        self._events: deque[bytes] = deque()
+        self._quotes: dict[int, bytes] = {}
         self.close_code: int | None = None
         self.close_reason = ""
         self.sending_since: float | None = None  # monotonic time a send started; set by the sender
@@ -77,38 +102,42 @@ class Connection:
     def closing(self) -> bool:
         return self.close_code is not None
 
-    def push(self, message: dict) -> bool:
+    def send(self, message: dict) -> bool:
         """Queue a message in order; on overflow mark the socket for closing (False)."""
-        with self._cond:
+        return self.push(self.encode(message))
+
+    def push(self, data: bytes) -> bool:
+        """Queue encoded bytes in order; on overflow mark the socket for closing (False)."""
+        with self._lock:
             if self.close_code is not None:
                 return False
             if len(self._events) >= self.max_events:
                 self._close_locked(CLOSE_OVERFLOW, OVERFLOW_REASON)
                 return False
-            self._events.append(message)
-            self._cond.notify()
-            return True
+            self._events.append(data)
+        self._ready.set()
+        return True
 
-    def push_quote(self, message: dict, replace: bool = True) -> None:
-        """Queue a quote, replacing an unsent one of the same instrument (unless `replace` is False)."""
-        with self._cond:
+    def push_quote(self, instrument_id: int, data: bytes, replace: bool = True) -> None:
+        """Queue an encoded quote, replacing an unsent one of the same instrument (unless `replace` is False)."""
+        with self._lock:
             if self.close_code is not None:
                 return
-            iid = message["instrument_id"]
-            if not replace and iid in self._quotes:
-                return
-            self._quotes.pop(iid, None)  # re-insert so instruments are sent in update order
-            self._quotes[iid] = message
-            self._cond.notify()
+            if instrument_id in self._quotes:
+                if not replace:
+                    return
+                del self._quotes[instrument_id]  # re-inserted: instruments go out in update order
+            self._quotes[instrument_id] = data
+        self._ready.set()
 
     def drop_quotes(self, instrument_ids) -> None:
-        with self._cond:
+        with self._lock:
             for iid in instrument_ids:
                 self._quotes.pop(iid, None)
 
     def close(self, code: int, reason: str = "") -> None:
         """Ask the sender loop to close the socket with `code`; the first request wins."""
-        with self._cond:
+        with self._lock:
             self._close_locked(code, reason)
 
     def _close_locked(self, code: int, reason: str) -> None:
@@ -116,16 +145,17 @@ class Connection:
             self.close_code, self.close_reason = code, reason
             self._events.clear()
             self._quotes.clear()
-        self._cond.notify_all()
+        self._ready.set()
 
-    def take(self, timeout: float | None = None) -> list[dict]:
+    def take(self, timeout: float | None = None) -> list[bytes]:
         """Everything queued (events first, then the latest quotes); [] after `timeout` or on close."""
-        with self._cond:
-            if not self._events and not self._quotes and self.close_code is None:
-                self._cond.wait(timeout)
+        if not self._ready.wait(timeout):
+            return []
+        with self._lock:
             if self.close_code is not None:
                 return []
-            batch = list(self._events) + list(self._quotes.values())
+            self._ready.clear()
+            batch = [*self._events, *self._quotes.values()]
             self._events.clear()
             self._quotes.clear()
             return batch
@@ -136,30 +166,39 @@ class Connection:
         return started is not None and now - started > limit
 
     def pending(self) -> int:
-        with self._cond:
+        with self._lock:
             return len(self._events) + len(self._quotes)
 
 
 class Hub:
-    """Registers connections and routes quotes and user events to them."""
+    """Registers connections and routes quotes and user events to them.
 
-    def __init__(self, max_sockets_per_user: int = 10, max_instruments: int = 200, max_events: int = 1000):
+    It also remembers the last quote of every subscribed instrument and when it goes stale
+    (`stale_after` seconds past its `ts`): `mark_stale` sends it once more with `stale: true` to
+    full-mode subscribers when its feed has gone silent; the next live quote clears the flag.
+    """
+
+    def __init__(self, max_sockets_per_user: int = 10, max_instruments: int = 200, max_events: int = 1000,
+                 encode: Callable[[dict], bytes] = orjson.dumps, stale_after: float = 10.0):  # fmt: skip
         self.max_sockets_per_user = max_sockets_per_user
         self.max_instruments = max_instruments
         self.max_events = max_events
+        self.encode = encode
+        self.stale_after = stale_after
         self._lock = threading.RLock()
         self._by_user: dict[str, set[Connection]] = {}
         self._by_instrument: dict[int, set[Connection]] = {}
+        self._last: dict[int, tuple[dict, float, bool]] = {}  # iid -> (quote, stale at, marked stale)
 
     # -- connections -------------------------------------------------------------------
-    def register(self, user_id: str) -> Connection:
+    def register(self, user_id: str, session: dict | None = None) -> Connection:
         with self._lock:
             sockets = self._by_user.setdefault(user_id, set())
             if len(sockets) >= self.max_sockets_per_user:
                 if not sockets:
                     del self._by_user[user_id]
                 raise TooManyConnections(user_id)
-            conn = Connection(user_id, self.max_events)
+            conn = Connection(user_id, self.max_events, self.encode, session)
             sockets.add(conn)
             return conn
 
@@ -208,20 +247,57 @@ class Hub:
                 subscribers.discard(conn)
                 if not subscribers:
                     del self._by_instrument[iid]
+                    self._last.pop(iid, None)
 
     # -- routing -----------------------------------------------------------------------
     def route_quote(self, quote: dict) -> int:
         """Deliver a quote to every subscriber in its mode; returns how many sockets got it."""
         iid = int(quote["instrument_id"])
         with self._lock:
-            targets = [(conn, conn.subscriptions.get(iid)) for conn in self._by_instrument.get(iid, ())]
-        shaped: dict[str, dict] = {}
+            subscribers = self._by_instrument.get(iid)
+            if not subscribers:
+                return 0
+            targets = [(conn, conn.subscriptions.get(iid)) for conn in subscribers]
+            until = stale_at(quote, self.stale_after)
+            stale = until < time.time()
+            self._last[iid] = (quote, until, stale)
+        encoded: dict[str, bytes] = {}
         for conn, mode in targets:
             if mode is None:  # unsubscribed in between
                 continue
-            if mode not in shaped:
-                shaped[mode] = shape_quote(quote, mode)
-            conn.push_quote(shaped[mode])
+            data = encoded.get(mode)
+            if data is None:
+                data = encoded[mode] = self.encode(shape_quote(quote, mode, stale))
+            conn.push_quote(iid, data)
+        return len(targets)
+
+    def remember(self, quote: dict) -> None:
+        """Note a cached quote (a subscription's snapshot) as the instrument's last one, unless a
+        live quote came first, so that it too is marked stale when nothing follows it."""
+        iid = int(quote["instrument_id"])
+        with self._lock:
+            if iid in self._by_instrument and iid not in self._last:
+                until = stale_at(quote, self.stale_after)
+                self._last[iid] = (quote, until, until < time.time())
+
+    def mark_stale(self, now: float | None = None) -> int:
+        """Send the last quote of each instrument that went stale since with `stale: true`, once, to
+        its full-mode subscribers; returns how many instruments were marked."""
+        now = time.time() if now is None else now
+        with self._lock:
+            gone_stale = [
+                (iid, quote) for iid, (quote, until, marked) in self._last.items() if not marked and until < now
+            ]
+            targets = []
+            for iid, quote in gone_stale:
+                self._last[iid] = (quote, 0.0, True)
+                full = [conn for conn in self._by_instrument.get(iid, ()) if conn.subscriptions.get(iid) == "full"]
+                targets.append((iid, quote, full))
+        for iid, quote, full in targets:
+            if full:
+                data = self.encode(shape_quote(quote, "full", stale=True))
+                for conn in full:
+                    conn.push_quote(iid, data)
         return len(targets)
 
     def route_user_event(self, event: dict) -> int:
@@ -230,8 +306,8 @@ class Hub:
         user_id = event.get("user_id")
         if kind not in USER_EVENT_TYPES or kind not in event or user_id is None:
             raise ValueError("malformed user event")
-        message = {"type": kind, kind: event[kind]}
+        data = self.encode({"type": kind, kind: event[kind]})
         targets = self.connections(str(user_id))
         for conn in targets:
-            conn.push(message)
+            conn.push(data)
         return len(targets)

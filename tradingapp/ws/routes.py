@@ -1,8 +1,9 @@
 """The /ws route: authenticate, register with the hub, then read commands until the socket ends.
 
-The handler stays thin: parsing lives in `protocol`, routing in `hub`, Redis in `listener`.
-A sender loop per socket is the only writer of data frames, so replies and feed messages
-never interleave mid-frame.
+The handler stays thin: parsing lives in `protocol`, routing in `hub`, Redis in `listener`, bytes on
+the wire in `transport`. A sender loop per socket is the only writer of data frames; it writes
+everything queued with one `sendall`. One watcher per process re-checks every socket's session
+(expired or revoked: close 4401) and stalled sends, and marks quotes stale.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
 import redis
 from flask import Blueprint, Flask, current_app, request
 from flask_jwt_extended import decode_token
 from simple_websocket import ConnectionClosed
 
 from tradingapp import realtime
-from tradingapp.auth import is_revoked, user_from_token
+from tradingapp.auth import revoked_sessions, user_from_token
 from tradingapp.extensions import db, get_redis, sock
 from tradingapp.ws.hub import (
     CLOSE_OVERFLOW,
@@ -34,14 +34,16 @@ from tradingapp.ws.hub import (
 )
 from tradingapp.ws.listener import Listener
 from tradingapp.ws.protocol import Command, ProtocolError, parse_message
+from tradingapp.ws.transport import SerializedSocket, encode
 
 log = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_MANY = 4429
-RECEIVE_TICK = 1.0  # seconds between checks of the close flag and the session
+RECEIVE_TICK = 1.0  # seconds between checks of the close flag by the receive loop
 CLOSE_WAIT = 2.0  # seconds to wait for the client's close reply before the socket is dropped
+STALE_CHECK = 1.0  # seconds between looks for instruments whose feed went silent
 
 bp = Blueprint("ws", __name__)
 _start_lock = threading.Lock()
@@ -68,8 +70,15 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
+@bp.before_request
+def _no_compression() -> None:
+    """Decline permessage-deflate: it costs a zlib context and a compression per socket for every
+    message, where an uncompressed frame is encoded once for all sockets."""
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+
 def get_hub() -> Hub:
-    """This process's hub; the first call also starts the Redis listener feeding it."""
+    """This process's hub; the first call also starts the Redis listener feeding it and the watcher."""
     app = current_app._get_current_object()
     hub = app.extensions.get("ws_hub")
     if hub is not None:
@@ -77,9 +86,12 @@ def get_hub() -> Hub:
     with _start_lock:
         if "ws_hub" not in app.extensions:
             config = app.config
-            hub = Hub(config["WS_MAX_SOCKETS_PER_USER"], config["WS_MAX_INSTRUMENTS"], config["WS_MAX_QUEUED_EVENTS"])
+            hub = Hub(config["WS_MAX_SOCKETS_PER_USER"], config["WS_MAX_INSTRUMENTS"], config["WS_MAX_QUEUED_EVENTS"],
+                      encode=encode, stale_after=config["QUOTE_STALE_AFTER"])  # fmt: skip
             listener = Listener(get_redis(), hub, realtime.quotes_channel(), realtime.user_events_channel())
             listener.start()
+            watcher = threading.Thread(target=_watch, args=(app, hub), name="ws-watcher", daemon=True)
+            watcher.start()
             app.extensions["ws_listener"] = listener
             app.extensions["ws_hub"] = hub
     return app.extensions["ws_hub"]
@@ -87,6 +99,7 @@ def get_hub() -> Hub:
 
 @sock.route("/ws", bp=bp)
 def feed(ws) -> None:
+    ws.sock = SerializedSocket(ws.sock)  # before simple-websocket's own greenlet first runs
     settings = Settings.from_config(current_app.config)
     try:
         user_id, claims = _authenticate(ws, settings)
@@ -97,16 +110,19 @@ def feed(ws) -> None:
         return
     hub = get_hub()
     try:
-        conn = hub.register(user_id)
+        conn = hub.register(user_id, claims)
     except TooManyConnections:
-        ws.send(_dumps({"type": "error", "code": "too_many_connections", "message": "too many open sockets"}))
+        ws.sock.sendall(encode({"type": "error", "code": "too_many_connections", "message": "too many open sockets"}))
         _close(ws, CLOSE_TOO_MANY, "too many connections")
         return
     log.info("event=ws_connected user_id=%s conn=%s", user_id, conn.id)
     sender = threading.Thread(target=_send_loop, args=(ws, conn), name=f"ws-sender-{conn.id}", daemon=True)
     sender.start()
     try:
-        _receive_loop(ws, conn, hub, claims, settings)
+        while not conn.closing:
+            data = ws.receive(timeout=RECEIVE_TICK)
+            if data is not None:
+                _handle(data, conn, hub, settings)
     finally:
         hub.unregister(conn)
         conn.close(CLOSE_NORMAL, "bye")
@@ -135,46 +151,20 @@ def _authenticate(ws, settings: Settings) -> tuple[str | None, dict | None]:
     return str(user.id), decode_token(token)
 
 
-def _receive_loop(ws, conn: Connection, hub: Hub, claims: dict, settings: Settings) -> None:
-    """Handle commands until the client leaves (ConnectionClosed) or the socket is marked closing."""
-    next_check = time.monotonic() + settings.revocation_check
-    while not conn.closing:
-        data = ws.receive(timeout=RECEIVE_TICK)
-        if data is not None:
-            _handle(data, conn, hub, settings)
-        if conn.stalled(time.monotonic(), settings.send_timeout):
-            log.info("event=ws_client_too_slow user_id=%s conn=%s", conn.user_id, conn.id)
-            conn.close(CLOSE_OVERFLOW, OVERFLOW_REASON)
-        elif time.monotonic() >= next_check:
-            next_check = time.monotonic() + settings.revocation_check
-            if _session_ended(claims):
-                log.info("event=ws_session_ended user_id=%s conn=%s", conn.user_id, conn.id)
-                conn.close(CLOSE_UNAUTHORIZED, "session ended")
-
-
-def _session_ended(claims: dict) -> bool:
-    if claims["exp"] <= time.time():
-        return True
-    try:
-        return is_revoked(claims)
-    except redis.RedisError:
-        return False  # Redis down: keep the socket; the next check decides
-
-
 def _handle(data, conn: Connection, hub: Hub, settings: Settings) -> None:
     try:
         command = parse_message(data, settings.max_message_bytes)
         if command.action == "ping":
-            conn.push({"type": "pong"})
+            conn.send({"type": "pong"})
         elif command.action == "subscribe":
             _subscribe(conn, hub, command)
         elif command.action == "unsubscribe":
             hub.unsubscribe(conn, list(command.instrument_ids))
-            conn.push({"type": "unsubscribed", "instrument_ids": list(command.instrument_ids)})
+            conn.send({"type": "unsubscribed", "instrument_ids": list(command.instrument_ids)})
         else:
             raise ProtocolError("already_authenticated", "this socket is already authenticated")
     except ProtocolError as exc:
-        conn.push(exc.as_message())
+        conn.send(exc.as_message())
 
 
 def _subscribe(conn: Connection, hub: Hub, command: Command) -> None:
@@ -183,35 +173,72 @@ def _subscribe(conn: Connection, hub: Hub, command: Command) -> None:
         hub.subscribe(conn, ids, command.mode)
     except TooManyInstruments as exc:
         raise ProtocolError("too_many_instruments", f"at most {exc.args[0]} instruments per socket") from None
-    conn.push({"type": "subscribed", "instrument_ids": ids, "mode": command.mode})
+    conn.send({"type": "subscribed", "instrument_ids": ids, "mode": command.mode})
     try:
         snapshot = realtime.read_quotes(get_redis(), ids)
     except redis.RedisError as exc:
         log.warning("event=ws_snapshot_failed user_id=%s error=%s", conn.user_id, type(exc).__name__)
         return
     now, stale_after = datetime.now(UTC), current_app.config["QUOTE_STALE_AFTER"]
-    for iid in ids:
-        if iid in snapshot:
-            # a live quote is fresh; a cached one may be stale (full mode carries the flag)
-            quote = {**snapshot[iid], "stale": realtime.is_stale(snapshot[iid], now, stale_after)}
-            # a live quote already queued is at least as new as the cache read before it
-            conn.push_quote(shape_quote(quote, command.mode), replace=False)
+    for iid, quote in snapshot.items():
+        hub.remember(quote)
+        message = shape_quote(quote, command.mode, realtime.is_stale(quote, now, stale_after))
+        # a live quote already queued is at least as new as the cache read before it
+        conn.push_quote(iid, hub.encode(message), replace=False)
 
 
 def _send_loop(ws, conn: Connection) -> None:
-    """Drain the outbox into the socket; close it with the connection's code when asked."""
+    """Drain the outbox into the socket, all of it in one write; close with the connection's code when asked."""
     try:
         while not conn.closing:
-            for message in conn.take(timeout=5.0):
+            frames = conn.take(timeout=5.0)
+            if frames:
                 conn.sending_since = time.monotonic()
-                ws.send(_dumps(message))
+                ws.sock.sendall(b"".join(frames))
                 conn.sending_since = None
         _close(ws, conn.close_code, conn.close_reason)
     except (ConnectionClosed, OSError):
         conn.close(CLOSE_NORMAL, "client gone")  # the receive loop sees it on its next tick
-    except Exception:  # e.g. gevent refusing a second writer; never leave the socket half-alive
+    except Exception:  # never leave the socket half-alive
         log.exception("event=ws_sender_failed user_id=%s conn=%s", conn.user_id, conn.id)
         conn.close(CLOSE_NORMAL, "sender failed")
+
+
+def _watch(app: Flask, hub: Hub) -> None:
+    """Every socket's session every WS_REVOCATION_CHECK (expired or revoked: 4401), stalled sends
+    (blocked past WS_SEND_TIMEOUT: 1013), and instruments gone silent, checked by one loop per process."""
+    settings = Settings.from_config(app.config)
+    next_session_check = time.monotonic() + settings.revocation_check
+    while True:
+        time.sleep(min(STALE_CHECK, settings.revocation_check))
+        try:
+            hub.mark_stale()
+            conns = hub.connections()
+            now = time.monotonic()
+            for conn in conns:
+                if conn.stalled(now, settings.send_timeout):
+                    log.info("event=ws_client_too_slow user_id=%s conn=%s", conn.user_id, conn.id)
+                    conn.close(CLOSE_OVERFLOW, OVERFLOW_REASON)
+            if now >= next_session_check:
+                next_session_check = now + settings.revocation_check
+                with app.app_context():
+                    _end_sessions(conns)
+        except Exception:  # the watcher must outlive a Redis outage or a bug in one round
+            log.exception("event=ws_watcher_error")
+
+
+def _end_sessions(conns: list[Connection]) -> None:
+    """Close with 4401 every socket whose token expired or was revoked (logout, deactivation)."""
+    now = time.time()
+    live = [conn for conn in conns if not conn.closing]
+    try:
+        revoked = revoked_sessions([conn.session for conn in live])
+    except redis.RedisError:
+        revoked = [False] * len(live)  # Redis down: expiry still applies; the next round decides the rest
+    for conn, is_revoked in zip(live, revoked, strict=True):
+        if is_revoked or conn.session.get("exp", 0) <= now:
+            log.info("event=ws_session_ended user_id=%s conn=%s", conn.user_id, conn.id)
+            conn.close(CLOSE_UNAUTHORIZED, "session ended")
 
 
 def _close(ws, code: int, reason: str) -> None:
@@ -227,7 +254,3 @@ def _abort(ws) -> None:
         ws.sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-def _dumps(message: dict) -> str:
-    return orjson.dumps(message).decode()
