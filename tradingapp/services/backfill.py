@@ -18,6 +18,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -197,12 +198,12 @@ def parse_bar_row(row: dict[str, str], instrument_id: int, zone: ZoneInfo | None
     bucket = bar["ts"]
     if bucket.second or bucket.microsecond:
         raise BadRow(f"ts {row['ts'].strip()!r} is not the start of a minute (bars are one-minute bars)")
-    if not bar["low"] <= min(bar["open"], bar["close"]) or not bar["high"] >= max(bar["open"], bar["close"]):
+    open_, high, low, close = (Decimal(str(bar[name])) for name in ("open", "high", "low", "close"))
+    if not low <= min(open_, close) or not high >= max(open_, close):
         raise BadRow("low must be <= open and close, high >= open and close")
     return {
-        "instrument_id": instrument_id, "bucket": bucket, "open": bar["open"], "high": bar["high"],
-        "low": bar["low"], "close": bar["close"], "volume": bar["volume"],
-        "first_ts": bucket, "last_ts": bucket + LAST_MICROSECOND,
+        "instrument_id": instrument_id, "bucket": bucket, "open": open_, "high": high, "low": low, "close": close,
+        "volume": bar["volume"], "first_ts": bucket, "last_ts": bucket + LAST_MICROSECOND,
     }  # fmt: skip
 
 
