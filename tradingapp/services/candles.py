@@ -1,7 +1,10 @@
 """One-minute candles: kept up to date from each stored tick batch, and read back re-bucketed.
 
 The upsert runs in the tick insert's transaction and is fed only the ticks that insert really
-stored, so a redelivered batch (all duplicates) adds no volume twice.
+stored, so a redelivered batch (all duplicates) adds no volume twice. On Postgres the batch is
+folded in SQL (`candles_from`, fed by the tick INSERT's RETURNING: no tick row comes back to
+Python); on SQLite in Python (`upsert_candles`). Both merge into an existing candle the same way
+(`_on_conflict`).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from tradingapp.domain.candles import INTERVALS, aggregate, bucket_start, utc_offset
 from tradingapp.extensions import db, upsert_insert
@@ -42,6 +46,34 @@ def upsert_candles(ticks: list[dict]) -> int:
     for i in range(0, len(candles), PAGE):  # SQLite: a VALUES list (bounded bind parameters)
         db.session.execute(_on_conflict(upsert_insert(Candle1m).values(candles[i : i + PAGE])))
     return len(candles)
+
+
+def candles_from(ticks) -> sa.Insert:
+    """Postgres: the upsert of the one-minute candles of `ticks` (a selectable with instrument_id,
+    ts, seq, ltp and ltq: the ticks just stored), aggregated in SQL like domain.candles.aggregate:
+    open/close are the prices of the earliest/latest tick by (ts, seq)."""
+    t = ticks.c
+    bucket = sa.func.date_bin(sa.text("interval '1 minute'"), t.ts, sa.literal_column("timestamptz 'epoch'"))
+    in_order = postgresql.array_agg(postgresql.aggregate_order_by(t.ltp, t.ts, t.seq))
+    in_reverse = postgresql.array_agg(postgresql.aggregate_order_by(t.ltp, t.ts.desc(), t.seq.desc()))
+    rows = (
+        sa.select(
+            t.instrument_id,
+            bucket.label("bucket"),
+            in_order[1],  # open
+            sa.func.max(t.ltp),
+            sa.func.min(t.ltp),
+            in_reverse[1],  # close
+            sa.func.sum(t.ltq),
+            sa.func.min(t.ts),
+            sa.func.max(t.ts),
+        )
+        .group_by(t.instrument_id, sa.literal_column("bucket"))
+        # Rows locked in one order, so two consumers' upserts never deadlock.
+        .order_by(t.instrument_id, sa.literal_column("bucket"))
+    )
+    table = Candle1m.__table__
+    return _on_conflict(postgresql.insert(table).from_select([table.c[name] for name in CANDLE_COLUMNS], rows))
 
 
 def _on_conflict(stmt):
