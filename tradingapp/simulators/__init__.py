@@ -1,0 +1,1 @@
+"""Stand-ins for outside systems the platform trades through, run as their own processes."""
