@@ -14,7 +14,7 @@ export FLASK_APP := wsgi
 export BROKER ?= paper
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench lint fmt migrate seed preflight services install install-dev clean
+.PHONY: help run test bench lint fmt migrate seed preflight services install install-dev clean xts-sim
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ fmt: $(DEV_STAMP) ## ruff format and the safe ruff fixes
 migrate: $(RUNTIME_STAMP) ## create the database if missing and apply the migrations
 	$(BIN)/flask create-db
 	$(BIN)/flask db upgrade
+
+xts-sim: $(RUNTIME_STAMP) ## run the XTS broker simulator on XTS_SIM_PORT (default 9200); control API under /_sim
+	$(BIN)/python -m tradingapp.simulators.xts --host 127.0.0.1 --port $${XTS_SIM_PORT:-9200}
 
 seed: $(RUNTIME_STAMP) ## demo users and instruments (idempotent)
 	$(BIN)/flask seed
