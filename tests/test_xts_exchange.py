@@ -110,6 +110,20 @@ def test_a_cancel_racing_a_full_fill_publishes_no_cancelled(exchange):
     assert statuses == ["PendingNew", "New", "PendingCancel", "Filled"]
 
 
+def test_a_stop_limit_triggers_then_rests_as_a_limit(exchange):
+    touch(exchange)
+    order = place(exchange, orderType="STOPLIMIT", stopPrice=Decimal("2950"), limitPrice=Decimal("2955"))
+    exchange.match(("NSECM", 2885))
+    assert (order.status, order.triggered) == ("New", False)
+    book = touch(exchange, bid="2959.95", ask="2960.05")
+    book.ltp = Decimal("2960")
+    exchange.match(("NSECM", 2885))
+    assert (order.status, order.triggered) == ("New", True)  # triggered, but the ask is above its limit
+    touch(exchange, bid="2954.90", ask="2955.00")
+    exchange.match(("NSECM", 2885))
+    assert (order.status, order.avg_price) == ("Filled", Decimal("2955"))
+
+
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [

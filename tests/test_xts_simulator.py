@@ -274,6 +274,16 @@ def test_ioc_remainder_is_cancelled(xts):
     assert row["CumulativeQuantity"] == 4 and row["LeavesQuantity"] == 6
 
 
+def test_with_an_acknowledgement_delay_the_answer_comes_before_any_event(xts):
+    session = xts.login()
+    _, events = xts.interactive_socket(session)
+    xts.faults(ack_delay_ms=300)
+    app_id = order_id(xts.place(session["token"]))
+    (row,) = xts.call("GET", "/interactive/orders", session["token"]).json()["result"]
+    assert (row["AppOrderID"], row["OrderStatus"]) == (app_id, "PendingNew") and not events.of("order")
+    assert final(events, app_id)["CumulativeQuantity"] == 10
+
+
 def test_a_repeated_unique_identifier_makes_a_second_order(xts):
     session = xts.login()
     first = order_id(xts.place(session["token"], orderUniqueIdentifier="same"))

@@ -55,6 +55,7 @@ class Simulator:
 
     def reset(self, sessions: bool = False) -> None:
         """Fresh books, prices (same seed), knobs and subscriptions; sessions only when asked."""
+        self.generation = getattr(self, "generation", 0) + 1
         self.rng = random.Random(self.settings.seed)
         self.faults = Faults()
         self.faults.update(self.settings.faults)
@@ -72,8 +73,15 @@ class Simulator:
 
     # ---- scheduling --------------------------------------------------------------------------------
     def later(self, fn, *args) -> None:
-        """Run an exchange step after the acknowledgement delay, off the request."""
-        gevent.spawn_later(self.faults.ack_delay_ms / 1000.0, fn, *args)
+        """Run an exchange step after the acknowledgement delay, off the request; a reset in
+        between cancels it (an old order must not publish into the next test's stream)."""
+        generation = self.generation
+
+        def run():
+            if generation == self.generation:
+                fn(*args)
+
+        gevent.spawn_later(self.faults.ack_delay_ms / 1000.0, run)
 
     def start(self) -> None:
         gevent.spawn(self.streams.run_dispatcher)
