@@ -294,3 +294,12 @@ def test_serialized_socket_writes_whole_frames_where_a_bare_send_may_cut_them():
     assert bytes(received) in (blobs[0] + blobs[1], blobs[1] + blobs[0])  # each write whole, never interleaved
     writer.close()
     reader.close()
+
+
+def test_resubscribing_in_another_mode_moves_the_socket(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "ltp")
+    hub.subscribe(conn, [7], "full")
+    assert hub.route_quote({**quote(), "ts": now_iso()}) == 1
+    [message] = received(conn)
+    assert message["close"] == "100.10" and hub.subscriber_count(7) == 1

@@ -191,7 +191,7 @@ def _send_loop(ws, conn: Connection) -> None:
     """Drain the outbox into the socket, all of it in one write; close with the connection's code when asked."""
     try:
         while not conn.closing:
-            frames = conn.take(timeout=5.0)
+            frames = conn.take()  # wakes on data or on close
             if frames:
                 conn.sending_since = time.monotonic()
                 ws.sock.sendall(b"".join(frames))
