@@ -12,7 +12,9 @@ bind = f"0.0.0.0:{_config.PORT}"
 workers = _config.WEB_CONCURRENCY
 # gevent: thousands of idle WebSocket connections and slow broker calls cost a greenlet, not a thread.
 worker_class = "gevent"
-worker_connections = 1000
+# A websocket worker holds each client's socket for its whole session (and a gevent worker stops
+# accepting at worker_connections), so the websocket process allows ten times the backend's.
+worker_connections = 10000 if _config.PORT == _config.WEBSOCKET_PORT else 1000
 # A sync request is killed after `timeout`; WebSockets keep the worker busy but answer pings, so it stays alive.
 timeout = 30
 # On SIGTERM, in-flight requests get this long before workers are killed; the supervisor waits longer.
