@@ -91,8 +91,11 @@ def test_expired_session_is_invalid_token_and_its_socket_gets_logout(xts):
     assert xts.call("GET", "/interactive/orders", fresh["token"]).status_code == 200
 
 
-def test_second_login_ends_the_first_session(xts):
-    first, second = xts.login(), xts.login()
+def test_second_login_ends_the_first_session_and_its_socket(xts):
+    first = xts.login()
+    _, events = xts.interactive_socket(first)
+    second = xts.login()
+    events.wait_for(lambda items: any(n == "logout" for n, _ in items))
     assert xts.call("GET", "/interactive/orders", first["token"]).json()["description"] == "Invalid Token"
     assert xts.call("GET", "/interactive/orders", second["token"]).status_code == 200
 

@@ -45,10 +45,13 @@ def login_response(api: str, code: str, description: str):
     if not (data.get("source") or data.get("accessToken")):
         raise bad_request("source", "is required", "any.required")
     state = sim()
-    session = state.sessions.login(api, str(app_key), str(secret_key), state.faults.single_session)
-    if session is None:
+    account = state.sessions.authenticate(api, str(app_key), str(secret_key))
+    if account is None:
         raise BrokerError(400, "e-user-0005", "Invalid appKey or secretKey", {})
-    account = session.account
+    if state.faults.single_session:  # logged in elsewhere: the old session and its sockets end
+        ended = state.sessions.expire(user_id=account.user_id, api=api)
+        state.streams.log_out({s.token for s in ended})
+    session = state.sessions.open(account)
     result = {
         "token": session.token,
         "userID": account.user_id,

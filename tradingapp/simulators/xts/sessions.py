@@ -42,21 +42,20 @@ class Sessions:
     secret: str = field(default_factory=lambda: secrets.token_hex(16))
     by_token: dict[str, Session] = field(default_factory=dict)
 
-    def login(self, api: str, app_key: str, secret_key: str, single_session: bool) -> Session | None:
-        account = next(
+    def authenticate(self, api: str, app_key: str, secret_key: str) -> Account | None:
+        return next(
             (a for a in self.accounts if a.api == api and a.app_key == app_key and a.secret_key == secret_key), None
         )
-        if account is None:
-            return None
-        if single_session:
-            self.expire(user_id=account.user_id, api=api)
+
+    def open(self, account: Account) -> Session:
+        """A new session; with single-session brokers the caller ends the old ones first."""
         now = self.clock()
         claims = {
             "userID": account.user_id,
             "publicKey": account.app_key,
             "memberID": "SIMULATOR",
             "source": "WEBAPI",
-            "api": api,
+            "api": account.api,
             "jti": secrets.token_hex(8),
             "iat": int(now),
             "exp": int(now + self.ttl),
@@ -64,6 +63,14 @@ class Sessions:
         token = jwt.encode(claims, self.secret, algorithm="HS256")
         session = self.by_token[token] = Session(token, account, now + self.ttl)
         return session
+
+    def login(self, api: str, app_key: str, secret_key: str, single_session: bool) -> Session | None:
+        account = self.authenticate(api, app_key, secret_key)
+        if account is None:
+            return None
+        if single_session:
+            self.expire(user_id=account.user_id, api=api)
+        return self.open(account)
 
     def check(self, token: str | None, api: str) -> Session | None:
         session = self.by_token.get(token or "")
