@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql
 from tradingapp.domain.candles import INTERVALS, aggregate, bucket_start, utc_offset
 from tradingapp.extensions import db, upsert_insert
 from tradingapp.models import Candle1m
+from tradingapp.models.types import UTCDateTime
 
 PAGE = 1000  # SQLite: candles per statement (its bind parameter limit)
 
@@ -103,15 +104,17 @@ def _greatest_least():
 
 def query_candles(instrument_id: int, interval: str, start: datetime, end: datetime, zone: str) -> list[dict]:
     """Candles of [start, end) oldest first, as dicts (ts = the bucket's start, UTC)."""
-    c = Candle1m
-    in_range = sa.and_(c.instrument_id == instrument_id, c.bucket >= start, c.bucket < end)
+    c = Candle1m.__table__.c  # Core columns: no ORM entity loading for rows read only
+    in_range = _in_range(c, instrument_id, start, end)
     if interval == "1m":
         rows = db.session.execute(
             sa.select(c.bucket, c.open, c.high, c.low, c.close, c.volume).where(in_range).order_by(c.bucket)
         )
         return [_candle(r.bucket, r) for r in rows]
+    key, is_start = _group_key(interval, zone, start)
     grouped = (
         sa.select(
+            key.label("start_b"),
             sa.func.min(c.bucket).label("first_b"),
             sa.func.max(c.bucket).label("last_b"),
             sa.func.max(c.high).label("high"),
@@ -119,32 +122,45 @@ def query_candles(instrument_id: int, interval: str, start: datetime, end: datet
             sa.func.sum(c.volume).label("volume"),
         )
         .where(in_range)
-        .group_by(_group_key(interval, zone, start))
+        .group_by(sa.literal_column("start_b"))
         .subquery()
     )
-    first, last = sa.orm.aliased(c), sa.orm.aliased(c)
+    # Open and close: the group's first and last minute joined back, bounded by the range like the
+    # groups (unbounded, the planner hashed the instrument's whole history; as scalar subqueries,
+    # its guess of many more groups than there are priced the query past jit_above_cost, and JIT
+    # compiling cost more than the query).
+    first, last = Candle1m.__table__.alias("first_m"), Candle1m.__table__.alias("last_m")
+    g = grouped.c
     query = (
-        sa.select(grouped, first.open, last.close)
-        .join(first, sa.and_(first.instrument_id == instrument_id, first.bucket == grouped.c.first_b))
-        .join(last, sa.and_(last.instrument_id == instrument_id, last.bucket == grouped.c.last_b))
-        .order_by(grouped.c.first_b)
+        sa.select(grouped, first.c.open, last.c.close)
+        .join(first, sa.and_(_in_range(first.c, instrument_id, start, end), first.c.bucket == g.first_b))
+        .join(last, sa.and_(_in_range(last.c, instrument_id, start, end), last.c.bucket == g.last_b))
+        .order_by(g.first_b)
     )
-    return [_candle(bucket_start(r.first_b, interval, zone), r) for r in db.session.execute(query)]
+    rows = db.session.execute(query)
+    if is_start:
+        return [_candle(r.start_b, r) for r in rows]
+    return [_candle(bucket_start(r.first_b, interval, zone), r) for r in rows]
+
+
+def _in_range(c, instrument_id: int, start: datetime, end: datetime):
+    return sa.and_(c.instrument_id == instrument_id, c.bucket >= start, c.bucket < end)
 
 
 def _group_key(interval: str, zone: str, at: datetime):
-    """SQL naming the interval's bucket of a 1m candle (only grouped on; the bucket's start is
-    computed from the group's first minute in Python)."""
-    bucket = Candle1m.bucket
+    """(SQL naming the interval's bucket of a 1m candle, whether that is the bucket's start). On
+    Postgres it is the start (UTC); SQLite's is a bucket number and the start is worked out from
+    the group's first minute in Python."""
+    bucket = Candle1m.__table__.c.bucket
     step = INTERVALS[interval]
     if db.session.get_bind().dialect.name == "sqlite":
         # No time zones in SQLite: the zone's offset at the range start (exact outside DST changes).
         epoch = sa.cast(sa.func.strftime("%s", bucket), sa.Integer)
-        return (epoch + utc_offset(zone, at)) // step
+        return (epoch + utc_offset(zone, at)) // step, False
     if interval == "1d":
-        return sa.cast(sa.func.timezone(zone, bucket), sa.Date)
+        return sa.func.date_trunc("day", bucket, zone, type_=UTCDateTime), True  # local midnight
     origin = sa.func.to_timestamp(-utc_offset(zone, at))
-    return sa.func.date_bin(sa.text(f"interval '{step} seconds'"), bucket, origin)
+    return sa.func.date_bin(sa.text(f"interval '{step} seconds'"), bucket, origin, type_=UTCDateTime), True
 
 
 def _candle(ts: datetime, row) -> dict:
