@@ -309,10 +309,13 @@ def test_consumer_process_stops_cleanly_on_sigterm(env, topology):
         text=True,
     )
     try:
-        ready = ""
-        while "event=consumer_ready" not in ready:
-            ready = proc.stderr.readline()
-            assert ready, "consumer exited before it was ready"
+        ready = []  # two loops, each on a connection of its own: broker events, and ticks
+        while len(ready) < 2:
+            line = proc.stderr.readline()
+            assert line, "consumer exited before it was ready"
+            ready += [line.rsplit("queues=", 1)[1].strip()] if "event=consumer_ready" in line else []
+        events, ticks = sorted(ready, key=lambda queues: queues == topology.q_ticks.name)
+        assert ticks == topology.q_ticks.name and topology.q_broker_events.name in events.split(",")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
@@ -335,6 +338,7 @@ def test_bad_ticks_are_skipped_and_the_good_ones_stored(db):
         tick(1, seq=7, ltq=True),
         tick(1, seq=8, ts=TS.replace(tzinfo=None).isoformat()),
         tick(1, seq=9, ltp="1.00001"),
+        tick(1, seq=10, ts="0001-01-01T00:00:00+05:30"),  # before year 1 in UTC
         "tick",
     ]
     assert ingest_ticks([tick(1, seq=1), *bad]) == 1

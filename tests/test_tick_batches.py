@@ -1,0 +1,251 @@
+"""Tick batches in the consumer (real RabbitMQ, Postgres, Redis; SQLite for the zero-config path):
+many messages per transaction, acked only after the commit, a bad message parked alone."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask_migrate import upgrade
+from kombu import Connection
+
+import config
+from jobs import tick_batches
+from jobs.consumer import Consumer
+from tests.factories import event, make_order
+from tests.test_consumer import (  # noqa: F401 (fixtures)
+    TS,
+    dead_letters,
+    free_port,
+    publish_raw,
+    publish_ticks,
+    publisher,
+    start_consumer,
+    tick,
+    tick_count,
+    topology,
+    wait_for,
+)
+from tradingapp import create_app
+from tradingapp import events as ev
+from tradingapp.extensions import db as _db
+from tradingapp.models import Candle1m, Order, Tick
+from tradingapp.services.ticks import ingest_rows
+
+# Batches written only when full (3 messages) or after 30 s: what a test sees is never a linger.
+HELD = {"max_messages": 3, "linger": 30.0, "max_wait": 30.0}
+
+
+def run_consumer(app, **tick_batch):
+    """The consumer class in a thread of its own (stopped by the caller)."""
+    consumer = Consumer(app, Connection(app.config["AMQP_URL"]), paper_exchange=False, retry_delay=0.05,
+                        tick_batch=tick_batch)  # fmt: skip
+    thread = threading.Thread(target=consumer.run, kwargs={"safety_interval": 0.1}, daemon=True)
+    thread.start()
+    assert consumer.ready.wait(10)
+    return consumer, thread
+
+
+def stop(consumer, thread) -> None:
+    consumer.should_stop = True
+    thread.join(10)
+    consumer.connection.release()
+
+
+def queued(app, topology) -> int:  # noqa: F811
+    """Messages in the ticks queue (ready, or unacked by a consumer that is gone)."""
+    with Connection(app.config["AMQP_URL"]) as conn:
+        return topology.q_ticks(conn.default_channel).queue_declare(passive=True).message_count
+
+
+def transactions() -> int:
+    """How many transactions wrote the ticks stored."""
+    count = _db.session.scalar(sa.text("SELECT count(DISTINCT xmin::text) FROM ticks"))
+    _db.session.rollback()
+    return count
+
+
+def volume(instrument_id: int = 1) -> int:
+    value = _db.session.scalar(sa.select(sa.func.sum(Candle1m.volume)).filter_by(instrument_id=instrument_id))
+    _db.session.rollback()
+    return value or 0
+
+
+@pytest.fixture
+def held(app, db, topology):  # noqa: F811
+    consumer, thread = run_consumer(app, **HELD)
+    yield consumer
+    stop(consumer, thread)
+
+
+def test_ticks_of_several_messages_are_written_in_one_transaction_once_the_batch_is_full(held, publisher):  # noqa: F811
+    publish_ticks(publisher, [tick(1, seq=1), tick(2, seq=1)])
+    publish_ticks(publisher, [tick(3, seq=1)])
+    wait_for(lambda: len(held.ticks.filling.parts) == 2)
+    assert tick_count() == 0 and held.handled == 0  # buffered: neither written nor acked
+    publish_ticks(publisher, [tick(4, seq=1)])
+    wait_for(lambda: held.handled == 3)
+    assert tick_count() == 4 and transactions() == 1
+
+
+def test_a_redelivered_message_in_a_batch_adds_no_candle_volume(held, publisher):  # noqa: F811
+    first = [tick(1, seq=1, ltq=5), tick(1, seq=2, ts=TS + timedelta(seconds=1), ltq=6)]
+    for body in (first, [tick(2, seq=1)], [tick(3, seq=1)]):
+        publish_ticks(publisher, body)
+    wait_for(lambda: held.handled == 3)
+    # The same message again, beside new ticks of the same candle: only the new ones count.
+    for body in (first, [tick(1, seq=3, ts=TS + timedelta(seconds=2), ltq=7)], [tick(4, seq=1)]):
+        publish_ticks(publisher, body)
+    wait_for(lambda: held.handled == 6)
+    assert volume(1) == 5 + 6 + 7 and tick_count(instrument_id=1) == 3 and tick_count() == 6
+
+
+def test_a_malformed_message_in_a_batch_is_dead_lettered_alone(app, held, topology, publisher):  # noqa: F811
+    publish_ticks(publisher, [tick(1, seq=1)])
+    publisher.publish("market_ticks", "ticks.NSECM", {"tick": tick(2)}, message_id="no-ticks-list")
+    publish_raw(app, topology, "market_ticks", b"{not json", "application/json")
+    publish_ticks(publisher, [tick(3, seq=1)])
+    publish_ticks(publisher, [tick(4, seq=1)])
+    wait_for(lambda: tick_count() == 3)
+    dead = dead_letters(app, topology, 2)
+    assert {m.properties.get("message_id") for m in dead} == {"no-ticks-list", None}
+    wait_for(lambda: queued(app, topology) == 0)
+
+
+def test_a_batch_failing_for_one_message_is_written_message_by_message(app, db, topology, publisher, monkeypatch):  # noqa: F811
+    def ingest_unless_instrument_2(rows):
+        if any(row["instrument_id"] == 2 for row in rows):
+            raise RuntimeError("a bug met by one message only")
+        return ingest_rows(rows)
+
+    monkeypatch.setattr(tick_batches, "ingest_rows", ingest_unless_instrument_2)
+    consumer, thread = run_consumer(app, **HELD)
+    try:
+        for iid in (1, 2, 3):
+            publish_ticks(publisher, [tick(iid, seq=1)], message_id=f"m{iid}")
+        [dead] = dead_letters(app, topology, 1)
+        assert dead.properties["message_id"] == "m2"
+        wait_for(lambda: consumer.handled == 3)
+        assert tick_count() == 2 and tick_count(instrument_id=2) == 0
+    finally:
+        stop(consumer, thread)
+
+
+def test_a_transient_failure_retries_the_batch_then_requeues_all_of_it(app, db, topology, publisher, monkeypatch):  # noqa: F811
+    calls = []
+
+    def down_three_times(rows):
+        calls.append(len(rows))
+        if len(calls) <= 3:  # every in-place retry of the first delivery fails
+            raise sa.exc.OperationalError("COPY tick_stage", {}, Exception("server closed the connection"))
+        return ingest_rows(rows)
+
+    monkeypatch.setattr(tick_batches, "ingest_rows", down_three_times)
+    consumer, thread = run_consumer(app, **HELD)
+    try:
+        for iid in (1, 2, 3):
+            publish_ticks(publisher, [tick(iid, seq=1)])
+        wait_for(lambda: tick_count() == 3)
+        wait_for(lambda: consumer.handled == 3)
+        assert calls[:3] == [3, 3, 3] and sum(calls[3:]) == 3  # requeued: read again, written once
+        wait_for(lambda: queued(app, topology) == 0)
+    finally:
+        stop(consumer, thread)
+
+
+def test_a_batch_is_acked_only_after_commit_and_cache_while_redis_is_down(env, db, topology, publisher, tmp_path):  # noqa: F811
+    port = free_port()
+    flaky_app = create_app(config.TestConfig({**env, "REDIS_PORT": str(port)}))
+    server = None
+    consumer, thread = run_consumer(flaky_app, **HELD)
+    try:
+        for iid in (1, 2, 3):
+            publish_ticks(publisher, [tick(iid, seq=1, ltp="100.05")])
+        wait_for(lambda: tick_count() == 3)  # committed, then Redis refused
+        time.sleep(0.3)
+        assert consumer.handled == 0  # not acked while the quote cache is behind
+        server = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL,
+        )
+        cache = redis.Redis(port=port, db=int(env["REDIS_DB"]))
+        wait_for(lambda: all(cache.hget(f"{env['NAMESPACE']}:quote:{i}", "ltp") == b"100.05" for i in (1, 2, 3)))
+        cache.close()
+        wait_for(lambda: consumer.handled == 3)
+        assert tick_count() == 3 and volume(1) == 10
+    finally:
+        stop(consumer, thread)
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        with flaky_app.app_context():
+            _db.engine.dispose()
+        flaky_app.extensions["redis"].close()
+
+
+def test_stopping_writes_and_acks_a_part_filled_batch(app, db, topology, publisher):  # noqa: F811
+    consumer, thread = run_consumer(app, **HELD)
+    publish_ticks(publisher, [tick(1, seq=1)])
+    publish_ticks(publisher, [tick(2, seq=1)])
+    wait_for(lambda: len(consumer.ticks.filling.parts) == 2)
+    stop(consumer, thread)
+    assert not thread.is_alive()
+    assert tick_count() == 2 and consumer.handled == 2
+    assert queued(app, topology) == 0  # acked, not left for redelivery
+
+
+def test_a_broker_event_is_applied_while_a_tick_batch_is_being_written(app, db, topology, publisher, trader,  # noqa: F811
+                                                                         monkeypatch):  # fmt: skip
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_ingest(rows):
+        writing.set()
+        release.wait(10)
+        return ingest_rows(rows)
+
+    monkeypatch.setattr(tick_batches, "ingest_rows", slow_ingest)
+    order = make_order(trader, status="SUBMITTED")
+    consumer, thread = run_consumer(app, max_messages=1)
+    try:
+        publish_ticks(publisher, [tick(1, seq=1)])
+        assert writing.wait(10)
+        body = event(ev.ACCEPTED, order, broker_order_id="P1")
+        publisher.publish("broker_events", ev.ACCEPTED, body, message_id=body["event_id"])
+
+        def is_open():
+            status = _db.session.scalar(sa.select(Order.status).filter_by(id=order.id))
+            _db.session.rollback()
+            return status == "OPEN"
+
+        wait_for(is_open)
+        assert tick_count() == 0  # the tick batch is still being written
+        release.set()
+        wait_for(lambda: tick_count() == 1)
+    finally:
+        release.set()
+        stop(consumer, thread)
+
+
+def test_the_consumer_batches_ticks_on_sqlite(env, topology, publisher, tmp_path):  # noqa: F811
+    sqlite_app = create_app(config.TestConfig({**env, "DB_HOST": "", "SQLITE_PATH": str(tmp_path / "t.db")}))
+    with sqlite_app.app_context():
+        upgrade(revision="heads")
+    consumer, thread = run_consumer(sqlite_app, **HELD)
+    try:
+        batch = [tick(1, seq=1, ltq=5), tick(1, seq=2, ts=TS + timedelta(seconds=1), ltq=6)]
+        for body in (batch, batch, [tick(2, seq=1)]):  # the second: a redelivery
+            publish_ticks(publisher, body)
+        wait_for(lambda: consumer.handled == 3)
+        with sqlite_app.app_context():
+            assert _db.session.scalar(sa.select(sa.func.count()).select_from(Tick)) == 3
+            assert _db.session.scalar(sa.select(Candle1m.volume).filter_by(instrument_id=1)) == 11
+            _db.session.remove()
+    finally:
+        stop(consumer, thread)
+        with sqlite_app.app_context():
+            _db.engine.dispose()
