@@ -136,6 +136,15 @@ class Config:
         self.XTS_API_URL = e.get("XTS_API_URL", "")
         self.XTS_API_KEY = e.get("XTS_API_KEY", "")
         self.XTS_API_SECRET = e.get("XTS_API_SECRET", "")
+        # The market-data API is a separate XTS app with its own key (empty: no REST quotes from XTS).
+        self.XTS_MD_API_KEY = e.get("XTS_MD_API_KEY", "")
+        self.XTS_MD_API_SECRET = e.get("XTS_MD_API_SECRET", "")
+        # Most deployments serve market data under /apimarketdata; the old demo path is /marketdata.
+        self.XTS_MARKET_DATA_PREFIX = "/" + (e.get("XTS_MARKET_DATA_PREFIX") or "/apimarketdata").strip("/")
+        # Read timeout of one XTS call (the SDK's default); a place that outlives it is looked up, not re-sent.
+        self.XTS_TIMEOUT = parse_duration("XTS_TIMEOUT", e.get("XTS_TIMEOUT"), 7)
+        # Dealer accounts act for a client: sent as clientID on every call (empty: an investor account).
+        self.XTS_CLIENT_ID = e.get("XTS_CLIENT_ID", "")
         # Auth
         self.JWT_SECRET = e.get("JWT_SECRET") or DEFAULT_JWT_SECRET
         self.JWT_SECRET_KEY = self.JWT_SECRET
