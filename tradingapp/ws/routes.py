@@ -8,6 +8,7 @@ everything queued with one `sendall`. One watcher per process re-checks every so
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import threading
@@ -94,7 +95,20 @@ def get_hub() -> Hub:
             watcher.start()
             app.extensions["ws_listener"] = listener
             app.extensions["ws_hub"] = hub
+            _tune_gc()
     return app.extensions["ws_hub"]
+
+
+def _tune_gc() -> None:
+    """Keep the cyclic collector's pauses off the feed. A full collection walks every object of the
+    process and stops every socket meanwhile: with the defaults, objects in flight at each young
+    collection (a sender's wait, a receive timer) were promoted, full collections came every few
+    seconds and took 50-300 ms with 1,000 sockets, which was the whole p99. So the objects alive now
+    (the app, its modules) leave the collector's view for good, and young collections run every
+    50,000 allocations instead of 700, late enough that those objects are gone. Garbage without
+    cycles is freed by reference counting as before; only cycles wait a little longer."""
+    gc.freeze()
+    gc.set_threshold(50_000)
 
 
 @sock.route("/ws", bp=bp)
