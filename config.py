@@ -145,6 +145,16 @@ class Config:
         self.XTS_TIMEOUT = parse_duration("XTS_TIMEOUT", e.get("XTS_TIMEOUT"), 7)
         # Dealer accounts act for a client: sent as clientID on every call (empty: an investor account).
         self.XTS_CLIENT_ID = e.get("XTS_CLIENT_ID", "")
+        # The event bridge's socket.io protocol: Engine.IO 4 (Socket.IO 3+), or 3 for broker servers
+        # still on Socket.IO 2.x.
+        self.XTS_SOCKETIO_EIO = parse_int("XTS_SOCKETIO_EIO", e.get("XTS_SOCKETIO_EIO"), 4)
+        if self.XTS_SOCKETIO_EIO not in (3, 4):
+            raise ConfigError(f"XTS_SOCKETIO_EIO must be 3 or 4, got {self.XTS_SOCKETIO_EIO}")
+        # The bridge publishes the touchlines it received every this many ms (one message per segment).
+        self.XTS_TICK_FLUSH_MS = parse_int("XTS_TICK_FLUSH_MS", e.get("XTS_TICK_FLUSH_MS"), 200)
+        # Besides after every reconnect, the bridge re-reads the order and trade books this often
+        # (a socket event lost while connected is recovered); 0: only after reconnects.
+        self.XTS_RECONCILE_INTERVAL = parse_duration("XTS_RECONCILE_INTERVAL", e.get("XTS_RECONCILE_INTERVAL"), 60)
         # Auth
         self.JWT_SECRET = e.get("JWT_SECRET") or DEFAULT_JWT_SECRET
         self.JWT_SECRET_KEY = self.JWT_SECRET
