@@ -34,7 +34,7 @@ MAX_TICKS = 5000
 MAX_MESSAGES = 250  # the ticks queue's prefetch is twice this: one batch filling, one being written
 LINGER = 0.002
 MAX_WAIT = 0.05
-POLL = 0.002  # while a batch is being written, how often the consumer looks whether it is done
+POLL = 0.001  # while a batch fills or is written, how often the consumer looks whether it is due or done
 
 
 class TickBatch:
@@ -73,12 +73,10 @@ class TickBatches:
             self.flush()
 
     def wait_time(self, longest: float) -> float:
-        """How long the consumer may wait for the next frame."""
-        if self.writing is not None:
-            longest = min(longest, POLL)
-        if self.filling.parts:
-            longest = min(longest, self.filling.due - time.monotonic())
-        return max(longest, 0.001)
+        """How long the consumer may wait for the next frame: POLL while a batch is filling or
+        being written (poll() then looks again). A fixed value: amqp sets the socket's timeout
+        for every frame read whose timeout differs from the last one, two system calls each."""
+        return POLL if self.filling.parts or self.writing is not None else longest
 
     def poll(self) -> None:
         """Settle a batch the writer has finished; hand over the filling one if it is due."""

@@ -43,6 +43,7 @@ PRICE_FIELDS = ("bid", "ask", "open", "high", "low", "close")  # optional; ltp i
 INT_LIMITS = {"ltq": 2**31 - 1, "bid_qty": 2**31 - 1, "ask_qty": 2**31 - 1, "volume": 2**63 - 1}
 MAX_PRICE = Decimal(10) ** 14  # NUMERIC(18, 4)
 INT32, INT64 = 2**31 - 1, 2**63 - 1
+QUANTITY_LIMITS = tuple(INT_LIMITS.items())
 
 # A price as the feed spells it: positive (checked apart), below 1e14, at most 4 decimal places.
 _PLAIN_PRICE = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,4})?").fullmatch
@@ -103,16 +104,21 @@ def parse_tick(raw: object) -> dict:
         raise BadTick("instrument_id must be positive")
     if type(seq) is not int or not 0 <= seq <= INT64:
         _int(raw, "seq", INT64, required=True)
-    tick = {"instrument_id": instrument_id, "seq": seq, "ts": _ts(get("ts")), "ltp": _price(get("ltp"), "ltp")}
+    ltp = get("ltp")
+    if type(ltp) is not str or ltp not in _valid_prices:  # a price seen before: valid
+        ltp = _price(ltp, "ltp")
+    tick = {"instrument_id": instrument_id, "seq": seq, "ts": _ts(get("ts")), "ltp": ltp}
     for name in PRICE_FIELDS:
         value = get(name)
-        tick[name] = None if value is None else _price(value, name)
-    for name, limit in INT_LIMITS.items():
+        if value is not None and (type(value) is not str or value not in _valid_prices):
+            value = _price(value, name)
+        tick[name] = value
+    for name, limit in QUANTITY_LIMITS:
         value = get(name)
-        if value is None:
+        if type(value) is not int or not 0 <= value <= limit:
+            if value is not None:
+                _int(raw, name, limit)
             value = 0
-        elif type(value) is not int or not 0 <= value <= limit:
-            _int(raw, name, limit)
         tick[name] = value
     return tick
 
@@ -128,8 +134,6 @@ def _int(raw: dict, name: str, limit: int, required: bool = False) -> int | None
 
 def _price(value: object, name: str) -> str:
     if type(value) is str:
-        if value in _valid_prices:
-            return value
         if _PLAIN_PRICE(value) and value.strip("0."):  # not zero
             if len(_valid_prices) >= VALID_PRICES_KEPT:
                 _valid_prices.clear()
