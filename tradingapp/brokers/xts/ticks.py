@@ -1,0 +1,214 @@
+"""XTS market data (1501 touchline, JSON full or partial broadcast) -> our ticks on `market.ticks`.
+
+A tick has the shape tradingapp.services.ticks.parse_tick validates: our instrument_id, a seq that
+only grows per instrument (clock-based, like the simulated feed's, so it still grows across
+restarts), ts ISO-8601 UTC, prices as decimal strings, integer quantities.
+
+XTS repeats a touchline whenever any of it changes (a new bid alone, too), with the day's volume
+so far. Our candles add up `ltq`, so a tick's ltq is the growth of that day volume since the last
+touchline seen for the instrument (0 when only the touch moved; 0 for the first one after a start,
+whose trades are already in the day's volume we did not see grow).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from tradingapp.domain.feed import format_ts
+
+# XTS exchange times count seconds from 1980-01-01 00:00 IST: Unix time = XTS time + this.
+XTS_EPOCH_OFFSET = 315513000
+SEGMENT_NAMES = {1: "NSECM", 2: "NSEFO", 3: "NSECD", 11: "BSECM", 12: "BSEFO", 51: "MCXFO"}
+SEGMENT_CODES = {name: code for code, name in SEGMENT_NAMES.items()}
+TOUCHLINE = 1501
+PRICE_QUANTUM = Decimal("0.0001")
+# An exchange time further than this from our clock is not believed (a deployment counting from
+# another epoch, a zero): the tick takes the time it was received.
+MAX_CLOCK_SKEW = timedelta(hours=12)
+
+
+class BadQuote(ValueError):
+    """A market-data payload that is not a touchline we can read."""
+
+
+@dataclass(frozen=True)
+class Touchline:
+    """One instrument's level-1 state as XTS reported it, before it is ours."""
+
+    segment: str
+    exchange_instrument_id: int
+    ltp: Decimal | None
+    bid: Decimal | None
+    ask: Decimal | None
+    bid_qty: int
+    ask_qty: int
+    open: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    close: Decimal | None
+    volume: int
+    exchange_time: int | None  # XTS seconds (last update, else last trade)
+
+
+def segment_name(value: object) -> str:
+    """'NSECM' from 1, '1' or 'NSECM'."""
+    if isinstance(value, str) and not value.isdigit():
+        return value.upper()
+    try:
+        return SEGMENT_NAMES[int(value)]
+    except (KeyError, TypeError, ValueError):
+        raise BadQuote(f"unknown exchange segment {value!r}") from None
+
+
+def from_xts_time(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds + XTS_EPOCH_OFFSET, UTC)
+
+
+def parse_full(payload: str | bytes | dict) -> Touchline:
+    """A `1501-json-full` payload (a JSON string, as the socket sends it, or the parsed object)."""
+    try:
+        data = json.loads(payload, parse_float=Decimal) if isinstance(payload, str | bytes) else payload
+        touch = data["Touchline"]
+        bid, ask = touch.get("BidInfo") or {}, touch.get("AskInfo") or {}
+        return Touchline(
+            segment=segment_name(data["ExchangeSegment"]),
+            exchange_instrument_id=int(data["ExchangeInstrumentID"]),
+            ltp=_price(touch.get("LastTradedPrice")),
+            bid=_price(bid.get("Price")),
+            ask=_price(ask.get("Price")),
+            bid_qty=_qty(bid.get("Size")),
+            ask_qty=_qty(ask.get("Size")),
+            open=_price(touch.get("Open")),
+            high=_price(touch.get("High")),
+            low=_price(touch.get("Low")),
+            close=_price(touch.get("Close")),
+            volume=_qty(touch.get("TotalTradedQuantity")),
+            exchange_time=_time(touch.get("LastUpdateTime")) or _time(touch.get("LastTradedTime")),
+        )
+    except BadQuote:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation) as exc:
+        raise BadQuote(f"unreadable touchline: {type(exc).__name__}: {exc}") from None
+
+
+def parse_partial(payload: str) -> Touchline:
+    """A `1501-json-partial` payload: 't:1_2885,ltp:2900.05,ltq:10,v:5000,...,ai:0|size|price|n,bi:...'."""
+    try:
+        fields = dict(part.split(":", 1) for part in payload.strip().split(",") if ":" in part)
+        segment, _, instrument = fields["t"].partition("_")
+        ask, bid = _level(fields.get("ai")), _level(fields.get("bi"))
+        return Touchline(
+            segment=segment_name(segment),
+            exchange_instrument_id=int(instrument),
+            ltp=_price(fields.get("ltp")),
+            bid=bid[1],
+            ask=ask[1],
+            bid_qty=bid[0],
+            ask_qty=ask[0],
+            open=_price(fields.get("o")),
+            high=_price(fields.get("h")),
+            low=_price(fields.get("l")),
+            close=_price(fields.get("c")),
+            volume=_qty(fields.get("v")),
+            exchange_time=_time(fields.get("lut")) or _time(fields.get("ltt")),
+        )
+    except BadQuote:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation) as exc:
+        raise BadQuote(f"unreadable partial touchline: {type(exc).__name__}: {exc}") from None
+
+
+def _level(value: str | None) -> tuple[int, Decimal | None]:
+    """An `ai`/`bi` group 'index|size|price|orders' -> (size, price)."""
+    if not value:
+        return 0, None
+    parts = value.split("|")
+    if len(parts) < 3:
+        raise BadQuote(f"unreadable price level {value!r}")
+    return _qty(parts[1]), _price(parts[2])
+
+
+def _price(value: object) -> Decimal | None:
+    """A positive price with at most 4 places, or None (XTS sends 0 for 'none')."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    price = Decimal(str(value).replace(",", ""))
+    if not price.is_finite():
+        raise BadQuote(f"price {value!r} is not finite")
+    if price <= 0:
+        return None
+    return price.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP).normalize() if _places(price) > 4 else price
+
+
+def _places(price: Decimal) -> int:
+    exponent = price.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _qty(value: object) -> int:
+    if value is None or value == "":
+        return 0
+    number = Decimal(str(value).replace(",", ""))
+    return max(int(number), 0)
+
+
+def _time(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    seconds = int(Decimal(str(value)))
+    return seconds if seconds > 0 else None
+
+
+def _text(price: Decimal | None) -> str | None:
+    return None if price is None else format(price, "f")
+
+
+class TickMaker:
+    """Touchlines -> ticks, with the per-instrument state a tick needs (seq, last day volume)."""
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.last: dict[int, tuple[int, int]] = {}  # instrument_id -> (seq, day volume)
+
+    def tick(self, touch: Touchline, instrument_id: int) -> dict | None:
+        """Our tick for a touchline, or None while the instrument has not traded (no ltp)."""
+        if touch.ltp is None:
+            return None
+        now = self.clock()
+        seq, volume = self.last.get(instrument_id, (0, None))
+        seq = max(seq + 1, int(now * 1_000_000))
+        if volume is None:
+            ltq = 0
+        elif touch.volume >= volume:
+            ltq = touch.volume - volume
+        else:  # a new session's volume starts again from zero
+            ltq = touch.volume
+        self.last[instrument_id] = (seq, touch.volume)
+        received = datetime.fromtimestamp(now, UTC)
+        ts = received
+        if touch.exchange_time is not None:
+            exchange = from_xts_time(touch.exchange_time)
+            if abs(exchange - received) <= MAX_CLOCK_SKEW:
+                ts = exchange
+        return {
+            "instrument_id": instrument_id,
+            "exchange_segment": touch.segment,
+            "exchange_instrument_id": touch.exchange_instrument_id,
+            "seq": seq,
+            "ts": format_ts(ts),
+            "ltp": _text(touch.ltp),
+            "bid": _text(touch.bid),
+            "ask": _text(touch.ask),
+            "open": _text(touch.open),
+            "high": _text(touch.high),
+            "low": _text(touch.low),
+            "close": _text(touch.close),
+            "ltq": ltq,
+            "bid_qty": touch.bid_qty,
+            "ask_qty": touch.ask_qty,
+            "volume": touch.volume,
+        }
