@@ -83,6 +83,9 @@ class Connection:
     conflated by instrument (a newer quote replaces an unsent older one), so it never holds more
     than `max_events` messages plus one quote per subscribed instrument.
 
+    When the outbox goes from empty to not empty, `on_ready(conn)` is called if set (the server's
+    flusher writes it out with the others of the same burst), else the event `take` waits on is set.
+
     Its lock is the OS lock, not gevent's: it is taken for every quote to every socket, and no
     code holding it blocks or yields, so a greenlet never waits on it (gevent's costs ten times more).
     """
@@ -98,8 +101,9 @@ class Connection:
         self.encode = encode
         self.subscriptions: dict[int, str] = {}  # instrument_id -> mode; guarded by the hub's lock
         self._lock = _os_lock()
-        self._ready = threading.Event()  # set while something is queued or the socket is closing
-        self._woken = False  # _ready was set since the last take
+        self._ready = threading.Event()  # take() waits on it: set by wake() and on close
+        self._woken = False  # the outbox was announced (on_ready or _ready) since the last take
+        self.on_ready: Callable[[Connection], None] | None = None
         self._events: deque[bytes] = deque()
         self._quotes: dict[int, bytes] = {}
         self.close_code: int | None = None
@@ -143,9 +147,16 @@ class Connection:
         self._wake()
 
     def _wake(self) -> None:
-        if not self._woken:  # one set() per batch, not one per quote
+        if not self._woken:  # announced once per batch, not once per quote
             self._woken = True
-            self._ready.set()
+            if self.on_ready is None:
+                self._ready.set()
+            else:
+                self.on_ready(self)
+
+    def wake(self) -> None:
+        """Let a `take` waiting for this socket return what is queued."""
+        self._ready.set()
 
     def drop_quotes(self, instrument_ids) -> None:
         with self._lock:
@@ -166,14 +177,18 @@ class Connection:
             self._quotes.clear()
 
     def take(self, timeout: float | None = None) -> list[bytes]:
-        """Everything queued (events first, then the latest quotes); [] after `timeout` or on close."""
+        """Everything queued (events first, then the latest quotes) once woken; [] after `timeout` or on close."""
         if not self._ready.wait(timeout):
             return []
+        self._ready.clear()
+        return self.take_now()
+
+    def take_now(self) -> list[bytes]:
+        """Everything queued, without waiting; [] on close."""
         with self._lock:
+            self._woken = False
             if self.close_code is not None:
                 return []
-            self._ready.clear()
-            self._woken = False
             batch = [*self._events, *self._quotes.values()]
             self._events.clear()
             self._quotes.clear()

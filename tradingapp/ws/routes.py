@@ -1,13 +1,16 @@
 """The /ws route: authenticate, register with the hub, then read commands until the socket ends.
 
 The handler stays thin: parsing lives in `protocol`, routing in `hub`, Redis in `listener`, bytes on
-the wire in `transport`. A sender loop per socket is the only writer of data frames; it writes
-everything queued with one `sendall`. One watcher per process re-checks every socket's session
-(expired or revoked: close 4401) and stalled sends, and marks quotes stale.
+the wire in `transport`. A socket's queued frames go out in one write: the process's flusher writes
+every socket that got something in a burst, in one pass and without waiting; a socket whose client
+is not reading fast enough is handed to its own sender loop, which waits for it (and closes the
+socket when asked). One watcher per process re-checks every socket's session (expired or revoked:
+close 4401) and stalled sends, and marks quotes stale.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import socket
@@ -93,6 +96,9 @@ def get_hub() -> Hub:
             listener.start()
             watcher = threading.Thread(target=_watch, args=(app, hub), name="ws-watcher", daemon=True)
             watcher.start()
+            flusher = Flusher()
+            threading.Thread(target=flusher.run, name="ws-flusher", daemon=True).start()
+            app.extensions["ws_flusher"] = flusher
             app.extensions["ws_listener"] = listener
             app.extensions["ws_hub"] = hub
             _tune_gc()
@@ -130,6 +136,7 @@ def feed(ws) -> None:
         _close(ws, CLOSE_TOO_MANY, "too many connections")
         return
     log.info("event=ws_connected user_id=%s conn=%s", user_id, conn.id)
+    conn.on_ready = functools.partial(current_app.extensions["ws_flusher"].mark, out=ws.sock)
     sender = threading.Thread(target=_send_loop, args=(ws, conn), name=f"ws-sender-{conn.id}", daemon=True)
     sender.start()
     try:
@@ -201,15 +208,45 @@ def _subscribe(conn: Connection, hub: Hub, command: Command) -> None:
         conn.push_quote(iid, hub.encode(message), replace=False)
 
 
+class Flusher:
+    """Writes out, in one pass after each burst, every socket whose outbox filled in it: one write per
+    socket for all it got, and no greenlet switch per socket. A socket it cannot write without
+    waiting goes to that socket's sender loop."""
+
+    def __init__(self):
+        self._dirty: list[tuple[Connection, SerializedSocket]] = []
+        self._ready = threading.Event()
+
+    def mark(self, conn: Connection, out: SerializedSocket) -> None:
+        self._dirty.append((conn, out))
+        if len(self._dirty) == 1:
+            self._ready.set()
+
+    def run(self) -> None:
+        while True:
+            self._ready.wait()
+            self._ready.clear()
+            dirty, self._dirty = self._dirty, []
+            for conn, out in dirty:
+                try:
+                    if not out.write_nowait(conn.take_now):
+                        conn.wake()  # busy, or the client's buffer is full: its sender waits for it
+                except OSError:
+                    conn.close(CLOSE_NORMAL, "client gone")
+                except Exception:  # one socket's failure must not stop the feed of the others
+                    log.exception("event=ws_flush_failed user_id=%s conn=%s", conn.user_id, conn.id)
+                    conn.close(CLOSE_NORMAL, "flush failed")
+
+
 def _send_loop(ws, conn: Connection) -> None:
-    """Drain the outbox into the socket, all of it in one write; close with the connection's code when asked."""
+    """The slow path: what the flusher could not write without waiting, written as the client reads
+    it; then the close, with the connection's code, when asked."""
     try:
         while not conn.closing:
-            frames = conn.take()  # wakes on data or on close
-            if frames:
-                conn.sending_since = time.monotonic()
-                ws.sock.sendall(b"".join(frames))
-                conn.sending_since = None
+            frames = conn.take()  # woken by the flusher or on close
+            conn.sending_since = time.monotonic()
+            ws.sock.sendall(b"".join(frames))  # parked bytes first, even when nothing new came
+            conn.sending_since = None
         _close(ws, conn.close_code, conn.close_reason)
     except (ConnectionClosed, OSError):
         conn.close(CLOSE_NORMAL, "client gone")  # the receive loop sees it on its next tick

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 import orjson
 from wsproto.frame_protocol import FrameProtocol
@@ -25,31 +26,57 @@ def encode(message: dict) -> bytes:
 
 
 class SerializedSocket:
-    """Wraps a connection's socket so that every write is one whole `sendall` under one lock.
+    """Wraps a connection's socket so that frames go out whole and in order, one writer at a time.
 
-    A write first goes straight to the (non-blocking) file descriptor, which usually takes it all;
-    only a remainder waits in gevent's `sendall` for the client to read. That skips gevent's
-    per-call overhead (a getsockopt and a timer per sendall) on the hot path."""
+    `write_nowait` is the hot path: if no write is in progress it takes what is queued and writes it
+    straight to the (non-blocking) descriptor, which usually accepts it all. What does not fit is
+    parked, and whoever writes next (`sendall`, which waits for the client) sends it first, so a
+    frame cut by a full buffer is always completed before any other byte.
+    """
 
     def __init__(self, sock):
         self._sock = sock
         self._fd = sock.fileno()
         self._write = threading.Lock()
+        self._parked = b""  # the rest of a write the client's buffer did not take
+
+    @property
+    def backlogged(self) -> bool:
+        return bool(self._parked)
+
+    def write_nowait(self, take: Callable[[], list[bytes]]) -> bool:
+        """Write what `take()` returns without waiting; False (nothing taken) while another write
+        is in progress or parked bytes wait, or when part of this write had to be parked."""
+        if self._parked or not self._write.acquire(blocking=False):
+            return False
+        try:
+            data = b"".join(take())
+            sent = self._write_fd(data) if data else 0
+            self._parked = data[sent:]
+            return not self._parked
+        finally:
+            self._write.release()
 
     def send(self, data, *flags) -> int:
         self.sendall(data, *flags)
         return len(data)
 
     def sendall(self, data, *flags) -> None:
+        """Write parked bytes, then `data`, waiting for the client as long as it takes."""
         with self._write:
-            sent = 0
-            if not flags:
-                try:
-                    sent = os.write(self._fd, data)
-                except BlockingIOError:
-                    pass
+            if self._parked:
+                parked, self._parked = self._parked, b""
+                self._sock.sendall(parked)
+            sent = self._write_fd(data) if data and not flags else 0
             if sent < len(data):
                 self._sock.sendall(memoryview(data)[sent:], *flags)
+
+    def _write_fd(self, data: bytes) -> int:
+        # skips gevent's sendall (a getsockopt and a timer per call) when the buffer has room
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
 
     def __getattr__(self, name):  # recv, fileno, close, shutdown, ...: the socket's own
         return getattr(self._sock, name)
