@@ -100,6 +100,14 @@ def redis_pids() -> list[int]:
     return [pid for pid, _, cmd in _processes() if cmd.startswith("redis-server") or "/redis-server" in cmd]
 
 
+def write_calls(pid: int) -> int:
+    """Write system calls the process made so far (/proc/<pid>/io syscw)."""
+    for line in open(f"/proc/{pid}/io"):
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    return 0
+
+
 def worker_pids(master: int) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
@@ -170,10 +178,11 @@ def main() -> None:
                     "raw subscriber": [children[0].pid], "publisher": [os.getpid()], "redis": redis_pids()}  # fmt: skip
             sent_before = publish(app, args.rate, args.instruments, window[0])
             cpu0 = {name: sum(_cpu_seconds(p) for p in group) for name, group in pids.items()}
-            busy0 = machine_busy_seconds()
+            busy0, writes0 = machine_busy_seconds(), sum(write_calls(p) for p in workers)
             sent = publish(app, args.rate, args.instruments, window[1])
             cpu = {name: sum(_cpu_seconds(p) for p in group) - cpu0[name] for name, group in pids.items()}
             cpu["whole machine"] = machine_busy_seconds() - busy0
+            writes = sum(write_calls(p) for p in workers) - writes0
             memory = {pid: memory_mb(pid) for pid in workers}
             sent_total = sent_before + sent
             done = collect(report, len(children), "done", timeout=60)
@@ -212,7 +221,9 @@ def main() -> None:
               f"(~{per_socket:.0f} KiB each), {rss:.0f} MiB at the window's end, peak {peak:.0f} MiB")  # fmt: skip
     busy = "  ".join(f"{name} {seconds / args.seconds:.2f}" for name, seconds in cpu.items())
     print(f"  CPU (cores busy)  {busy}   [{os.cpu_count()} cores]")
-    print(f"  websocket CPU     {cpu['websocket'] * 1e6 / max(deliveries, 1):.1f} us per delivery")
+    per_write = deliveries / max(writes, 1)
+    print(f"  websocket CPU     {cpu['websocket'] * 1e6 / max(deliveries, 1):.1f} us per delivery; "
+          f"{writes / args.seconds:,.0f} socket writes/s, {per_write:.1f} frames per write")  # fmt: skip
     if dropped or connected < args.clients:
         print(f"  !! {args.clients - connected} clients never subscribed, {dropped} sockets ended early")
         print(logs[-3000:])
