@@ -7,8 +7,10 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import gevent
 import orjson
 import pytest
+from gevent import socket as gsocket
 
 from tradingapp.ws.hub import CLOSE_OVERFLOW, Hub, TooManyConnections, TooManyInstruments, shape_quote
 from tradingapp.ws.listener import Listener
@@ -303,3 +305,37 @@ def test_resubscribing_in_another_mode_moves_the_socket(hub):
     assert hub.route_quote({**quote(), "ts": now_iso()}) == 1
     [message] = received(conn)
     assert message["close"] == "100.10" and hub.subscriber_count(7) == 1
+
+
+def test_a_write_the_client_cannot_take_yet_is_parked_and_sent_before_anything_else():
+    writer, reader = gsocket.socketpair()  # gevent sockets, as the server's: non-blocking underneath
+    writer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    out = SerializedSocket(writer)
+    big = b"a" * 300_000
+    assert out.write_nowait(lambda: [big]) is False and out.backlogged  # what fit went; the rest waits
+    assert out.write_nowait(lambda: pytest.fail("nothing is taken while bytes are parked")) is False
+
+    def read_all() -> bytes:
+        data = bytearray()
+        while len(data) < len(big) + 4:
+            data += reader.recv(65536)
+        return bytes(data)
+
+    reading = gevent.spawn(read_all)
+    out.sendall(b"tail")
+    assert reading.get(timeout=5) == big + b"tail" and not out.backlogged
+    writer.close()
+    reader.close()
+
+
+def test_on_ready_announces_a_socket_once_per_batch(hub):
+    conn = hub.register("u1")
+    announced = []
+    conn.on_ready = announced.append
+    hub.subscribe(conn, [7, 8], "ltp")
+    hub.route_quote(quote(7))
+    hub.route_quote(quote(8))
+    assert announced == [conn]
+    assert len(conn.take_now()) == 2
+    hub.route_quote(quote(7))
+    assert announced == [conn, conn]
