@@ -6,8 +6,10 @@ Every variable of the deployment document is read here, with safe development de
 
 from __future__ import annotations
 
+import binascii
 import os
 import re
+from base64 import urlsafe_b64decode
 from datetime import time
 from pathlib import Path
 from urllib.parse import quote
@@ -22,6 +24,7 @@ WEAK_PASSWORDS = {"", "guest", "postgres", "password", "changeme", "secret", "re
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+GENERATE_FERNET_KEY = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 
 class ConfigError(RuntimeError):
@@ -81,6 +84,23 @@ def parse_list(value: str | None, default: list[str]) -> list[str]:
     if value is None or value.strip() == "":
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_fernet_keys(name: str, value: str | None) -> list[str]:
+    """Comma-separated Fernet keys (32 url-safe base64 bytes each). An error names the key's position,
+    never the key."""
+    keys = parse_list(value, [])
+    for position, key in enumerate(keys, 1):
+        try:
+            valid = len(urlsafe_b64decode(key.encode("ascii"))) == 32
+        except (ValueError, binascii.Error):
+            valid = False
+        if not valid:
+            raise ConfigError(
+                f"{name}: key {position} of {len(keys)} is not a Fernet key (32 url-safe base64-encoded bytes); "
+                f"generate one with: {GENERATE_FERNET_KEY}"
+            )
+    return keys
 
 
 class Config:
@@ -155,6 +175,10 @@ class Config:
         # Besides after every reconnect, the bridge re-reads the order and trade books this often
         # (a socket event lost while connected is recovered); 0: only after reconnects.
         self.XTS_RECONCILE_INTERVAL = parse_duration("XTS_RECONCILE_INTERVAL", e.get("XTS_RECONCILE_INTERVAL"), 60)
+        # Encryption of linked broker accounts' secrets: the first key encrypts, every key decrypts
+        # (rotation: prepend a new key, run `flask accounts rotate-keys`, then drop the old one).
+        # Empty outside production: a key derived from JWT_SECRET, with a warning (tradingapp/crypto.py).
+        self.SECRETS_ENCRYPTION_KEYS = parse_fernet_keys("SECRETS_ENCRYPTION_KEYS", e.get("SECRETS_ENCRYPTION_KEYS"))
         # Auth
         self.JWT_SECRET = e.get("JWT_SECRET") or DEFAULT_JWT_SECRET
         self.JWT_SECRET_KEY = self.JWT_SECRET
@@ -285,6 +309,11 @@ class ProductionConfig(Config):
             problems.append("RABBITMQ_PASSWORD is empty or a default")
         if self.BROKER == "xts" and not (self.XTS_API_URL and self.XTS_API_KEY and self.XTS_API_SECRET):
             problems.append("BROKER=xts needs XTS_API_URL, XTS_API_KEY and XTS_API_SECRET")
+        if self.BROKER == "xts" and not self.SECRETS_ENCRYPTION_KEYS:
+            problems.append(
+                "BROKER=xts needs SECRETS_ENCRYPTION_KEYS (encrypts linked broker accounts' secrets; "
+                f"generate a key with: {GENERATE_FERNET_KEY})"
+            )
         if problems:
             raise ConfigError("refusing to start in production: " + "; ".join(problems))
 
