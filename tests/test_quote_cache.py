@@ -109,7 +109,8 @@ def test_websocket_snapshot_carries_the_stale_flag(app, db):
     write(quote(1, age=30), quote(2, age=1))
     conn = (hub := Hub(max_sockets_per_user=3, max_instruments=4, max_events=5)).register("u1")
     _subscribe(conn, hub, Command("subscribe", (1, 2), "full"))
-    snapshot = {m["instrument_id"]: m["stale"] for m in conn.take(0) if m["type"] == "quote"}
+    messages = [orjson.loads(data) for data in conn.take(0)]  # the hub queues encoded messages
+    snapshot = {m["instrument_id"]: m["stale"] for m in messages if m["type"] == "quote"}
     assert snapshot == {1: True, 2: False}
 
 
