@@ -45,7 +45,8 @@ def quote_key(instrument_id: int) -> str:
 # JSON array with, per key, [ts_us ('' = always write), the JSON to publish, [field, value, ...]].
 # One JSON argument rather than ~30 per quote: redis-py packs each argument in Python, which cost
 # more than everything else of a tick batch. A written quote replaces the whole hash (fields it
-# lacks are cleared). Returns the 1-based positions of the quotes written.
+# lacks are cleared). Returns the 1-based positions of the quotes written, comma-separated (one
+# reply rather than one per quote).
 _STORE_QUOTES_LUA = """
 local index = KEYS[#KEYS]
 local ttl, channel = ARGV[1], ARGV[2]
@@ -55,17 +56,18 @@ for i = 1, #KEYS - 1 do
   local stored = redis.call('HGET', key, 'ts_us')
   if ts_us == '' or not stored or tonumber(ts_us) >= tonumber(stored) then
     redis.call('DEL', key)
-    redis.call('HSET', key, unpack(fields))
     if ts_us ~= '' then
-      redis.call('HSET', key, 'ts_us', ts_us)
+      redis.call('HSET', key, 'ts_us', ts_us, unpack(fields))
       redis.call('ZADD', index, ts_us, string.match(key, '(%d+)$'))
+    else
+      redis.call('HSET', key, unpack(fields))
     end
     redis.call('EXPIRE', key, ttl)
     if channel ~= '' then redis.call('PUBLISH', channel, payload) end
     written[#written + 1] = i
   end
 end
-return written
+return table.concat(written, ',')
 """
 _script_cache: list[Script] = []
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,16 +86,16 @@ def store_quotes(
     the quotes written (on a pipeline: [] until it executes)."""
     if not quotes:
         return []
-    keys, entries = [], []
+    keys, entries, prefix = [], [], _ns()
     for quote in quotes:
         fields = [text for name, value in quote.items() if value is not None for text in (name, str(value))]
-        keys.append(quote_key(int(quote["instrument_id"])))
+        keys.append(f"{prefix}quote:{int(quote['instrument_id'])}")
         entries.append((_epoch_us(quote.get("ts")), orjson.dumps(quote).decode() if publish else "", fields))
     args = [ttl, quotes_channel() if publish else "", orjson.dumps(entries)]
     written = _script(client)(keys=[*keys, quotes_updated_key()], args=args, client=client)
     if isinstance(client, redis.client.Pipeline):
         return []
-    return [quotes[i - 1] for i in written]
+    return [quotes[int(i) - 1] for i in written.split(b",") if i]
 
 
 def store_quote(pipe: redis.client.Pipeline, quote: dict, ttl: int) -> None:

@@ -20,6 +20,7 @@ casts them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import operator
 import re
@@ -226,6 +227,7 @@ def _store_postgres(rows: list[dict]) -> int:
     return session.execute(_move_stage(on_conflict=True)).scalar_one()
 
 
+@functools.cache  # built once: the construct (and its cache key) is the same every batch
 def _move_stage(on_conflict: bool) -> sa.Select:
     """INSERT the staged ticks into `ticks` (RETURNING the rows it stored), fold those into the
     candles, and SELECT how many there were: one statement. With on_conflict, ticks already stored
