@@ -15,7 +15,6 @@ from flask_migrate import upgrade
 
 import config
 from jobs import consumer
-from tests.conftest import test_env as env_for
 from tradingapp import create_app
 from tradingapp import events as ev
 from tradingapp.brokers import get_broker, paper_book
@@ -588,8 +587,3 @@ def test_concurrent_match_ticks_on_sqlite_fill_once(sqlite_app, tap):
 def test_get_broker_builds_the_paper_broker_from_config(db):
     assert isinstance(get_broker(), PaperBroker)
 
-
-def test_get_broker_refuses_xts_until_it_exists():
-    app = create_app(config.TestConfig(env_for(BROKER="xts")))
-    with pytest.raises(config.ConfigError, match="XTS broker is not implemented"):
-        get_broker(app)

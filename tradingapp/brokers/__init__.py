@@ -1,4 +1,4 @@
-"""Brokers: the interface (base), the paper exchange (paper) and, later, XTS."""
+"""Brokers: the interface (base), the paper exchange (paper) and XTS (xts/)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def get_broker(app: Flask | None = None) -> Broker:
 
         broker = PaperBroker(max_quote_age=app.config["PAPER_MAX_QUOTE_AGE"])
     elif name == "xts":
-        raise ConfigError("BROKER=xts: the XTS broker is not implemented yet; run with BROKER=paper")
+        from tradingapp.brokers.xts.broker import XtsBroker
+
+        broker = XtsBroker.from_app(app)
     else:
         raise ConfigError(f"BROKER must be 'paper' or 'xts', got {name!r}")
     app.extensions["tradingapp.broker"] = broker

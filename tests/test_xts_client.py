@@ -1,0 +1,273 @@
+"""The XTS client against the simulator process over real HTTP: the shared session (one login for
+many calls, one re-login after expiry, two processes that never log each other out), and an order
+placed through our API with BROKER=xts reaching the simulator exactly once under every fault:
+latency, 5xx before and after the work, a place accepted and never answered (slept past the timeout,
+or the line cut), session expiry, 429, malformed answers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+import requests
+
+from tests.test_crash_safety import retry_due_jobs
+from tests.test_jobs import new_order
+from tests.test_paper_broker import set_quote
+from tests.xts_helpers import (
+    at_simulator,
+    place_via_api,
+    reload,
+    run_worker,
+    settle,
+)
+from tradingapp import events as ev
+from tradingapp.brokers.xts.broker import XtsBroker
+from tradingapp.brokers.xts.errors import XtsAuthError, XtsRateLimited, XtsResponseError, XtsUnavailable
+from tradingapp.brokers.xts.session import INTERACTIVE, TokenStore
+from tradingapp.extensions import get_redis
+from tradingapp.services import jobqueue
+from tradingapp.services.order_worker import claim_for_submission
+
+pytest_plugins = ["tests.xts_sim_fixture", "tests.xts_client_fixture"]  # xts, xts_app, broker
+pytestmark = pytest.mark.usefixtures("close_publisher")
+MARKET = "2900.05"
+
+
+def logins(xts) -> int:
+    return xts.state()["requests"].get("login", 0)
+
+
+@pytest.fixture
+def jobs_log(caplog):
+    caplog.set_level(logging.INFO, logger="jobs.orders")
+    caplog.set_level(logging.INFO, logger="tradingapp.brokers.xts")
+    return caplog
+
+
+# -- the session ---------------------------------------------------------------------------------
+def test_one_login_serves_many_calls(broker, xts):
+    for _ in range(5):
+        broker.order_book()
+    broker.positions()
+    assert logins(xts) == 1
+    assert xts.state()["requests"]["orders"] == 5
+
+
+def test_session_expiry_mid_run_logs_in_once_and_the_call_goes_through(broker, xts):
+    broker.order_book()
+    xts.control("sessions/expire", {"api": "interactive"})
+    rows, skipped = broker.order_book()
+    assert (rows, skipped) == ([], 0)
+    assert logins(xts) == 2
+    assert xts.state()["requests"]["orders"] == 3  # the refused call, then the same call again
+
+
+def test_two_processes_share_one_session_and_never_log_each_other_out(xts_app, xts):
+    """XTS ends a session at the next login of the same user (the simulator's single_session)."""
+    store = TokenStore(get_redis(), xts_app.config["NAMESPACE"])
+    first, second = XtsBroker(store), XtsBroker(store)  # two workers: nothing shared but Redis
+    try:
+        for _ in range(3):
+            first.order_book()
+            second.order_book()
+        assert logins(xts) == 1
+        xts.control("sessions/expire", {})
+        first.order_book()  # logs in again
+        second.order_book()  # its token is the dead one: picks up the new shared session, no login
+        first.order_book()
+        assert logins(xts) == 2
+        assert len([s for s in xts.state()["sessions"] if s["api"] == INTERACTIVE]) == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_wrong_credentials_are_an_auth_error(xts_app, xts, monkeypatch):
+    monkeypatch.setitem(xts_app.config, "XTS_API_SECRET", "wrong")
+    broker = XtsBroker.from_app(xts_app)
+    try:
+        with pytest.raises(XtsAuthError, match="Invalid appKey or secretKey"):
+            broker.order_book()
+    finally:
+        broker.close()
+
+
+def test_dealer_account_sends_its_client_id_on_every_call(xts_app, xts, monkeypatch, trader, tap):
+    monkeypatch.setitem(xts_app.config, "XTS_API_KEY", "sim-dealer-key")
+    monkeypatch.setitem(xts_app.config, "XTS_API_SECRET", "sim-dealer-secret")
+    without = XtsBroker.from_app(xts_app)
+    dealer = XtsBroker.from_app(xts_app)
+    try:
+        with pytest.raises(XtsAuthError, match="XTS_CLIENT_ID"):
+            without.order_book()
+        monkeypatch.setitem(xts_app.config, "XTS_CLIENT_ID", "CLIENT2")  # accounts are resolved per call
+        request = order_request(trader)
+        app_order_id = int(dealer.place(request))
+        assert [r.app_order_id for r in dealer.order_book()[0]] == [app_order_id]
+        assert requests.get(f"{xts.url}/_sim/orders", timeout=5).json()["orders"][0]["ClientID"] == "CLIENT2"
+    finally:
+        without.close()
+        dealer.close()
+
+
+def test_an_invalid_token_place_creates_no_order_at_the_simulator(xts):
+    """Why a place answered "Invalid Token" may be sent again after the re-login."""
+    response = xts.place("not-a-token")
+    assert response.status_code == 400 and response.json()["description"] == "Invalid Token"
+    assert xts.state()["orders"] == 0
+
+
+def test_a_place_after_session_expiry_goes_through_once(broker, xts, trader, tap):
+    broker.order_book()
+    xts.control("sessions/expire", {})
+    request = order_request(trader)
+    broker.place(request)
+    assert len(at_simulator(xts, request.order_id)) == 1
+    assert logins(xts) == 2
+
+
+def order_request(user, **overrides):
+    from tradingapp.brokers.base import OrderRequest
+
+    values = dict(order_id=uuid.uuid4(), user_id=user.id, instrument_id=1, exchange_segment="NSECM",
+                  exchange_instrument_id=2885, side="BUY", quantity=10, order_type="MARKET", limit_price=None,
+                  stop_price=None, product="MIS", time_in_force="DAY")  # fmt: skip
+    return OrderRequest(**(values | overrides))
+
+
+# -- the full path: POST /orders -> the RQ job -> the simulator ------------------------------------
+def test_order_through_our_api_reaches_the_simulator_once_and_fills(xts_app, xts, client, trader_headers, tap):
+    set_quote(1, MARKET)
+    order_id = place_via_api(client, trader_headers)
+    run_worker(xts_app)
+    [app_order_id] = at_simulator(xts, order_id)
+    settle(tap)
+    order = reload(order_id)
+    assert (order.status, order.broker_order_id) == ("OPEN", str(app_order_id))
+    known = xts_app.extensions["tradingapp.broker"].lookup(order_id)  # what the bridge would deliver
+    assert (known.status, known.filled_quantity) == ("filled", 10)
+    assert [e["type"] for e in settle(tap)] == [ev.ACCEPTED, ev.FILL]
+    order = reload(order_id)
+    assert (order.status, order.filled_quantity, order.broker) == ("FILLED", 10, "xts")
+
+
+def run_with_one_retry(app) -> None:
+    """The job fails (BrokerError), RQ schedules its retry, the retry runs."""
+    run_worker(app)
+    assert jobqueue.get_queue().scheduled_job_registry.get_job_ids(), "the job did not fail"
+    retry_due_jobs(app)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"hang_place": {"count": 1, "mode": "sleep", "seconds": 2}},
+        {"hang_place": {"count": 1, "mode": "drop"}},
+        {"fail_next": {"place": {"count": 1, "status": 502, "after": True}}},
+        {"malformed": {"place": {"count": 1, "kind": "non_json"}}},
+        {"malformed": {"place": {"count": 1, "kind": "truncated"}}},
+        {"malformed": {"place": {"count": 1, "kind": "wrong_shape"}}},
+        {"malformed": {"place": {"count": 1, "kind": "no_envelope"}}},
+    ],
+    ids=["hang-sleep", "hang-drop", "5xx-after-accept", "non_json", "truncated", "wrong_shape", "no_envelope"],
+)
+def test_a_place_accepted_but_not_answered_is_looked_up_not_sent_again(xts_app, xts, client, trader_headers, tap,
+                                                                       jobs_log, fault):  # fmt: skip
+    set_quote(1, MARKET)
+    xts.faults(**fault)
+    order_id = place_via_api(client, trader_headers)
+    run_with_one_retry(xts_app)
+    assert f"event=submit_already_at_broker order_id={order_id}" in jobs_log.text
+    [app_order_id] = at_simulator(xts, order_id)
+    assert xts.state()["requests"]["place"] == 1
+    settle(tap)
+    order = reload(order_id)
+    assert (order.status, order.broker_order_id, order.filled_quantity) == ("FILLED", str(app_order_id), 10)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_5xx_before_the_work_is_looked_up_then_sent_once(xts_app, xts, client, trader_headers, tap, jobs_log,
+                                                         status):  # fmt: skip
+    set_quote(1, MARKET)
+    xts.faults(fail_next={"place": {"count": 1, "status": status}})
+    order_id = place_via_api(client, trader_headers)
+    run_with_one_retry(xts_app)
+    assert f"event=submit_resend order_id={order_id}" in jobs_log.text
+    [app_order_id] = at_simulator(xts, order_id)
+    assert xts.state()["requests"]["place"] == 2
+    settle(tap)
+    assert reload(order_id).broker_order_id == str(app_order_id)
+
+
+def test_latency_below_the_timeout_is_just_slow(xts_app, xts, client, trader_headers, tap):
+    set_quote(1, MARKET)
+    xts.faults(latency_ms={"place": 300, "orders": 300})
+    order_id = place_via_api(client, trader_headers)
+    run_worker(xts_app)
+    assert len(at_simulator(xts, order_id)) == 1
+    assert not jobqueue.get_queue().scheduled_job_registry.get_job_ids()
+
+
+def test_rate_limited_place_backs_off_and_goes_through_once(xts_app, xts, client, trader_headers, tap):
+    set_quote(1, MARKET)
+    xts.faults(rate_limit=True, order_rate=1)
+    first, second = place_via_api(client, trader_headers), place_via_api(client, trader_headers, quantity=5)
+    run_worker(xts_app)  # the second place meets the 1/s window, waits and goes through
+    assert len(at_simulator(xts, first)) == 1 and len(at_simulator(xts, second)) == 1
+    assert xts.state()["requests"]["place"] >= 3
+    assert not jobqueue.get_queue().scheduled_job_registry.get_job_ids()
+
+
+def test_a_rate_limit_that_outlasts_the_backoff_is_a_broker_error(broker, xts, trader, tap):
+    xts.faults(rate_limit=True, order_rate=1)
+    broker.place(order_request(trader))
+    with pytest.MonkeyPatch.context() as patch:  # retries far inside the 1 s window: every one meets a 429
+        patch.setattr("tradingapp.brokers.xts.session.RATE_LIMIT_BACKOFF", (0.01, 0.01))
+        request = order_request(trader)
+        with pytest.raises(XtsRateLimited):
+            broker.place(request)
+    assert at_simulator(xts, request.order_id) == []
+
+
+def test_broker_down_leaves_the_order_submitted_for_the_sweeper(xts_app, xts, client, trader_headers, tap,
+                                                               monkeypatch):  # fmt: skip
+    set_quote(1, MARKET)
+    monkeypatch.setitem(xts_app.config, "XTS_API_URL", "http://127.0.0.1:9")  # nothing listens there
+    xts_app.extensions.pop("tradingapp.broker", None)
+    order_id = place_via_api(client, trader_headers)
+    run_worker(xts_app)
+    order = reload(order_id)
+    assert (order.status, order.broker_order_id) == ("SUBMITTED", None)
+    assert tap.drain() == []
+
+
+@pytest.mark.parametrize("kind", ["non_json", "truncated", "wrong_shape", "no_envelope"])
+def test_a_malformed_book_answer_is_a_clear_error_and_publishes_nothing(broker, xts, trader, tap, kind):
+    request = claimed(trader)
+    broker.place(request)
+    tap.drain()
+    xts.faults(malformed={"orders": {"count": 1, "kind": kind}})
+    with pytest.raises(XtsResponseError):
+        broker.lookup(request.order_id)
+    assert tap.drain() == []
+    assert reload(request.order_id).status == "SUBMITTED"
+    assert broker.lookup(request.order_id).status == "filled"  # the next answer is fine again
+
+
+def claimed(user, **body):
+    """An order of ours in Postgres, claimed for submission as the worker does: its OrderRequest."""
+    set_quote(1, MARKET)
+    request, _resend = claim_for_submission(new_order(user, quantity=10, **body).id)
+    return request
+
+
+def test_unreachable_broker_is_unavailable(xts_app, monkeypatch, trader):
+    monkeypatch.setitem(xts_app.config, "XTS_API_URL", "http://127.0.0.1:9")
+    broker = XtsBroker.from_app(xts_app)
+    try:
+        with pytest.raises(XtsUnavailable):
+            broker.place(order_request(trader))
+    finally:
+        broker.close()

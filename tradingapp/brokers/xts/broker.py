@@ -1,0 +1,361 @@
+"""The XTS broker: the broker interface (base.py) over XTS's Interactive REST API, and its
+market-data API as the QuoteSource.
+
+Our order id travels as `orderUniqueIdentifier`, so the broker's own books find it again. XTS does
+not enforce that identifier's uniqueness: exactly-once is ours. A place whose outcome is unknown
+(timeout, 5xx, an unreadable answer) raises BrokerError and is never re-sent from here; the job's
+retry (jobs/orders.py) asks `lookup` first, which searches the order book for the identifier.
+
+What the broker decides comes back as events on `broker.events`, as with paper: the place's
+answer ("Request sent") is the acknowledgement (order.accepted under the same id the order's New
+row maps to); everything later (RMS reject, fills, replace, cancel) arrives from the socket bridge
+and from `lookup`, which re-publishes every event the order's rows state under their deterministic
+ids (mapping.py), so the consumer settles whatever the socket missed. A refusal the broker answers
+at once (HTTP 4xx) becomes order.rejected / cancel_rejected / modify_rejected with its reason.
+
+Credentials are resolved per order's user by `account_for_user` (today: the one account in the
+environment; per-user linked accounts plug in there).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import requests
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from config import ConfigError
+from tradingapp import events as ev
+from tradingapp.brokers.base import BrokerOrder, ModifyRequest, OrderRequest
+from tradingapp.brokers.xts import mapping as xm
+from tradingapp.brokers.xts.errors import XtsError, XtsRejected, XtsResponseError
+from tradingapp.brokers.xts.marketdata import MarketData
+from tradingapp.brokers.xts.portfolio import parse_balance, parse_positions
+from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
+from tradingapp.extensions import db, get_redis
+from tradingapp.messaging import get_publisher
+from tradingapp.models import Order
+
+log = logging.getLogger("tradingapp.brokers.xts")
+
+TOMBSTONE = "cancelled before the order arrived"
+TOMBSTONE_TTL = 7 * 86400
+UNKNOWN_ORDER = "order not found at the broker"
+
+
+def env_account(config) -> XtsAccount:
+    missing = [name for name in ("XTS_API_URL", "XTS_API_KEY", "XTS_API_SECRET") if not config[name]]
+    if missing:
+        raise ConfigError(f"BROKER=xts needs {', '.join(missing)}")
+    return XtsAccount(url=config["XTS_API_URL"], app_key=config["XTS_API_KEY"], secret_key=config["XTS_API_SECRET"],
+                      client_id=config["XTS_CLIENT_ID"], md_app_key=config["XTS_MD_API_KEY"],
+                      md_secret_key=config["XTS_MD_API_SECRET"], md_prefix=config["XTS_MARKET_DATA_PREFIX"],
+                      timeout=float(config["XTS_TIMEOUT"]))  # fmt: skip
+
+
+def account_for_user(user_id: uuid.UUID | None) -> XtsAccount:
+    """The XTS account a user's orders go through. Today every user trades through the account in
+    the environment; per-user linked XTS accounts will be resolved here."""
+    return env_account(current_app.config)
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """What the broker calls need of our order beyond its id (read from Postgres, not the job)."""
+
+    user_id: uuid.UUID
+    broker_order_id: str | None
+    product: str
+    order_type: str
+    time_in_force: str
+
+
+class XtsClient:
+    """One account's two API sessions over one pool of keep-alive connections."""
+
+    def __init__(self, account: XtsAccount, store: TokenStore):
+        self.account = account
+        self.http = requests.Session()
+        self.interactive = XtsSession(account, INTERACTIVE, self.http, store)
+        self.marketdata = XtsSession(account, MARKETDATA, self.http, store)
+        self.md = MarketData(self.marketdata)
+
+
+class XtsBroker:
+    name = xm.BROKER
+
+    def __init__(self, store: TokenStore, accounts: Callable[[uuid.UUID | None], XtsAccount] = account_for_user):
+        self.store = store
+        self.accounts = accounts
+        self._clients: dict[XtsAccount, XtsClient] = {}
+
+    @classmethod
+    def from_app(cls, app: Flask) -> XtsBroker:
+        env_account(app.config)  # refuse to start without credentials
+        return cls(TokenStore(app.extensions["redis"], app.config.get("NAMESPACE", "")))
+
+    def client(self, user_id: uuid.UUID | None = None) -> XtsClient:
+        account = self.accounts(user_id)
+        client = self._clients.get(account)
+        if client is None:
+            client = self._clients[account] = XtsClient(account, self.store)
+        return client
+
+    def close(self) -> None:
+        """Close every account's connection pool (tests, shutdown)."""
+        for client in self._clients.values():
+            client.http.close()
+        self._clients.clear()
+
+    # -- place -------------------------------------------------------------------------------
+    def place(self, request: OrderRequest) -> str:
+        """Send the order once; returns the AppOrderID ('' when the broker refused it at once)."""
+        oid = request.order_id
+        api = self.client(request.user_id).interactive
+        started = time.monotonic()
+        with self._order_lock(oid, api.account.timeout):
+            if self._tombstoned(oid):
+                publish([_tombstone_event(oid)])
+                log.info("event=xts_place_skipped order_id=%s reason=cancelled_before_arrival", oid)
+                return ""
+            try:
+                result = api.call("POST", "/orders", place_body(request))
+            except XtsRejected as refusal:
+                publish([ev.make_event(ev.REJECTED, oid, xm.BROKER, None, f"xts:rejected:{oid}:place",
+                                       reason=refusal.reason)])  # fmt: skip
+                log.warning("event=xts_place_refused order_id=%s user_id=%s reason=%r", oid, request.user_id,
+                            refusal.reason)  # fmt: skip
+                return ""
+        app_order_id = read_place_answer(result, oid)
+        publish([ev.make_event(ev.ACCEPTED, oid, xm.BROKER, str(app_order_id), f"xts:accepted:{app_order_id}")])
+        log.info("event=xts_place order_id=%s user_id=%s broker_order_id=%s type=%s elapsed_ms=%.1f", oid,
+                 request.user_id, app_order_id, request.order_type, (time.monotonic() - started) * 1000)  # fmt: skip
+        return str(app_order_id)
+
+    # -- cancel ------------------------------------------------------------------------------
+    def cancel(self, order_id: uuid.UUID) -> None:
+        """Ask XTS to cancel; Cancelled arrives as a row. A refusal is order.cancel_rejected. An
+        order the broker never got is tombstoned (a late place of it never goes out) and cancelled."""
+        facts = order_facts(order_id)
+        api = self.client(facts.user_id).interactive
+        app_order_id = facts.broker_order_id or self._find(api, order_id)
+        if app_order_id is None:
+            with self._order_lock(order_id, api.account.timeout):  # a place in flight finishes first
+                app_order_id = self._find(api, order_id)
+                if app_order_id is None:
+                    get_redis().set(self._key("tombstone", order_id), 1, ex=TOMBSTONE_TTL)
+                    publish([_tombstone_event(order_id)])
+                    log.info("event=xts_cancel_tombstone order_id=%s", order_id)
+                    return
+        try:
+            api.call("DELETE", "/orders", {"appOrderID": app_order_id, "orderUniqueIdentifier": str(order_id)})
+        except XtsRejected as refusal:
+            # One refusal per cancel request: a retried job's second one finds the order no longer
+            # CANCEL_PENDING, and the state machine leaves it alone.
+            event_id = f"xts:cancel_rejected:{app_order_id}:{time.time_ns() // 1_000_000}"
+            publish([ev.make_event(ev.CANCEL_REJECTED, order_id, xm.BROKER, str(app_order_id), event_id,
+                                   reason=refusal.reason)])  # fmt: skip
+            log.info("event=xts_cancel_refused order_id=%s reason=%r", order_id, refusal.reason)
+            return
+        log.info("event=xts_cancel order_id=%s broker_order_id=%s", order_id, app_order_id)
+
+    # -- modify ------------------------------------------------------------------------------
+    def modify(self, request: ModifyRequest) -> None:
+        """Ask XTS for new terms; Replaced arrives as a row (order.modified). A refusal is
+        order.modify_rejected for this seq."""
+        oid = request.order_id
+        facts = order_facts(oid)
+        api = self.client(facts.user_id).interactive
+        app_order_id = facts.broker_order_id or self._find(api, oid)
+        refusal_id = f"xts:modify_rejected:{oid}:{request.seq}"
+        try:
+            if app_order_id is None:
+                raise XtsRejected(UNKNOWN_ORDER)
+            api.call("PUT", "/orders", modify_body(request, facts, app_order_id))
+        except XtsRejected as refusal:
+            publish([ev.make_event(ev.MODIFY_REJECTED, oid, xm.BROKER, app_order_id and str(app_order_id),
+                                   refusal_id, seq=request.seq, reason=refusal.reason)])  # fmt: skip
+            log.info("event=xts_modify_refused order_id=%s seq=%d reason=%r", oid, request.seq, refusal.reason)
+            return
+        log.info("event=xts_modify order_id=%s seq=%d broker_order_id=%s", oid, request.seq, app_order_id)
+
+    # -- lookup ------------------------------------------------------------------------------
+    def lookup(self, order_id: uuid.UUID) -> BrokerOrder | None:
+        """The broker's record of our order (None: it never arrived). Like paper's, it re-publishes
+        every event the order's history and trade rows state, under their deterministic ids."""
+        facts = order_facts(order_id)
+        api = self.client(facts.user_id).interactive
+        app_order_id = facts.broker_order_id or self._find(api, order_id)
+        if app_order_id is None:
+            return None
+        try:
+            history = _rows(api.call("GET", "/orders", {"appOrderID": app_order_id}))
+        except XtsRejected as refusal:  # e.g. an order of an earlier day: the book holds today's only
+            log.warning("event=xts_lookup_unknown order_id=%s broker_order_id=%s reason=%r", order_id,
+                        app_order_id, refusal.reason)  # fmt: skip
+            return None
+        rows = [xm.parse_order_row(r) for r in history]
+        if not rows or any(r.order_id != order_id for r in rows):
+            raise XtsResponseError(f"history of AppOrderID {app_order_id} is not order {order_id}'s")
+        trades = [xm.parse_trade_row(t) for t in _rows(api.call("GET", "/orders/trades"))
+                  if str(_field(t, "AppOrderID")) == str(app_order_id)]  # fmt: skip
+        events = xm.order_events(rows, trades)
+        publish(events)
+        summary = xm.summarize(rows, trades)
+        log.info("event=xts_lookup order_id=%s broker_order_id=%s status=%s filled=%d events=%d", order_id,
+                 app_order_id, summary.status, summary.filled_quantity, len(events))  # fmt: skip
+        return BrokerOrder(order_id=order_id, broker_order_id=str(app_order_id), status=summary.status,
+                           filled_quantity=summary.filled_quantity)  # fmt: skip
+
+    def _find(self, api: XtsSession, order_id: uuid.UUID) -> int | None:
+        """The AppOrderID of our order, searched in the order book by orderUniqueIdentifier."""
+        found = sorted({xm.parse_order_row(r).app_order_id for r in _rows(api.call("GET", "/orders"))
+                        if xm.our_order_id(_field(r, "OrderUniqueIdentifier")) == order_id})  # fmt: skip
+        if len(found) > 1:
+            log.error("event=xts_duplicate_at_broker order_id=%s app_order_ids=%s", order_id, found)
+        return found[0] if found else None
+
+    # -- books, portfolio --------------------------------------------------------------------
+    def order_book(self, user_id: uuid.UUID | None = None) -> tuple[list[xm.OrderRow], int]:
+        """Every order row of the day and how many unreadable rows of other orders were skipped."""
+        return parse_rows(self.client(user_id).interactive.call("GET", "/orders"), xm.parse_order_row)
+
+    def trade_book(self, user_id: uuid.UUID | None = None) -> tuple[list[xm.TradeRow], int]:
+        return parse_rows(self.client(user_id).interactive.call("GET", "/orders/trades"), xm.parse_trade_row)
+
+    def positions(self, user_id: uuid.UUID | None = None, day_or_net: str = "NetWise") -> list[dict]:
+        result = self.client(user_id).interactive.call("GET", "/portfolio/positions", {"dayOrNet": day_or_net})
+        return parse_positions(result)
+
+    def balance(self, user_id: uuid.UUID | None = None) -> dict:
+        return parse_balance(self.client(user_id).interactive.call("GET", "/user/balance"))
+
+    # -- market data (QuoteSource) -------------------------------------------------------------
+    def quote(self, instrument) -> dict | None:
+        """The broker's REST touchline of an Instrument row, shaped like the quote cache's; None
+        when the market-data app is not configured or XTS has no quote for it."""
+        client = self.client(None)
+        if not client.account.md_app_key:
+            return None
+        return client.md.quote(instrument.exchange_segment, instrument.exchange_instrument_id)
+
+    def market_data(self) -> MarketData:
+        """Instrument master, quotes and OHLC (`flask instruments sync` and friends)."""
+        return self.client(None).md
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _key(self, kind: str, order_id: uuid.UUID) -> str:
+        return f"{self.store.root}:{kind}:{order_id}"
+
+    def _order_lock(self, order_id: uuid.UUID, timeout: float):
+        """Held while an order's place is in flight, so a cancel of the unknown order waits for it."""
+        seconds = 3 * timeout + 10
+        return get_redis().lock(self._key("order", order_id), timeout=seconds, blocking_timeout=seconds)
+
+    def _tombstoned(self, order_id: uuid.UUID) -> bool:
+        return bool(get_redis().exists(self._key("tombstone", order_id)))
+
+
+def place_body(request: OrderRequest) -> dict:
+    order_type = xm.TO_XTS_ORDER_TYPE.get(request.order_type)
+    if order_type is None:
+        raise XtsRejected(f"order type {request.order_type} is not supported by XTS")
+    return {
+        "exchangeSegment": request.exchange_segment,
+        "exchangeInstrumentID": request.exchange_instrument_id,
+        "productType": request.product,
+        "orderType": order_type,
+        "orderSide": request.side,
+        "timeInForce": request.time_in_force,
+        "disclosedQuantity": 0,
+        "orderQuantity": request.quantity,
+        "limitPrice": _price(request.limit_price if request.order_type in xm.WITH_LIMIT else None),
+        "stopPrice": _price(request.stop_price if request.order_type in xm.WITH_STOP else None),
+        "orderUniqueIdentifier": str(request.order_id),
+    }
+
+
+def modify_body(request: ModifyRequest, facts: OrderFacts, app_order_id: int | str) -> dict:
+    return {
+        "appOrderID": int(app_order_id),
+        "modifiedProductType": facts.product,
+        "modifiedOrderType": xm.TO_XTS_ORDER_TYPE[facts.order_type],
+        "modifiedOrderQuantity": request.quantity,
+        "modifiedDisclosedQuantity": 0,
+        "modifiedLimitPrice": _price(request.limit_price if facts.order_type in xm.WITH_LIMIT else None),
+        "modifiedStopPrice": _price(request.stop_price if facts.order_type in xm.WITH_STOP else None),
+        "modifiedTimeInForce": facts.time_in_force,
+        "orderUniqueIdentifier": str(request.order_id),
+    }
+
+
+def _price(value: Decimal | None) -> float:
+    return 0 if value is None else float(value)
+
+
+def read_place_answer(result: object, order_id: uuid.UUID) -> int:
+    """The AppOrderID of a place answer; an answer that is not about our order is unreadable."""
+    if not isinstance(result, dict):
+        raise XtsResponseError(f"place answered {type(result).__name__}, not an object")
+    app_order_id = xm.to_int(result.get("AppOrderID"), "AppOrderID", 1)
+    echoed = result.get("OrderUniqueIdentifier")
+    if echoed is not None and xm.our_order_id(echoed) != order_id:
+        raise XtsResponseError(f"place answer names orderUniqueIdentifier {str(echoed)[:40]!r}, not {order_id}")
+    return app_order_id
+
+
+def order_facts(order_id: uuid.UUID) -> OrderFacts:
+    """Our order's owner, broker id and terms, on a connection of its own (the caller's session and
+    transaction are left alone)."""
+    columns = (Order.user_id, Order.broker_order_id, Order.product, Order.order_type, Order.time_in_force)
+    with db.engine.connect() as conn:
+        row = conn.execute(sa.select(*columns).where(Order.id == order_id)).first()
+    if row is None:
+        raise XtsError(f"order {order_id} is not in our database")
+    return OrderFacts(*row)
+
+
+def _rows(result: object) -> list:
+    if not isinstance(result, list):
+        raise XtsResponseError(f"expected a list of rows, got {type(result).__name__}")
+    return result
+
+
+def _field(raw: object, name: str) -> object:
+    if not isinstance(raw, dict):
+        raise XtsResponseError(f"row is not an object but {type(raw).__name__}")
+    lowered = name.lower()
+    return next((v for k, v in raw.items() if str(k).lower() == lowered), None)
+
+
+def parse_rows(result: object, parse: Callable) -> tuple[list, int]:
+    """Rows of a book; an unreadable row of someone else's order is skipped and counted, one of ours
+    is an error (never a silently missing fill)."""
+    parsed, skipped = [], 0
+    for raw in _rows(result):
+        try:
+            parsed.append(parse(raw))
+        except XtsResponseError:
+            if isinstance(raw, dict) and xm.our_order_id(_field(raw, "OrderUniqueIdentifier")) is not None:
+                raise
+            skipped += 1
+    if skipped:
+        log.warning("event=xts_rows_skipped count=%d", skipped)
+    return parsed, skipped
+
+
+def _tombstone_event(order_id: uuid.UUID) -> dict:
+    return ev.make_event(ev.CANCELLED, order_id, xm.BROKER, None, f"xts:cancelled:{order_id}:tombstone",
+                         reason=TOMBSTONE)  # fmt: skip
+
+
+def publish(events: list[dict]) -> None:
+    publisher = get_publisher()
+    for event in events:
+        publisher.publish("broker_events", routing_key=event["type"], body=event, message_id=event["event_id"])

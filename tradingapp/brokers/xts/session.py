@@ -1,0 +1,282 @@
+"""HTTP to XTS: one pooled keep-alive `requests.Session`, the envelope check, and the login session.
+
+Answers (shared/xts-api.md, "Corrections and details"):
+- `{"type": "success", "result": ...}` is the result; anything else is read by `type`, never by the
+  code's prefix (a successful market-data login carries an "e-" code).
+- HTTP 4xx with type "error" and description "Invalid Token": the session is gone (expired, or a
+  login elsewhere). One new login, then the call once more. Safe for a place too: XTS checks the
+  token before it looks at the order, so a refused place created nothing.
+- HTTP 429: refused before execution, retried after a short bounded backoff (any call, a place too).
+- Other 4xx with type "error": a definite refusal (XtsRejected, with the broker's description and the
+  fields its validation names). Nothing was executed.
+- 5xx, connection errors, timeouts (XtsUnavailable) and answers of an unexpected shape
+  (XtsResponseError): the outcome is unknown. Never retried here: for a place, the worker looks the
+  order up by its orderUniqueIdentifier before anything is sent again.
+
+Sessions are shared through Redis (TokenStore), one per API and app key: XTS ends a session when the
+same user logs in again, so every worker process, the backend and the event bridge use one token,
+and when it dies exactly one of them logs in again (under a Redis lock) while the others pick the
+new token up instead of logging each other out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jwt
+import redis
+import requests
+
+from tradingapp.brokers.xts.errors import (
+    XtsAuthError,
+    XtsRateLimited,
+    XtsRejected,
+    XtsResponseError,
+    XtsUnavailable,
+)
+
+log = logging.getLogger("tradingapp.brokers.xts")
+
+INTERACTIVE, MARKETDATA = "interactive", "marketdata"
+SOURCE = "WEBAPI"
+RATE_LIMIT_BACKOFF = (0.25, 0.5, 1.0, 2.0)  # seconds before each retry of a 429; ~3.75 s at most
+MAX_RETRY_AFTER = 2.0  # a Retry-After header is honoured up to this
+CONNECT_TIMEOUT = 3.05
+DEFAULT_TOKEN_TTL = 8 * 3600  # when the token says nothing of its expiry
+MAX_TOKEN_TTL = 24 * 3600
+
+
+@dataclass(frozen=True)
+class XtsAccount:
+    """One XTS account: where it is, its apps' keys and, for a dealer, the client it acts for."""
+
+    url: str
+    app_key: str
+    secret_key: str = field(repr=False)
+    client_id: str = ""
+    md_app_key: str = ""
+    md_secret_key: str = field(default="", repr=False)
+    md_prefix: str = "/apimarketdata"
+    timeout: float = 7.0
+
+    def keys(self, api: str) -> tuple[str, str]:
+        return (self.app_key, self.secret_key) if api == INTERACTIVE else (self.md_app_key, self.md_secret_key)
+
+    def root(self, api: str) -> str:
+        base = self.url.rstrip("/")
+        return f"{base}/interactive" if api == INTERACTIVE else f"{base}{self.md_prefix}"
+
+
+@dataclass(frozen=True)
+class Login:
+    token: str = field(repr=False)
+    user_id: str
+    investor: bool | None = None
+
+
+class TokenStore:
+    """Session tokens in Redis, one per (API, account), shared by every process."""
+
+    def __init__(self, client: redis.Redis, namespace: str = ""):
+        self.redis = client
+        self.root = f"{namespace}:xts" if namespace else "xts"  # every Redis key of the XTS client
+        self.prefix = f"{self.root}:session"
+
+    def key(self, api: str, account: XtsAccount) -> str:
+        app_key = account.keys(api)[0]
+        digest = hashlib.sha256(f"{account.url.rstrip('/')}|{app_key}".encode()).hexdigest()[:16]
+        return f"{self.prefix}:{api}:{digest}"
+
+    def get(self, key: str) -> Login | None:
+        raw = self._redis(lambda: self.redis.get(key))
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            return Login(str(data["token"]), str(data["user_id"]), data.get("investor"))
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: log in again
+
+    def put(self, key: str, login: Login) -> None:
+        body = json.dumps({"token": login.token, "user_id": login.user_id, "investor": login.investor})
+        self._redis(lambda: self.redis.set(key, body, ex=token_ttl(login.token)))
+
+    def lock(self, key: str, timeout: float):
+        return self.redis.lock(f"{key}:login", timeout=timeout, blocking_timeout=timeout)
+
+    @staticmethod
+    def _redis(work: Callable):
+        try:
+            return work()
+        except redis.RedisError as exc:
+            raise XtsUnavailable(f"session store unavailable: {type(exc).__name__}") from None
+
+
+def token_ttl(token: str) -> int:
+    """Seconds the token lives (XTS tokens are JWTs with an exp), a minute early; a default otherwise."""
+    try:
+        expires = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return DEFAULT_TOKEN_TTL
+    if not isinstance(expires, int | float):
+        return DEFAULT_TOKEN_TTL
+    return int(min(max(expires - time.time() - 60, 60), MAX_TOKEN_TTL))
+
+
+class _InvalidToken(Exception):
+    pass
+
+
+class _Limited(Exception):
+    def __init__(self, retry_after: float):
+        super().__init__("rate limited")
+        self.retry_after = retry_after
+
+
+class XtsSession:
+    """One API (interactive or market data) of one account: calls with its shared session token."""
+
+    def __init__(self, account: XtsAccount, api: str, http: requests.Session, store: TokenStore,
+                 sleep: Callable[[float], None] = time.sleep):  # fmt: skip
+        self.account, self.api, self.http, self.store = account, api, http, store
+        self.sleep = sleep
+        self.key = store.key(api, account)
+        self.timeout = (min(CONNECT_TIMEOUT, account.timeout), account.timeout)
+        self._login: Login | None = None
+
+    # -- calls -------------------------------------------------------------------------------
+    def call(self, method: str, path: str, payload: dict | None = None):
+        """The result of one call. Invalid Token: one new login and the call again; 429: bounded
+        backoff. Raises XtsRejected, XtsUnavailable, XtsRateLimited, XtsResponseError, XtsAuthError."""
+        login = self.login()
+        relogged = False
+        delays = iter(RATE_LIMIT_BACKOFF)
+        while True:
+            try:
+                return self._once(method, path, payload, login.token)
+            except _InvalidToken:
+                if relogged:
+                    raise XtsAuthError(f"{self.api} session invalid again right after a new login") from None
+                log.info("event=xts_session_invalid api=%s path=%s", self.api, path)
+                login, relogged = self.relogin(login.token), True
+            except _Limited as limited:
+                delay = next(delays, None)
+                if delay is None:
+                    raise XtsRateLimited(f"{method} {path}: still rate limited after {len(RATE_LIMIT_BACKOFF)} "
+                                         "retries") from None  # fmt: skip
+                delay = max(delay / 2 + random.uniform(0, delay / 2), min(limited.retry_after, MAX_RETRY_AFTER))
+                log.info("event=xts_rate_limited api=%s path=%s retry_in=%.2f", self.api, path, delay)
+                self.sleep(delay)
+
+    def _once(self, method: str, path: str, payload: dict | None, token: str):
+        payload = dict(payload or {})
+        if self.api == INTERACTIVE and self.account.client_id:
+            payload["clientID"] = self.account.client_id
+        headers = {"Authorization": token, "Content-Type": "application/json"}
+        url = self.account.root(self.api) + path
+        try:
+            if method in ("GET", "DELETE"):
+                response = self.http.request(method, url, params=payload, headers=headers, timeout=self.timeout)
+            else:
+                response = self.http.request(method, url, data=json.dumps(payload), headers=headers,
+                                             timeout=self.timeout)  # fmt: skip
+        except requests.RequestException as exc:
+            raise XtsUnavailable(f"{method} {path}: {type(exc).__name__}") from None
+        return read_answer(response, f"{method} {path}")
+
+    # -- the session -------------------------------------------------------------------------
+    def login(self) -> Login:
+        """The session in use: this process's, else the shared one, else a new login."""
+        if self._login is None:
+            self._login = self.store.get(self.key) or self.relogin(None)
+        return self._login
+
+    def relogin(self, stale_token: str | None) -> Login:
+        """A new session in place of `stale_token`, unless another process has made one already."""
+        try:
+            with self.store.lock(self.key, timeout=3 * self.account.timeout + 5):
+                shared = self.store.get(self.key)
+                if shared is not None and shared.token != stale_token:
+                    self._login = shared
+                    return shared
+                login = self._login_call()
+                self.store.put(self.key, login)
+                self._login = login
+                return login
+        except redis.exceptions.LockError:
+            raise XtsUnavailable(f"{self.api} login: the session lock stayed taken") from None
+        except redis.RedisError as exc:
+            raise XtsUnavailable(f"{self.api} login: session store unavailable: {type(exc).__name__}") from None
+
+    def _login_call(self) -> Login:
+        app_key, secret_key = self.account.keys(self.api)
+        if not (app_key and secret_key):
+            raise XtsAuthError(f"no XTS {self.api} app key and secret configured")
+        path = "/user/session" if self.api == INTERACTIVE else "/auth/login"
+        body = {"appKey": app_key, "secretKey": secret_key, "source": SOURCE}
+        try:
+            response = self.http.post(self.account.root(self.api) + path, data=json.dumps(body),
+                                      headers={"Content-Type": "application/json"}, timeout=self.timeout)  # fmt: skip
+            result = read_answer(response, f"{self.api} login")
+        except (_InvalidToken, XtsRejected) as exc:
+            raise XtsAuthError(f"{self.api} login refused: {exc}") from None
+        except _Limited:
+            raise XtsUnavailable(f"{self.api} login rate limited") from None
+        except requests.RequestException as exc:
+            raise XtsUnavailable(f"{self.api} login: {type(exc).__name__}") from None
+        if not isinstance(result, dict) or not isinstance(result.get("token"), str) or not result["token"]:
+            raise XtsResponseError(f"{self.api} login answered without a token")
+        login = Login(result["token"], str(result.get("userID") or ""), result.get("isInvestorClient"))
+        if self.api == INTERACTIVE and login.investor is False and not self.account.client_id:
+            raise XtsAuthError("a dealer account (isInvestorClient false) needs XTS_CLIENT_ID")
+        log.info("event=xts_login api=%s user_id=%s", self.api, login.user_id)
+        return login
+
+
+def read_answer(response: requests.Response, what: str):
+    """The result of an XTS answer, or the exception that says what it was."""
+    status = response.status_code
+    if status >= 500:
+        raise XtsUnavailable(f"{what}: HTTP {status}")
+    if status == 429:
+        raise _Limited(_retry_after(response))
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        raise XtsResponseError(f"{what}: HTTP {status} answer is not JSON") from None
+    if not isinstance(data, dict) or data.get("type") not in ("success", "error"):
+        raise XtsResponseError(f"{what}: HTTP {status} answer has no XTS envelope")
+    description = str(data.get("description") or "").strip()
+    if data["type"] == "error":
+        if 400 <= status < 500 and description.lower() == "invalid token":
+            raise _InvalidToken()
+        if 400 <= status < 500:
+            raise XtsRejected(_reason(description, data.get("result")), str(data.get("code") or ""), status)
+        raise XtsResponseError(f"{what}: HTTP {status} with an error envelope: {description[:200]}")
+    if not 200 <= status < 300 or "result" not in data:
+        raise XtsResponseError(f"{what}: HTTP {status} success without a result")
+    return data["result"]
+
+
+def _retry_after(response: requests.Response) -> float:
+    try:
+        return max(float(response.headers.get("Retry-After", 0)), 0.0)
+    except ValueError:
+        return 0.0
+
+
+def _reason(description: str, result: object) -> str:
+    """The broker's description, with the messages of the fields its validation names."""
+    messages = []
+    errors = result.get("errors") if isinstance(result, dict) else None
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, dict) and isinstance(error.get("messages"), list):
+            messages += [str(m) for m in error["messages"]]
+    reason = description or "refused by the broker"
+    return f"{reason}: {'; '.join(messages)}" if messages else reason
