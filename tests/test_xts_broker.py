@@ -149,6 +149,16 @@ def test_lookup_republishes_the_same_events_each_time(broker, xts, trader, tap):
     assert len({e["execution_id"] for e in fills}) == len(fills)
 
 
+def test_lookup_under_the_brokers_book_rate_limit_backs_off_and_answers(broker, xts, trader, tap):
+    xts.faults(rate_limit=True, book_rate=1)  # order book and order history: 1 request/s together
+    request = claimed(trader)
+    app_order_id = int(broker.place(request))
+    wait_sim_status(xts, app_order_id, "Filled")
+    known = broker.lookup(request.order_id)  # the book (to find it), then its history: a 429 between
+    assert (known.broker_order_id, known.status) == (str(app_order_id), "filled")
+    assert xts.state()["requests"]["orders"] >= 3
+
+
 def test_lookup_of_an_order_never_placed_is_none(broker, xts, trader, tap):
     assert broker.lookup(claimed(trader).order_id) is None
     assert tap.drain() == []

@@ -84,9 +84,10 @@ def test_rms_rejection_carries_the_brokers_reason():
     ex.risk.reject_next = 1
     order = place(ex, str(uuid.uuid4()))
     events = xm.order_events([xm.parse_order_row(r) for r in order.history], [])
-    assert [e["type"] for e in events] == [ev.REJECTED]
-    assert events[0]["reason"].startswith("RMS : Margin Exceeds")
-    assert events[0]["event_id"] == f"xts:rejected:{order.app_order_id}"
+    # PendingNew is held as the place's answer is: accepted (the id the place publishes), then rejected
+    assert [e["type"] for e in events] == [ev.ACCEPTED, ev.REJECTED]
+    assert events[1]["reason"].startswith("RMS : Margin Exceeds")
+    assert events[1]["event_id"] == f"xts:rejected:{order.app_order_id}"
 
 
 def test_replaced_maps_to_modified_with_terms_and_only_the_latest_is_republished():

@@ -48,7 +48,9 @@ CANCELLED, REJECTED, EXPIRED = "Cancelled", "Rejected", "Expired"
 PENDING_CANCEL, PENDING_REPLACE, REPLACED = "PendingCancel", "PendingReplace", "Replaced"
 STATUSES = {s.lower(): s for s in (PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED, EXPIRED,
                                    PENDING_CANCEL, PENDING_REPLACE, REPLACED)}  # fmt: skip
-WORKING = {NEW, PARTIALLY_FILLED, PENDING_CANCEL, PENDING_REPLACE, REPLACED}  # the broker holds it: accepted
+# The broker holds the order: order.accepted. PendingNew too, as the place's own answer ("Request
+# sent", the order still PendingNew) is the acknowledgement; an RMS reject follows as order.rejected.
+HELD = {PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED, PENDING_CANCEL, PENDING_REPLACE, REPLACED}
 TERMINAL_EVENTS = {REJECTED: ev.REJECTED, CANCELLED: ev.CANCELLED, EXPIRED: ev.EXPIRED}
 TERMINAL = {FILLED, *TERMINAL_EVENTS}
 # BrokerOrder.status words (jobs/orders.py reads filled/cancelled/rejected/expired as finished).
@@ -304,14 +306,14 @@ def fill_event(trade: TradeRow) -> dict:
 
 
 def order_row_events(row: OrderRow) -> list[dict]:
-    """The events one order row states (a socket `order` event): accepted for a working order,
-    modified for Replaced, rejected/cancelled/expired for those; nothing for PendingNew, Filled
-    (its fills come from trade rows) or someone else's order."""
+    """The events one order row states (a socket `order` event): accepted while the broker holds
+    the order, modified for Replaced, rejected/cancelled/expired for those; never a fill (fills come
+    from trade rows); nothing for someone else's order."""
     if row.order_id is None:
         return []
     if row.status in TERMINAL_EVENTS:
         return [terminal_event(row)]
-    events = [accepted_event(row)] if row.status in WORKING or row.status == FILLED else []
+    events = [accepted_event(row)] if row.status in HELD else []
     if row.status == REPLACED:
         events.append(modified_event(row))
     return events
@@ -351,9 +353,9 @@ def order_events(rows: list[OrderRow], trades: list[TradeRow]) -> list[dict]:
         return []
     ordered = sorted(rows, key=OrderRow.order_key)
     keyed: list[tuple[tuple, int, dict]] = []
-    working = [r for r in ordered if r.status in WORKING or r.status == FILLED]
-    if working:
-        keyed.append((working[0].order_key(), 0, accepted_event(working[0])))
+    held = [r for r in ordered if r.status in HELD]
+    if held:
+        keyed.append((held[0].order_key(), 0, accepted_event(held[0])))
     replaced = [r for r in ordered if r.status == REPLACED]
     if replaced:
         keyed.append((replaced[-1].order_key(), 1, modified_event(replaced[-1])))
