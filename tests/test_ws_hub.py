@@ -339,3 +339,30 @@ def test_on_ready_announces_a_socket_once_per_batch(hub):
     assert len(conn.take_now()) == 2
     hub.route_quote(quote(7))
     assert announced == [conn, conn]
+
+
+def test_a_closed_socket_is_never_written_even_when_its_descriptor_was_reused():
+    writer, reader = gsocket.socketpair()
+    out = SerializedSocket(writer)
+    number = writer.fileno()
+    writer.close()
+    reader.close()
+    reused, peer = gsocket.socketpair()  # the kernel hands out the lowest free numbers again
+    with pytest.raises(OSError):
+        out.write_nowait(lambda: [b"someone else's quote"])
+    peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        peer.recv(100)  # nothing arrived on the connection that took the number over
+    assert number in (reused.fileno(), peer.fileno())
+    reused.close()
+    peer.close()
+
+
+def test_event_overflow_wakes_the_sender_to_close(hub):
+    conn = hub.register("u1")
+    conn.on_ready = lambda c: None  # as in the server: the flusher, not the sender, hears of new frames
+    for i in range(6):
+        hub.route_user_event({"user_id": "u1", "type": "trade", "trade": {"n": i}})
+    started = time.monotonic()
+    assert conn.take(timeout=2) == [] and conn.close_code == CLOSE_OVERFLOW
+    assert time.monotonic() - started < 1  # woken at once, not at the timeout

@@ -131,7 +131,11 @@ class Connection:
                 self._events.append(data)
             else:
                 self._close_locked(CLOSE_OVERFLOW, OVERFLOW_REASON)
-        self._wake()
+        if queued:
+            self._wake()
+        else:
+            self._woken = True
+            self._ready.set()  # the sender closes the socket
         return queued
 
     def push_quote(self, instrument_id: int, data: bytes, replace: bool = True) -> None:

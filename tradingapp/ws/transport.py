@@ -9,6 +9,7 @@ lock, so frames never interleave or get cut short by a partial send to a slow cl
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Callable
@@ -36,7 +37,6 @@ class SerializedSocket:
 
     def __init__(self, sock):
         self._sock = sock
-        self._fd = sock.fileno()
         self._write = threading.Lock()
         self._parked = b""  # the rest of a write the client's buffer did not take
 
@@ -72,9 +72,14 @@ class SerializedSocket:
                 self._sock.sendall(memoryview(data)[sent:], *flags)
 
     def _write_fd(self, data: bytes) -> int:
-        # skips gevent's sendall (a getsockopt and a timer per call) when the buffer has room
+        # Skips gevent's sendall (a getsockopt and a timer per call) when the buffer has room. The
+        # descriptor is looked up each time: once the socket is closed its number may already
+        # belong to another client's connection.
+        fd = self._sock.fileno()
+        if fd < 0:
+            raise OSError(errno.EBADF, "the socket is closed")
         try:
-            return os.write(self._fd, data)
+            return os.write(fd, data)
         except BlockingIOError:
             return 0
 
