@@ -1,0 +1,178 @@
+"""The XTS event bridge (`python -m jobs.xts_bridge`; with BROKER=xts `python -m jobs.feed` runs it).
+
+It holds XTS's two socket.io streams and turns what they say into our messages:
+- interactive (tradingapp/brokers/xts/order_stream.py): `order` and `trade` events -> broker events
+  on `broker.events` (routing key = the event type, deterministic ids from mapping.py); after every
+  (re)connect, after a publish failure recovers, and every XTS_RECONCILE_INTERVAL, the order book
+  and the trade book are read and their events published again (the consumer dedupes);
+- market data (tradingapp/brokers/xts/market_stream.py): 1501 touchlines of our instruments
+  (subscribed through the REST subscription call) -> ticks on `market.ticks`, every
+  XTS_TICK_FLUSH_MS, one message per exchange segment, like the simulated feed. Without a
+  market-data app key (XTS_MD_API_KEY) the bridge carries order events only.
+
+Each stream reconnects on its own, with capped exponential backoff and jitter; a refused connection
+or a `logout` event checks the session first (tradingapp/brokers/xts/session.py: the token is shared
+with the worker and the backend through Redis, and a stale one is replaced by exactly one login).
+Publishing is publisher-confirmed; order events wait in a bounded queue while RabbitMQ is down
+(tradingapp/brokers/xts/outbox.py). SIGTERM/SIGINT stop it: the sockets close, waiting order
+events get a few seconds to go out (what is left is published by the reconcile at the next start).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+import requests
+import sqlalchemy as sa
+from flask import Flask
+
+from jobs.feed import StopFlag
+from tradingapp.brokers.xts.market_stream import MarketStream
+from tradingapp.brokers.xts.order_stream import OrderStream
+from tradingapp.brokers.xts.outbox import Outbox
+from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
+from tradingapp.extensions import db, get_redis
+from tradingapp.messaging import Publisher
+from tradingapp.models import Instrument
+
+log = logging.getLogger("jobs.xts_bridge")
+
+INSTRUMENT_REFRESH_SECONDS = 60
+REFRESH_RETRY_SECONDS = 2
+LOG_SECONDS = 60
+JOIN_SECONDS = 10.0
+
+
+class InstrumentMap:
+    """XTS (segment, exchange instrument id) -> our instrument id, from the instruments table."""
+
+    def __init__(self):
+        self.ids: dict[tuple[str, int], int] = {}
+
+    def refresh(self) -> list[tuple[str, int]]:
+        """Reload; returns the keys that are new since the last load."""
+        try:
+            rows = db.session.execute(
+                sa.select(Instrument.exchange_segment, Instrument.exchange_instrument_id, Instrument.id)
+            ).all()
+        finally:
+            db.session.remove()  # no connection held between refreshes
+        ids = {(segment.upper(), int(ex_id)): iid for segment, ex_id, iid in rows}
+        new = [key for key in ids if key not in self.ids]
+        self.ids = ids  # one assignment: readers on other threads see the old map or the new one
+        return new
+
+    def get(self, segment: str, exchange_instrument_id: int) -> int | None:
+        return self.ids.get((segment, exchange_instrument_id))
+
+    def keys(self) -> list[tuple[str, int]]:
+        return list(self.ids)
+
+
+def account_from(config) -> XtsAccount:
+    return XtsAccount(
+        url=config["XTS_API_URL"],
+        app_key=config["XTS_API_KEY"],
+        secret_key=config["XTS_API_SECRET"],
+        client_id=config["XTS_CLIENT_ID"],
+        md_app_key=config["XTS_MD_API_KEY"],
+        md_secret_key=config["XTS_MD_API_SECRET"],
+        md_prefix=config["XTS_MARKET_DATA_PREFIX"],
+        timeout=float(config["XTS_TIMEOUT"]),
+    )
+
+
+class Bridge:
+    def __init__(self, app: Flask, stop: StopFlag):
+        cfg = app.config
+        self.stop = stop
+        self.halt = threading.Event()  # the threads' view of `stop` (set by the main loop)
+        self.account = account_from(cfg)
+        store = TokenStore(get_redis(), cfg.get("NAMESPACE", ""))
+        http = requests.Session()
+        self.instruments = InstrumentMap()
+        self.outbox = Outbox(
+            lambda: Publisher(cfg["AMQP_URL"], cfg.get("NAMESPACE", "")),
+            flush_interval=max(cfg["XTS_TICK_FLUSH_MS"], 1) / 1000,
+        )
+        eio = cfg["XTS_SOCKETIO_EIO"]
+        self.orders = OrderStream(XtsSession(self.account, INTERACTIVE, http, store), self.outbox, eio, self.halt,
+                                  interval=cfg["XTS_RECONCILE_INTERVAL"])  # fmt: skip
+        self.outbox.on_recovered = self.orders.reconciler.request
+        self.market = None
+        if self.account.md_app_key and self.account.md_secret_key:
+            self.market = MarketStream(XtsSession(self.account, MARKETDATA, http, store), self.outbox, eio, self.halt,
+                                       self.instruments.get, self.instruments.keys)  # fmt: skip
+
+    def run(self) -> None:
+        log.info("event=xts_bridge_started url=%s eio=%d market_data=%s", self.account.url,
+                 self.orders.stream.eio, self.market is not None)  # fmt: skip
+        if self.market is None:
+            log.warning("event=xts_bridge_no_market_data reason='XTS_MD_API_KEY/XTS_MD_API_SECRET not set'")
+        next_refresh = logged_at = 0.0
+        if self.market is not None:  # the instruments are known before the stream first subscribes
+            next_refresh = time.monotonic() + self.refresh_instruments()
+        outbox = threading.Thread(target=self.outbox.run, name="xts-outbox")
+        streams = self.orders.threads() + (self.market.threads() if self.market else [])
+        for thread in [outbox, *streams]:
+            thread.start()
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                if self.market is not None and now >= next_refresh:
+                    next_refresh = now + self.refresh_instruments()
+                if now - logged_at >= LOG_SECONDS:
+                    logged_at = now
+                    self.log_progress()
+                time.sleep(0.05)
+        finally:
+            self.halt.set()  # the streams close their sockets, the reconciler stops
+            for thread in streams:
+                thread.join(JOIN_SECONDS)
+            self.outbox.stop()  # order events still waiting get a few seconds to go out
+            outbox.join(JOIN_SECONDS + 10)
+            self.log_progress()
+            log.info("event=xts_bridge_stopped")
+
+    def refresh_instruments(self) -> float:
+        """Reload the instrument map, subscribe new instruments; seconds until the next refresh."""
+        try:
+            new = self.instruments.refresh()
+        except Exception as exc:  # keep the old map and try again soon
+            log.warning("event=xts_instruments_refresh_failed error=%s", type(exc).__name__)
+            return REFRESH_RETRY_SECONDS
+        try:
+            self.market.added(new)
+        except Exception as exc:  # subscribed again at the stream's next connect
+            log.warning("event=xts_subscribe_failed error=%s: %s", type(exc).__name__, exc)
+        return INSTRUMENT_REFRESH_SECONDS
+
+    def log_progress(self) -> None:
+        counts = {**self.orders.counts, **(self.market.counts if self.market else {})}
+        log.info("event=xts_bridge_progress interactive_connections=%d marketdata_connections=%d reconciles=%d %s %s",
+                 self.orders.stream.connections, self.market.stream.connections if self.market else 0,
+                 self.orders.reconciler.runs, " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+                 " ".join(f"outbox_{k}={v}" for k, v in self.outbox.stats.items()))  # fmt: skip
+
+
+def main() -> None:
+    from tradingapp import create_app
+
+    app = create_app()
+    stop = StopFlag()
+
+    def on_signal(_signum, _frame):
+        # Only set the flag: logging here could re-enter a half-written log line.
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with app.app_context():
+        Bridge(app, stop).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,442 @@
+"""The XTS event bridge (`python -m jobs.xts_bridge`) as a real process, against the XTS simulator
+process (real HTTP and socket.io), real RabbitMQ, and the real consumer run in-process.
+
+Orders are placed at the simulator with our order id as orderUniqueIdentifier, through the XTS
+client's session with the token the bridge shares in Redis (as the worker does: a login of our
+own would end the bridge's session, XTS allows one per user).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import warnings
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+from kombu import Connection, Queue
+
+from jobs.consumer import EVENTS, TICKS, Consumer
+from tests.factories import make_order
+from tradingapp.brokers.xts.session import INTERACTIVE, TokenStore, XtsAccount, XtsSession
+from tradingapp.extensions import db as _db
+from tradingapp.extensions import get_redis
+from tradingapp.messaging import Topology
+from tradingapp.models import Instrument, Order, ProcessedEvent, Tick, Trade
+
+ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.xts_sim_fixture"]  # the xts and xts_sim_process fixtures
+
+
+# -- the bridge process -----------------------------------------------------------------------
+class BridgeProcess:
+    def __init__(self, proc: subprocess.Popen, log_path: Path):
+        self.proc, self.log_path = proc, log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError(f"bridge did not stop in {timeout}s:\n{self.log()[-3000:]}") from None
+        return self.proc.returncode
+
+
+def sim_keys():
+    """The simulator's app keys (imported late: the fixture module is loaded as a plugin first)."""
+    from tests.xts_sim_fixture import APP_KEY, MD_KEY, MD_SECRET, SECRET_KEY
+
+    return APP_KEY, SECRET_KEY, MD_KEY, MD_SECRET
+
+
+def bridge_env(base: dict[str, str], url: str, **overrides) -> dict[str, str]:
+    app_key, secret_key, md_key, md_secret = sim_keys()
+    env = {
+        **os.environ,
+        **base,
+        "BROKER": "xts",
+        "XTS_API_URL": url,
+        "XTS_API_KEY": app_key,
+        "XTS_API_SECRET": secret_key,
+        "XTS_MD_API_KEY": md_key,
+        "XTS_MD_API_SECRET": md_secret,
+        "XTS_TICK_FLUSH_MS": "50",
+        "XTS_RECONCILE_INTERVAL": "0",
+        "XTS_TIMEOUT": "5",
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def start_bridge(app, db, env, xts, tmp_path):
+    running: list[BridgeProcess] = []
+
+    def start(market_data: bool = True, wait: bool = True, **overrides) -> BridgeProcess:
+        process_env = bridge_env(env, xts.url, **overrides)
+        if not market_data:
+            process_env.update(XTS_MD_API_KEY="", XTS_MD_API_SECRET="")
+        log_path = tmp_path / f"bridge-{len(running)}.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "jobs.xts_bridge"], cwd=ROOT, env=process_env, stdout=log,
+                                    stderr=subprocess.STDOUT)  # fmt: skip
+        bridge = BridgeProcess(proc, log_path)
+        running.append(bridge)
+        if wait:
+            wait_for_sockets(xts, bridge, marketdata=market_data)
+        return bridge
+
+    yield start
+    for bridge in running:
+        if bridge.proc.poll() is None:
+            bridge.proc.kill()
+            bridge.proc.wait(5)
+
+
+def wait_for_sockets(sim, bridge: BridgeProcess, marketdata: bool = True, count: int = 1, timeout: float = 20):
+    """Until the simulator sees the bridge's sockets (and the bridge has reconciled since)."""
+    wanted = {"interactive"} | ({"marketdata"} if marketdata else set())
+
+    def ready():
+        apis = [s["api"] for s in sim.state()["sockets"]]
+        return wanted <= set(apis) and bridge.log().count("event=xts_reconciled") >= count
+
+    wait_until(ready, timeout, lambda: f"bridge log:\n{bridge.log()[-4000:]}")
+
+
+def wait_until(predicate, timeout: float = 10, details=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met in {timeout}s. {details()}")
+
+
+# -- placing at the broker with the shared session ----------------------------------------------
+@pytest.fixture
+def broker_session(app, db, xts):
+    app_key, secret_key, _, _ = sim_keys()
+    account = XtsAccount(url=xts.url, app_key=app_key, secret_key=secret_key, timeout=5.0)
+    store = TokenStore(get_redis(), app.config["NAMESPACE"])
+    session = XtsSession(account, INTERACTIVE, requests.Session(), store)
+    yield session
+    session.http.close()
+
+
+def place(session: XtsSession, order: Order, segment="NSECM", ex_id=2885, **overrides) -> int:
+    body = {
+        "exchangeSegment": segment,
+        "exchangeInstrumentID": ex_id,
+        "productType": "MIS",
+        "orderType": order.order_type,
+        "orderSide": order.side,
+        "timeInForce": "DAY",
+        "disclosedQuantity": 0,
+        "orderQuantity": order.quantity,
+        "limitPrice": float(order.limit_price or 0),
+        "stopPrice": 0,
+        "orderUniqueIdentifier": str(order.id),
+    } | overrides
+    return int(session.call("POST", "/orders", body)["AppOrderID"])
+
+
+def sim_orders(sim) -> list[dict]:
+    return requests.get(f"{sim.url}/_sim/orders", timeout=5).json()["orders"]
+
+
+def reliance() -> int:
+    return _db.session.scalar(sa.select(Instrument.id).where(Instrument.exchange_instrument_id == 2885))
+
+
+# -- taps and the consumer ----------------------------------------------------------------------
+class TickTap:
+    """An exclusive queue on market.ticks: every tick message the bridge published."""
+
+    def __init__(self, app):
+        self.connection = Connection(app.config["AMQP_URL"], connect_timeout=5)
+        topology = Topology(app.config["NAMESPACE"])
+        topology.market_ticks(self.connection.default_channel).declare()
+        queue = Queue(f"{topology.names['market_ticks']}.tap-{uuid.uuid4().hex[:8]}", topology.market_ticks,
+                      routing_key="#", exclusive=True, auto_delete=True)  # fmt: skip
+        self.queue = self.connection.SimpleQueue(queue, accept=["json"])
+        self.messages: list[tuple[str, dict]] = []
+
+    def drain(self) -> list[tuple[str, dict]]:
+        while True:
+            try:
+                message = self.queue.get_nowait()
+            except self.queue.Empty:
+                return self.messages
+            self.messages.append((message.delivery_info["routing_key"], message.payload))
+            message.ack()
+
+    def ticks(self) -> list[dict]:
+        return [tick for _key, body in self.drain() for tick in body["ticks"]]
+
+    def close(self) -> None:
+        self.queue.close()
+        self.connection.release()
+
+
+@pytest.fixture
+def tick_tap(app, db):
+    tap = TickTap(app)
+    yield tap
+    tap.close()
+
+
+@pytest.fixture
+def consumer(app, db):
+    """The real consumer (broker events and ticks) in a thread of this process."""
+    topology = Topology(app.config["NAMESPACE"])
+    with Connection(app.config["AMQP_URL"]) as conn:
+        topology.declare(conn)
+        for queue in topology.all_queues():
+            queue(conn.default_channel).purge()
+    running = Consumer(app, Connection(app.config["AMQP_URL"]), paper_exchange=False, retry_delay=0.2,
+                       queues={EVENTS, TICKS})  # fmt: skip
+    thread = threading.Thread(target=running.run, kwargs={"safety_interval": 0.1}, daemon=True)
+    thread.start()
+    assert running.ready.wait(10)
+    yield running
+    running.should_stop = True
+    thread.join(10)
+    running.connection.release()
+
+
+def fresh(order: Order) -> Order:
+    _db.session.expire_all()
+    found = _db.session.get(Order, order.id)
+    _db.session.rollback()
+    return found
+
+
+def trades_of(order: Order) -> list[Trade]:
+    rows = _db.session.scalars(sa.select(Trade).where(Trade.order_id == order.id).order_by(Trade.id)).all()
+    _db.session.rollback()
+    return list(rows)
+
+
+def of_order(events: list[dict], order: Order) -> list[dict]:
+    return [e for e in events if e["order_id"] == str(order.id)]
+
+
+def xts_order(trader, quantity=10, order_type="MARKET", limit_price=None, status="SUBMITTED") -> Order:
+    order = make_order(trader, instrument_id=reliance(), status=status, quantity=quantity, order_type=order_type,
+                       limit_price=limit_price)  # fmt: skip
+    order.broker = "xts"
+    _db.session.commit()
+    return order
+
+
+@pytest.fixture(autouse=True)
+def _quiet_socket_gc():
+    """python-engineio's client leaves a cut connection's socket to the garbage collector."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
+
+
+# -- order and trade events -------------------------------------------------------------------
+@pytest.mark.parametrize("eio", ["4", "3"])
+def test_order_and_trade_events_arrive_on_broker_events_with_deterministic_ids(
+    start_bridge, broker_session, tap, trader, xts, eio
+):
+    bridge = start_bridge(market_data=False, XTS_SOCKETIO_EIO=eio)
+    order = xts_order(trader)
+    app_order_id = place(broker_session, order)
+    events = wait_until(lambda: _have(tap, order, {"order.accepted", "order.fill"}), 10, bridge.log)
+    accepted = next(e for e in events if e["type"] == "order.accepted")
+    fill = next(e for e in events if e["type"] == "order.fill")
+    assert accepted["event_id"] == f"xts:accepted:{app_order_id}"
+    assert accepted["broker"] == "xts" and accepted["broker_order_id"] == str(app_order_id)
+    execution_id = fill["execution_id"]
+    assert fill["event_id"] == f"xts:fill:{app_order_id}:{execution_id}"
+    assert fill["quantity"] == 10 and Decimal(fill["price"]) > 0
+    assert f"eio={eio}" in bridge.log()
+    assert bridge.stop() == 0
+
+
+_seen: dict[int, list[dict]] = {}
+
+
+def _have(tap, order, types: set[str]) -> list[dict] | None:
+    """Events of `order` drained so far (kept across calls), once they include every type."""
+    got = _seen.setdefault(id(tap), [])
+    got += tap.drain()
+    mine = of_order(got, order)
+    return mine if types <= {e["type"] for e in mine} else None
+
+
+# -- market data ------------------------------------------------------------------------------
+def test_touchlines_become_ticks_on_market_ticks_with_our_instrument_ids(start_bridge, tick_tap, xts):
+    bridge = start_bridge()
+    wait_until(lambda: sum(map(len, xts.state()["subscriptions"].values())) == 6, 10, bridge.log)
+    xts.price("NSECM", 2885, "2950.55")
+    xts.price("NSEFO", 35001, "24100.1")
+    ours = {(i.exchange_segment, i.exchange_instrument_id): i.id for i in _db.session.scalars(sa.select(Instrument))}
+
+    def priced():
+        ticks = tick_tap.ticks()
+        latest = {t["instrument_id"]: t for t in ticks}
+        got = latest.get(ours["NSECM", 2885]), latest.get(ours["NSEFO", 35001])
+        return (ticks, *got) if all(t and t["ltp"] in ("2950.55", "24100.1") for t in got) else None
+
+    ticks, reliance_tick, nifty_tick = wait_until(priced, 10, bridge.log)
+    assert reliance_tick["exchange_instrument_id"] == 2885 and nifty_tick["exchange_segment"] == "NSEFO"
+    assert {t["instrument_id"] for t in ticks} == set(ours.values())  # the subscription snapshot too
+    keys = {key for key, _ in tick_tap.messages}
+    assert keys == {"ticks.NSECM", "ticks.NSEFO"}  # one message per segment per flush
+    for body_key, body in tick_tap.messages:
+        assert {t["exchange_segment"] for t in body["ticks"]} == {body_key.split(".", 1)[1]}
+    assert bridge.stop() == 0
+
+
+def test_ticks_reach_the_consumer(start_bridge, consumer, xts):
+    bridge = start_bridge()
+    xts.price("NSECM", 2885, "2961.05")
+
+    def stored():
+        count = _db.session.scalar(sa.select(sa.func.count()).select_from(Tick).where(Tick.ltp == Decimal("2961.05")))
+        _db.session.rollback()
+        return count
+
+    wait_until(stored, 10, bridge.log)
+    assert bridge.stop() == 0
+
+
+# -- faults -----------------------------------------------------------------------------------
+def settled(order: Order, status: str, filled: int):
+    def check():
+        found = fresh(order)
+        return found if found.status == status and found.filled_quantity == filled else None
+
+    return check
+
+
+def test_fills_during_a_socket_outage_are_recovered_by_the_reconcile_and_applied_once(
+    start_bridge, broker_session, consumer, tap, trader, xts
+):
+    bridge = start_bridge(market_data=False)
+    before = xts_order(trader)
+    place(broker_session, before)
+    wait_until(settled(before, "FILLED", 10), 10, bridge.log)
+    live = of_order(tap.drain(), before)
+
+    xts.control("sockets/disconnect", {"mode": "drop", "refuse_seconds": 1.5})
+    wait_until(lambda: not xts.state()["sockets"], 5)
+    during = xts_order(trader, quantity=20)
+    app_order_id = place(broker_session, during)
+    wait_until(lambda: any(o["CumulativeQuantity"] == 20 for o in sim_orders(xts)), 5)
+    assert xts.state()["events"]["sent"] > 0 and not xts.state()["sockets"]  # sent to nobody: lost
+
+    wait_for_sockets(xts, bridge, marketdata=False, count=2)  # reconnected and reconciled again
+    found = wait_until(settled(during, "FILLED", 20), 10, bridge.log)
+    assert found.broker_order_id == str(app_order_id)
+    replayed = tap.drain()
+    fills = [e for e in of_order(replayed, during) if e["type"] == "order.fill"]
+    assert fills and all(e["event_id"] == f"xts:fill:{app_order_id}:{e['execution_id']}" for e in fills)
+    # The reconcile re-published the first order's events under the ids they had live ...
+    assert {e["event_id"] for e in live} <= {e["event_id"] for e in of_order(replayed, before)}
+    # ... and the consumer applied each fact once.
+    assert [t.quantity for t in trades_of(before)] == [10] and sum(t.quantity for t in trades_of(during)) == 20
+    assert fresh(before).filled_quantity == 10
+    assert "reason=connected" in bridge.log() and bridge.stop() == 0
+
+
+def test_duplicate_and_reordered_socket_events_are_applied_once(
+    start_bridge, broker_session, consumer, tap, trader, xts
+):
+    bridge = start_bridge(market_data=False)
+    xts.faults(events={"duplicate_next": 4, "reorder_next": 2})
+    orders = [xts_order(trader, quantity=q) for q in (5, 7)]
+    for order in orders:
+        place(broker_session, order)
+    for order in orders:
+        wait_until(settled(order, "FILLED", order.quantity), 10, bridge.log)
+    state = xts.state()["events"]
+    assert state["duplicated"] == 4 and state["reordered"] >= 1
+    events = tap.drain()
+    ids = [e["event_id"] for e in events]
+    assert len(ids) > len(set(ids))  # the duplicates did reach RabbitMQ
+    for order in orders:
+        assert [t.quantity for t in trades_of(order)] == [order.quantity]
+        applied = _db.session.scalar(
+            sa.select(sa.func.count()).select_from(ProcessedEvent)
+            .where(ProcessedEvent.event_id.in_({e["event_id"] for e in of_order(events, order)}))
+        )  # fmt: skip
+        _db.session.rollback()
+        assert applied == len({e["event_id"] for e in of_order(events, order)})
+    assert bridge.stop() == 0
+
+
+@pytest.mark.parametrize("eio", ["4", "3"])
+def test_session_expiry_logs_in_again_and_reconnects(start_bridge, broker_session, tap, trader, xts, eio):
+    bridge = start_bridge(XTS_SOCKETIO_EIO=eio)
+    xts.control("sessions/expire", {})
+    wait_for_sockets(xts, bridge, count=2)
+    log = bridge.log()
+    assert "event=xts_interactive_logout" in log
+    assert log.count("event=xts_login api=interactive") == 2 and log.count("event=xts_login api=marketdata") == 2
+    # The new session works: an order's events still come through.
+    order = xts_order(trader)
+    app_order_id = place(broker_session, order)
+    events = wait_until(lambda: _have(tap, order, {"order.accepted", "order.fill"}), 10, bridge.log)
+    assert events[0]["broker_order_id"] == str(app_order_id)
+    assert bridge.stop() == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_bridge_cleanly(start_bridge, xts, sig):
+    bridge = start_bridge()
+    started = time.monotonic()
+    assert bridge.stop(sig) == 0
+    assert time.monotonic() - started < 10
+    log = bridge.log()
+    assert "event=xts_bridge_stopped" in log and "Traceback" not in log
+    wait_until(lambda: not xts.state()["sockets"], 5)  # its sockets were closed
+
+
+def test_a_fill_ahead_of_its_acknowledgement_is_applied(start_bridge, broker_session, consumer, tap, trader, xts):
+    bridge = start_bridge(market_data=False)
+    xts.faults(events={"drop_next": 2, "kinds": ["order"]})  # PendingNew and New never come
+    order = xts_order(trader)
+    place(broker_session, order)
+    wait_until(settled(order, "FILLED", 10), 10, bridge.log)
+    types = [e["type"] for e in of_order(tap.drain(), order)]
+    assert types.index("order.fill") < types.index("order.accepted")  # the Filled row's, after the trade
+    assert [t.quantity for t in trades_of(order)] == [10]
+    assert bridge.stop() == 0
+
+
+def test_a_trade_event_lost_while_connected_is_recovered_by_the_periodic_reconcile(
+    start_bridge, broker_session, consumer, tap, trader, xts
+):
+    bridge = start_bridge(market_data=False, XTS_RECONCILE_INTERVAL="1")
+    xts.faults(events={"drop_next": 1, "kinds": ["trade"]})
+    order = xts_order(trader)
+    app_order_id = place(broker_session, order)
+    wait_until(settled(order, "FILLED", 10), 10, bridge.log)
+    assert xts.state()["events"]["dropped"] == 1 and xts.state()["sockets"]
+    fills = [e for e in of_order(tap.drain(), order) if e["type"] == "order.fill"]
+    assert fills and fills[0]["event_id"].startswith(f"xts:fill:{app_order_id}:")
+    assert "reason=interval" in bridge.log() and [t.quantity for t in trades_of(order)] == [10]
+    assert bridge.stop() == 0

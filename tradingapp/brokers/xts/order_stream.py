@@ -1,0 +1,179 @@
+"""The event bridge's interactive side for one XTS account: its socket.io stream (`order` and
+`trade` events -> our broker events) and the reconcile that recovers what the stream missed.
+
+XTS does not replay events a socket missed. After every (re)connect, after the outbox recovers from
+a publish failure, after an unreadable event, and every `interval` seconds, the order book and the
+trade book are read and every event they state is published again. Event ids are deterministic
+(mapping.py), so the consumer applies each broker fact once however often it is published.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+
+from tradingapp.brokers.xts import mapping
+from tradingapp.brokers.xts.errors import XtsError, XtsResponseError
+from tradingapp.brokers.xts.outbox import Outbox
+from tradingapp.brokers.xts.session import XtsSession
+from tradingapp.brokers.xts.stream import Backoff, SocketStream
+
+log = logging.getLogger("xts.orders")
+
+PATH = "/interactive/socket.io"
+PROBE = "/user/profile"  # a cheap call that tells whether the session is alive (and renews it if not)
+
+
+class OrderStream:
+    def __init__(self, session: XtsSession, outbox: Outbox, eio: int, halt: threading.Event, interval: float):
+        self.session, self.outbox, self.halt = session, outbox, halt
+        self.reconciler = Reconciler(self.reconcile, interval, halt)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.stream = SocketStream(
+            "interactive", session.account.url, PATH, eio,
+            query=self._query,
+            handlers={"joined": self.on_joined, "order": self.on_order, "trade": self.on_trade,
+                      "logout": self.on_logout, "error": self.on_error},
+            stop=halt,
+            on_connected=lambda: self.reconciler.request("connected"),
+            check_session=lambda: session.call("GET", PROBE),
+        )  # fmt: skip
+
+    def threads(self) -> list[threading.Thread]:
+        return [
+            threading.Thread(target=self.stream.run, name="xts-interactive"),
+            threading.Thread(target=self.reconciler.run, name="xts-reconcile"),
+        ]
+
+    def _query(self) -> dict:
+        login = self.session.login()
+        return {"token": login.token, "userID": login.user_id, "apiType": "INTERACTIVE"}
+
+    # -- socket events --------------------------------------------------------------------------
+    def on_joined(self, payload=None) -> None:
+        log.info("event=xts_interactive_joined")
+
+    def on_order(self, payload) -> None:
+        self._row_event("order", payload)
+
+    def on_trade(self, payload) -> None:
+        self._row_event("trade", payload)
+
+    def _row_event(self, name: str, payload) -> None:
+        try:
+            events = mapping.socket_events(name, payload)
+        except XtsError as exc:  # never guessed around: the books are read again
+            self.counts[f"{name}_unreadable"] += 1
+            log.error("event=xts_event_unreadable name=%s error=%s", name, exc)
+            self.reconciler.request("unreadable_event")
+            return
+        if events is None:
+            self.counts[f"{name}_foreign"] += 1
+            return
+        self.counts[f"{name}_events"] += 1
+        for event in events:
+            self.outbox.add_event(event)
+
+    def on_logout(self, payload=None) -> None:
+        """The broker ended the session (expiry, a login elsewhere): check it, then reconnect."""
+        log.warning("event=xts_interactive_logout payload=%s", str(payload)[:200])
+        self.stream.reconnect(check_session=True)
+
+    def on_error(self, payload=None) -> None:
+        log.warning("event=xts_interactive_error payload=%s", str(payload)[:200])
+
+    # -- reconcile ------------------------------------------------------------------------------
+    def reconcile(self) -> int:
+        """Publish every event the order book and the trade book state; returns how many."""
+        orders = self.session.call("GET", "/orders")
+        trades = self.session.call("GET", "/orders/trades")
+        events = book_events(_rows(orders, "order book"), _rows(trades, "trade book"))
+        for event in events:
+            self.outbox.add_event(event)
+        return len(events)
+
+
+class Reconciler:
+    """Runs `reconcile` when asked and every `interval` seconds (0: only when asked), retrying a
+    failed one with backoff until it succeeds."""
+
+    def __init__(self, reconcile, interval: float, halt: threading.Event):
+        self.reconcile, self.interval, self.halt = reconcile, interval, halt
+        self.wake = threading.Event()
+        self.reason = "start"
+        self.backoff = Backoff(base=1.0, cap=30.0)
+        self.runs = 0
+
+    def request(self, reason: str) -> None:
+        self.reason = reason
+        self.wake.set()
+
+    def run(self) -> None:
+        while (reason := self._wait()) is not None:
+            while not self.halt.is_set():
+                try:
+                    count = self.reconcile()
+                except Exception as exc:  # the books could not be read: try again soon
+                    delay = self.backoff.next()
+                    log.warning("event=xts_reconcile_failed reason=%s retry_in=%.1f error=%s: %s", reason, delay,
+                                type(exc).__name__, exc)  # fmt: skip
+                    self.halt.wait(delay)
+                    continue
+                self.backoff.reset()
+                self.runs += 1
+                log.info("event=xts_reconciled reason=%s events=%d runs=%d", reason, count, self.runs)
+                break
+
+    def _wait(self) -> str | None:
+        """Why to reconcile now (a request, or the interval past), or None to stop."""
+        deadline = time.monotonic() + self.interval if self.interval else None
+        while not self.halt.is_set():
+            if self.wake.wait(0.2):
+                self.wake.clear()
+                return self.reason
+            if deadline is not None and time.monotonic() >= deadline:
+                return "interval"
+        return None
+
+
+def _rows(result, what: str) -> list:
+    """A book's rows: a list, or (some deployments) a list under a key."""
+    if isinstance(result, list):
+        return result
+    if isinstance(result, dict):
+        for value in result.values():
+            if isinstance(value, list):
+                return value
+    raise XtsResponseError(f"{what} answered {type(result).__name__}, not a list of rows")
+
+
+def book_events(order_rows: list, trade_rows: list) -> list[dict]:
+    """Every event of our orders that the order book (a row per order) and the trade book state.
+    An unreadable row is logged and skipped: one bad row must not hold back every other order."""
+    orders: dict[int, list[mapping.OrderRow]] = defaultdict(list)
+    trades: dict[int, list[mapping.TradeRow]] = defaultdict(list)
+    for raw in order_rows:
+        if (row := _parsed(mapping.parse_order_row, raw, "orders")) is not None:
+            orders[row.app_order_id].append(row)
+    for raw in trade_rows:
+        if (trade := _parsed(mapping.parse_trade_row, raw, "trades")) is not None:
+            trades[trade.order.app_order_id].append(trade)
+    events: list[dict] = []
+    for app_order_id in sorted(orders.keys() | trades.keys()):
+        rows = orders.get(app_order_id) or [t.order for t in trades[app_order_id]]
+        events += mapping.order_events(rows, trades.get(app_order_id, []))
+    return events
+
+
+def _parsed(parse, raw, book: str):
+    try:
+        return parse(raw)
+    except XtsError as exc:
+        ours = isinstance(raw, dict) and any(
+            str(k).lower() == "orderuniqueidentifier" and mapping.our_order_id(v) for k, v in raw.items()
+        )
+        log.log(logging.ERROR if ours else logging.INFO, "event=xts_book_row_unreadable book=%s ours=%s error=%s",
+                book, ours, exc)  # fmt: skip
+        return None

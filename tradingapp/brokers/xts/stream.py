@@ -1,0 +1,172 @@
+"""One XTS socket.io stream kept connected: connect with the session's current token, run until the
+connection drops or is told to go, then reconnect after an exponential backoff with jitter.
+
+The socket.io client's own reconnection is off: it would reconnect with the token it started
+with, and XTS tokens change (daily expiry, a login elsewhere). Each attempt asks for a fresh query
+(token, userID, ...) instead. After a refused connection, or when the caller says the session
+ended (a `logout` event), `check_session` runs before the next attempt: the caller checks its
+session there and logs in again if the token is stale.
+
+Engine.IO 4 (python-socketio 5) by default; Engine.IO 3 (Socket.IO 2.x, the `socketio_v4`
+package) for broker servers that still speak it. Clients are made in this thread, not the main
+one, so neither package installs its SIGINT handler over the process's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+log = logging.getLogger("xts.stream")
+
+# A connection that lived this long was healthy: the next drop starts the backoff from its base.
+STABLE_AFTER = 30.0
+CONNECT_TIMEOUT = 5.0
+
+
+class Backoff:
+    """Exponential delays with "equal jitter": half the step is fixed, half random; capped."""
+
+    def __init__(self, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None):
+        self.base, self.cap = base, cap
+        self.rng = rng or random.Random()
+        self.attempt = 0
+
+    def next(self) -> float:
+        step = min(self.cap, self.base * (2**self.attempt))
+        self.attempt = min(self.attempt + 1, 30)
+        return step / 2 + self.rng.uniform(0, step / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def make_client(eio: int):
+    """A socket.io client speaking Engine.IO `eio` (3 or 4), and the keyword naming its path."""
+    if eio == 3:
+        import socketio_v4
+
+        return socketio_v4.Client(reconnection=False), "socketio_v4_path"
+    import socketio
+
+    return socketio.Client(reconnection=False, handle_sigint=False), "socketio_path"
+
+
+class SocketStream:
+    """Keeps one stream connected until `stop` is set; `run()` is the thread's body."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        path: str,
+        eio: int,
+        query: Callable[[], dict],
+        handlers: dict[str, Callable],
+        stop: threading.Event,
+        on_connected: Callable[[], None] | None = None,
+        check_session: Callable[[], None] | None = None,
+        backoff: Backoff | None = None,
+    ):
+        self.name, self.url, self.path, self.eio = name, url.rstrip("/"), path, eio
+        self.query = query
+        self.handlers = handlers
+        self.stop = stop
+        self.on_connected = on_connected
+        self.check_session = check_session
+        self._check_due = False
+        self.backoff = backoff or Backoff()
+        self.connected = threading.Event()
+        self.connections = 0  # successful connects so far (tests and logs)
+        self._lost = threading.Event()
+        self._client = None
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            if self._connect():
+                self._stay_connected()
+                if time.monotonic() - started >= STABLE_AFTER:
+                    self.backoff.reset()
+            if not self.stop.is_set():
+                delay = self.backoff.next()
+                log.info("event=xts_stream_reconnect_wait stream=%s seconds=%.2f", self.name, delay)
+                self.stop.wait(delay)
+        log.info("event=xts_stream_stopped stream=%s", self.name)
+
+    def reconnect(self, check_session: bool = False) -> None:
+        """Drop the current connection: `run` connects again (after checking the session: a `logout`)."""
+        self._check_due = self._check_due or check_session
+        self._lost.set()
+
+    # -- one connection -----------------------------------------------------------------------
+    def _connect(self) -> bool:
+        self._lost.clear()
+        if self._check_due and not self._check():
+            return False
+        try:
+            query = self.query()
+        except Exception as exc:  # no session (the broker's login is down): wait and retry
+            log.warning("event=xts_stream_no_session stream=%s error=%s: %s", self.name, type(exc).__name__, exc)
+            return False
+        client, path_keyword = make_client(self.eio)
+        for event, handler in self.handlers.items():
+            client.on(event, handler)
+        client.on("disconnect", self._on_disconnect)
+        try:
+            client.connect(f"{self.url}/?{urlencode(query)}", transports=["websocket"], **{path_keyword: self.path})
+        except Exception as exc:  # refused (stale token?), unreachable, or a bad answer
+            log.warning("event=xts_stream_connect_failed stream=%s eio=%d error=%s: %s", self.name, self.eio,
+                        type(exc).__name__, exc)  # fmt: skip
+            _quietly(client.disconnect)
+            self._check_due = True
+            return False
+        self._client = client
+        self.connections += 1
+        self.connected.set()
+        log.info("event=xts_stream_connected stream=%s eio=%d connections=%d", self.name, self.eio, self.connections)
+        return True
+
+    def _check(self) -> bool:
+        """The caller's session check; False (back off, check again) when it failed."""
+        if self.check_session is not None:
+            try:
+                self.check_session()
+            except Exception as exc:
+                log.warning("event=xts_session_check_failed stream=%s error=%s: %s", self.name, type(exc).__name__,
+                            exc)  # fmt: skip
+                return False
+        self._check_due = False
+        return True
+
+    def _stay_connected(self) -> None:
+        try:
+            if self.on_connected is not None and not self._lost.is_set():
+                try:
+                    self.on_connected()
+                except Exception as exc:  # e.g. the subscription call failed: connect again later
+                    log.warning("event=xts_stream_setup_failed stream=%s error=%s: %s", self.name,
+                                type(exc).__name__, exc)  # fmt: skip
+                    return
+            while not self.stop.is_set() and not self._lost.wait(0.2):
+                pass
+        finally:
+            self.connected.clear()
+            client, self._client = self._client, None
+            if client is not None:
+                _quietly(client.disconnect)
+            log.info("event=xts_stream_disconnected stream=%s stopping=%s", self.name, self.stop.is_set())
+
+    def _on_disconnect(self, *_reason) -> None:
+        self._lost.set()
+
+
+def _quietly(fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except Exception:  # the connection is already gone
+        log.debug("socket.io disconnect failed", exc_info=True)
