@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -15,7 +16,7 @@ from gevent import socket as gsocket
 from tradingapp.ws.hub import CLOSE_OVERFLOW, Hub, TooManyConnections, TooManyInstruments, shape_quote
 from tradingapp.ws.listener import Listener
 from tradingapp.ws.protocol import ProtocolError, parse_message
-from tradingapp.ws.transport import SerializedSocket
+from tradingapp.ws.transport import Flusher, SerializedSocket, encode
 
 QUOTE = {
     "instrument_id": 7, "ltp": "101.25", "ltq": 5, "bid": "101.20", "ask": "101.30", "bid_qty": 40,
@@ -366,3 +367,24 @@ def test_event_overflow_wakes_the_sender_to_close(hub):
     started = time.monotonic()
     assert conn.take(timeout=2) == [] and conn.close_code == CLOSE_OVERFLOW
     assert time.monotonic() - started < 1  # woken at once, not at the timeout
+
+
+def test_flusher_writes_each_socket_once_per_burst_and_hands_a_full_one_to_its_sender():
+    hub, flusher = Hub(encode=encode), Flusher()
+    (fast_out, fast_in), (full_out, full_in) = pairs = [gsocket.socketpair() for _ in range(2)]
+    full_out.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    fast, full = hub.register("u1"), hub.register("u2")
+    for conn, out in ((fast, fast_out), (full, full_out)):
+        conn.on_ready = functools.partial(flusher.mark, out=SerializedSocket(out))
+        hub.subscribe(conn, [7, 8], "ltp")
+    hub.route_quote(quote(7))
+    hub.route_quote(quote(8))
+    full.push(encode({"type": "order", "order": {"note": "x" * 300_000}}))  # more than its buffers take
+    flusher.flush()
+    fast_in.settimeout(2)
+    assert fast_in.recv(65536) == encode(shape_quote(quote(7), "ltp")) + encode(shape_quote(quote(8), "ltp"))
+    started = time.monotonic()
+    assert full.take(timeout=2) == [] and time.monotonic() - started < 1  # its sender was woken
+    for out, into in pairs:
+        out.close()
+        into.close()

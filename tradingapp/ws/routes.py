@@ -38,7 +38,7 @@ from tradingapp.ws.hub import (
 )
 from tradingapp.ws.listener import Listener
 from tradingapp.ws.protocol import Command, ProtocolError, parse_message
-from tradingapp.ws.transport import SerializedSocket, encode
+from tradingapp.ws.transport import Flusher, SerializedSocket, encode
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ def _no_compression() -> None:
 
 
 def get_hub() -> Hub:
-    """This process's hub; the first call also starts the Redis listener feeding it and the watcher."""
+    """This process's hub; the first call also starts the Redis listener feeding it, the flusher
+    writing its sockets and the watcher."""
     app = current_app._get_current_object()
     hub = app.extensions.get("ws_hub")
     if hub is not None:
@@ -206,36 +207,6 @@ def _subscribe(conn: Connection, hub: Hub, command: Command) -> None:
         message = shape_quote(quote, command.mode, realtime.is_stale(quote, now, stale_after))
         # a live quote already queued is at least as new as the cache read before it
         conn.push_quote(iid, hub.encode(message), replace=False)
-
-
-class Flusher:
-    """Writes out, in one pass after each burst, every socket whose outbox filled in it: one write per
-    socket for all it got, and no greenlet switch per socket. A socket it cannot write without
-    waiting goes to that socket's sender loop."""
-
-    def __init__(self):
-        self._dirty: list[tuple[Connection, SerializedSocket]] = []
-        self._ready = threading.Event()
-
-    def mark(self, conn: Connection, out: SerializedSocket) -> None:
-        self._dirty.append((conn, out))
-        if len(self._dirty) == 1:
-            self._ready.set()
-
-    def run(self) -> None:
-        while True:
-            self._ready.wait()
-            self._ready.clear()
-            dirty, self._dirty = self._dirty, []
-            for conn, out in dirty:
-                try:
-                    if not out.write_nowait(conn.take_now):
-                        conn.wake()  # busy, or the client's buffer is full: its sender waits for it
-                except OSError:
-                    conn.close(CLOSE_NORMAL, "client gone")
-                except Exception:  # one socket's failure must not stop the feed of the others
-                    log.exception("event=ws_flush_failed user_id=%s conn=%s", conn.user_id, conn.id)
-                    conn.close(CLOSE_NORMAL, "flush failed")
 
 
 def _send_loop(ws, conn: Connection) -> None:

@@ -1,21 +1,30 @@
 """Bytes on the wire for the WebSocket feed: frames encoded once, and one writer at a time per socket.
 
 The hub encodes each message once into a complete WebSocket text frame (a server's frames are not
-masked, so the same bytes go to every socket), and a socket's sender writes its queued frames with
-one `sendall`. simple-websocket also writes on the socket from its own greenlet (pings, pongs, the
-close handshake) with a bare `send`; `SerializedSocket` makes every write a whole `sendall` under one
-lock, so frames never interleave or get cut short by a partial send to a slow client.
+masked, so the same bytes go to every socket). The flusher writes each socket's queued frames in one
+write after a burst; simple-websocket also writes on the socket from its own greenlet (pings, pongs,
+the close handshake) with a bare `send`. `SerializedSocket` makes every write whole and one at a
+time, so frames never interleave or get cut short by a partial send to a slow client.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import orjson
 from wsproto.frame_protocol import FrameProtocol
+
+if TYPE_CHECKING:
+    from tradingapp.ws.hub import Connection
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
 
 # Server side, no extensions: send_data of a whole message keeps no state between calls.
 _FRAMES = FrameProtocol(client=False, extensions=[])
@@ -85,3 +94,36 @@ class SerializedSocket:
 
     def __getattr__(self, name):  # recv, fileno, close, shutdown, ...: the socket's own
         return getattr(self._sock, name)
+
+
+class Flusher:
+    """Writes out, in one pass after each burst, every socket whose outbox filled in it: one write per
+    socket for all it got, and no greenlet switch per socket. A socket it cannot write without
+    waiting goes to that socket's sender loop."""
+
+    def __init__(self):
+        self._dirty: list[tuple[Connection, SerializedSocket]] = []
+        self._ready = threading.Event()
+
+    def mark(self, conn: Connection, out: SerializedSocket) -> None:
+        self._dirty.append((conn, out))
+        if len(self._dirty) == 1:
+            self._ready.set()
+
+    def run(self) -> None:
+        while True:
+            self._ready.wait()
+            self._ready.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for conn, out in dirty:
+            try:
+                if not out.write_nowait(conn.take_now):
+                    conn.wake()  # busy, or the client's buffer is full: its sender waits for it
+            except OSError:
+                conn.close(CLOSE_NORMAL, "client gone")
+            except Exception:  # one socket's failure must not stop the feed of the others
+                log.exception("event=ws_flush_failed user_id=%s conn=%s", conn.user_id, conn.id)
+                conn.close(CLOSE_NORMAL, "flush failed")
