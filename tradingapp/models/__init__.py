@@ -1,5 +1,6 @@
 """Models, one module per aggregate; importing this package registers them all."""
 
+from tradingapp.models.broker_accounts import BrokerAccount, BrokerAccountEvent
 from tradingapp.models.instruments import Instrument
 from tradingapp.models.market import Candle1m, Tick
 from tradingapp.models.orders import Order, OrderEvent
@@ -11,6 +12,8 @@ from tradingapp.models.users import ROLES, User
 __all__ = [
     "Account",
     "AdminAction",
+    "BrokerAccount",
+    "BrokerAccountEvent",
     "Candle1m",
     "Instrument",
     "Order",
