@@ -1,4 +1,5 @@
-"""The simulated market feed (`python -m jobs.feed`).
+"""The simulated market feed (`python -m jobs.feed`). With BROKER=xts the same command runs the XTS
+event bridge instead (jobs/xts_bridge.py): the broker's touchlines and order events.
 
 Every FEED_INTERVAL_MS it steps each instrument's random walk and publishes the ticks to
 `market.ticks`, one message per exchange segment (routing key `ticks.<segment>`), with publisher
@@ -160,6 +161,13 @@ def main() -> None:
     from tradingapp import create_app
 
     app = create_app()
+    if app.config["BROKER"] == "xts":
+        # The broker's own market data, not a simulation: the XTS event bridge is the market feed
+        # (and carries the broker's order events too). One process holds XTS's sockets.
+        from jobs.xts_bridge import serve
+
+        serve(app)
+        return
     stop = StopFlag()
 
     def on_signal(_signum, _frame):

@@ -158,10 +158,8 @@ class Bridge:
                  " ".join(f"outbox_{k}={v}" for k, v in self.outbox.stats.items()))  # fmt: skip
 
 
-def main() -> None:
-    from tradingapp import create_app
-
-    app = create_app()
+def serve(app: Flask) -> None:
+    """Run the bridge until SIGTERM/SIGINT (also what `python -m jobs.feed` does with BROKER=xts)."""
     stop = StopFlag()
 
     def on_signal(_signum, _frame):
@@ -172,6 +170,12 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
     with app.app_context():
         Bridge(app, stop).run()
+
+
+def main() -> None:
+    from tradingapp import create_app
+
+    serve(create_app())
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Run every tradingapp process on this machine, `make run` style.
 
 backend and websocket (gunicorn, same app on PORT and WEBSOCKET_PORT), the RQ worker, the Kombu
-consumer and the market feed, each with its output prefixed by its name. Ctrl-C or SIGTERM stops
-them all (SIGTERM, a grace period, then SIGKILL) and exits 0; if one dies on its own, the rest are
-stopped and the exit code is 1.
+consumer and the market feed (the XTS event bridge with BROKER=xts), each with its output prefixed
+by its name. Ctrl-C or SIGTERM stops them all (SIGTERM, a grace period, then SIGKILL) and exits 0;
+if one dies on its own, the rest are stopped and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -40,8 +40,16 @@ def specs(config: Config, bin_dir: Path) -> list[Spec]:
         Spec("websocket", gunicorn, {"PORT": str(config.WEBSOCKET_PORT)}),
         Spec("worker", [python, "-m", "jobs.worker"]),
         Spec("consumer", [python, "-m", "jobs.consumer"]),
-        Spec("feed", [python, "-m", "jobs.feed"]),
+        market_feed(config, python),
     ]
+
+
+def market_feed(config: Config, python: str) -> Spec:
+    """Simulated ticks, or with BROKER=xts the XTS event bridge: the broker's touchlines and its
+    order and trade events (`python -m jobs.feed` would run it too; named for what it is)."""
+    if config.BROKER == "xts":
+        return Spec("bridge", [python, "-m", "jobs.xts_bridge"])
+    return Spec("feed", [python, "-m", "jobs.feed"])
 
 
 def banner(config: Config) -> str:

@@ -88,13 +88,13 @@ def bridge_env(base: dict[str, str], url: str, **overrides) -> dict[str, str]:
 def start_bridge(app, db, env, xts, tmp_path):
     running: list[BridgeProcess] = []
 
-    def start(market_data: bool = True, wait: bool = True, **overrides) -> BridgeProcess:
+    def start(market_data: bool = True, wait: bool = True, module: str = "jobs.xts_bridge", **overrides):
         process_env = bridge_env(env, xts.url, **overrides)
         if not market_data:
             process_env.update(XTS_MD_API_KEY="", XTS_MD_API_SECRET="")
         log_path = tmp_path / f"bridge-{len(running)}.log"
         with open(log_path, "w") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "jobs.xts_bridge"], cwd=ROOT, env=process_env, stdout=log,
+            proc = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=process_env, stdout=log,
                                     stderr=subprocess.STDOUT)  # fmt: skip
         bridge = BridgeProcess(proc, log_path)
         running.append(bridge)
@@ -440,3 +440,18 @@ def test_a_trade_event_lost_while_connected_is_recovered_by_the_periodic_reconci
     assert fills and fills[0]["event_id"].startswith(f"xts:fill:{app_order_id}:")
     assert "reason=interval" in bridge.log() and [t.quantity for t in trades_of(order)] == [10]
     assert bridge.stop() == 0
+
+
+# -- how it is run ----------------------------------------------------------------------------
+def test_with_broker_xts_the_feed_command_runs_the_bridge(start_bridge, xts):
+    bridge = start_bridge(module="jobs.feed")
+    assert "event=xts_bridge_started" in bridge.log() and bridge.stop() == 0
+
+
+def test_make_run_starts_the_bridge_in_place_of_the_simulated_feed():
+    from tests.test_run_stack import run_stack  # scripts/run_stack.py, loaded from its file
+
+    for broker, name, module in (("xts", "bridge", "jobs.xts_bridge"), ("paper", "feed", "jobs.feed")):
+        config = run_stack.Config({"BROKER": broker})
+        specs = {spec.name: spec for spec in run_stack.specs(config, Path("/venv/bin"))}
+        assert list(specs)[-1] == name and specs[name].argv == ["/venv/bin/python", "-m", module]
