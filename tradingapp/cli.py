@@ -1,5 +1,5 @@
 """Flask CLI commands: `flask create-db`, `flask seed`, `flask create-user`, `flask preflight`,
-`flask backfill`, `flask prune-ticks`."""
+`flask backfill`, `flask prune-ticks`, `flask accounts rotate-keys` (tradingapp/cli_accounts.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from psycopg import sql
 
+from tradingapp.cli_accounts import accounts_command
 from tradingapp.errors import APIError
 from tradingapp.extensions import db
 from tradingapp.models import ROLES, Instrument, User
@@ -135,6 +136,7 @@ def init_app(app: Flask) -> None:
 
     app.cli.add_command(backfill_command)
     app.cli.add_command(prune_ticks_command)
+    app.cli.add_command(accounts_command)
 
 
 @click.command("backfill")

@@ -33,3 +33,6 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import admin
 
     app.register_blueprint(admin.bp)
+    from tradingapp.api import accounts
+
+    app.register_blueprint(accounts.bp)

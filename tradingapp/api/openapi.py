@@ -185,6 +185,7 @@ ERRORS = {
         "422": "risk_rejected (details name the rule and the numbers)",
         "423": "trading_halted (kill switch)",
         "429": "rate_limited",
+        "503": "unavailable",
     }.items()
 }
 
@@ -535,6 +536,87 @@ SCHEMAS["ModifyOrder"] = _obj(
     {"quantity": {"type": "integer", "minimum": 1}, "limit_price": DECIMAL, "stop_price": DECIMAL}, []
 )
 SCHEMAS["Login"] = _obj({"email": {"type": "string"}, "password": {"type": "string"}})
+
+
+# Linked broker accounts (tradingapp/api/accounts.py): secrets go in, never out.
+_CREDENTIAL = {"type": "string", "pattern": r"^[\x21-\x7e]+$"}
+PATHS.update(
+    {
+        "/api/v1/broker-accounts": {
+            "get": _op(
+                "The caller's active linked broker accounts (app keys masked, secrets never returned)",
+                "200",
+                _obj({"items": {"type": "array", "items": _ref("BrokerAccount")}}),
+                errors=("401",),
+            ),
+            "post": _op(
+                "Link a broker account (its secrets are stored encrypted); one active account per broker (409); "
+                "503 when the server has no encryption key",
+                "201",
+                _ref("BrokerAccount"),
+                "NewBrokerAccount",
+                errors=("400", "401", "403", "409", "503"),
+            ),
+        },
+        "/api/v1/broker-accounts/{account_id}": {
+            "put": _op(
+                "Replace the account's secrets: {secret_key, app_key?} and/or {md_secret_key, md_app_key?}",
+                "200",
+                _ref("BrokerAccount"),
+                "BrokerAccountSecrets",
+                params=["{account_id}"],
+                errors=("400", "401", "403", "404", "503"),
+            ),
+            "delete": _op(
+                "Unlink: the account is deactivated and its secrets erased; orders then use the default account",
+                "200",
+                _ref("BrokerAccount"),
+                params=["{account_id}"],
+                errors=("401", "403", "404"),
+            ),
+        },
+    }
+)
+SCHEMAS.update(
+    {
+        "BrokerAccount": _obj(
+            {
+                "id": UUID,
+                "broker": {"enum": ["xts"]},
+                "label": {"type": "string"},
+                "app_key_masked": {"type": "string", "examples": ["****a1b2"]},
+                "has_secret": {"type": "boolean"},
+                "client_id": {"type": ["string", "null"]},
+                "md_app_key_masked": {"type": ["string", "null"]},
+                "has_md_secret": {"type": "boolean"},
+                "active": {"type": "boolean"},
+                "created_at": TIME,
+                "updated_at": TIME,
+            }
+        ),
+        "NewBrokerAccount": _obj(
+            {
+                "broker": {"enum": ["xts"], "default": "xts"},
+                "app_key": {**_CREDENTIAL, "minLength": 8, "maxLength": 128},
+                "secret_key": {**_CREDENTIAL, "minLength": 8, "maxLength": 256, "writeOnly": True},
+                "client_id": {**_CREDENTIAL, "minLength": 1, "maxLength": 64},
+                "md_app_key": {**_CREDENTIAL, "minLength": 8, "maxLength": 128},
+                "md_secret_key": {**_CREDENTIAL, "minLength": 8, "maxLength": 256, "writeOnly": True},
+                "label": {"type": "string", "maxLength": 64},
+            },
+            ["app_key", "secret_key"],
+        ),
+        "BrokerAccountSecrets": _obj(
+            {
+                "app_key": {**_CREDENTIAL, "minLength": 8, "maxLength": 128},
+                "secret_key": {**_CREDENTIAL, "minLength": 8, "maxLength": 256, "writeOnly": True},
+                "md_app_key": {**_CREDENTIAL, "minLength": 8, "maxLength": 128},
+                "md_secret_key": {**_CREDENTIAL, "minLength": 8, "maxLength": 256, "writeOnly": True},
+            },
+            [],
+        ),
+    }
+)
 
 
 def document() -> dict:
