@@ -12,6 +12,7 @@ import uuid
 import pytest
 import requests
 
+from jobs.worker import sweep_once
 from tests.test_crash_safety import retry_due_jobs
 from tests.test_jobs import new_order
 from tests.test_paper_broker import set_quote
@@ -119,13 +120,15 @@ def test_an_invalid_token_place_creates_no_order_at_the_simulator(xts):
     assert xts.state()["orders"] == 0
 
 
-def test_a_place_after_session_expiry_goes_through_once(broker, xts, trader, tap):
+def test_an_order_after_session_expiry_reaches_the_simulator_once(xts_app, broker, xts, client, trader_headers, tap):
+    set_quote(1, MARKET)
     broker.order_book()
     xts.control("sessions/expire", {})
-    request = order_request(trader)
-    broker.place(request)
-    assert len(at_simulator(xts, request.order_id)) == 1
-    assert logins(xts) == 2
+    order_id = place_via_api(client, trader_headers)
+    run_worker(xts_app)
+    assert len(at_simulator(xts, order_id)) == 1
+    assert (logins(xts), xts.state()["requests"]["place"]) == (2, 2)  # refused (Invalid Token), then sent
+    assert not jobqueue.get_queue().scheduled_job_registry.get_job_ids()
 
 
 def order_request(user, **overrides):
@@ -231,8 +234,8 @@ def test_a_rate_limit_that_outlasts_the_backoff_is_a_broker_error(broker, xts, t
     assert at_simulator(xts, request.order_id) == []
 
 
-def test_broker_down_leaves_the_order_submitted_for_the_sweeper(xts_app, xts, client, trader_headers, tap,
-                                                               monkeypatch):  # fmt: skip
+def test_broker_down_leaves_the_order_submitted_and_the_sweeper_resolves_it(xts_app, xts, client, trader_headers,
+                                                                           tap, monkeypatch, jobs_log):  # fmt: skip
     set_quote(1, MARKET)
     monkeypatch.setitem(xts_app.config, "XTS_API_URL", "http://127.0.0.1:9")  # nothing listens there
     xts_app.extensions.pop("tradingapp.broker", None)
@@ -241,6 +244,16 @@ def test_broker_down_leaves_the_order_submitted_for_the_sweeper(xts_app, xts, cl
     order = reload(order_id)
     assert (order.status, order.broker_order_id) == ("SUBMITTED", None)
     assert tap.drain() == []
+    # The broker comes back after the job's retries ran out; the sweeper's resend asks first, then sends.
+    monkeypatch.setitem(xts_app.config, "XTS_API_URL", xts.url)
+    jobqueue.get_queue().scheduled_job_registry.remove(jobqueue.submit_job_id(order_id), delete_job=True)
+    monkeypatch.setitem(xts_app.config, "SWEEP_PENDING_AFTER", 0)
+    assert sweep_once(xts_app).submits == 1
+    run_worker(xts_app)
+    assert f"event=submit_resend order_id={order_id}" in jobs_log.text
+    [app_order_id] = at_simulator(xts, order_id)
+    settle(tap)
+    assert reload(order_id).broker_order_id == str(app_order_id)
 
 
 @pytest.mark.parametrize("kind", ["non_json", "truncated", "wrong_shape", "no_envelope"])
