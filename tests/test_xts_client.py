@@ -85,6 +85,21 @@ def test_two_processes_share_one_session_and_never_log_each_other_out(xts_app, x
         second.close()
 
 
+def test_a_shared_session_that_died_too_is_replaced_by_one_login(xts_app, xts):
+    store = TokenStore(get_redis(), xts_app.config["NAMESPACE"])
+    first, second = XtsBroker(store), XtsBroker(store)
+    try:
+        first.order_book()
+        xts.control("sessions/expire", {})
+        second.order_book()  # the shared token is first's dead one: second logs in
+        xts.control("sessions/expire", {})  # and that one dies too
+        first.order_book()  # its own token dead, the shared one dead: one login of its own
+        assert logins(xts) == 3
+    finally:
+        first.close()
+        second.close()
+
+
 def test_wrong_credentials_are_an_auth_error(xts_app, xts, monkeypatch):
     monkeypatch.setitem(xts_app.config, "XTS_API_SECRET", "wrong")
     broker = XtsBroker.from_app(xts_app)

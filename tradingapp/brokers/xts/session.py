@@ -155,16 +155,18 @@ class XtsSession:
         """The result of one call. Invalid Token: one new login and the call again; 429: bounded
         backoff. Raises XtsRejected, XtsUnavailable, XtsRateLimited, XtsResponseError, XtsAuthError."""
         login = self.login()
-        relogged = False
+        logged_in, renewals = False, 0
         delays = iter(RATE_LIMIT_BACKOFF)
         while True:
             try:
                 return self._once(method, path, payload, login.token)
             except _InvalidToken:
-                if relogged:
+                # The shared token may be dead too (both expired): then one login of our own, no more.
+                if logged_in or renewals >= 3:
                     raise XtsAuthError(f"{self.api} session invalid again right after a new login") from None
                 log.info("event=xts_session_invalid api=%s path=%s", self.api, path)
-                login, relogged = self.relogin(login.token), True
+                login, fresh = self._renew(login.token)
+                logged_in, renewals = logged_in or fresh, renewals + 1
             except _Limited as limited:
                 delay = next(delays, None)
                 if delay is None:
@@ -199,16 +201,21 @@ class XtsSession:
 
     def relogin(self, stale_token: str | None) -> Login:
         """A new session in place of `stale_token`, unless another process has made one already."""
+        return self._renew(stale_token)[0]
+
+    def _renew(self, stale_token: str | None) -> tuple[Login, bool]:
+        """(session, whether this call logged in): under the lock, a shared session newer than
+        `stale_token` is taken as it is; otherwise one login, stored for every process."""
         try:
             with self.store.lock(self.key, timeout=3 * self.account.timeout + 5):
                 shared = self.store.get(self.key)
                 if shared is not None and shared.token != stale_token:
                     self._login = shared
-                    return shared
+                    return shared, False
                 login = self._login_call()
                 self.store.put(self.key, login)
                 self._login = login
-                return login
+                return login, True
         except redis.exceptions.LockError:
             raise XtsUnavailable(f"{self.api} login: the session lock stayed taken") from None
         except redis.RedisError as exc:
