@@ -8,8 +8,10 @@ own would end the bridge's session, XTS allows one per user).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,13 +25,14 @@ import pytest
 import requests
 import sqlalchemy as sa
 from kombu import Connection, Queue
+from kombu.exceptions import OperationalError
 
 from jobs.consumer import EVENTS, TICKS, Consumer
 from tests.factories import make_order
 from tradingapp.brokers.xts.session import INTERACTIVE, TokenStore, XtsAccount, XtsSession
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
-from tradingapp.messaging import Topology
+from tradingapp.messaging import Publisher, Topology
 from tradingapp.models import Instrument, Order, ProcessedEvent, Tick, Trade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -455,3 +458,110 @@ def test_make_run_starts_the_bridge_in_place_of_the_simulated_feed():
         config = run_stack.Config({"BROKER": broker})
         specs = {spec.name: spec for spec in run_stack.specs(config, Path("/venv/bin"))}
         assert list(specs)[-1] == name and specs[name].argv == ["/venv/bin/python", "-m", module]
+
+
+# -- RabbitMQ down ----------------------------------------------------------------------------
+class TcpProxy:
+    """A TCP relay to RabbitMQ that the test can cut (every connection closed, new ones closed at
+    once) and restore: an outage of the broker's link as the bridge sees it."""
+
+    def __init__(self, port: int):
+        self.target = ("127.0.0.1", port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open, self.closed = True, False
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.open = False
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def restore(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self.closed = True
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def rabbit_proxy(app):
+    proxy = TcpProxy(int(app.config["RABBITMQ_PORT"]))
+    yield proxy
+    proxy.close()
+
+
+def test_order_events_wait_while_rabbitmq_is_down_and_go_out_when_it_is_back(
+    start_bridge, broker_session, consumer, tap, trader, xts, rabbit_proxy
+):
+    bridge = start_bridge(market_data=False, RABBITMQ_PORT=str(rabbit_proxy.port))
+    first = xts_order(trader)
+    place(broker_session, first)
+    wait_until(settled(first, "FILLED", 10), 10, bridge.log)
+
+    rabbit_proxy.cut()
+    order = xts_order(trader, quantity=30)
+    app_order_id = place(broker_session, order)
+    wait_until(lambda: "event=xts_publish_failed" in bridge.log(), 15, bridge.log)
+    wait_until(lambda: any(o["AppOrderID"] == app_order_id and o["OrderStatus"] == "Filled" for o in sim_orders(xts)))
+    time.sleep(0.5)
+    assert of_order(tap.drain(), order) == [] and fresh(order).filled_quantity == 0  # nothing got through
+
+    rabbit_proxy.restore()
+    wait_until(settled(order, "FILLED", 30), 30, bridge.log)
+    log = bridge.log()
+    assert "event=xts_publish_recovered" in log and "reason=publish_recovered" in log
+    assert sum(t.quantity for t in trades_of(order)) == 30 and [t.quantity for t in trades_of(first)] == [10]
+    assert "event=xts_outbox_overflow" not in log and bridge.stop() == 0
+
+
+def test_a_publish_fails_in_seconds_when_rabbitmq_goes_away_and_works_again_after(app, rabbit_proxy):
+    """messaging.Publisher's inner retry was kombu's default (reconnect forever): a publish on a
+    lost connection hung its caller for the whole outage."""
+    url = app.config["AMQP_URL"].replace(f":{app.config['RABBITMQ_PORT']}/", f":{rabbit_proxy.port}/")
+    publisher = Publisher(url, app.config["NAMESPACE"])
+    try:
+        publisher.publish("market_ticks", "ticks.TEST", {"ticks": []})
+        rabbit_proxy.cut()
+        started = time.monotonic()
+        with pytest.raises(OperationalError):
+            publisher.publish("market_ticks", "ticks.TEST", {"ticks": []})
+        assert time.monotonic() - started < 10
+        rabbit_proxy.restore()
+        publisher.publish("market_ticks", "ticks.TEST", {"ticks": []})
+    finally:
+        publisher.close()

@@ -8,6 +8,8 @@ from flask import current_app
 from kombu import Connection, Exchange, Queue
 
 _lock = threading.Lock()
+# A publish reconnects at most this often (~3.5 s in all) before it raises.
+RETRY_POLICY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1.5}
 
 
 def names(namespace: str) -> dict[str, str]:
@@ -104,6 +106,9 @@ class Publisher:
                 # No content_type here: given one, kombu skips the producer's json serializer.
                 message_id=message_id,
                 retry=True,
+                # Bounded: kombu's default policy retries a lost connection forever, so a publish
+                # during a RabbitMQ outage would hang its caller (and its shutdown) instead of failing.
+                retry_policy=RETRY_POLICY,
             )
 
     def close(self) -> None:
