@@ -79,9 +79,11 @@ class TickBatches:
         return POLL if self.filling.parts or self.writing is not None else longest
 
     def poll(self) -> None:
-        """Settle a batch the writer has finished; hand over the filling one if it is due."""
+        """Settle a batch the writer has finished; hand over the filling one if it is due and the
+        writer is free (while it is busy the batch could not be written sooner: it keeps filling,
+        up to its limits, and the next write carries more ticks for the same round trips)."""
         self.settle(wait=False)
-        if self.filling.parts and time.monotonic() >= self.filling.due:
+        if self.filling.parts and self.writing is None and time.monotonic() >= self.filling.due:
             self.flush()
 
     def flush(self) -> None:
