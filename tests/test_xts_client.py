@@ -22,6 +22,7 @@ from tests.xts_helpers import (
     reload,
     run_worker,
     settle,
+    xts_orders,
 )
 from tradingapp import events as ev
 from tradingapp.brokers.xts.broker import XtsBroker
@@ -126,6 +127,21 @@ def test_dealer_account_sends_its_client_id_on_every_call(xts_app, xts, monkeypa
     finally:
         without.close()
         dealer.close()
+
+
+def test_a_users_linked_account_places_their_orders(xts_app, xts, client, trader_headers, make_user, auth_headers,
+                                                     tap):  # fmt: skip
+    link = {"broker": "xts", "app_key": "sim-dealer-key", "secret_key": "sim-dealer-secret", "client_id": "CLIENT1"}
+    assert client.post("/api/v1/broker-accounts", json=link, headers=trader_headers).status_code == 201
+    set_quote(1, MARKET)
+    linked = place_via_api(client, trader_headers)
+    default = place_via_api(client, auth_headers(make_user()))
+    run_worker(xts_app)
+    by_order = {r["OrderUniqueIdentifier"]: r for r in xts_orders(xts)}
+    assert (by_order[str(linked)]["LoginID"], by_order[str(linked)]["ClientID"]) == ("SIMDEALER", "CLIENT1")
+    assert by_order[str(default)]["LoginID"] == "SIMUSER1"
+    settle(tap)
+    assert xts_app.extensions["tradingapp.broker"].lookup(linked).status == "filled"  # through the dealer's session
 
 
 def test_an_invalid_token_place_creates_no_order_at_the_simulator(xts):

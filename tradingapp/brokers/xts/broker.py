@@ -13,8 +13,8 @@ and from `lookup`, which re-publishes every event the order's rows state under t
 ids (mapping.py), so the consumer settles whatever the socket missed. A refusal the broker answers
 at once (HTTP 4xx) becomes order.rejected / cancel_rejected / modify_rejected with its reason.
 
-Credentials are resolved per order's user by `account_for_user` (today: the one account in the
-environment; per-user linked accounts plug in there).
+Credentials are resolved per order's user by `account_for_user`: the user's linked XTS account
+(services/broker_accounts.py), else the one in the environment.
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ from config import ConfigError
 from tradingapp import events as ev
 from tradingapp.brokers.base import BrokerOrder, ModifyRequest, OrderRequest
 from tradingapp.brokers.xts import mapping as xm
-from tradingapp.brokers.xts.errors import XtsError, XtsRejected, XtsResponseError
+from tradingapp.brokers.xts.errors import XtsAuthError, XtsError, XtsRejected, XtsResponseError
 from tradingapp.brokers.xts.marketdata import MarketData
 from tradingapp.brokers.xts.portfolio import parse_balance, parse_positions
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import get_publisher
 from tradingapp.models import Order
+from tradingapp.services.broker_accounts import CredentialsUnavailable, credentials_for
 
 log = logging.getLogger("tradingapp.brokers.xts")
 
@@ -60,9 +61,25 @@ def env_account(config) -> XtsAccount:
 
 
 def account_for_user(user_id: uuid.UUID | None) -> XtsAccount:
-    """The XTS account a user's orders go through. Today every user trades through the account in
-    the environment; per-user linked XTS accounts will be resolved here."""
-    return env_account(current_app.config)
+    """The XTS account a user's orders go through: the user's linked account (broker_accounts),
+    else the deployment's. None (market data) is the deployment's."""
+    config = current_app.config
+    if user_id is None:
+        return env_account(config)
+    reading = db.session().in_transaction()
+    try:
+        credentials = credentials_for(user_id)
+    except CredentialsUnavailable as exc:
+        raise XtsAuthError(str(exc)) from None
+    finally:
+        if not reading:
+            db.session.rollback()  # end the read it began: no transaction stays open over a broker call
+    if credentials.source == "default":
+        return env_account(config)
+    return XtsAccount(url=config["XTS_API_URL"], app_key=credentials.app_key, secret_key=credentials.secret_key,
+                      client_id=credentials.client_id, md_app_key=credentials.md_app_key,
+                      md_secret_key=credentials.md_secret_key, md_prefix=config["XTS_MARKET_DATA_PREFIX"],
+                      timeout=float(config["XTS_TIMEOUT"]))  # fmt: skip
 
 
 @dataclass(frozen=True)
