@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobs.consumer")
 
-MAX_TICKS = 5000
+MAX_TICKS = 10000  # ~500 instruments a batch: the quote writes and round trips spread over more ticks
 MAX_MESSAGES = 250  # the ticks queue's prefetch is twice this: one batch filling, one being written
 LINGER = 0.002
 MAX_WAIT = 0.05
