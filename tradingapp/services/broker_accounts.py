@@ -78,6 +78,28 @@ def credentials_for(user_id: uuid.UUID | str) -> XtsCredentials:
                           config["XTS_MD_API_KEY"], config["XTS_MD_API_SECRET"], "default")  # fmt: skip
 
 
+def linked_credentials() -> list[XtsCredentials]:
+    """Every active linked XTS account's credentials (the event bridge holds one interactive stream
+    per account). An account whose secret no key opens is logged and left out, never the others."""
+    accounts = db.session.scalars(
+        sa.select(BrokerAccount)
+        .where(BrokerAccount.broker == "xts", BrokerAccount.active)
+        .order_by(BrokerAccount.created_at)
+        .execution_options(populate_existing=True)
+    ).all()
+    found = []
+    for account in accounts:
+        try:
+            box = secret_box()
+            md_secret = box.decrypt(account.md_secret_key_encrypted) if account.md_secret_key_encrypted else ""
+            found.append(XtsCredentials(account.app_key, box.decrypt(account.secret_key_encrypted),
+                                        account.client_id or "", account.md_app_key or "", md_secret, "user",
+                                        account.id))  # fmt: skip
+        except SecretsUnavailable as exc:
+            log.error("event=broker_account_unreadable account_id=%s error=%s", account.id, exc)
+    return found
+
+
 # -- the API's use cases --------------------------------------------------------------------------
 def list_accounts(user_id: uuid.UUID) -> list[dict]:
     query = sa.select(BrokerAccount).where(BrokerAccount.user_id == user_id, BrokerAccount.active)
