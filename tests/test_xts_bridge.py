@@ -28,6 +28,7 @@ from kombu import Connection, Queue
 from kombu.exceptions import OperationalError
 
 from jobs.consumer import EVENTS, TICKS, Consumer
+from jobs.feed import StopFlag
 from tests.factories import make_order
 from tradingapp.brokers.xts.session import INTERACTIVE, TokenStore, XtsAccount, XtsSession
 from tradingapp.extensions import db as _db
@@ -565,3 +566,54 @@ def test_a_publish_fails_in_seconds_when_rabbitmq_goes_away_and_works_again_afte
         publisher.publish("market_ticks", "ticks.TEST", {"ticks": []})
     finally:
         publisher.close()
+
+
+# -- linked accounts ----------------------------------------------------------------------------
+DEALER = {"broker": "xts", "app_key": "sim-dealer-key", "secret_key": "sim-dealer-secret", "client_id": "CLIENT1"}
+
+
+def link_dealer(client, trader_headers) -> str:
+    response = client.post("/api/v1/broker-accounts", json=DEALER, headers=trader_headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def test_a_linked_accounts_orders_come_back_through_a_stream_of_its_own(
+    start_bridge, client, trader_headers, trader, tap, app, xts
+):
+    link_dealer(client, trader_headers)
+    bridge = start_bridge(market_data=False, wait=False)
+    wait_until(lambda: sorted(s["user"] for s in xts.state()["sockets"]) == ["SIMDEALER", "SIMUSER1"], 20, bridge.log)
+    dealer = XtsAccount(url=xts.url, app_key=DEALER["app_key"], secret_key=DEALER["secret_key"], client_id="CLIENT1",
+                        timeout=5.0)  # fmt: skip
+    session = XtsSession(dealer, INTERACTIVE, requests.Session(), TokenStore(get_redis(), app.config["NAMESPACE"]))
+    order = xts_order(trader)
+    app_order_id = place(session, order)
+    events = wait_until(lambda: _have(tap, order, {"order.accepted", "order.fill"}), 10, bridge.log)
+    assert {e["broker_order_id"] for e in events} == {str(app_order_id)}
+    assert bridge.stop() == 0
+
+
+def test_streams_follow_the_linked_accounts(app, client, trader_headers, xts, monkeypatch):
+    from jobs.xts_bridge import Bridge
+
+    app_key, secret_key, _, _ = sim_keys()
+    for key, value in {"XTS_API_URL": xts.url, "XTS_API_KEY": app_key, "XTS_API_SECRET": secret_key,
+                       "XTS_MD_API_KEY": "", "XTS_MD_API_SECRET": "", "BROKER": "xts"}.items():  # fmt: skip
+        monkeypatch.setitem(app.config, key, value)
+    bridge = Bridge(app, StopFlag())
+    try:
+        bridge.refresh_accounts()
+        assert list(bridge.orders) == ["default"]
+        account_id = link_dealer(client, trader_headers)
+        bridge.refresh_accounts()
+        assert list(bridge.orders) == ["default", account_id]
+        wait_until(lambda: len(xts.state()["sockets"]) == 2, 10)
+        assert client.delete(f"/api/v1/broker-accounts/{account_id}", headers=trader_headers).status_code in (200, 204)
+        bridge.refresh_accounts()
+        assert list(bridge.orders) == ["default"]
+        wait_until(lambda: [s["user"] for s in xts.state()["sockets"]] == ["SIMUSER1"], 10)
+    finally:
+        for orders in bridge.orders.values():
+            orders.stop(wait=5)
+        bridge.http.close()

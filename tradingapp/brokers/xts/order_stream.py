@@ -27,25 +27,35 @@ PROBE = "/user/profile"  # a cheap call that tells whether the session is alive 
 
 
 class OrderStream:
-    def __init__(self, session: XtsSession, outbox: Outbox, eio: int, halt: threading.Event, interval: float):
-        self.session, self.outbox, self.halt = session, outbox, halt
-        self.reconciler = Reconciler(self.reconcile, interval, halt)
+    """One account's stream and reconciler; `stop()` ends both (the account was unlinked)."""
+
+    def __init__(self, session: XtsSession, outbox: Outbox, eio: int, interval: float, label: str = "default"):
+        self.session, self.outbox, self.label = session, outbox, label
+        self.halt = threading.Event()
+        self.reconciler = Reconciler(self.reconcile, interval, self.halt, label)
         self.counts: dict[str, int] = defaultdict(int)
         self.stream = SocketStream(
-            "interactive", session.account.url, PATH, eio,
+            f"interactive:{label}", session.account.url, PATH, eio,
             query=self._query,
             handlers={"joined": self.on_joined, "order": self.on_order, "trade": self.on_trade,
                       "logout": self.on_logout, "error": self.on_error},
-            stop=halt,
+            stop=self.halt,
             on_connected=lambda: self.reconciler.request("connected"),
             check_session=lambda: session.call("GET", PROBE),
         )  # fmt: skip
 
-    def threads(self) -> list[threading.Thread]:
-        return [
-            threading.Thread(target=self.stream.run, name="xts-interactive"),
-            threading.Thread(target=self.reconciler.run, name="xts-reconcile"),
+    def start(self) -> None:
+        self.threads = [
+            threading.Thread(target=self.stream.run, name=f"xts-interactive-{self.label}"),
+            threading.Thread(target=self.reconciler.run, name=f"xts-reconcile-{self.label}"),
         ]
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self, wait: float = 0) -> None:
+        self.halt.set()
+        for thread in getattr(self, "threads", []) if wait else []:
+            thread.join(wait)
 
     def _query(self) -> dict:
         login = self.session.login()
@@ -53,7 +63,7 @@ class OrderStream:
 
     # -- socket events --------------------------------------------------------------------------
     def on_joined(self, payload=None) -> None:
-        log.info("event=xts_interactive_joined")
+        log.info("event=xts_interactive_joined account=%s", self.label)
 
     def on_order(self, payload) -> None:
         self._row_event("order", payload)
@@ -66,7 +76,7 @@ class OrderStream:
             events = mapping.socket_events(name, payload)
         except XtsError as exc:  # never guessed around: the books are read again
             self.counts[f"{name}_unreadable"] += 1
-            log.error("event=xts_event_unreadable name=%s error=%s", name, exc)
+            log.error("event=xts_event_unreadable account=%s name=%s error=%s", self.label, name, exc)
             self.reconciler.request("unreadable_event")
             return
         if events is None:
@@ -78,11 +88,11 @@ class OrderStream:
 
     def on_logout(self, payload=None) -> None:
         """The broker ended the session (expiry, a login elsewhere): check it, then reconnect."""
-        log.warning("event=xts_interactive_logout payload=%s", str(payload)[:200])
+        log.warning("event=xts_interactive_logout account=%s payload=%s", self.label, str(payload)[:200])
         self.stream.reconnect(check_session=True)
 
     def on_error(self, payload=None) -> None:
-        log.warning("event=xts_interactive_error payload=%s", str(payload)[:200])
+        log.warning("event=xts_interactive_error account=%s payload=%s", self.label, str(payload)[:200])
 
     # -- reconcile ------------------------------------------------------------------------------
     def reconcile(self) -> int:
@@ -99,8 +109,8 @@ class Reconciler:
     """Runs `reconcile` when asked and every `interval` seconds (0: only when asked), retrying a
     failed one with backoff until it succeeds."""
 
-    def __init__(self, reconcile, interval: float, halt: threading.Event):
-        self.reconcile, self.interval, self.halt = reconcile, interval, halt
+    def __init__(self, reconcile, interval: float, halt: threading.Event, label: str = "default"):
+        self.reconcile, self.interval, self.halt, self.label = reconcile, interval, halt, label
         self.wake = threading.Event()
         self.reason = "start"
         self.backoff = Backoff(base=1.0, cap=30.0)
@@ -117,13 +127,14 @@ class Reconciler:
                     count = self.reconcile()
                 except Exception as exc:  # the books could not be read: try again soon
                     delay = self.backoff.next()
-                    log.warning("event=xts_reconcile_failed reason=%s retry_in=%.1f error=%s: %s", reason, delay,
-                                type(exc).__name__, exc)  # fmt: skip
+                    log.warning("event=xts_reconcile_failed account=%s reason=%s retry_in=%.1f error=%s: %s",
+                                self.label, reason, delay, type(exc).__name__, exc)  # fmt: skip
                     self.halt.wait(delay)
                     continue
                 self.backoff.reset()
                 self.runs += 1
-                log.info("event=xts_reconciled reason=%s events=%d runs=%d", reason, count, self.runs)
+                log.info("event=xts_reconciled account=%s reason=%s events=%d runs=%d", self.label, reason, count,
+                         self.runs)  # fmt: skip
                 break
 
     def _wait(self) -> str | None:
