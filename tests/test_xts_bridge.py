@@ -291,8 +291,9 @@ def _have(tap, order, types: set[str]) -> list[dict] | None:
 
 
 # -- market data ------------------------------------------------------------------------------
-def test_touchlines_become_ticks_on_market_ticks_with_our_instrument_ids(start_bridge, tick_tap, xts):
-    bridge = start_bridge()
+@pytest.mark.parametrize("eio", ["4", "3"])
+def test_touchlines_become_ticks_on_market_ticks_with_our_instrument_ids(start_bridge, tick_tap, xts, eio):
+    bridge = start_bridge(XTS_SOCKETIO_EIO=eio)
     wait_until(lambda: sum(map(len, xts.state()["subscriptions"].values())) == 6, 10, bridge.log)
     xts.price("NSECM", 2885, "2950.55")
     xts.price("NSEFO", 35001, "24100.1")
@@ -617,3 +618,43 @@ def test_streams_follow_the_linked_accounts(app, client, trader_headers, xts, mo
         for orders in bridge.orders.values():
             orders.stop(wait=5)
         bridge.http.close()
+
+
+def test_the_outbox_keeps_its_bound_and_asks_for_a_reconcile_after_an_overflow(app, rabbit_proxy, tap):
+    from tradingapp.brokers.xts.outbox import Outbox
+
+    url = app.config["AMQP_URL"].replace(f":{app.config['RABBITMQ_PORT']}/", f":{rabbit_proxy.port}/")
+    recovered = []
+    outbox = Outbox(lambda: Publisher(url, app.config["NAMESPACE"]), flush_interval=0.05,
+                    on_recovered=recovered.append, max_events=3)  # fmt: skip
+    thread = threading.Thread(target=outbox.run)
+    thread.start()
+    try:
+        outbox.add_event({"event_id": "warm-up", "type": "order.accepted", "order_id": "o"})
+        wait_until(lambda: outbox.stats["events"] == 1, 10)
+        rabbit_proxy.cut()
+        for n in range(5):
+            outbox.add_event({"event_id": f"e{n}", "type": "order.accepted", "order_id": "o"})
+        assert outbox.pending_events() <= 3 and outbox.stats["events_dropped"] >= 2
+        wait_until(lambda: outbox.stats["failures"] >= 1, 15)
+        rabbit_proxy.restore()
+        wait_until(lambda: outbox.pending_events() == 0 and recovered, 30)
+    finally:
+        outbox.stop()
+        thread.join(20)
+    published = [e["event_id"] for e in tap.drain()]
+    assert published[0] == "warm-up" and published[-3:] == ["e2", "e3", "e4"]  # the newest kept, in order
+    assert recovered == ["publish_recovered"]  # the reconcile brings back what the bound let go
+
+
+def test_a_stop_during_a_rabbitmq_outage_ends_in_seconds(start_bridge, broker_session, trader, xts, rabbit_proxy):
+    bridge = start_bridge(market_data=False, RABBITMQ_PORT=str(rabbit_proxy.port))
+    place(broker_session, xts_order(trader))  # connects the publisher (through the relay)
+    wait_until(lambda: rabbit_proxy.conns, 10, bridge.log)
+    rabbit_proxy.cut()
+    place(broker_session, xts_order(trader))
+    wait_until(lambda: "event=xts_publish_failed" in bridge.log(), 15, bridge.log)
+    started = time.monotonic()
+    assert bridge.stop(timeout=30) == 0
+    assert time.monotonic() - started < 15
+    assert "event=xts_outbox_stopped_with_events" in bridge.log()  # said, and left to the next start's reconcile
