@@ -658,3 +658,21 @@ def test_a_stop_during_a_rabbitmq_outage_ends_in_seconds(start_bridge, broker_se
     assert bridge.stop(timeout=30) == 0
     assert time.monotonic() - started < 15
     assert "event=xts_outbox_stopped_with_events" in bridge.log()  # said, and left to the next start's reconcile
+
+
+def test_a_periodic_reconcile_publishes_only_what_is_new_and_a_reconnect_everything(
+    start_bridge, broker_session, tap, trader, xts
+):
+    bridge = start_bridge(market_data=False, XTS_RECONCILE_INTERVAL="1")
+    order = xts_order(trader)
+    place(broker_session, order)
+    first = wait_until(lambda: _have(tap, order, {"order.accepted", "order.fill"}), 10, bridge.log)
+    runs = bridge.log().count("reason=interval")
+    wait_until(lambda: bridge.log().count("reason=interval") >= runs + 2, 10, bridge.log)
+    assert of_order(tap.drain(), order) == []  # the books were read again; nothing went out twice
+    xts.control("sockets/disconnect", {"mode": "drop"})
+    again: list[dict] = []
+    wanted = {e["event_id"] for e in first}
+    wait_until(lambda: again.extend(of_order(tap.drain(), order)) or wanted <= {e["event_id"] for e in again}, 10,
+               bridge.log)  # fmt: skip
+    assert bridge.stop() == 0

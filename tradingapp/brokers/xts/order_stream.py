@@ -24,6 +24,7 @@ log = logging.getLogger("xts.orders")
 
 PATH = "/interactive/socket.io"
 PROBE = "/user/profile"  # a cheap call that tells whether the session is alive (and renews it if not)
+INTERVAL = "interval"
 
 
 class OrderStream:
@@ -95,14 +96,15 @@ class OrderStream:
         log.warning("event=xts_interactive_error account=%s payload=%s", self.label, str(payload)[:200])
 
     # -- reconcile ------------------------------------------------------------------------------
-    def reconcile(self) -> int:
-        """Publish every event the order book and the trade book state; returns how many."""
+    def reconcile(self, reason: str = "connected") -> int:
+        """Publish the events the order book and the trade book state; returns how many. A periodic
+        run leaves out those already confirmed from this process; any other publishes them all
+        (the consumer may have refused one for now and applies it at a re-send)."""
         orders = self.session.call("GET", "/orders")
         trades = self.session.call("GET", "/orders/trades")
         events = book_events(_rows(orders, "order book"), _rows(trades, "trade book"))
-        for event in events:
-            self.outbox.add_event(event)
-        return len(events)
+        periodic = reason == INTERVAL
+        return sum(self.outbox.add_event(event, unless_confirmed=periodic) for event in events)
 
 
 class Reconciler:
@@ -124,7 +126,7 @@ class Reconciler:
         while (reason := self._wait()) is not None:
             while not self.halt.is_set():
                 try:
-                    count = self.reconcile()
+                    count = self.reconcile(reason)
                 except Exception as exc:  # the books could not be read: try again soon
                     delay = self.backoff.next()
                     log.warning("event=xts_reconcile_failed account=%s reason=%s retry_in=%.1f error=%s: %s",
@@ -145,7 +147,7 @@ class Reconciler:
                 self.wake.clear()
                 return self.reason
             if deadline is not None and time.monotonic() >= deadline:
-                return "interval"
+                return INTERVAL
         return None
 
 

@@ -5,7 +5,8 @@ in order until RabbitMQ confirms them: while RabbitMQ is down they wait and are 
 backoff, and nothing is dropped unless the queue overflows its bound. An overflow is logged as
 an error and, like every recovery after a failed publish, asks for a reconcile: the order and
 trade books hold every fact again, and their events carry the same ids, so the consumer applies
-each one once.
+each one once. The ids RabbitMQ confirmed are remembered (bounded), so a periodic reconcile
+publishes only what is new; one after a reconnect or a recovery publishes everything again.
 
 Ticks are live data: they are batched and published every flush interval, one message per
 exchange segment (routing key `ticks.<segment>`), like the simulated feed. A batch that cannot be
@@ -18,7 +19,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable
 
 from tradingapp.brokers.xts.stream import Backoff
@@ -26,6 +27,7 @@ from tradingapp.brokers.xts.stream import Backoff
 log = logging.getLogger("xts.outbox")
 
 MAX_EVENTS = 100_000
+MAX_CONFIRMED = 100_000  # event ids remembered as confirmed (a periodic reconcile skips them)
 MAX_TICKS = 50_000
 DRAIN_SECONDS = 5.0  # on stop, how long order events still waiting may take to go out
 
@@ -46,6 +48,7 @@ class Outbox:
         self.max_events, self.max_ticks = max_events, max_ticks
         self.backoff = backoff or Backoff(base=0.5, cap=10.0)
         self.events: deque[dict] = deque()
+        self.confirmed: OrderedDict[str, None] = OrderedDict()  # ids RabbitMQ confirmed, oldest first
         self.ticks: list[dict] = []
         self.cond = threading.Condition()
         self.stopping = False
@@ -55,8 +58,12 @@ class Outbox:
                       "failures": 0}  # fmt: skip
 
     # -- producers (socket threads, the reconciler) ----------------------------------------------
-    def add_event(self, body: dict) -> None:
+    def add_event(self, body: dict, unless_confirmed: bool = False) -> bool:
+        """Queue an order event; with `unless_confirmed`, not one RabbitMQ already confirmed from
+        this process (a periodic reconcile re-reads facts it has mostly published). True if queued."""
         with self.cond:
+            if unless_confirmed and body["event_id"] in self.confirmed:
+                return False
             if len(self.events) >= self.max_events:
                 lost = self.events.popleft()
                 self.stats["events_dropped"] += 1
@@ -66,6 +73,7 @@ class Outbox:
                           lost.get("order_id"))  # fmt: skip
             self.events.append(body)
             self.cond.notify()
+            return True
 
     def add_ticks(self, ticks: list[dict]) -> None:
         with self.cond:
@@ -126,6 +134,9 @@ class Outbox:
             with self.cond:
                 if self.events and self.events[0] is body:
                     self.events.popleft()
+                self.confirmed[body["event_id"]] = None
+                if len(self.confirmed) > MAX_CONFIRMED:
+                    self.confirmed.popitem(last=False)
             self.stats["events"] += 1
             self._succeeded()
 
