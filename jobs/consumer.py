@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Collection
@@ -268,10 +267,6 @@ def main() -> None:
     from tradingapp import create_app
 
     app = create_app()
-    # The tick writer thread waits on Postgres and Redis many times a batch; each time it wakes,
-    # the GIL is handed over only after this interval if the tick thread is busy parsing (Python's
-    # default, 5 ms, cost a batch of 5000 ticks ~100 ms).
-    sys.setswitchinterval(0.0005)
     with Connection(app.config["AMQP_URL"], heartbeat=30, connect_timeout=5) as connection:
         # Two loops, each on a connection of its own (ConsumerMixin clones it): broker events (and
         # the paper exchange's feed) here, market ticks in a thread.
