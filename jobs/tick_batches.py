@@ -11,9 +11,9 @@ refreshes the quote cache. Only then are its messages acknowledged, on the consu
 Why a writer thread: per tick the consumer's thread spends ~5.7 us decoding and checking, the
 writer ~2.1 us of Python and several more waiting on Postgres and Redis (GIL released); in line
 those add up, handed over they overlap. On the 2-core bench box, where Postgres, RabbitMQ and
-Redis share the cores and leave little idle time to overlap into, that is worth only ~5% (76-87k
-vs 73-85k ticks/s, alternating runs); with Postgres on a host of its own the waits are idle time
-of the consumer's core. (A shorter GIL switch interval, 0.5 ms, so the writer gets the GIL back
+Redis share the cores, that was worth little when the box was otherwise quiet (76-87k vs 73-85k
+ticks/s, alternating runs) and most when it was busy and every reply slower (54-68k vs 27-63k);
+with Postgres on a host of its own the waits are idle time of the consumer's core. (A shorter GIL switch interval, 0.5 ms, so the writer gets the GIL back
 sooner after each reply, measured worse: 49-70k vs 74-79k ticks/s.)
 """
 
