@@ -100,6 +100,11 @@ def redis_pids() -> list[int]:
     return [pid for pid, _, cmd in _processes() if cmd.startswith("redis-server") or "/redis-server" in cmd]
 
 
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / os.sysconf("SC_CLK_TCK"), int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
 def write_calls(pid: int) -> int:
     """Write system calls the process made so far (/proc/<pid>/io syscw)."""
     for line in open(f"/proc/{pid}/io"):
@@ -179,10 +184,12 @@ def main() -> None:
             sent_before = publish(app, args.rate, args.instruments, window[0])
             cpu0 = {name: sum(_cpu_seconds(p) for p in group) for name, group in pids.items()}
             busy0, writes0 = machine_busy_seconds(), sum(write_calls(p) for p in workers)
+            system0 = sum(user_system_seconds(p)[1] for p in workers)
             sent = publish(app, args.rate, args.instruments, window[1])
             cpu = {name: sum(_cpu_seconds(p) for p in group) - cpu0[name] for name, group in pids.items()}
             cpu["whole machine"] = machine_busy_seconds() - busy0
             writes = sum(write_calls(p) for p in workers) - writes0
+            system = sum(user_system_seconds(p)[1] for p in workers) - system0
             memory = {pid: memory_mb(pid) for pid in workers}
             sent_total = sent_before + sent
             done = collect(report, len(children), "done", timeout=60)
@@ -222,7 +229,8 @@ def main() -> None:
     busy = "  ".join(f"{name} {seconds / args.seconds:.2f}" for name, seconds in cpu.items())
     print(f"  CPU (cores busy)  {busy}   [{os.cpu_count()} cores]")
     per_write = deliveries / max(writes, 1)
-    print(f"  websocket CPU     {cpu['websocket'] * 1e6 / max(deliveries, 1):.1f} us per delivery; "
+    print(f"  websocket CPU     {cpu['websocket'] * 1e6 / max(deliveries, 1):.1f} us per delivery "
+          f"({system / max(cpu['websocket'], 1e-9):.0%} in the kernel); "
           f"{writes / args.seconds:,.0f} socket writes/s, {per_write:.1f} frames per write")  # fmt: skip
     if dropped or connected < args.clients:
         print(f"  !! {args.clients - connected} clients never subscribed, {dropped} sockets ended early")
