@@ -24,6 +24,7 @@ WEAK_PASSWORDS = {"", "guest", "postgres", "password", "changeme", "secret", "re
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+XTS_SEGMENT_NAMES = ("NSECM", "NSEFO", "NSECD", "BSECM", "BSEFO", "MCXFO")
 GENERATE_FERNET_KEY = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 
@@ -84,6 +85,15 @@ def parse_list(value: str | None, default: list[str]) -> list[str]:
     if value is None or value.strip() == "":
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_segments(name: str, value: str | None) -> list[str]:
+    """Comma-separated XTS exchange segments, e.g. NSECM,NSEFO."""
+    segments = [segment.upper() for segment in parse_list(value, ["NSECM", "NSEFO"])]
+    unknown = [segment for segment in segments if segment not in XTS_SEGMENT_NAMES]
+    if unknown or not segments:
+        raise ConfigError(f"{name} must list exchange segments of {', '.join(XTS_SEGMENT_NAMES)}, got {value!r}")
+    return list(dict.fromkeys(segments))
 
 
 def parse_fernet_keys(name: str, value: str | None) -> list[str]:
@@ -175,6 +185,13 @@ class Config:
         # Besides after every reconnect, the bridge re-reads the order and trade books this often
         # (a socket event lost while connected is recovered); 0: only after reconnects.
         self.XTS_RECONCILE_INTERVAL = parse_duration("XTS_RECONCILE_INTERVAL", e.get("XTS_RECONCILE_INTERVAL"), 60)
+        # The exchange segments whose instrument master `flask instruments sync` (and the worker's
+        # daily sync at INSTRUMENT_SYNC_TIME, session time) downloads.
+        self.XTS_SEGMENTS = parse_segments("XTS_SEGMENTS", e.get("XTS_SEGMENTS"))
+        self.INSTRUMENT_SYNC_TIME = parse_clock("INSTRUMENT_SYNC_TIME", e.get("INSTRUMENT_SYNC_TIME"), time(8, 0))
+        # With BROKER=xts the worker compares our working orders with the broker's order and trade
+        # books at its start and this often (0: only at its start).
+        self.RECONCILE_INTERVAL = parse_duration("RECONCILE_INTERVAL", e.get("RECONCILE_INTERVAL"), 60)
         # Encryption of linked broker accounts' secrets: the first key encrypts, every key decrypts
         # (rotation: prepend a new key, run `flask accounts rotate-keys`, then drop the old one).
         # Empty outside production: a key derived from JWT_SECRET, with a warning (tradingapp/crypto.py).
