@@ -1,5 +1,6 @@
 """Flask CLI commands: `flask create-db`, `flask seed`, `flask create-user`, `flask preflight`,
-`flask backfill`, `flask prune-ticks`, `flask accounts rotate-keys` (tradingapp/cli_accounts.py)."""
+`flask backfill`, `flask prune-ticks`, `flask accounts rotate-keys` (tradingapp/cli_accounts.py),
+`flask instruments sync` (tradingapp/cli_instruments.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from flask.cli import with_appcontext
 from psycopg import sql
 
 from tradingapp.cli_accounts import accounts_command
+from tradingapp.cli_instruments import instruments_command
 from tradingapp.errors import APIError
 from tradingapp.extensions import db
 from tradingapp.models import ROLES, Instrument, User
@@ -137,6 +139,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(backfill_command)
     app.cli.add_command(prune_ticks_command)
     app.cli.add_command(accounts_command)
+    app.cli.add_command(instruments_command)
 
 
 @click.command("backfill")

@@ -24,6 +24,8 @@ def list_instruments():
         query = query.where(
             sa.or_(sa.func.lower(Instrument.symbol).like(pattern), sa.func.lower(Instrument.name).like(pattern))
         )
+    if request.args.get("include_inactive", "").lower() not in ("1", "true"):
+        query = query.where(Instrument.active)  # what can be traded; an old order's instrument by its id
     if segment := request.args.get("exchange_segment"):
         query = query.where(Instrument.exchange_segment == segment.upper())
     if cursor := request.args.get("cursor"):

@@ -74,6 +74,11 @@ SCHEMAS = {
             "expiry": {"type": ["string", "null"], "format": "date"},
             "strike": NULLABLE_DECIMAL,
             "option_type": {"type": ["string", "null"]},
+            "freeze_quantity": {"type": ["integer", "null"]},
+            "active": {
+                "type": "boolean",
+                "description": "false: no longer in the broker's instrument master; no new orders",
+            },
         }
     ),
     "NewOrder": _obj(
@@ -260,7 +265,10 @@ PATHS = {
     "/api/v1/auth/me": {"get": _op("The caller", "200", _ref("User"))},
     "/api/v1/instruments": {
         "get": _op(
-            "Search instruments", "200", _page("Instrument"), params=["q", "exchange_segment", "limit", "cursor"]
+            "Search instruments",
+            "200",
+            _page("Instrument"),
+            params=["q", "exchange_segment", "include_inactive", "limit", "cursor"],
         )
     },
     "/api/v1/instruments/{instrument_id}": {

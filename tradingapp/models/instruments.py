@@ -26,6 +26,9 @@ class Instrument(db.Model):
     strike: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)
     option_type: Mapped[str | None] = mapped_column(sa.String(2), nullable=True)
     freeze_quantity: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    # False once the broker's instrument master no longer lists it (`flask instruments sync`): kept
+    # for the orders, trades and candles that refer to it, but no new order is accepted on it.
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
 
     def to_dict(self) -> dict:
         return {
@@ -41,4 +44,5 @@ class Instrument(db.Model):
             "strike": str(self.strike) if self.strike is not None else None,
             "option_type": self.option_type,
             "freeze_quantity": self.freeze_quantity,
+            "active": self.active,
         }

@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from tradingapp.domain import orders as sm
+from tradingapp.domain.positions import session_day
 from tradingapp.domain.validation import (
     InstrumentSpec,
     NewOrder,
@@ -64,6 +65,17 @@ def instrument_spec(instrument: Instrument) -> InstrumentSpec:
     return InstrumentSpec(instrument.id, instrument.lot_size, instrument.tick_size, instrument.freeze_quantity)
 
 
+def untradable(instrument: Instrument) -> str | None:
+    """Why no new order may be placed on the instrument (None: it may): it left the broker's
+    instrument master (`flask instruments sync`), or its contract expired before today's session."""
+    if not instrument.active:
+        return f"{instrument.symbol} is no longer in the broker's instrument master and cannot be traded"
+    today = session_day(utcnow(), current_app.config["SESSION_TIMEZONE"])
+    if instrument.expiry is not None and instrument.expiry < today:
+        return f"{instrument.symbol} expired on {instrument.expiry.isoformat()} and cannot be traded"
+    return None
+
+
 def market_price(instrument_id: int) -> Decimal | None:
     """The cached last price, for the price band and the risk engine; None when there is none."""
     try:
@@ -77,6 +89,8 @@ def place_validated(
 ) -> tuple[Order, bool]:
     """Check a valid request against the market, the duplicate guard and the risk engine, then write
     the order and queue its submission."""
+    if reason := untradable(instrument):
+        raise invalid_order({"instrument_id": reason})
     last = market_price(instrument.id)
     band = Decimal(current_app.config["PRICE_BAND_PCT"])
     errors = check_against_market(new.side, new.order_type, new.limit_price, new.stop_price, last, band)

@@ -1,0 +1,224 @@
+"""The broker's instrument master into our instruments table (`flask instruments sync`, and the
+worker's daily sync with BROKER=xts).
+
+Instruments are matched by (exchange_segment, exchange_instrument_id), the key `flask seed` uses
+too: a new one is inserted, a known one whose lot size, tick size, freeze quantity, expiry, strike,
+option type, symbol, name or series changed is updated, the rest is left alone (running it again
+writes nothing). An instrument of a synced segment that the master no longer lists (an expired
+contract, a delisted stock) is marked inactive, never deleted (orders, trades and candles refer to
+it): no new order is accepted on it (services/orders.py). A segment the master lists nothing for is
+taken as the broker's hiccup: nothing of it is deactivated. One sync at a time (a Redis lock).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask import current_app
+from redis.exceptions import LockError
+
+from tradingapp.brokers.xts.marketdata import EQUITY, MarketData, MasterInstrument
+from tradingapp.extensions import db, get_redis
+from tradingapp.models import Instrument
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000  # instruments per transaction
+LOCK_SECONDS = 1800  # a sync that died holding the lock frees it after this
+SCALE = 4  # decimal places of the tick size and strike columns
+COLUMNS = ("symbol", "name", "series", "lot_size", "tick_size", "freeze_quantity", "expiry", "strike", "option_type",
+           "active")  # fmt: skip
+LENGTHS = {"symbol": 64, "name": 128, "series": 16}
+
+
+class SyncUnavailable(RuntimeError):
+    """The sync cannot run: XTS market data is not configured, or another sync holds the lock."""
+
+
+@dataclass
+class SyncReport:
+    segments: list[str]
+    in_master: int = 0  # instruments the master listed (readable, of a type we trade)
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deactivated: int = 0
+    skipped_lines: int = 0  # lines that did not parse, of a type we do not trade, repeated or too precise
+    per_segment: dict[str, int] = field(default_factory=dict)
+    empty_segments: list[str] = field(default_factory=list)  # listed nothing: nothing deactivated there
+
+    def summary(self) -> str:
+        counts = ("in_master", "inserted", "updated", "unchanged", "deactivated", "skipped_lines")
+        return " ".join(f"{name}={getattr(self, name)}" for name in counts)
+
+
+def market_data() -> MarketData:
+    """The deployment's XTS market-data session (the instrument master needs no interactive login),
+    whatever BROKER is: paper deployments may take their instruments from XTS too."""
+    from tradingapp.brokers.xts.broker import XtsClient
+    from tradingapp.brokers.xts.session import TokenStore, XtsAccount
+
+    config = current_app.config
+    missing = [name for name in ("XTS_API_URL", "XTS_MD_API_KEY", "XTS_MD_API_SECRET") if not config[name]]
+    if missing:
+        raise SyncUnavailable(
+            f"the instrument master comes from XTS market data: set {', '.join(missing)} "
+            f"(BROKER={config['BROKER']}; with BROKER=paper the demo instruments of `flask seed` are there to trade)"
+        )
+    account = XtsAccount(url=config["XTS_API_URL"], app_key=config["XTS_API_KEY"],
+                         secret_key=config["XTS_API_SECRET"], md_app_key=config["XTS_MD_API_KEY"],
+                         md_secret_key=config["XTS_MD_API_SECRET"], md_prefix=config["XTS_MARKET_DATA_PREFIX"],
+                         timeout=float(config["XTS_TIMEOUT"]))  # fmt: skip
+    return XtsClient(account, TokenStore(get_redis(), config.get("NAMESPACE", ""))).md
+
+
+@contextmanager
+def sync_lock() -> Iterator[None]:
+    lock = get_redis().lock(_key("sync-lock"), timeout=LOCK_SECONDS, blocking=False)
+    if not lock.acquire():
+        raise SyncUnavailable("another instrument sync is running")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except LockError:  # expired meanwhile: nothing to free
+            log.warning("event=instruments_sync_lock_lost")
+
+
+@dataclass
+class Master:
+    """A downloaded master, ready to apply: our column values by (segment, exchange instrument id)."""
+
+    wanted: dict[tuple[str, int], dict]
+    report: SyncReport
+
+
+def sync_instruments(
+    md: MarketData, segments: list[str], progress: Callable[[int], None] = lambda n: None
+) -> SyncReport:
+    """Download the master of `segments` and apply it, under the sync lock. A broker error (XtsError)
+    propagates with nothing written; `progress(n)` after each batch of n instruments."""
+    with sync_lock():
+        return apply_master(download_master(md, segments), progress)
+
+
+def download_master(md: MarketData, segments: list[str]) -> Master:
+    master = md.instrument_master(segments)
+    report = SyncReport(segments=list(segments), skipped_lines=master.skipped)
+    wanted = _wanted(master.instruments, set(segments), report)
+    report.in_master = len(wanted)
+    return Master(wanted, report)
+
+
+def apply_master(master: Master, progress: Callable[[int], None] = lambda n: None) -> SyncReport:
+    report, wanted = master.report, master.wanted
+    items = list(wanted.items())
+    for start in range(0, len(items), BATCH):
+        _upsert(items[start : start + BATCH], report)
+        progress(min(BATCH, len(items) - start))
+    for segment in report.segments:
+        listed = {ex_id for seg, ex_id in wanted if seg == segment}
+        report.per_segment[segment] = len(listed)
+        if listed:
+            report.deactivated += _deactivate_missing(segment, listed)
+        else:
+            report.empty_segments.append(segment)
+            log.warning("event=instruments_sync_empty_segment segment=%s", segment)
+    log.info("event=instruments_synced segments=%s %s", ",".join(report.segments), report.summary())
+    return report
+
+
+def _wanted(instruments: list[MasterInstrument], segments: set[str], report: SyncReport) -> dict:
+    """Column values by key; a repeated key (the last line wins), a segment not asked for and a
+    tick size or strike finer than our columns hold count as skipped lines."""
+    wanted: dict[tuple[str, int], dict] = {}
+    for m in instruments:
+        key = (m.exchange_segment, m.exchange_instrument_id)
+        if m.exchange_segment not in segments or not _fits(m.tick_size) or not _fits(m.strike):
+            report.skipped_lines += 1
+            continue
+        if key in wanted:
+            report.skipped_lines += 1
+        wanted[key] = columns_of(m)
+    return wanted
+
+
+def _fits(value: Decimal | None) -> bool:
+    return value is None or value == value.quantize(Decimal(1).scaleb(-SCALE))
+
+
+def columns_of(m: MasterInstrument) -> dict:
+    """Our columns of a master instrument. A cash instrument's symbol is its name (RELIANCE, series
+    EQ beside it, as traders write it); a derivative's is XTS's trading symbol (NIFTY26JANFUT)."""
+    values = {
+        "symbol": m.name if m.instrument_type == EQUITY else m.symbol,
+        "name": m.display_name or m.name,
+        "series": m.series,
+        "lot_size": m.lot_size,
+        "tick_size": m.tick_size,
+        "freeze_quantity": m.freeze_quantity,
+        "expiry": m.expiry,
+        "strike": m.strike,
+        "option_type": m.option_type,
+        "active": True,
+    }
+    for name, length in LENGTHS.items():
+        values[name] = values[name][:length]
+    return values
+
+
+def _upsert(batch: list[tuple[tuple[str, int], dict]], report: SyncReport) -> None:
+    keys = [key for key, _ in batch]
+    found = db.session.execute(
+        sa.select(
+            Instrument.exchange_segment,
+            Instrument.exchange_instrument_id,
+            Instrument.id,
+            *(getattr(Instrument, c) for c in COLUMNS),
+        ).where(sa.tuple_(Instrument.exchange_segment, Instrument.exchange_instrument_id).in_(keys))  # fmt: skip
+    ).all()
+    existing = {(row[0], row[1]): row for row in found}
+    inserts, updates = [], []
+    for (segment, ex_id), values in batch:
+        row = existing.get((segment, ex_id))
+        if row is None:
+            inserts.append({"exchange_segment": segment, "exchange_instrument_id": ex_id, **values})
+        elif any(getattr(row, c) != values[c] for c in COLUMNS):
+            updates.append({"id": row.id, **values})
+        else:
+            report.unchanged += 1
+    if inserts:
+        db.session.execute(sa.insert(Instrument), inserts)
+    if updates:
+        db.session.execute(sa.update(Instrument), updates)
+    db.session.commit()
+    report.inserted += len(inserts)
+    report.updated += len(updates)
+
+
+def _deactivate_missing(segment: str, listed: set[int]) -> int:
+    rows = db.session.execute(
+        sa.select(Instrument.id, Instrument.exchange_instrument_id, Instrument.symbol).where(
+            Instrument.exchange_segment == segment, Instrument.active
+        )
+    ).all()
+    gone = [row for row in rows if row.exchange_instrument_id not in listed]
+    for start in range(0, len(gone), BATCH):
+        ids = [row.id for row in gone[start : start + BATCH]]
+        db.session.execute(sa.update(Instrument).where(Instrument.id.in_(ids)).values(active=False))
+        db.session.commit()
+    db.session.rollback()  # the read above, when nothing was gone
+    for row in gone[:20]:
+        log.info("event=instrument_deactivated instrument_id=%s segment=%s symbol=%s", row.id, segment, row.symbol)
+    return len(gone)
+
+
+def _key(suffix: str) -> str:
+    namespace = current_app.config.get("NAMESPACE", "")
+    return f"{namespace}:instruments:{suffix}" if namespace else f"instruments:{suffix}"
