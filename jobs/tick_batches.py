@@ -13,8 +13,9 @@ writer ~2.1 us of Python and several more waiting on Postgres and Redis (GIL rel
 those add up, handed over they overlap. On the 2-core bench box, where Postgres, RabbitMQ and
 Redis share the cores, that was worth little when the box was otherwise quiet (76-87k vs 73-85k
 ticks/s, alternating runs) and most when it was busy and every reply slower (54-68k vs 27-63k);
-with Postgres on a host of its own the waits are idle time of the consumer's core. (A shorter GIL switch interval, 0.5 ms, so the writer gets the GIL back
-sooner after each reply, measured worse: 49-70k vs 74-79k ticks/s.)
+with Postgres on a host of its own the waits are idle time of the consumer's core. (A shorter
+GIL switch interval, 0.5 ms, so the writer gets the GIL back sooner after each reply, measured
+worse: 49-70k vs 74-79k ticks/s.)
 """
 
 from __future__ import annotations
@@ -79,8 +80,7 @@ class TickBatches:
 
     def wait_time(self, longest: float) -> float:
         """How long the consumer may wait for the next frame: POLL while a batch is filling or
-        being written (poll() then looks again). A fixed value: amqp sets the socket's timeout
-        for every frame read whose timeout differs from the last one, two system calls each."""
+        being written (poll() then looks whether it is due or done)."""
         return POLL if self.filling.parts or self.writing is not None else longest
 
     def poll(self) -> None:
