@@ -118,7 +118,10 @@ class XtsBroker:
         return cls(TokenStore(app.extensions["redis"], app.config.get("NAMESPACE", "")))
 
     def client(self, user_id: uuid.UUID | None = None) -> XtsClient:
-        account = self.accounts(user_id)
+        return self.client_for(self.accounts(user_id))
+
+    def client_for(self, account: XtsAccount) -> XtsClient:
+        """One account's client (the reconcile reads each account's books once, whoever its users)."""
         client = self._clients.get(account)
         if client is None:
             client = self._clients[account] = XtsClient(account, self.store)
