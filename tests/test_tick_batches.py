@@ -199,6 +199,34 @@ def test_stopping_writes_and_acks_a_part_filled_batch(app, db, topology, publish
     assert queued(app, topology) == 0  # acked, not left for redelivery
 
 
+def test_while_the_writer_is_busy_the_next_batch_keeps_filling_past_its_linger(app, db, topology, publisher,  # noqa: F811
+                                                                                 monkeypatch):  # fmt: skip
+    release = threading.Event()
+
+    def first_write_waits(rows):
+        if any(row["instrument_id"] == 1 for row in rows):
+            release.wait(10)
+        return ingest_rows(rows)
+
+    monkeypatch.setattr(tick_batches, "ingest_rows", first_write_waits)
+    consumer, thread = run_consumer(app, linger=0.01, max_wait=0.01)
+    try:
+        publish_ticks(publisher, [tick(1, seq=1)])
+        wait_for(lambda: consumer.ticks.writing is not None)
+        for iid in (2, 3, 4):  # each past the linger and the cap of the one before
+            publish_ticks(publisher, [tick(iid, seq=1)])
+            time.sleep(0.05)
+        release.set()
+        wait_for(lambda: consumer.handled == 4)
+        xmins = _db.session.execute(sa.text("SELECT instrument_id, xmin::text FROM ticks")).all()
+        _db.session.rollback()
+        by_instrument = dict(xmins)
+        assert by_instrument[2] == by_instrument[3] == by_instrument[4] != by_instrument[1]
+    finally:
+        release.set()
+        stop(consumer, thread)
+
+
 def test_a_broker_event_is_applied_while_a_tick_batch_is_being_written(app, db, topology, publisher, trader,  # noqa: F811
                                                                          monkeypatch):  # fmt: skip
     writing, release = threading.Event(), threading.Event()
