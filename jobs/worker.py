@@ -9,7 +9,12 @@ RQ's scheduler (for Retry intervals) and the order sweeper share one plain backg
 idle, and an idle worker sits blocked in BLPOP, so sweeping "between jobs" would not happen when
 it matters most: after a crash, on a quiet market.
 
-Tick retention (TICK_RETENTION_DAYS, without TimescaleDB) runs hourly in a thread of its own.
+Tick retention (TICK_RETENTION_DAYS, without TimescaleDB) runs hourly in a thread of its own. With
+BROKER=xts two more duties have threads of their own (each a broker round trip or a long download
+that must not hold up the scheduler): the order reconcile against XTS's order and trade books at
+start and every RECONCILE_INTERVAL (services/reconcile.py; it replaces the sweeper's per-order
+lookups, which XTS's one-request-a-second book limit cannot serve), and the daily instrument sync
+at INSTRUMENT_SYNC_TIME (services/instrument_sync.py). One worker runs each round (Redis locks).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -88,6 +94,7 @@ def sweep_once(app: Flask) -> SweepResult:
        events come again, repairing a lost fill or cancel) and re-sends a waiting cancel or
        modification. Orders with a waiting request go first; the rest are walked with a cursor kept
        in Redis, SWEEP_BATCH orders per round at most, each order at most once per SWEEP_RECONCILE_EVERY.
+       Not with BROKER=xts: the book reconcile (BookReconciler) does it for every order at once.
     The round itself only reads Postgres and writes Redis: the broker calls run as RQ jobs (with
     their timeout and retries), so a slow broker never holds up the RQ scheduler in this thread."""
     interval = app.config["SWEEP_INTERVAL"]
@@ -99,7 +106,9 @@ def sweep_once(app: Flask) -> SweepResult:
             for order_id in stale:
                 log.warning("event=sweep_requeue order_id=%s", order_id)
                 enqueue_submit(order_id)
-            return SweepResult(len(stale), _reconcile_working(app))
+            # XTS: the book reconcile covers working orders (one book read per account, not one per order).
+            reconciles = 0 if app.config["BROKER"] == "xts" else _reconcile_working(app)
+            return SweepResult(len(stale), reconciles)
         finally:
             db.session.remove()
 
@@ -249,6 +258,105 @@ class TickRetention(threading.Thread):
         self._stop_event.set()
 
 
+# -- broker upkeep (BROKER=xts) -------------------------------------------------------------------------------
+SYNC_CHECK_INTERVAL = 60  # seconds between checks whether the daily instrument sync is due
+
+
+class Periodic(threading.Thread):
+    """A duty in a thread of its own: at start, then every `interval` seconds (0: only at start)."""
+
+    def __init__(self, name: str, interval: float):
+        super().__init__(name=name, daemon=True)
+        self.interval = interval
+        self._stop_event = threading.Event()
+
+    def duty(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self.duty()
+            except Exception:  # Postgres, Redis or the broker away for a moment: next round
+                log.exception("event=%s_failed", self.name)
+            if not self.interval or self._stop_event.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+class BookReconciler(Periodic):
+    """Our working orders against XTS's order and trade books (services/reconcile.py), with a broker
+    of its own (its connection pools are not shared with the job thread's)."""
+
+    def __init__(self, app: Flask):
+        super().__init__("order-reconcile", app.config["RECONCILE_INTERVAL"])
+        self.app, self.broker = app, None
+
+    def duty(self) -> None:
+        reconcile_round(self.app, self.get_broker)
+
+    def get_broker(self):
+        from tradingapp.brokers.xts.broker import XtsBroker
+
+        if self.broker is None:
+            self.broker = XtsBroker.from_app(self.app)
+        return self.broker
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if self.broker is not None:
+                self.broker.close()
+
+
+def reconcile_round(app: Flask, broker: Callable):
+    """One book reconcile (`broker()` gives the XtsBroker), by one worker per RECONCILE_INTERVAL (a
+    Redis lock); None when another worker holds the round."""
+    from tradingapp.services.reconcile import reconcile_books
+
+    interval = app.config["RECONCILE_INTERVAL"]
+    with app.app_context():
+        try:
+            if not get_redis().set(_key("reconcile-books"), "1", nx=True, ex=max(interval - 1, 1) if interval else 30):
+                return None
+            return reconcile_books(broker())
+        finally:
+            db.session.remove()
+
+
+class InstrumentSync(Periodic):
+    """The daily instrument master sync: checked every minute, run when INSTRUMENT_SYNC_TIME passed
+    on a day not yet synced (services/instrument_sync.scheduled_sync; one worker: its lock)."""
+
+    def __init__(self, app: Flask, interval: float = SYNC_CHECK_INTERVAL):
+        super().__init__("instrument-sync", interval)
+        self.app = app
+
+    def duty(self) -> None:
+        from tradingapp.services.instrument_sync import scheduled_sync
+
+        with self.app.app_context():
+            try:
+                scheduled_sync()
+            finally:
+                db.session.remove()
+
+
+def broker_upkeep(app: Flask) -> list[Periodic]:
+    """The threads of BROKER=xts's duties (none for paper)."""
+    if app.config["BROKER"] != "xts":
+        return []
+    threads: list[Periodic] = [BookReconciler(app)]
+    if app.config["XTS_MD_API_KEY"] and app.config["XTS_MD_API_SECRET"]:
+        threads.append(InstrumentSync(app))
+    else:
+        log.warning("event=instruments_sync_off reason=no_market_data_app (XTS_MD_API_KEY/XTS_MD_API_SECRET)")
+    return threads
+
+
 def main() -> int:
     app = create_app()
     worker = build_worker(app)
@@ -256,6 +364,9 @@ def main() -> int:
     maintenance.start()
     retention = TickRetention(app)
     retention.start()
+    upkeep = broker_upkeep(app)
+    for thread in upkeep:
+        thread.start()
     log.info("event=worker_start queues=%s sweep_interval=%s", ",".join(q.name for q in worker.queues),
              maintenance.sweep_interval)  # fmt: skip
     try:
@@ -263,8 +374,12 @@ def main() -> int:
     finally:
         maintenance.stop()
         retention.stop()
+        for thread in upkeep:
+            thread.stop()
         maintenance.join(timeout=5)
         retention.join(timeout=5)
+        for thread in upkeep:
+            thread.join(timeout=5)
         log.info("event=worker_stop")
     return 0
 

@@ -16,15 +16,19 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
 from redis.exceptions import LockError
 
+from tradingapp.brokers.base import BrokerError
 from tradingapp.brokers.xts.marketdata import EQUITY, MarketData, MasterInstrument
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument
+from tradingapp.models.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +221,42 @@ def _deactivate_missing(segment: str, listed: set[int]) -> int:
     for row in gone[:20]:
         log.info("event=instrument_deactivated instrument_id=%s segment=%s symbol=%s", row.id, segment, row.symbol)
     return len(gone)
+
+
+# -- the worker's daily sync (BROKER=xts) -----------------------------------------------------------
+RETRY_AFTER = 300  # seconds before a failed scheduled sync is tried again
+SYNCED_TTL = 7 * 86400
+
+
+def sync_due(now: datetime, timezone: str, at: time, last: str | None) -> date | None:
+    """The session day whose sync is due (the last INSTRUMENT_SYNC_TIME passed, on that day), or None
+    when `last` (the day of the last sync) is it already. A worker that starts after the time on a
+    day not yet synced syncs at once."""
+    local = now.astimezone(ZoneInfo(timezone))
+    day = local.date() if local.time() >= at else local.date() - timedelta(days=1)
+    return None if last == day.isoformat() else day
+
+
+def scheduled_sync(now: datetime | None = None) -> SyncReport | None:
+    """The daily sync when due (one worker runs it: the sync lock); a failure is tried again after
+    RETRY_AFTER. None when nothing ran."""
+    config, redis = current_app.config, get_redis()
+    last = redis.get(_key("synced"))
+    day = sync_due(now or utcnow(), config["SESSION_TIMEZONE"], config["INSTRUMENT_SYNC_TIME"],
+                   last.decode() if last else None)  # fmt: skip
+    if day is None or redis.exists(_key("sync-retry")):
+        return None
+    try:
+        report = sync_instruments(market_data(), config["XTS_SEGMENTS"])
+    except SyncUnavailable as exc:
+        log.info("event=instruments_sync_skipped reason=%r", str(exc))
+        return None
+    except BrokerError as exc:
+        redis.set(_key("sync-retry"), "1", ex=RETRY_AFTER)
+        log.warning("event=instruments_sync_failed retry_in=%d error=%s: %s", RETRY_AFTER, type(exc).__name__, exc)
+        return None
+    redis.set(_key("synced"), day.isoformat(), ex=SYNCED_TTL)
+    return report
 
 
 def _key(suffix: str) -> str:
