@@ -33,6 +33,10 @@ test: $(DEV_STAMP) services ## start the services if needed, then ruff and the w
 bench: $(DEV_STAMP) services ## run the benchmarks under bench/ (each prints its figures beside a raw baseline)
 	$(BIN)/python -m bench.order_latency
 	$(BIN)/python -m bench.orders
+	$(BIN)/python -m bench.xts_latency
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.candles
+	$(BIN)/python -m bench.ws_fanout
 
 lint: $(DEV_STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .
