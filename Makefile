@@ -14,7 +14,7 @@ export FLASK_APP := wsgi
 export BROKER ?= paper
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench lint fmt migrate seed preflight services install install-dev clean xts-sim
+.PHONY: help run run-xts test bench lint fmt migrate seed preflight services install install-dev clean xts-sim
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,13 @@ run: $(RUNTIME_STAMP) ## set up the database and start backend, websocket, worke
 	@$(BIN)/flask db upgrade
 	@$(BIN)/flask seed
 	@$(BIN)/python scripts/run_stack.py
+
+run-xts: $(RUNTIME_STAMP) ## the same stack with BROKER=xts against the XTS simulator, started first on XTS_SIM_PORT (9200)
+	@$(BIN)/python -m tradingapp.preflight
+	@$(BIN)/flask create-db
+	@$(BIN)/flask db upgrade
+	@$(BIN)/flask seed
+	@$(BIN)/python scripts/run_stack.py --xts-sim --xts-sim-port $${XTS_SIM_PORT:-9200}
 
 test: $(DEV_STAMP) services ## start the services if needed, then ruff and the whole pytest suite
 	$(BIN)/ruff check .

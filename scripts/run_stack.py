@@ -4,6 +4,10 @@ backend and websocket (gunicorn, same app on PORT and WEBSOCKET_PORT), the RQ wo
 consumer and the market feed (the XTS event bridge with BROKER=xts), each with its output prefixed
 by its name. Ctrl-C or SIGTERM stops them all (SIGTERM, a grace period, then SIGKILL) and exits 0;
 if one dies on its own, the rest are stopped and the exit code is 1.
+
+`--xts-sim` (make run-xts) runs the whole stack against the XTS simulator: the simulator first, as
+a process of the stack on --xts-sim-port, then every other process with BROKER=xts and XTS_API_URL,
+the app and market-data keys pointing at it (the simulator's own credentials).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,18 +29,35 @@ sys.path.insert(0, str(ROOT))
 
 from config import Config, ConfigError, load_config  # noqa: E402  (needs ROOT on sys.path)
 
+# The XTS simulator's default credentials (python -m tradingapp.simulators.xts --help).
+XTS_SIM_CREDENTIALS = {"XTS_API_KEY": "sim-app-key", "XTS_API_SECRET": "sim-secret-key",
+                       "XTS_MD_API_KEY": "sim-md-key", "XTS_MD_API_SECRET": "sim-md-secret"}  # fmt: skip
+READY_TIMEOUT = 20.0  # seconds a process with a ready_url has to answer before the next one starts
+
 
 @dataclass
 class Spec:
     name: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    ready_url: str | None = None  # the processes after it start once this answers 200
 
 
-def specs(config: Config, bin_dir: Path) -> list[Spec]:
+def xts_sim_env(port: int) -> dict[str, str]:
+    """What every process of the stack gets to trade against the simulator on `port`."""
+    return {"BROKER": "xts", "XTS_API_URL": f"http://127.0.0.1:{port}", "XTS_CLIENT_ID": "", **XTS_SIM_CREDENTIALS}
+
+
+def xts_simulator(python: str, port: int) -> Spec:
+    argv = [python, "-m", "tradingapp.simulators.xts", "--host", "127.0.0.1", "--port", str(port)]
+    return Spec("xts-sim", argv, ready_url=f"http://127.0.0.1:{port}/_sim/state")
+
+
+def specs(config: Config, bin_dir: Path, xts_sim_port: int | None = None) -> list[Spec]:
     gunicorn = [str(bin_dir / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
     python = str(bin_dir / "python")
-    return [
+    simulator = [xts_simulator(python, xts_sim_port)] if xts_sim_port else []
+    return simulator + [
         Spec("backend", gunicorn, {"PORT": str(config.PORT)}),
         # The same app on the WebSocket port, as in the compose file's websocket service.
         Spec("websocket", gunicorn, {"PORT": str(config.WEBSOCKET_PORT)}),
@@ -52,7 +75,7 @@ def market_feed(config: Config, python: str) -> Spec:
     return Spec("feed", [python, "-m", "jobs.feed"])
 
 
-def banner(config: Config) -> str:
+def banner(config: Config, xts_sim_port: int | None = None) -> str:
     from tradingapp.cli import DEMO_USERS
 
     api = f"http://localhost:{config.PORT}"
@@ -62,6 +85,8 @@ def banner(config: Config) -> str:
         f"  WebSocket  ws://localhost:{config.WEBSOCKET_PORT}/ws",
         f"  health     {api}/health    ready  {api}/ready",
     ]
+    if xts_sim_port:
+        lines.append(f"  XTS sim    http://127.0.0.1:{xts_sim_port}  (control API under /_sim, e.g. /_sim/state)")
     lines += [f"  login      {email} / {password}  ({role})" for email, password, _, role in DEMO_USERS]
     lines.append("  Ctrl-C stops everything.")
     return "\n".join(lines)
@@ -94,6 +119,24 @@ class Supervisor:
             reader.start()
             self.readers.append(reader)
             self.say("run", f"started {spec.name} pid={proc.pid}")
+            if spec.ready_url:
+                self._wait_ready(spec, proc)
+
+    def _wait_ready(self, spec: Spec, proc: subprocess.Popen) -> None:
+        """Block until the process answers its ready_url; OSError when it dies or stays silent."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and not self.stop_requested.is_set():
+            if proc.poll() is not None:
+                raise OSError(f"{spec.name} exited with code {proc.returncode} before it was ready")
+            try:
+                with urllib.request.urlopen(spec.ready_url, timeout=1) as answer:
+                    if answer.status == 200:
+                        self.say("run", f"{spec.name} is ready")
+                        return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        if not self.stop_requested.is_set():
+            raise OSError(f"{spec.name} did not answer {spec.ready_url} within {READY_TIMEOUT:g}s")
 
     def _pump(self, name: str, proc: subprocess.Popen) -> None:
         for raw in iter(proc.stdout.readline, b""):
@@ -174,13 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grace", type=float, default=15.0, help="seconds between SIGTERM and SIGKILL")
     parser.add_argument("--bin", type=Path, default=Path(sys.executable).parent, help="the venv's bin directory")
     parser.add_argument("--only", default="", help="comma-separated subset, e.g. backend,worker")
+    parser.add_argument("--xts-sim", action="store_true", help="run against the XTS simulator (BROKER=xts)")
+    parser.add_argument("--xts-sim-port", type=int, default=9200, help="the simulator's port (with --xts-sim)")
     args = parser.parse_args(argv)
+    sim_port = args.xts_sim_port if args.xts_sim else None
+    env = {**os.environ, **(xts_sim_env(sim_port) if sim_port else {})}
     try:
-        config = load_config()
+        config = load_config(env)
     except ConfigError as exc:
         print(f"run: configuration error: {exc}", file=sys.stderr)
         return 1
-    chosen = [s for s in specs(config, args.bin) if not args.only or s.name in args.only.split(",")]
+    chosen = [s for s in specs(config, args.bin, sim_port) if not args.only or s.name in args.only.split(",")]
     if not chosen:
         print(f"run: --only {args.only!r} names no process", file=sys.stderr)
         return 2
@@ -189,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: supervisor.stop_requested.set())
     terminal = take_terminal()
     try:
-        print(banner(config), flush=True)
+        print(banner(config, sim_port), flush=True)
         try:
-            supervisor.start({**os.environ, "FLASK_APP": "wsgi"})
+            supervisor.start({**env, "FLASK_APP": "wsgi"})
         except OSError as exc:
             print(f"run: could not start a process: {exc}", file=sys.stderr)
             supervisor.shutdown()
