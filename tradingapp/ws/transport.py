@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
+FLUSH_EVERY = 0.02  # seconds between the starts of two flush passes (see Flusher.run)
 
 # Server side, no extensions: send_data of a whole message keeps no state between calls.
 _FRAMES = FrameProtocol(client=False, extensions=[])
@@ -110,11 +112,16 @@ class Flusher:
         if len(self._dirty) == 1:
             self._ready.set()
 
-    def run(self) -> None:
+    def run(self, every: float = FLUSH_EVERY) -> None:
         while True:
             self._ready.wait()
             self._ready.clear()
+            started = time.monotonic()
             self.flush()
+            # Passes start at most `every` apart: under load each write carries the frames of several
+            # bursts (fewer system calls, the largest cost here); after a quiet spell the next frame
+            # still goes at once.
+            time.sleep(max(started + every - time.monotonic(), 0))
 
     def flush(self) -> None:
         dirty, self._dirty = self._dirty, []
