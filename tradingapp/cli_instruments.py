@@ -31,8 +31,7 @@ def sync_command(segments):
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--segments") from None
     try:
-        md = sync.market_data()
-        with sync.sync_lock():
+        with sync.market_data() as md, sync.sync_lock():
             click.echo(
                 f"downloading the instrument master of {','.join(chosen)} from {current_app.config['XTS_API_URL']}"
             )

@@ -61,9 +61,11 @@ class SyncReport:
         return " ".join(f"{name}={getattr(self, name)}" for name in counts)
 
 
-def market_data() -> MarketData:
+@contextmanager
+def market_data() -> Iterator[MarketData]:
     """The deployment's XTS market-data session (the instrument master needs no interactive login),
-    whatever BROKER is: paper deployments may take their instruments from XTS too."""
+    whatever BROKER is: paper deployments may take their instruments from XTS too. Its connection
+    pool is closed on the way out."""
     from tradingapp.brokers.xts.broker import XtsClient
     from tradingapp.brokers.xts.session import TokenStore, XtsAccount
 
@@ -78,7 +80,11 @@ def market_data() -> MarketData:
                          secret_key=config["XTS_API_SECRET"], md_app_key=config["XTS_MD_API_KEY"],
                          md_secret_key=config["XTS_MD_API_SECRET"], md_prefix=config["XTS_MARKET_DATA_PREFIX"],
                          timeout=float(config["XTS_TIMEOUT"]))  # fmt: skip
-    return XtsClient(account, TokenStore(get_redis(), config.get("NAMESPACE", ""))).md
+    client = XtsClient(account, TokenStore(get_redis(), config.get("NAMESPACE", "")))
+    try:
+        yield client.md
+    finally:
+        client.http.close()
 
 
 @contextmanager
@@ -247,7 +253,8 @@ def scheduled_sync(now: datetime | None = None) -> SyncReport | None:
     if day is None or redis.exists(_key("sync-retry")):
         return None
     try:
-        report = sync_instruments(market_data(), config["XTS_SEGMENTS"])
+        with market_data() as md:
+            report = sync_instruments(md, config["XTS_SEGMENTS"])
     except SyncUnavailable as exc:
         log.info("event=instruments_sync_skipped reason=%r", str(exc))
         return None
