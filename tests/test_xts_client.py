@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 
 import pytest
 import requests
@@ -27,7 +28,7 @@ from tests.xts_helpers import (
 from tradingapp import events as ev
 from tradingapp.brokers.xts.broker import XtsBroker
 from tradingapp.brokers.xts.errors import XtsAuthError, XtsRateLimited, XtsResponseError, XtsUnavailable
-from tradingapp.brokers.xts.session import INTERACTIVE, TokenStore
+from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount
 from tradingapp.extensions import get_redis
 from tradingapp.services import jobqueue
 from tradingapp.services.order_worker import claim_for_submission
@@ -107,6 +108,50 @@ def test_wrong_credentials_are_an_auth_error(xts_app, xts, monkeypatch):
     try:
         with pytest.raises(XtsAuthError, match="Invalid appKey or secretKey"):
             broker.order_book()
+    finally:
+        broker.close()
+
+
+def test_a_linked_account_with_a_wrong_secret_never_rides_on_another_users_session(xts_app, xts, client,
+                                                                                   trader_headers, make_user,
+                                                                                   auth_headers, tap):  # fmt: skip
+    """The shared session is keyed by URL, app key and secret: the right dealer app key with a wrong
+    secret logs in (and is refused) instead of acting for any client id through a live session."""
+    good = {"broker": "xts", "app_key": "sim-dealer-key", "secret_key": "sim-dealer-secret", "client_id": "CLIENT1"}
+    assert client.post("/api/v1/broker-accounts", json=good, headers=trader_headers).status_code == 201
+    set_quote(1, MARKET)
+    first = place_via_api(client, trader_headers)
+    run_worker(xts_app)
+    assert len(at_simulator(xts, first)) == 1  # the dealer's session is live and shared
+    mallory = auth_headers(make_user())
+    bad = {"broker": "xts", "app_key": "sim-dealer-key", "secret_key": "WRONG-secret-xyz", "client_id": "CLIENT2"}
+    assert client.post("/api/v1/broker-accounts", json=bad, headers=mallory).status_code == 201
+    second = place_via_api(client, mallory)
+    run_worker(xts_app)
+    assert [r for r in xts_orders(xts) if r["OrderUniqueIdentifier"] == str(second)] == []
+    assert reload(second).status == "SUBMITTED"  # the job failed on the refused login, nothing sent
+
+
+def test_the_session_key_is_a_digest_of_the_url_app_key_and_secret(xts_app):
+    store = TokenStore(get_redis(), xts_app.config["NAMESPACE"])
+    account = XtsAccount(url="http://xts.example", app_key="key", secret_key="secret-one")
+    keys = {store.key(INTERACTIVE, account), store.key(INTERACTIVE, replace(account, secret_key="secret-two")),
+            store.key(INTERACTIVE, replace(account, app_key="other")), store.key(MARKETDATA, account)}  # fmt: skip
+    assert len(keys) == 4
+    assert store.key(INTERACTIVE, account) == store.key(INTERACTIVE, replace(account, client_id="C1"))
+    assert not any("secret" in key for key in keys)
+
+
+def test_dealer_account_without_a_client_id_is_refused_clearly_and_logs_in_once(xts_app, xts, monkeypatch):
+    monkeypatch.setitem(xts_app.config, "XTS_API_KEY", "sim-dealer-key")
+    monkeypatch.setitem(xts_app.config, "XTS_API_SECRET", "sim-dealer-secret")
+    broker = XtsBroker.from_app(xts_app)
+    try:
+        for _ in range(3):
+            with pytest.raises(XtsAuthError, match="needs a client id: XTS_CLIENT_ID .* client_id for a linked one"):
+                broker.order_book()
+        assert logins(xts) == 1  # the session is kept (other users of it stay logged in)
+        assert xts.state()["requests"].get("orders", 0) == 0
     finally:
         broker.close()
 

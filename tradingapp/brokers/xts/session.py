@@ -13,8 +13,9 @@ Answers (shared/xts-api.md, "Corrections and details"):
   (XtsResponseError): the outcome is unknown. Never retried here: for a place, the worker looks the
   order up by its orderUniqueIdentifier before anything is sent again.
 
-Sessions are shared through Redis (TokenStore), one per API and app key: XTS ends a session when the
-same user logs in again, so every worker process, the backend and the event bridge use one token,
+Sessions are shared through Redis (TokenStore), one per API and account (URL, app key and secret:
+a wrong secret logs in and fails, never rides on a session): XTS ends a session when the same user
+logs in again, so every worker process, the backend and the event bridge use one token,
 and when it dies exactly one of them logs in again (under a Redis lock) while the others pick the
 new token up instead of logging each other out.
 """
@@ -89,8 +90,10 @@ class TokenStore:
         self.prefix = f"{self.root}:session"
 
     def key(self, api: str, account: XtsAccount) -> str:
-        app_key = account.keys(api)[0]
-        digest = hashlib.sha256(f"{account.url.rstrip('/')}|{app_key}".encode()).hexdigest()[:16]
+        """The session's key: a digest of the URL, app key AND secret, so an account linked with the
+        right app key but a wrong secret never picks up the session another account logged in."""
+        app_key, secret_key = account.keys(api)
+        digest = hashlib.sha256(f"{account.url.rstrip('/')}|{app_key}|{secret_key}".encode()).hexdigest()[:32]
         return f"{self.prefix}:{api}:{digest}"
 
     def get(self, key: str) -> Login | None:
@@ -154,7 +157,7 @@ class XtsSession:
     def call(self, method: str, path: str, payload: dict | None = None):
         """The result of one call. Invalid Token: one new login and the call again; 429: bounded
         backoff. Raises XtsRejected, XtsUnavailable, XtsRateLimited, XtsResponseError, XtsAuthError."""
-        login = self.login()
+        login = self._for_this_account(self.login())
         logged_in, renewals = False, 0
         delays = iter(RATE_LIMIT_BACKOFF)
         while True:
@@ -166,6 +169,7 @@ class XtsSession:
                     raise XtsAuthError(f"{self.api} session invalid again right after a new login") from None
                 log.info("event=xts_session_invalid api=%s path=%s", self.api, path)
                 login, fresh = self._renew(login.token)
+                login = self._for_this_account(login)
                 logged_in, renewals = logged_in or fresh, renewals + 1
             except _Limited as limited:
                 delay = next(delays, None)
@@ -191,6 +195,14 @@ class XtsSession:
         except requests.RequestException as exc:
             raise XtsUnavailable(f"{method} {path}: {type(exc).__name__}") from None
         return read_answer(response, f"{method} {path}")
+
+    def _for_this_account(self, login: Login) -> Login:
+        """A dealer's session acts for a client named on every call: without one, refuse here (the
+        session itself is kept for every other user of it, not logged in again per call)."""
+        if self.api == INTERACTIVE and login.investor is False and not self.account.client_id:
+            raise XtsAuthError("a dealer account (isInvestorClient false) needs a client id: XTS_CLIENT_ID for "
+                               "the deployment's account, client_id for a linked one")  # fmt: skip
+        return login
 
     # -- the session -------------------------------------------------------------------------
     def login(self) -> Login:
@@ -240,8 +252,6 @@ class XtsSession:
         if not isinstance(result, dict) or not isinstance(result.get("token"), str) or not result["token"]:
             raise XtsResponseError(f"{self.api} login answered without a token")
         login = Login(result["token"], str(result.get("userID") or ""), result.get("isInvestorClient"))
-        if self.api == INTERACTIVE and login.investor is False and not self.account.client_id:
-            raise XtsAuthError("a dealer account (isInvestorClient false) needs XTS_CLIENT_ID")
         log.info("event=xts_login api=%s user_id=%s", self.api, login.user_id)
         return login
 
