@@ -12,7 +12,7 @@ used in the window (the machine's cores are shared by all of them).
 Sockets are spread over ceil(clients / WS_MAX_SOCKETS_PER_USER) users, so the per-user limit stays at
 its default. Each quote's `ts` is its publish time.
 
-    python -m bench.ws_fanout [--clients 1000] [--instruments 500] [--per-client 50] [--rate 1000]
+    python -m bench.ws_fanout [--clients 1000] [--instruments 500] [--per-client 50] [--rate 1200]
                               [--seconds 20] [--mode quote] [--workers 1] [--procs 2]
 """
 
@@ -44,7 +44,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--instruments", type=int, default=500)
     parser.add_argument("--per-client", type=int, default=50)
-    parser.add_argument("--rate", type=float, default=1000, help="quotes published per second (all instruments)")
+    parser.add_argument("--rate", type=float, default=1200, help="quotes published per second (all instruments)")
     parser.add_argument("--seconds", type=float, default=20, help="length of the measuring window")
     parser.add_argument("--mode", choices=("ltp", "quote", "full"), default="quote")
     parser.add_argument("--workers", type=int, default=1, help="gevent workers of the websocket process")
