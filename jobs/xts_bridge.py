@@ -34,6 +34,7 @@ from tradingapp.brokers.xts.market_stream import MarketStream
 from tradingapp.brokers.xts.order_stream import OrderStream
 from tradingapp.brokers.xts.outbox import Outbox
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
+from tradingapp.brokers.xts.stream import quiet_client_loggers
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import Publisher
 from tradingapp.models import Instrument
@@ -136,6 +137,7 @@ class Bridge:
                                        self.eio, self.halt, self.instruments.get, self.instruments.keys)  # fmt: skip
 
     def run(self) -> None:
+        quiet_client_loggers()  # their INFO lines carry the session token
         log.info("event=xts_bridge_started url=%s eio=%d market_data=%s", self.account.url, self.eio,
                  self.market is not None)  # fmt: skip
         if self.market is None:

@@ -9,6 +9,7 @@ own would end the bridge's session, XTS allows one per user).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -276,7 +277,28 @@ def test_order_and_trade_events_arrive_on_broker_events_with_deterministic_ids(
     assert fill["event_id"] == f"xts:fill:{app_order_id}:{execution_id}"
     assert fill["quantity"] == 10 and Decimal(fill["price"]) > 0
     assert f"eio={eio}" in bridge.log()
+    assert broker_session.login().token not in bridge.log()  # the bridge's own session, shared in Redis
     assert bridge.stop() == 0
+
+
+@pytest.mark.parametrize("eio", [4, 3])
+def test_the_session_token_never_reaches_the_logs(broker_session, xts, caplog, eio):
+    """The socket clients log their connect URL (token in the query) at INFO; processes log at INFO."""
+    from tradingapp.brokers.xts.order_stream import OrderStream
+    from tradingapp.brokers.xts.outbox import Outbox
+
+    caplog.set_level(logging.INFO)
+    token = broker_session.login().token
+    stream = OrderStream(broker_session, Outbox(lambda: None, 1.0), eio=eio, interval=0)
+    thread = threading.Thread(target=stream.stream.run)
+    thread.start()
+    try:
+        assert stream.stream.connected.wait(10)
+    finally:
+        stream.halt.set()
+        thread.join(10)
+    assert "event=xts_stream_connected" in caplog.text
+    assert [r.name for r in caplog.records if token in r.getMessage()] == []
 
 
 _seen: dict[int, list[dict]] = {}

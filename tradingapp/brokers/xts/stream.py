@@ -45,15 +45,30 @@ class Backoff:
         self.attempt = 0
 
 
+# The socket.io/Engine.IO clients log the connect URL, session token in its query, at INFO
+# ("Attempting WebSocket connection to ...?token=..."); their warnings carry no URL.
+CLIENT_LOGGERS = ("engineio_v3.client", "socketio_v4.client", "engineio.client", "socketio.client", "websocket")
+
+
+def quiet_client_loggers() -> None:
+    """Keep the socket clients' loggers at WARNING whatever level the process logs at: a logger
+    passed as False only quietens them when the root logger has no handler yet."""
+    for name in CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def make_client(eio: int):
     """A socket.io client speaking Engine.IO `eio` (3 or 4), and the keyword naming its path."""
+    quiet_client_loggers()
     if eio == 3:
         import socketio_v4
 
-        return socketio_v4.Client(reconnection=False), "socketio_v4_path"
+        client = socketio_v4.Client(reconnection=False, logger=False, engineio_v3_logger=False)
+        return client, "socketio_v4_path"
     import socketio
 
-    return socketio.Client(reconnection=False, handle_sigint=False), "socketio_path"
+    client = socketio.Client(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False)
+    return client, "socketio_path"
 
 
 class SocketStream:
