@@ -9,6 +9,7 @@ own would end the bridge's session, XTS allows one per user).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -299,6 +300,35 @@ def test_the_session_token_never_reaches_the_logs(broker_session, xts, caplog, e
         thread.join(10)
     assert "event=xts_stream_connected" in caplog.text
     assert [r.name for r in caplog.records if token in r.getMessage()] == []
+
+
+FOREIGN_ROW = {
+    "LoginID": "SIMUSER1", "ClientID": "SIMUSER1", "AppOrderID": 1200000001, "ExchangeSegment": "NSECM",
+    "ExchangeInstrumentID": 2885, "OrderSide": "Buy", "OrderType": "Limit", "ProductType": "CNC",
+    "OrderPrice": 2800.0, "OrderQuantity": 5, "OrderStopPrice": 0.0, "OrderStatus": "New",
+    "OrderAverageTradedPrice": "", "LeavesQuantity": 5, "CumulativeQuantity": 0,
+    "LastUpdateDateTime": "2026-11-24T10:00:00.0000000", "ExchangeTransactTime": "2026-11-24T10:00:00+05:30",
+    "CancelRejectReason": "", "OrderUniqueIdentifier": "", "MessageCode": 9004, "SequenceNumber": 7,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", [{"OrderType": "SL"}, {"OrderStatus": "Triggered"},
+                                     {"OrderUniqueIdentifier": None}, {"OrderPrice": None}])  # fmt: skip
+def test_an_unreadable_row_of_someone_elses_order_is_counted_as_foreign(broker_session, caplog, variant):
+    """Orders placed at the broker's terminal: no error, no reconcile of the whole account per event."""
+    from tradingapp.brokers.xts.order_stream import OrderStream, book_events
+    from tradingapp.brokers.xts.outbox import Outbox
+
+    stream = OrderStream(broker_session, Outbox(lambda: None, 1.0), eio=4, interval=0)
+    stream.on_order(json.dumps(FOREIGN_ROW | variant))
+    stream.on_trade(json.dumps(FOREIGN_ROW | variant | {"ExecutionID": "1"}))
+    assert not stream.reconciler.wake.is_set()
+    assert (stream.counts["order_foreign"], stream.counts["trade_foreign"], stream.counts["order_unreadable"]) == (
+        1, 1, 0)  # fmt: skip
+    assert book_events([FOREIGN_ROW | variant], []) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    stream.on_order(json.dumps(FOREIGN_ROW | {"OrderType": "SL", "OrderUniqueIdentifier": str(uuid.uuid4())}))
+    assert stream.counts["order_unreadable"] == 1 and stream.reconciler.wake.is_set()  # one of ours: read again
 
 
 _seen: dict[int, list[dict]] = {}

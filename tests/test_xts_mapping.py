@@ -162,6 +162,29 @@ def test_foreign_rows_map_to_nothing():
     assert xm.parse_order_row(order.history[-1] | {"OrderUniqueIdentifier": str(ours).upper()}).order_id == ours
 
 
+FOREIGN_QUIRKS = [{"OrderType": "SL"}, {"OrderStatus": "Triggered"}, {"OrderPrice": None}, {"AppOrderID": None}]
+
+
+@pytest.mark.parametrize("identifier", ["", None, "MANUAL-7"])
+@pytest.mark.parametrize("changes", FOREIGN_QUIRKS)
+def test_a_foreign_row_is_foreign_before_it_is_unreadable(identifier, changes):
+    """Someone else's row is never strictly parsed: what it holds is not ours to understand."""
+    row = quirky_row(OrderUniqueIdentifier=identifier, **changes)
+    assert xm.socket_events("order", json.dumps(row)) is None
+    assert xm.socket_events("trade", json.dumps(row)) is None
+    assert xm.row_order_id(row) is None
+    with pytest.raises(XtsResponseError):  # the same row of ours is an error
+        xm.socket_events("order", json.dumps(row | {"OrderUniqueIdentifier": str(uuid.uuid4())}))
+
+
+def test_book_rows_are_a_list_or_the_one_list_in_an_object():
+    assert xm.book_rows([{"a": 1}], "order book") == [{"a": 1}]
+    assert xm.book_rows({"orders": [{"a": 1}], "count": 1}, "order book") == [{"a": 1}]
+    for result in ({"a": [], "b": []}, {"count": 1}, "rows", None):
+        with pytest.raises(XtsResponseError, match="order book"):
+            xm.book_rows(result, "order book")
+
+
 def quirky_row(**changes) -> dict:
     row = {"AppOrderID": "1100000042", "OrderUniqueIdentifier": str(uuid.uuid4()), "OrderStatus": "PARTIALLYFILLED",
            "OrderSide": "Sell", "OrderType": "StopLimit", "OrderQuantity": "150", "CumulativeQuantity": "75",

@@ -187,26 +187,22 @@ def read_books(api: XtsSession, books: Books) -> None:
             books.add_trade(trade)
 
 
-def _rows(result: object, what: str) -> list:
-    if isinstance(result, list):
-        return result
-    if isinstance(result, dict):  # some deployments wrap the list
-        lists = [value for value in result.values() if isinstance(value, list)]
-        if len(lists) == 1:
-            return lists[0]
-    raise XtsResponseError(f"{what} answered {type(result).__name__}, not a list of rows")
+_rows = xm.book_rows
 
 
 def _parsed(parse, raw: object, books: Books):
+    """The row parsed; None for someone else's (never parsed) or an unreadable one (ours marked)."""
+    try:
+        order_id = xm.row_order_id(raw)
+    except XtsResponseError:
+        return None  # not even an object: nobody's order can be told from it
+    if order_id is None:
+        return None
     try:
         return parse(raw)
     except XtsResponseError as exc:
-        identifier = next((v for k, v in raw.items() if str(k).lower() == "orderuniqueidentifier"), None) \
-            if isinstance(raw, dict) else None  # fmt: skip
-        order_id = xm.our_order_id(identifier)
-        if order_id is not None:
-            books.unreadable.add(order_id)
-            log.error("event=reconcile_row_unreadable order_id=%s error=%s", order_id, exc)
+        books.unreadable.add(order_id)
+        log.error("event=reconcile_row_unreadable order_id=%s error=%s", order_id, exc)
         return None
 
 

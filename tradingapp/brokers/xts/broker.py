@@ -342,9 +342,7 @@ def order_facts(order_id: uuid.UUID) -> OrderFacts:
 
 
 def _rows(result: object) -> list:
-    if not isinstance(result, list):
-        raise XtsResponseError(f"expected a list of rows, got {type(result).__name__}")
-    return result
+    return xm.book_rows(result, "book")
 
 
 def _field(raw: object, name: str) -> object:

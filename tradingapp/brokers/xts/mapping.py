@@ -324,9 +324,31 @@ def trade_row_events(trade: TradeRow) -> list[dict]:
     return [] if trade.order.order_id is None else [fill_event(trade)]
 
 
+def row_order_id(raw: object) -> uuid.UUID | None:
+    """Our order id from a row's OrderUniqueIdentifier, read before (and without) the strict parse:
+    None for a row of someone else's order (placed at the broker's terminal), whatever else it
+    holds. XtsResponseError only when the payload is not an object at all (it may be ours)."""
+    return our_order_id(_loads(raw).get("orderuniqueidentifier"))
+
+
+def book_rows(result: object, what: str) -> list:
+    """A book's rows (order book, order history, trade book): a list, or the one list some
+    deployments wrap in an object."""
+    if isinstance(result, list):
+        return result
+    if isinstance(result, dict):
+        lists = [value for value in result.values() if isinstance(value, list)]
+        if len(lists) == 1:
+            return lists[0]
+    raise XtsResponseError(f"{what} answered {type(result).__name__}, not a list of rows")
+
+
 def socket_events(name: str, payload: object) -> list[dict] | None:
     """Events of one interactive socket event ('order' or 'trade', payload as sent: a JSON string).
-    None when the row is not one of our orders (count it); XtsResponseError when unreadable."""
+    None when the row is not one of our orders (count it: checked before the strict parse, so a
+    foreign row we could not read is not an error of ours); XtsResponseError when unreadable."""
+    if name in ("order", "trade") and row_order_id(payload) is None:
+        return None
     if name == "order":
         row = parse_order_row(payload)
         return None if row.order_id is None else order_row_events(row)

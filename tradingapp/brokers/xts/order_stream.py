@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 
 from tradingapp.brokers.xts import mapping
-from tradingapp.brokers.xts.errors import XtsError, XtsResponseError
+from tradingapp.brokers.xts.errors import XtsError
 from tradingapp.brokers.xts.outbox import Outbox
 from tradingapp.brokers.xts.session import XtsSession
 from tradingapp.brokers.xts.stream import Backoff, SocketStream
@@ -102,7 +102,7 @@ class OrderStream:
         (the consumer may have refused one for now and applies it at a re-send)."""
         orders = self.session.call("GET", "/orders")
         trades = self.session.call("GET", "/orders/trades")
-        events = book_events(_rows(orders, "order book"), _rows(trades, "trade book"))
+        events = book_events(mapping.book_rows(orders, "order book"), mapping.book_rows(trades, "trade book"))
         periodic = reason == INTERVAL
         return sum(self.outbox.add_event(event, unless_confirmed=periodic) for event in events)
 
@@ -151,17 +151,6 @@ class Reconciler:
         return None
 
 
-def _rows(result, what: str) -> list:
-    """A book's rows: a list, or (some deployments) a list under a key."""
-    if isinstance(result, list):
-        return result
-    if isinstance(result, dict):
-        for value in result.values():
-            if isinstance(value, list):
-                return value
-    raise XtsResponseError(f"{what} answered {type(result).__name__}, not a list of rows")
-
-
 def book_events(order_rows: list, trade_rows: list) -> list[dict]:
     """Every event of our orders that the order book (a row per order) and the trade book state.
     An unreadable row is logged and skipped: one bad row must not hold back every other order."""
@@ -181,12 +170,12 @@ def book_events(order_rows: list, trade_rows: list) -> list[dict]:
 
 
 def _parsed(parse, raw, book: str):
+    """The row parsed, or None: someone else's row (never parsed: it states no event of ours) or an
+    unreadable one of ours (logged)."""
     try:
+        if mapping.row_order_id(raw) is None:
+            return None
         return parse(raw)
     except XtsError as exc:
-        ours = isinstance(raw, dict) and any(
-            str(k).lower() == "orderuniqueidentifier" and mapping.our_order_id(v) for k, v in raw.items()
-        )
-        log.log(logging.ERROR if ours else logging.INFO, "event=xts_book_row_unreadable book=%s ours=%s error=%s",
-                book, ours, exc)  # fmt: skip
+        log.error("event=xts_book_row_unreadable book=%s error=%s", book, exc)
         return None
