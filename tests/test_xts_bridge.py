@@ -32,7 +32,7 @@ from kombu.exceptions import OperationalError
 from jobs.consumer import EVENTS, TICKS, Consumer
 from jobs.feed import StopFlag
 from tests.factories import make_order
-from tradingapp.brokers.xts.session import INTERACTIVE, TokenStore, XtsAccount, XtsSession
+from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.messaging import Publisher, Topology
@@ -365,6 +365,51 @@ def test_touchlines_become_ticks_on_market_ticks_with_our_instrument_ids(start_b
     for body_key, body in tick_tap.messages:
         assert {t["exchange_segment"] for t in body["ticks"]} == {body_key.split(".", 1)[1]}
     assert bridge.stop() == 0
+
+
+@pytest.fixture
+def md_session(app, db, xts):
+    app_key, secret_key, md_key, md_secret = sim_keys()
+    account = XtsAccount(url=xts.url, app_key=app_key, secret_key=secret_key, md_app_key=md_key,
+                         md_secret_key=md_secret, timeout=5.0)  # fmt: skip
+    session = XtsSession(account, MARKETDATA, requests.Session(), TokenStore(get_redis(), app.config["NAMESPACE"]))
+    yield session
+    session.http.close()
+
+
+def test_a_reconnect_finds_its_instruments_subscribed_and_fetches_their_quotes(md_session, xts):
+    """XTS keeps a user's subscriptions: a reconnect's batch is refused as a whole (e-session-0002).
+    Not one request per instrument: one refused batch, one quotes call for its touchlines."""
+    from tradingapp.brokers.xts.market_stream import MarketStream
+    from tradingapp.brokers.xts.outbox import Outbox
+
+    keys = [("NSECM", i) for i in (2885, 11536, 1594, 1333, 3045)]
+    outbox = Outbox(lambda: None, 1.0)
+
+    def stream() -> MarketStream:
+        return MarketStream(md_session, outbox, 4, threading.Event(), lambda s, i: i, lambda: keys)
+
+    def calls() -> dict:
+        requests_ = xts.state()["requests"]
+        return {name: requests_.get(name, 0) for name in ("subscribe", "unsubscribe", "quotes")}
+
+    first = stream()
+    first.subscribe(keys)  # the first connect
+    assert calls() == {"subscribe": 1, "unsubscribe": 0, "quotes": 0}
+    assert sorted(t["instrument_id"] for t in outbox.ticks) == sorted(i for _, i in keys)
+    outbox.ticks.clear()
+    first.subscribe(keys)  # its next connect, same session
+    assert calls() == {"subscribe": 2, "unsubscribe": 0, "quotes": 1}
+    assert sorted(t["instrument_id"] for t in outbox.ticks) == sorted(i for _, i in keys)  # current quotes
+    outbox.ticks.clear()
+    # A new process of the same user (the bridge restarted): its batch, one instrument more, was
+    # subscribed in part by the last one: unsubscribed and subscribed again in one go.
+    wider = [*keys, ("NSEFO", 35001)]
+    stream().subscribe(wider)
+    assert calls() == {"subscribe": 4, "unsubscribe": 1, "quotes": 1}
+    assert sorted(t["instrument_id"] for t in outbox.ticks) == sorted(i for _, i in wider)
+    [subscribed] = xts.state()["subscriptions"].values()
+    assert sorted(i for _, i, _ in subscribed) == sorted(i for _, i in wider)
 
 
 def test_ticks_reach_the_consumer(start_bridge, consumer, xts):

@@ -2,10 +2,16 @@
 the touchline subscriptions of our instruments, and 1501 touchlines -> our ticks in the outbox.
 
 Instruments are subscribed through the REST subscription call, SUBSCRIBE_BATCH per request, after
-every (re)connect and whenever the instrument list grows. XTS answers "already subscribed"
-(e-session-0002) for a whole request when any of its instruments is, so a batch refused that way
-is sent again one instrument at a time. A subscription answers each instrument's current touchline:
-it is published too, so a quote is current right after a (re)connect.
+every (re)connect and whenever the instrument list grows. A subscription answers each instrument's
+current touchline: it is published too, so a quote is current right after a (re)connect.
+
+XTS keeps a user's subscriptions across reconnects and answers "already subscribed"
+(e-session-0002) for a whole request when any of its instruments is. The stream remembers what it
+subscribed under its session token: a batch refused that way that it subscribed itself under the
+same token is subscribed (a reconnect), and its touchlines are fetched through the quotes call
+instead (MAX_QUOTES a request). A batch subscribed by someone else (an earlier process of the same
+user) is unsubscribed and subscribed again in one go; only if the broker refuses that too is it
+sent one instrument at a time.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from tradingapp.brokers.xts import ticks as xts_ticks
-from tradingapp.brokers.xts.errors import XtsRejected
+from tradingapp.brokers.xts.errors import XtsError, XtsRejected
+from tradingapp.brokers.xts.marketdata import MarketData
 from tradingapp.brokers.xts.outbox import Outbox
 from tradingapp.brokers.xts.session import XtsSession
 from tradingapp.brokers.xts.stream import SocketStream
@@ -45,6 +52,9 @@ class MarketStream:
         self.maker = xts_ticks.TickMaker()
         self.lock = threading.Lock()  # the tick maker's per-instrument state
         self.counts: dict[str, int] = defaultdict(int)
+        self.md = MarketData(session)
+        self._token: str | None = None  # the session the instruments in _subscribed were subscribed under
+        self._subscribed: set[Key] = set()
         code = xts_ticks.TOUCHLINE
         self.stream = SocketStream(
             "marketdata", session.account.url, f"{session.account.md_prefix}/socket.io", eio,
@@ -69,20 +79,28 @@ class MarketStream:
 
     # -- subscriptions --------------------------------------------------------------------------
     def subscribe(self, keys: list[Key]) -> None:
-        items = [{"exchangeSegment": xts_ticks.SEGMENT_CODES[s], "exchangeInstrumentID": i}
-                 for s, i in keys if s in xts_ticks.SEGMENT_CODES]  # fmt: skip
-        subscribed = 0
-        for start in range(0, len(items), SUBSCRIBE_BATCH):
-            batch = items[start : start + SUBSCRIBE_BATCH]
+        keys = [(s, i) for s, i in keys if s in xts_ticks.SEGMENT_CODES]
+        token = self.session.login().token
+        if token != self._token:  # a new session: what the old one subscribed proves nothing
+            self._token, self._subscribed = token, set()
+        newly = already = 0
+        for start in range(0, len(keys), SUBSCRIBE_BATCH):
+            batch = keys[start : start + SUBSCRIBE_BATCH]
             if self._subscribe(batch):
-                subscribed += len(batch)
-            elif len(batch) > 1:
-                subscribed += sum(self._subscribe([item]) for item in batch)
-        log.info("event=xts_subscribed instruments=%d newly_subscribed=%d", len(items), subscribed)
+                newly += len(batch)
+            elif set(batch) <= self._subscribed:  # ours, this session: a reconnect
+                already += len(batch)
+                self._snapshot(batch)
+            else:
+                added = self._subscribe_again(batch)
+                newly, already = newly + added, already + len(batch) - added
+            self._subscribed |= set(batch)
+        log.info("event=xts_subscribed instruments=%d newly_subscribed=%d already_subscribed=%d", len(keys), newly,
+                 already)  # fmt: skip
 
-    def _subscribe(self, batch: list[dict]) -> bool:
+    def _subscribe(self, batch: list[Key]) -> bool:
         """True when subscribed now, False when (some were) already subscribed."""
-        body = {"instruments": batch, "xtsMessageCode": xts_ticks.TOUCHLINE}
+        body = {"instruments": _items(batch), "xtsMessageCode": xts_ticks.TOUCHLINE}
         try:
             result = self.session.call("POST", "/instruments/subscription", body)
         except XtsRejected as exc:
@@ -93,6 +111,34 @@ class MarketStream:
         for quote in quotes if isinstance(quotes, list) else []:
             self.on_touchline(quote)
         return True
+
+    def _subscribe_again(self, batch: list[Key]) -> int:
+        """A batch some other session subscribed (in part): unsubscribe and subscribe it in one go,
+        else one instrument at a time (a refused one is subscribed: its touchline is fetched).
+        Returns how many were subscribed now."""
+        body = {"instruments": _items(batch), "xtsMessageCode": xts_ticks.TOUCHLINE}
+        try:
+            self.session.call("PUT", "/instruments/subscription", body)
+            if self._subscribe(batch):
+                return len(batch)
+        except XtsRejected as exc:
+            log.info("event=xts_resubscribe_refused instruments=%d code=%s", len(batch), exc.code)
+        refused = [key for key in batch if not self._subscribe([key])]
+        self._snapshot(refused)
+        return len(batch) - len(refused)
+
+    def _snapshot(self, keys: list[Key]) -> None:
+        """Touchlines of instruments subscribed already, through the quotes call: current quotes
+        right after a reconnect. A failure is logged (the stream carries the next touchlines)."""
+        if not keys:
+            return
+        try:
+            quotes = self.md.quotes(keys, xts_ticks.TOUCHLINE)
+        except XtsError as exc:
+            log.warning("event=xts_snapshot_failed instruments=%d error=%s: %s", len(keys), type(exc).__name__, exc)
+            return
+        for quote in quotes:
+            self.on_touchline(quote)
 
     # -- touchlines -----------------------------------------------------------------------------
     def on_touchline(self, payload) -> None:
@@ -117,3 +163,7 @@ class MarketStream:
         if tick is not None:
             self.counts["touchlines"] += 1
             self.outbox.add_ticks([tick])
+
+
+def _items(keys: list[Key]) -> list[dict]:
+    return [{"exchangeSegment": xts_ticks.SEGMENT_CODES[s], "exchangeInstrumentID": i} for s, i in keys]
