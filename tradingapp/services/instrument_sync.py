@@ -184,16 +184,19 @@ def columns_of(m: MasterInstrument) -> dict:
 
 
 def _upsert(batch: list[tuple[tuple[str, int], dict]], report: SyncReport) -> None:
-    keys = [key for key, _ in batch]
-    found = db.session.execute(
-        sa.select(
-            Instrument.exchange_segment,
-            Instrument.exchange_instrument_id,
-            Instrument.id,
-            *(getattr(Instrument, c) for c in COLUMNS),
-        ).where(sa.tuple_(Instrument.exchange_segment, Instrument.exchange_instrument_id).in_(keys))  # fmt: skip
-    ).all()
-    existing = {(row[0], row[1]): row for row in found}
+    by_segment: dict[str, list[int]] = {}
+    for segment, ex_id in (key for key, _ in batch):
+        by_segment.setdefault(segment, []).append(ex_id)
+    existing = {}
+    for segment, ex_ids in by_segment.items():
+        # One segment and a list of ids: an index scan of (exchange_segment, exchange_instrument_id).
+        # A (segment, id) row-value IN list was planned as a table scan per batch: quadratic.
+        found = db.session.execute(
+            sa.select(
+                Instrument.exchange_instrument_id, Instrument.id, *(getattr(Instrument, c) for c in COLUMNS)
+            ).where(Instrument.exchange_segment == segment, Instrument.exchange_instrument_id.in_(ex_ids))
+        ).all()
+        existing.update({(segment, row[0]): row for row in found})
     inserts, updates = [], []
     for (segment, ex_id), values in batch:
         row = existing.get((segment, ex_id))
