@@ -49,10 +49,11 @@ COPY_SQL = "COPY ticks (instrument_id, ts, seq, ltp, ltq, bid, ask, bid_qty, ask
 # in time order: the heap of a live store holds each minute's candles of all instruments together,
 # so one instrument's series is spread over many pages (built per instrument, it would sit packed).
 BUILD_SQL = """
-INSERT INTO candles_staging (instrument_id, bucket, open, high, low, close, volume, first_ts, last_ts)
+INSERT INTO candles_staging (instrument_id, bucket, open, high, low, close, volume, first_ts, last_ts,
+                              first_seq, last_seq)
 SELECT instrument_id, date_trunc('minute', ts) AS bucket,
        (array_agg(ltp ORDER BY ts, seq))[1], max(ltp), min(ltp), (array_agg(ltp ORDER BY ts DESC, seq DESC))[1],
-       sum(ltq), min(ts), max(ts)
+       sum(ltq), min(ts), max(ts), (array_agg(seq ORDER BY ts, seq))[1], (array_agg(seq ORDER BY ts DESC, seq DESC))[1]
 FROM ticks WHERE instrument_id = %s GROUP BY instrument_id, bucket
 """
 RAW_SQL = "SELECT bucket FROM candles_1m WHERE instrument_id = %s AND bucket >= %s AND bucket < %s ORDER BY bucket"
@@ -134,7 +135,7 @@ def check_sample(app, instrument_id: int, day: date) -> int:
     start = session_start(day)
     end = start + timedelta(seconds=SESSION_SECONDS)
     c, t = Candle1m, Tick
-    columns = (c.bucket, c.open, c.high, c.low, c.close, c.volume, c.first_ts, c.last_ts)
+    columns = (c.bucket, c.open, c.high, c.low, c.close, c.volume, c.first_ts, c.last_ts, c.first_seq, c.last_seq)
     candles_in = sa.and_(c.instrument_id == instrument_id, c.bucket >= start, c.bucket < end)
     ticks_in = sa.and_(t.instrument_id == instrument_id, t.ts >= start, t.ts < end)
     with app.app_context():

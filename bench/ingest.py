@@ -50,6 +50,7 @@ from tradingapp.models import Candle1m
 from tradingapp.realtime import read_quotes
 
 EXCHANGE_RATE = 100_000  # ticks per second of market time
+CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "first_ts", "last_ts", "first_seq", "last_seq")
 
 
 def make_ticks(count: int, instruments: int, start: datetime, seed: int) -> list[dict]:
@@ -155,8 +156,8 @@ def check(app, ticks: list[dict]) -> None:
             raise SystemExit(f"candles: {len(got)} stored, {len(expected)} expected")
         for key, want in expected.items():
             row = got[key]
-            have = (row.open, row.high, row.low, row.close, row.volume, row.first_ts, row.last_ts)
-            if have != tuple(want[n] for n in ("open", "high", "low", "close", "volume", "first_ts", "last_ts")):
+            have = tuple(getattr(row, name) for name in CANDLE_FIELDS)
+            if have != tuple(want[name] for name in CANDLE_FIELDS):
                 raise SystemExit(f"candle {key}: {have} != {want}")
         last: dict[int, dict] = {}
         for tick in ticks:  # ts and seq rise: the last one wins

@@ -238,6 +238,14 @@ def test_a_live_tick_after_a_bar_widens_it_and_adds_volume_but_keeps_open_and_cl
     assert candles()[0] == (1, MINUTE, 100, 104, 98, 101, 1005)
 
 
+def test_no_tick_of_a_bars_minute_moves_its_open_or_close_whatever_its_seq(backfill):
+    backfill(BARS, "--kind", "bars")
+    last = MINUTE + timedelta(seconds=59, microseconds=999_999)
+    first = {"instrument_id": 1, "seq": 0, "ts": iso(MINUTE), "ltp": "98.5", "ltq": 1}
+    ingest_ticks([first, {**first, "seq": 2**63 - 2, "ts": last.isoformat(), "ltp": "103.5"}])
+    assert candles()[0] == (1, MINUTE, 100, Decimal("103.5"), Decimal("98.5"), 101, 1002)
+
+
 def test_the_same_bar_twice_in_a_file_is_taken_once_the_later_winning(backfill):
     text = BARS + "RELIANCE,2026-11-23T04:05:00Z,100,105,99,104,1200\n"
     result = backfill(text, "--kind", "bars")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
@@ -17,7 +18,7 @@ from tradingapp import create_app
 from tradingapp.domain.candles import aggregate
 from tradingapp.extensions import db as _db
 from tradingapp.models import Candle1m
-from tradingapp.models.types import dec, iso
+from tradingapp.models.types import Price, UTCDateTime, dec, iso
 from tradingapp.services.candles import query_candles
 from tradingapp.services.ticks import ingest_ticks
 
@@ -82,6 +83,25 @@ def test_a_tick_key_twice_in_one_batch_counts_once_as_the_stored_first(db):
     ingest_ticks([tick(1, 1, "100.00", ltq=5), tick(1, 1, "120.00", ltq=9)])
     row = candle()
     assert (row.volume, row.high, row.close) == (5, 100, 100)
+
+
+def test_same_time_ticks_arriving_out_of_seq_order_in_later_batches_keep_open_and_close_by_seq(db):
+    # XTS times are whole seconds, seq grows: a lower seq of the same second may come later
+    # (a requeued batch, a second consumer).
+    ingest_ticks([tick(5, 10, "101.00", ltq=1)])
+    ingest_ticks([tick(3, 10, "100.00", ltq=1)])  # before seq 5: the open, not the close
+    ingest_ticks([tick(4, 10, "100.50", ltq=1)])  # between: neither
+    ingest_ticks([tick(6, 10, "102.00", ltq=1)])  # after: the close
+    row = candle()
+    assert (row.open, row.close, row.volume) == (100, 102, 4)
+    assert (row.first_ts, row.first_seq, row.last_ts, row.last_seq) == (
+        MINUTE + timedelta(seconds=10), 3, MINUTE + timedelta(seconds=10), 6)  # fmt: skip
+
+
+def test_a_batch_keeps_the_seq_of_its_first_and_last_tick(db):
+    ingest_ticks([tick(9, 30, "103.00"), tick(7, 10, "101.00"), tick(8, 10, "102.00"), tick(2, 50, "99.00")])
+    row = candle()
+    assert (row.open, row.close, row.first_seq, row.last_seq) == (101, 99, 7, 2)
 
 
 # -- re-bucketing against a reference computed from the ticks --------------------------------
@@ -220,3 +240,53 @@ def test_candle_upsert_and_5m_query_on_sqlite(tmp_path):
         assert _db.session.scalar(sa.select(sa.func.count()).select_from(Candle1m)) > 100
         _db.session.remove()
         _db.engine.dispose()
+
+
+def test_same_time_ticks_out_of_seq_order_across_batches_on_sqlite(tmp_path):
+    app = create_app(config.TestConfig(conftest.test_env(DB_HOST="", SQLITE_PATH=str(tmp_path / "ties.db"))))
+    with app.app_context():
+        upgrade(revision="heads")
+        ingest_ticks([tick(5, 10, "101.00", ltq=1)])
+        ingest_ticks([tick(3, 10, "100.00", ltq=1), tick(4, 10, "100.50", ltq=1)])
+        ingest_ticks([tick(6, 10, "102.00", ltq=1)])
+        row = candle()
+        assert (row.open, row.close, row.volume, row.first_seq, row.last_seq) == (100, 102, 4, 3, 6)
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+# -- migration 0010: first_seq/last_seq for the candles already stored ----------------------------
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_migration_0010_gives_bars_the_largest_last_seq_and_tick_candles_zero(env, tmp_path, backend):
+    settings = {"DB_HOST": "", "SQLITE_PATH": str(tmp_path / "m.db")}
+    if backend == "postgres":
+        settings = {"DB_NAME": f"{env['DB_NAME']}_m10"}
+        with psycopg.connect(dbname="postgres", autocommit=True, **conftest.PG) as conn:
+            conn.execute(f'CREATE DATABASE "{settings["DB_NAME"]}"')
+    app = create_app(config.TestConfig({**env, **settings}))
+    try:
+        with app.app_context():
+            upgrade(revision="0009")
+            old = sa.table("candles_1m", *(sa.column(name, type_) for name, type_ in (
+                ("instrument_id", sa.Integer()), ("bucket", UTCDateTime()), ("open", Price(18, 4)),
+                ("high", Price(18, 4)), ("low", Price(18, 4)), ("close", Price(18, 4)),
+                ("volume", sa.BigInteger()), ("first_ts", UTCDateTime()), ("last_ts", UTCDateTime()))))  # fmt: skip
+            prices = {"open": Decimal(100), "high": Decimal(100), "low": Decimal(100), "close": Decimal(100)}
+            _db.session.execute(sa.insert(old), [
+                {"instrument_id": 1, "bucket": MINUTE, **prices, "volume": 5, "first_ts": MINUTE,
+                 "last_ts": MINUTE + timedelta(seconds=59, microseconds=999_999)},  # a bar
+                {"instrument_id": 2, "bucket": MINUTE, **prices, "volume": 5,
+                 "first_ts": MINUTE + timedelta(seconds=1), "last_ts": MINUTE + timedelta(seconds=30)},
+            ])  # fmt: skip
+            _db.session.commit()
+            upgrade(revision="0010")
+            got = _db.session.execute(sa.text("SELECT instrument_id, first_seq, last_seq FROM candles_1m"))
+            assert sorted(got) == [(1, 0, 2**63 - 1), (2, 0, 0)]
+            _db.session.remove()
+            _db.engine.dispose()
+    finally:
+        if backend == "postgres":
+            with psycopg.connect(dbname="postgres", autocommit=True, **conftest.PG) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{settings["DB_NAME"]}" WITH (FORCE)')

@@ -15,6 +15,7 @@ from tradingapp.brokers import BrokerError
 from tradingapp.domain.feed import format_ts
 from tradingapp.extensions import get_redis
 from tradingapp.realtime import quotes_channel, read_quotes, store_quotes
+from tradingapp.services.ticks import ingest_ticks
 from tradingapp.ws.hub import Hub
 from tradingapp.ws.protocol import Command
 from tradingapp.ws.routes import _subscribe
@@ -52,6 +53,39 @@ def test_an_older_quote_after_a_newer_one_keeps_the_newer(db):
     write(quote(ltp="2950.00", ts=format_ts(NOW)))
     assert write(quote(ltp="2800.00", ts=format_ts(NOW - timedelta(microseconds=1)))) == []
     assert read_quotes(get_redis(), [1])[1]["ltp"] == "2950.00"
+
+
+def test_a_lower_seq_with_the_same_time_keeps_the_cached_quote(db):
+    # XTS times are whole seconds: the tick's seq orders the quotes of one second.
+    ts = format_ts(NOW)
+    assert store_quotes(get_redis(), [quote(ltp="2950.00", ts=ts)], ttl=60, seqs=[7]) != []
+    assert store_quotes(get_redis(), [quote(ltp="2800.00", ts=ts)], ttl=60, seqs=[6]) == []
+    assert store_quotes(get_redis(), [quote(ltp="2800.00", ts=ts)], ttl=60, seqs=[7]) == []  # the same tick
+    assert read_quotes(get_redis(), [1])[1]["ltp"] == "2950.00"
+    assert store_quotes(get_redis(), [quote(ltp="2960.00", ts=ts)], ttl=60, seqs=[8]) != []
+    assert read_quotes(get_redis(), [1])[1]["ltp"] == "2960.00"
+
+
+def test_seqs_past_two_to_the_53_are_compared_exactly(db):
+    ts, big = format_ts(NOW), 2**62  # 2**62 + 1 and + 2 are one double
+    store_quotes(get_redis(), [quote(ltp="2950.00", ts=ts)], ttl=60, seqs=[big + 2])
+    assert store_quotes(get_redis(), [quote(ltp="2800.00", ts=ts)], ttl=60, seqs=[big + 1]) == []
+    assert store_quotes(get_redis(), [quote(ltp="2970.00", ts=ts)], ttl=60, seqs=[2**63 - 1]) != []
+    assert read_quotes(get_redis(), [1])[1]["ltp"] == "2970.00"
+
+
+def test_a_quote_without_a_seq_wins_a_tie_in_time(db):
+    ts = format_ts(NOW)
+    store_quotes(get_redis(), [quote(ltp="2950.00", ts=ts)], ttl=60, seqs=[7])
+    assert write(quote(ltp="2800.00", ts=ts)) != []
+    assert "seq_key" not in read_quotes(get_redis(), [1])[1]
+
+
+def test_a_tick_of_a_lower_seq_in_a_later_batch_leaves_the_quote(db):
+    ts = NOW.replace(microsecond=0).isoformat()
+    ingest_ticks([{"instrument_id": 1, "seq": 2, "ts": ts, "ltp": "101.00"}])
+    ingest_ticks([{"instrument_id": 1, "seq": 1, "ts": ts, "ltp": "100.00"}])
+    assert read_quotes(get_redis(), [1])[1]["ltp"] == "101.00"
 
 
 def test_two_writers_racing_leave_the_newest_quote(app, db):

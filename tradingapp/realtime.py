@@ -39,25 +39,43 @@ def quote_key(instrument_id: int) -> str:
     return f"{_ns()}quote:{instrument_id}"
 
 
-# Writes a batch of quotes atomically, each only if not older than the cached one (compared as
-# epoch microseconds), so two consumers or a late redelivery never roll a quote back.
+# Writes a batch of quotes atomically, each only if newer than the cached one by (ts, seq): ts as
+# epoch microseconds, then the tick's seq (XTS times are whole seconds: a same-second tick of a
+# lower seq may arrive in a later batch), so two consumers or a late redelivery never roll a quote
+# back. seq travels as 20 zero-padded digits and is compared in two halves (a bigint is past the
+# 2^53 a Lua number holds exactly). A quote without a seq ('') is written on a tie in ts; one with
+# the cached (ts, seq) is not (the store kept the first tick of that key, so does the cache).
 # KEYS: the quote keys, then the staleness index. ARGV: ttl, channel ('' = do not publish), and one
-# JSON array with, per key, [ts_us ('' = always write), the JSON to publish, [field, value, ...]].
-# One JSON argument rather than ~30 per quote: redis-py packs each argument in Python, which cost
-# more than everything else of a tick batch. A written quote replaces the whole hash (fields it
-# lacks are cleared). Returns the 1-based positions of the quotes written, comma-separated (one
+# JSON array with, per key, [ts_us ('' = always write), seq, the JSON to publish, [field, value,
+# ...]]. One JSON argument rather than ~30 per quote: redis-py packs each argument in Python, which
+# cost more than everything else of a tick batch. A written quote replaces the whole hash (fields
+# it lacks are cleared). Returns the 1-based positions of the quotes written, comma-separated (one
 # reply rather than one per quote).
 _STORE_QUOTES_LUA = """
 local index = KEYS[#KEYS]
 local ttl, channel = ARGV[1], ARGV[2]
 local quotes, written = cjson.decode(ARGV[3]), {}
+local function seq_after(a, b)
+  local a_high, b_high = tonumber(string.sub(a, 1, 10)), tonumber(string.sub(b, 1, 10))
+  return a_high > b_high or (a_high == b_high and tonumber(string.sub(a, 11)) > tonumber(string.sub(b, 11)))
+end
 for i = 1, #KEYS - 1 do
-  local key, ts_us, payload, fields = KEYS[i], quotes[i][1], quotes[i][2], quotes[i][3]
-  local stored = redis.call('HGET', key, 'ts_us')
-  if ts_us == '' or not stored or tonumber(ts_us) >= tonumber(stored) then
+  local key, ts_us, seq, payload, fields = KEYS[i], quotes[i][1], quotes[i][2], quotes[i][3], quotes[i][4]
+  local newer = ts_us == ''
+  if not newer then
+    local stored = redis.call('HMGET', key, 'ts_us', 'seq_key')
+    if not stored[1] then
+      newer = true
+    else
+      local new_ts, old_ts = tonumber(ts_us), tonumber(stored[1])
+      newer = new_ts > old_ts or (new_ts == old_ts and (seq == '' or not stored[2] or seq_after(seq, stored[2])))
+    end
+  end
+  if newer then
     redis.call('DEL', key)
     if ts_us ~= '' then
       redis.call('HSET', key, 'ts_us', ts_us, unpack(fields))
+      if seq ~= '' then redis.call('HSET', key, 'seq_key', seq) end
       redis.call('ZADD', index, ts_us, string.match(key, '(%d+)$'))
     else
       redis.call('HSET', key, unpack(fields))
@@ -79,18 +97,24 @@ def quotes_updated_key() -> str:
 
 
 def store_quotes(
-    client: redis.Redis | redis.client.Pipeline, quotes: list[dict], ttl: int, publish: bool = True
+    client: redis.Redis | redis.client.Pipeline,
+    quotes: list[dict],
+    ttl: int,
+    publish: bool = True,
+    seqs: list[int] | None = None,
 ) -> list[dict]:
-    """Write quotes (JSON-ready dicts, one per instrument) in one script call: each one only if its
-    `ts` is not older than the cached quote's; written ones are published when `publish`. Returns
-    the quotes written (on a pipeline: [] until it executes)."""
+    """Write quotes (JSON-ready dicts, one per instrument) in one script call: each one only if it
+    is newer than the cached quote by (`ts`, the tick's seq from `seqs`, in the quotes' order; a
+    quote without one wins a tie in ts); written ones are published when `publish`. Returns the
+    quotes written (on a pipeline: [] until it executes)."""
     if not quotes:
         return []
     keys, entries, prefix = [], [], _ns()
-    for quote in quotes:
+    for i, quote in enumerate(quotes):
         fields = [text for name, value in quote.items() if value is not None for text in (name, str(value))]
         keys.append(f"{prefix}quote:{int(quote['instrument_id'])}")
-        entries.append((_epoch_us(quote.get("ts")), orjson.dumps(quote).decode() if publish else "", fields))
+        seq = "" if seqs is None else f"{seqs[i]:020d}"
+        entries.append((_epoch_us(quote.get("ts")), seq, orjson.dumps(quote).decode() if publish else "", fields))
     args = [ttl, quotes_channel() if publish else "", orjson.dumps(entries)]
     written = _script(client)(keys=[*keys, quotes_updated_key()], args=args, client=client)
     if isinstance(client, redis.client.Pipeline):
@@ -157,7 +181,8 @@ def read_quotes(client: redis.Redis, instrument_ids: list[int]) -> dict[int, dic
     for iid, raw in zip(instrument_ids, pipe.execute(), strict=True):
         if raw:
             quote = {k.decode(): v.decode() for k, v in raw.items()}
-            quote.pop("ts_us", None)  # the script's comparison key, not part of the quote
+            quote.pop("ts_us", None)  # the script's comparison keys, not part of the quote
+            quote.pop("seq_key", None)
             quote["instrument_id"] = iid
             quotes[iid] = quote
     return quotes

@@ -30,8 +30,9 @@ def minute_of(ts: datetime) -> datetime:
 
 def aggregate(ticks: list[dict]) -> list[dict]:
     """One candle per (instrument_id, minute) of the ticks (dicts with instrument_id, ts, seq, ltp,
-    ltq): open/close are the prices of the earliest/latest tick by (ts, seq), volume the sum of
-    ltq. Sorted by (instrument_id, bucket), so concurrent upserts lock rows in one order."""
+    ltq): open/close are the prices of the earliest/latest tick by (ts, seq), whose (ts, seq) the
+    candle keeps (first_ts/first_seq, last_ts/last_seq), volume the sum of ltq. Sorted by
+    (instrument_id, bucket), so concurrent upserts lock rows in one order."""
     candles: dict[tuple[int, datetime], dict] = {}
     for tick in sorted(ticks, key=lambda t: (t["ts"], t["seq"])):
         key = (tick["instrument_id"], minute_of(tick["ts"]))
@@ -48,6 +49,8 @@ def aggregate(ticks: list[dict]) -> list[dict]:
                 "volume": tick["ltq"],
                 "first_ts": tick["ts"],
                 "last_ts": tick["ts"],
+                "first_seq": tick["seq"],
+                "last_seq": tick["seq"],
             }
             continue
         candle["high"] = max(candle["high"], price)
@@ -55,6 +58,7 @@ def aggregate(ticks: list[dict]) -> list[dict]:
         candle["close"] = price
         candle["volume"] += tick["ltq"]
         candle["last_ts"] = tick["ts"]
+        candle["last_seq"] = tick["seq"]
     return [candles[key] for key in sorted(candles)]
 
 

@@ -40,6 +40,8 @@ class Candle1m(db.Model):
     low: Mapped[Decimal] = mapped_column(Price(18, 4))
     close: Mapped[Decimal] = mapped_column(Price(18, 4))
     volume: Mapped[int] = mapped_column(sa.BigInteger, default=0)
-    # Times of the earliest and latest tick counted: order open/close when ticks arrive late.
+    # (ts, seq) of the earliest and latest tick counted: order open/close when ticks arrive late.
     first_ts: Mapped[datetime] = mapped_column(UTCDateTime)
     last_ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_seq: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    last_seq: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")

@@ -5,9 +5,10 @@ Running a file twice is harmless: ticks are deduplicated by their natural key (i
 seq), so a tick already stored adds no candle volume again; a bar replaces its minute's candle.
 
 Bars and ticks of the same minute: a bar is taken as the whole minute. It replaces the candle,
-whatever live or backfilled ticks had built there, and is stamped as spanning the full minute, so
-a tick stored later for that minute (it should not come: bars are for minutes that have passed)
-neither moves its open nor its close but does widen high/low and add its volume. Import bars
+whatever live or backfilled ticks had built there, and is stamped as spanning the full minute,
+from (its start, seq 0) to (its last microsecond, the largest seq), so a tick stored later for
+that minute (it should not come: bars are for minutes that have passed) neither moves its open
+nor its close, whatever its ts and seq, but does widen high/low and add its volume. Import bars
 for a range, or ticks for it, not both.
 """
 
@@ -39,6 +40,7 @@ COLUMNS = {
     "bars": {"required": ("ts", "open", "high", "low", "close"), "optional": ("volume",)},
 }
 LAST_MICROSECOND = timedelta(seconds=59, microseconds=999_999)  # a bar spans its whole minute
+LAST_SEQ = 2**63 - 1  # ... and every seq of it
 
 
 class BadFile(ValueError):
@@ -204,6 +206,7 @@ def parse_bar_row(row: dict[str, str], instrument_id: int, zone: ZoneInfo | None
     return {
         "instrument_id": instrument_id, "bucket": bucket, "open": open_, "high": high, "low": low, "close": close,
         "volume": bar["volume"], "first_ts": bucket, "last_ts": bucket + LAST_MICROSECOND,
+        "first_seq": 0, "last_seq": LAST_SEQ,
     }  # fmt: skip
 
 
@@ -292,6 +295,9 @@ def import_file(path: str, kind: str, instruments: Instruments, zone=None, batch
     return report
 
 
+BAR_COLUMNS = ("open", "high", "low", "close", "volume", "first_ts", "last_ts", "first_seq", "last_seq")
+
+
 def replace_bars(bars: list[dict]) -> int:
     """Upsert one-minute bars into candles_1m, each replacing its minute's candle (re-importing a
     bar never doubles its volume), in one committed transaction. A bar twice: the later wins."""
@@ -301,7 +307,7 @@ def replace_bars(bars: list[dict]) -> int:
     stmt = upsert_insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["instrument_id", "bucket"],
-        set_={name: stmt.excluded[name] for name in ("open", "high", "low", "close", "volume", "first_ts", "last_ts")},
+        set_={name: stmt.excluded[name] for name in BAR_COLUMNS},
     )
     try:
         db.session.execute(stmt, rows)

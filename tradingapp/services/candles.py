@@ -4,7 +4,8 @@ The upsert runs in the tick insert's transaction and is fed only the ticks that 
 stored, so a redelivered batch (all duplicates) adds no volume twice. On Postgres the batch is
 folded in SQL (`candles_from`, fed by the tick INSERT's RETURNING: no tick row comes back to
 Python); on SQLite in Python (`upsert_candles`). Both merge into an existing candle the same way
-(`_on_conflict`).
+(`_on_conflict`): by (ts, seq), the tick's order, never by arrival (XTS times are whole seconds,
+and a same-second tick with a lower seq may come in a later batch: a requeue, a second consumer).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ PAGE = 1000  # SQLite: candles per statement (its bind parameter limit)
 CANDLE_COLUMNS = {
     "instrument_id": "integer", "bucket": "timestamptz", "open": "numeric", "high": "numeric", "low": "numeric",
     "close": "numeric", "volume": "bigint", "first_ts": "timestamptz", "last_ts": "timestamptz",
+    "first_seq": "bigint", "last_seq": "bigint",
 }  # fmt: skip
 
 
@@ -52,22 +54,28 @@ def upsert_candles(ticks: list[dict]) -> int:
 def candles_from(ticks) -> sa.Insert:
     """Postgres: the upsert of the one-minute candles of `ticks` (a selectable with instrument_id,
     ts, seq, ltp and ltq: the ticks just stored), aggregated in SQL like domain.candles.aggregate:
-    open/close are the prices of the earliest/latest tick by (ts, seq)."""
+    open/close are the prices of the earliest/latest tick by (ts, seq), whose seqs are kept too.
+    Prices and seqs are gathered in (ts, seq) order, the first and last of each array taken: two
+    sorts a candle, as with a second array in reverse order for the close (an aggregate written
+    twice is computed once)."""
     t = ticks.c
     bucket = sa.func.date_bin(sa.text("interval '1 minute'"), t.ts, sa.literal_column("timestamptz 'epoch'"))
-    in_order = postgresql.array_agg(postgresql.aggregate_order_by(t.ltp, t.ts, t.seq))
-    in_reverse = postgresql.array_agg(postgresql.aggregate_order_by(t.ltp, t.ts.desc(), t.seq.desc()))
+    prices = postgresql.array_agg(postgresql.aggregate_order_by(t.ltp, t.ts, t.seq))
+    seqs = postgresql.array_agg(postgresql.aggregate_order_by(t.seq, t.ts, t.seq))
+    last = sa.func.count()  # the arrays' length
     rows = (
         sa.select(
             t.instrument_id,
             bucket.label("bucket"),
-            in_order[1],  # open
+            prices[1],  # open
             sa.func.max(t.ltp),
             sa.func.min(t.ltp),
-            in_reverse[1],  # close
+            prices[last],  # close
             sa.func.sum(t.ltq),
             sa.func.min(t.ts),
             sa.func.max(t.ts),
+            seqs[1],
+            seqs[last],
         )
         .group_by(t.instrument_id, sa.literal_column("bucket"))
         # Rows locked in one order, so two consumers' upserts never deadlock.
@@ -80,17 +88,22 @@ def candles_from(ticks) -> sa.Insert:
 def _on_conflict(stmt):
     old, new = Candle1m.__table__.c, stmt.excluded
     greatest, least = _greatest_least()
+    # A late tick earlier than the candle's first by (ts, seq) moves the open; one later than its
+    # last moves the close. Equal keys never meet: a tick already stored is not fed again, and a
+    # bar's (minute start, 0) .. (last microsecond, max bigint) holds every tick of its minute.
+    earlier = sa.tuple_(new.first_ts, new.first_seq) < sa.tuple_(old.first_ts, old.first_seq)
+    later = sa.tuple_(new.last_ts, new.last_seq) > sa.tuple_(old.last_ts, old.last_seq)
     return stmt.on_conflict_do_update(
         index_elements=["instrument_id", "bucket"],
         set_={
             "high": greatest(old.high, new.high),
             "low": least(old.low, new.low),
-            # A late tick earlier than the candle's first moves the open; one later than its last
-            # moves the close (a tie in time: the later-arriving batch is taken as the later tick).
-            "open": sa.case((new.first_ts < old.first_ts, new.open), else_=old.open),
-            "close": sa.case((new.last_ts >= old.last_ts, new.close), else_=old.close),
-            "first_ts": least(old.first_ts, new.first_ts),
-            "last_ts": greatest(old.last_ts, new.last_ts),
+            "open": sa.case((earlier, new.open), else_=old.open),
+            "first_ts": sa.case((earlier, new.first_ts), else_=old.first_ts),
+            "first_seq": sa.case((earlier, new.first_seq), else_=old.first_seq),
+            "close": sa.case((later, new.close), else_=old.close),
+            "last_ts": sa.case((later, new.last_ts), else_=old.last_ts),
+            "last_seq": sa.case((later, new.last_seq), else_=old.last_seq),
             "volume": old.volume + new.volume,
         },
     )

@@ -279,9 +279,11 @@ def refresh_quotes(rows: list[dict]) -> None:
         current = latest.get(row["instrument_id"])
         if current is None or (row["ts"], row["seq"]) >= (current["ts"], current["seq"]):
             latest[row["instrument_id"]] = row
-    # One script call: each quote is written (and published) only if not older than the cached
-    # one, so a late redelivery or a second consumer never rolls the cache back.
-    store_quotes(get_redis(), [to_quote(row) for row in latest.values()], current_app.config["QUOTE_TTL"])
+    # One script call: each quote is written (and published) only if newer by (ts, seq) than the
+    # cached one, so a late redelivery or a second consumer never rolls the cache back.
+    rows = list(latest.values())
+    store_quotes(get_redis(), [to_quote(row) for row in rows], current_app.config["QUOTE_TTL"],
+                 seqs=[row["seq"] for row in rows])  # fmt: skip
 
 
 def to_quote(row: dict) -> dict:
