@@ -34,7 +34,9 @@ from tests.test_consumer import (  # noqa: F401 (fixtures)
 from tradingapp import create_app
 from tradingapp import events as ev
 from tradingapp.extensions import db as _db
+from tradingapp.extensions import get_redis
 from tradingapp.models import Candle1m, Order, Tick
+from tradingapp.realtime import read_quotes
 from tradingapp.services.ticks import ingest_rows
 
 # Batches written only when full (3 messages) or after 30 s: what a test sees is never a linger.
@@ -154,6 +156,34 @@ def test_a_transient_failure_retries_the_batch_then_requeues_all_of_it(app, db, 
         wait_for(lambda: consumer.handled == 3)
         assert calls[:3] == [3, 3, 3] and sum(calls[3:]) == 3  # requeued: read again, written once
         wait_for(lambda: queued(app, topology) == 0)
+    finally:
+        stop(consumer, thread)
+
+
+def test_a_requeued_batch_written_after_the_next_keeps_close_and_quote_by_seq(app, db, topology, publisher,  # noqa: F811
+                                                                                 monkeypatch):  # fmt: skip
+    calls = []
+
+    def down_for_the_first_batch(rows):
+        calls.append(len(rows))
+        if len(calls) <= 3:  # every in-place retry of the first batch: it is requeued
+            raise sa.exc.OperationalError("COPY tick_stage", {}, Exception("server closed the connection"))
+        return ingest_rows(rows)
+
+    monkeypatch.setattr(tick_batches, "ingest_rows", down_for_the_first_batch)
+    # Queued before the consumer starts: the second batch (seq 2, the same second) fills behind the
+    # first and is written before the first comes back.
+    at = TS.replace(second=10)
+    for body in ([tick(1, seq=1, ltp="100.00", ts=at, ltq=1)], [tick(2, seq=1)], [tick(3, seq=1)],
+                 [tick(1, seq=2, ltp="101.00", ts=at, ltq=1)], [tick(4, seq=1)], [tick(5, seq=1)]):  # fmt: skip
+        publish_ticks(publisher, body)
+    consumer, thread = run_consumer(app, **HELD)
+    try:
+        wait_for(lambda: consumer.handled == 6)
+        row = _db.session.execute(sa.select(Candle1m).filter_by(instrument_id=1)).scalar_one()
+        _db.session.rollback()
+        assert (row.open, row.close, row.volume) == (100, 101, 2)
+        assert read_quotes(get_redis(), [1])[1]["ltp"] == "101.00"
     finally:
         stop(consumer, thread)
 
