@@ -10,10 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
 from tradingapp.brokers import BrokerError
 from tradingapp.domain.feed import format_ts
+from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
+from tradingapp.models import Tick
 from tradingapp.realtime import quotes_channel, read_quotes, store_quotes
 from tradingapp.services.ticks import ingest_ticks
 from tradingapp.ws.hub import Hub
@@ -86,6 +89,15 @@ def test_a_tick_of_a_lower_seq_in_a_later_batch_leaves_the_quote(db):
     ingest_ticks([{"instrument_id": 1, "seq": 2, "ts": ts, "ltp": "101.00"}])
     ingest_ticks([{"instrument_id": 1, "seq": 1, "ts": ts, "ltp": "100.00"}])
     assert read_quotes(get_redis(), [1])[1]["ltp"] == "101.00"
+
+
+def test_a_tick_key_twice_in_a_batch_quotes_the_first_the_one_stored(db):
+    ts = NOW.replace(microsecond=0).isoformat()
+    ingest_ticks([{"instrument_id": 1, "seq": 1, "ts": ts, "ltp": "100.00"},
+                  {"instrument_id": 1, "seq": 1, "ts": ts, "ltp": "200.00"}])  # fmt: skip
+    stored = _db.session.scalar(sa.select(Tick.ltp))
+    _db.session.rollback()
+    assert (stored, read_quotes(get_redis(), [1])[1]["ltp"]) == (100, "100.00")
 
 
 def test_two_writers_racing_leave_the_newest_quote(app, db):

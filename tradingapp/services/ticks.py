@@ -277,7 +277,8 @@ def refresh_quotes(rows: list[dict]) -> None:
     latest: dict[int, dict] = {}
     for row in rows:
         current = latest.get(row["instrument_id"])
-        if current is None or (row["ts"], row["seq"]) >= (current["ts"], current["seq"]):
+        # A key twice in the batch: the first, as the store keeps it.
+        if current is None or (row["ts"], row["seq"]) > (current["ts"], current["seq"]):
             latest[row["instrument_id"]] = row
     # One script call: each quote is written (and published) only if newer by (ts, seq) than the
     # cached one, so a late redelivery or a second consumer never rolls the cache back.
