@@ -23,6 +23,8 @@ import math
 import multiprocessing
 import os
 import random
+import signal
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -142,6 +144,8 @@ def collect(report, expected: int, kind: str, timeout: float) -> dict:
 
 def main() -> None:
     args = parse_args()
+    # a TERM (a timeout, ^C from a wrapper) still stops the servers and drops the database
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rng = random.Random(4)
     with bench_environment() as (env, app):
         tokens = make_tokens(app, args.clients)
