@@ -32,7 +32,7 @@ from jobs.tick_batches import TickBatches
 from tradingapp.events import MalformedEvent
 from tradingapp.extensions import db
 from tradingapp.messaging import Topology
-from tradingapp.services.ticks import parse_ticks
+from tradingapp.services.ticks import check_ticks
 
 log = logging.getLogger("jobs.consumer")
 
@@ -143,17 +143,20 @@ class Consumer(ConsumerMixin):
         self._handle(message, lambda: _apply_broker_event(_object(body)))
 
     def on_tick_message(self, message: Message) -> None:
-        """Parse the message's ticks into the batch (a malformed message is dead-lettered alone)."""
+        """Parse the message's ticks into the batch (a malformed message is dead-lettered alone, as
+        is one whose every tick is invalid: an operator sees it)."""
         try:
-            rows = parse_ticks(_tick_list(_decode(message)))
+            parsed = check_ticks(_tick_list(_decode(message)))
         except Exception as exc:  # undecodable (orjson's or kombu's error), a body without a ticks list
             self._dead_letter(message, f"undecodable or malformed: {type(exc).__name__}: {exc}")
             return
-        if not rows:  # nothing valid to store
+        if parsed.rows:
+            self.ticks.add(message, parsed.rows)
+        elif parsed.bad:
+            self._dead_letter(message, f"no valid tick: {parsed.bad} invalid")
+        else:  # an empty list: nothing to store
             message.ack()
             self.handled += 1
-            return
-        self.ticks.add(message, rows)
 
     def on_paper_ticks(self, body, message):
         self._handle(message, lambda: _match_ticks(_tick_list(body)))

@@ -209,6 +209,15 @@ def test_ticks_message_without_a_ticks_list_is_dead_lettered(app, topology, star
     assert dead.properties["message_id"] == "wrong-shape"
 
 
+def test_a_ticks_message_without_one_valid_tick_is_dead_lettered(app, topology, start_consumer, publisher):
+    start_consumer()
+    publish_ticks(publisher, [tick(1, seq=1, ltp="-1"), "tick"], message_id="all-invalid")
+    publish_ticks(publisher, [tick(2, seq=1, ltp="-1"), tick(2, seq=2)], message_id="one-valid")
+    [dead] = dead_letters(app, topology, 1)
+    assert dead.properties["message_id"] == "all-invalid"
+    wait_for(lambda: tick_count() == 1)
+
+
 def test_malformed_broker_event_is_dead_lettered(app, topology, start_consumer, publisher):
     start_consumer()
     publisher.publish("broker_events", "order.fill", {"event_id": "e1", "type": "order.teleported"})
@@ -343,6 +352,14 @@ def test_bad_ticks_are_skipped_and_the_good_ones_stored(db):
     ]
     assert ingest_ticks([tick(1, seq=1), *bad]) == 1
     assert tick_count() == 1
+
+
+def test_a_tick_more_than_five_minutes_ahead_of_the_clock_is_bad(db):
+    ahead = datetime.now(UTC) + timedelta(minutes=5, seconds=30)
+    assert ingest_ticks([tick(1, seq=1, ts="9999-12-31T00:00:00Z"), tick(1, seq=2, ts=ahead),
+                         tick(1, seq=3, ts=datetime.now(UTC) + timedelta(minutes=4), ltp="2950.00")]) == 1  # fmt: skip
+    assert tick_count() == 1
+    assert read_quotes(get_redis(), [1])[1]["ltp"] == "2950.00"
 
 
 def test_a_late_older_tick_does_not_roll_back_the_cached_quote(db):

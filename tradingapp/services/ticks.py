@@ -26,8 +26,9 @@ import functools
 import logging
 import operator
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 import psycopg
 import sqlalchemy as sa
@@ -54,6 +55,11 @@ _PLAIN_PRICE = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,4})?").fullmatch
 # a narrow band of last prices), and a dict lookup is a fifth of the regex. Bounded.
 _valid_prices: dict[str, None] = {}
 VALID_PRICES_KEPT = 100_000
+# How far a tick's ts may be ahead of our clock (the exchange's and ours differ a little); a tick
+# further ahead is bad: it would hold the cached quote (no later tick replaces it) and make candles
+# of minutes to come.
+MAX_AHEAD = timedelta(minutes=5)
+AHEAD_TEXT = "5 minutes"
 
 
 class BadTick(ValueError):
@@ -68,18 +74,34 @@ def ingest_ticks(ticks: list[dict]) -> int:
     return len(rows)
 
 
-def parse_ticks(ticks: list) -> list[dict]:
-    """The valid ticks of a message, parsed; invalid ones are skipped and logged."""
-    rows, skipped = [], 0
+class Parsed(NamedTuple):
+    rows: list[dict]  # the valid ticks, parsed
+    bad: int  # invalid ticks, skipped
+
+
+def check_ticks(ticks: list, now: datetime | None = None) -> Parsed:
+    """The valid ticks of a message, parsed, and how many were skipped as invalid (each logged): a
+    tick that parse_tick refuses, or one whose ts is more than MAX_AHEAD past `now`."""
+    newest = (now or datetime.now(UTC)) + MAX_AHEAD
+    rows, bad = [], 0
     for raw in ticks:
         try:
-            rows.append(parse_tick(raw))
+            tick = parse_tick(raw)
+            if tick["ts"] > newest:
+                raise BadTick(f"ts {format_ts(tick['ts'])} is more than {AHEAD_TEXT} ahead of the clock")
         except BadTick as exc:
-            skipped += 1
+            bad += 1
             log.warning("event=tick_skipped reason=%s", exc)
-    if skipped:
-        log.warning("event=ticks_parsed valid=%d skipped=%d", len(rows), skipped)
-    return rows
+            continue
+        rows.append(tick)
+    if bad:
+        log.warning("event=ticks_parsed valid=%d skipped=%d", len(rows), bad)
+    return Parsed(rows, bad)
+
+
+def parse_ticks(ticks: list) -> list[dict]:
+    """The valid ticks of a message, parsed; invalid ones are skipped and logged (check_ticks)."""
+    return check_ticks(ticks).rows
 
 
 def ingest_rows(rows: list[dict]) -> int:
