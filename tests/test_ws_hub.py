@@ -388,3 +388,13 @@ def test_flusher_writes_each_socket_once_per_burst_and_hands_a_full_one_to_its_s
     for out, into in pairs:
         out.close()
         into.close()
+
+
+def test_a_snapshot_older_than_a_live_quote_already_routed_gives_way_to_it(hub):
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7], "ltp")
+    live = {**quote(ltp="105.00"), "ts": now_iso()}
+    hub.route_quote(live)  # sent while the subscription's cache read was in flight
+    assert hub.remember({**quote(ltp="101.00"), "ts": now_iso(-1)}) == live
+    newer_cached = {**quote(ltp="106.00"), "ts": now_iso(1)}
+    assert hub.remember(newer_cached) == newer_cached

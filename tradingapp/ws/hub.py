@@ -322,14 +322,20 @@ class Hub:
             delivered += len(conns)
         return delivered
 
-    def remember(self, quote: dict) -> None:
-        """Note a cached quote (a subscription's snapshot) as the instrument's last one, unless a
-        live quote came first, so that it too is marked stale when nothing follows it."""
+    def remember(self, quote: dict) -> dict:
+        """The newer of a cached quote (a subscription's snapshot) and the last live quote routed for
+        its instrument. A live quote can reach the socket while the cache is being read, and the
+        snapshot must not follow it with older prices. A cached quote newer than any routed one
+        becomes the instrument's last, so that it too is marked stale when nothing follows it."""
         iid = int(quote["instrument_id"])
         with self._lock:
-            if iid in self._by_instrument and iid not in self._last:
+            last = self._last.get(iid)
+            if last is not None and stale_at(last[0], 0) >= stale_at(quote, 0):
+                return last[0]
+            if iid in self._by_instrument:
                 until = stale_at(quote, self.stale_after)
                 self._last[iid] = (quote, until, until < time.time())
+            return quote
 
     def mark_stale(self, now: float | None = None) -> int:
         """Send the last quote of each instrument that went stale since with `stale: true`, once, to

@@ -202,11 +202,10 @@ def _subscribe(conn: Connection, hub: Hub, command: Command) -> None:
         log.warning("event=ws_snapshot_failed user_id=%s error=%s", conn.user_id, type(exc).__name__)
         return
     now, stale_after = datetime.now(UTC), current_app.config["QUOTE_STALE_AFTER"]
-    for iid, quote in snapshot.items():
-        hub.remember(quote)
+    for iid, cached in snapshot.items():
+        quote = hub.remember(cached)  # or the live quote routed meanwhile, if newer
         message = shape_quote(quote, command.mode, realtime.is_stale(quote, now, stale_after))
-        # a live quote already queued is at least as new as the cache read before it
-        conn.push_quote(iid, hub.encode(message), replace=False)
+        conn.push_quote(iid, hub.encode(message), replace=False)  # never over a live quote still queued
 
 
 def _send_loop(ws, conn: Connection) -> None:
