@@ -153,8 +153,8 @@ class Consumer(ConsumerMixin):
         if parsed.rows:
             self.ticks.add(message, parsed.rows)
         elif parsed.bad:
-            self._dead_letter(message, f"no valid tick: {parsed.bad} invalid")
-        else:  # an empty list: nothing to store
+            self._dead_letter(message, f"no valid tick: {parsed.bad} invalid, {parsed.expired} past the retention")
+        else:  # nothing to store: an empty list, or ticks past the retention (skipped, logged)
             message.ack()
             self.handled += 1
 

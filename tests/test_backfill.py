@@ -200,6 +200,33 @@ def test_a_file_that_is_not_utf8_is_refused(backfill):
     assert ticks() == []
 
 
+def test_tick_rows_past_the_retention_or_within_a_day_of_it_are_refused(backfill):
+    # Retention deletes ticks but keeps their candles: a pruned tick imported again would count twice.
+    now = datetime.now(UTC)
+    rows = [(now - timedelta(days=days)).isoformat() for days in (400, 364.5, 363)]
+    text = "instrument_id,ts,seq,ltp,ltq\n" + "".join(f"1,{ts},1,100,5\n" for ts in rows)
+    result = backfill(text)
+    assert result.exit_code == 1
+    message = "older than the tick retention (365 days): import bars for this range"
+    assert result.stderr.splitlines()[:2] == [f"line 2: {message}", f"line 3: {message}"]
+    assert ticks() == []
+    result = backfill(text, "--skip-bad")
+    assert "3 rows, 1 new" in result.output and len(ticks()) == 1
+
+
+def test_with_retention_off_old_tick_rows_are_imported(backfill, app, monkeypatch):
+    monkeypatch.setitem(app.config, "TICK_RETENTION_DAYS", 0)
+    result = backfill("instrument_id,ts,seq,ltp,ltq\n1,2020-01-02T04:05:00Z,1,100,5\n")
+    assert result.exit_code == 0, result.output
+    assert len(ticks()) == 1
+
+
+def test_a_tick_row_ahead_of_the_clock_is_refused(backfill):
+    ahead = (datetime.now(UTC) + timedelta(minutes=6)).isoformat()
+    result = backfill(f"instrument_id,ts,seq,ltp,ltq\n1,{ahead},1,100,5\n")
+    assert result.exit_code == 1 and "is more than 5 minutes ahead of the clock" in result.stderr
+
+
 # -- bars -----------------------------------------------------------------------------------------
 
 

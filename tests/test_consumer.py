@@ -218,6 +218,17 @@ def test_a_ticks_message_without_one_valid_tick_is_dead_lettered(app, topology, 
     wait_for(lambda: tick_count() == 1)
 
 
+def test_a_ticks_message_all_past_the_retention_is_acked_not_dead_lettered(app, topology, start_consumer, publisher):
+    start_consumer()
+    publish_ticks(publisher, [tick(1, seq=1, ts=TS - timedelta(days=400))])
+    publish_ticks(publisher, [tick(2, seq=1)])
+    wait_for(lambda: tick_count() == 1)
+    with Connection(app.config["AMQP_URL"]) as conn:
+        for queue in (topology.q_ticks, topology.q_dead):
+            wait_for(lambda q=queue: q(conn.default_channel).queue_declare(passive=True).message_count == 0)
+    assert tick_count(instrument_id=1) == 0
+
+
 def test_malformed_broker_event_is_dead_lettered(app, topology, start_consumer, publisher):
     start_consumer()
     publisher.publish("broker_events", "order.fill", {"event_id": "e1", "type": "order.teleported"})

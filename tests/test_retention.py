@@ -17,14 +17,16 @@ from tradingapp import create_app
 from tradingapp.extensions import db as _db
 from tradingapp.models import Candle1m, Tick
 from tradingapp.services.retention import prune_ticks, ticks_is_hypertable
-from tradingapp.services.ticks import ingest_ticks
+from tradingapp.services.ticks import check_ticks, ingest_ticks, parse_tick, store_ticks
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
 
 def store(instrument_id: int, ages_days: list[float], now: datetime = NOW) -> None:
-    ingest_ticks([{"instrument_id": instrument_id, "seq": i, "ts": (now - timedelta(days=age)).isoformat(),
-                   "ltp": "100", "ltq": 1} for i, age in enumerate(ages_days)])  # fmt: skip
+    """Ticks of these ages, stored as if each had come when it was new (the ingest path refuses
+    ticks past the retention)."""
+    store_ticks([parse_tick({"instrument_id": instrument_id, "seq": i, "ts": (now - timedelta(days=age)).isoformat(),
+                             "ltp": "100", "ltq": 1}) for i, age in enumerate(ages_days)])  # fmt: skip
 
 
 def tick_ages(now: datetime = NOW) -> list[tuple[int, float]]:
@@ -95,6 +97,16 @@ def test_flask_prune_ticks_deletes_past_the_configured_days(app, db):
     assert "deleted 1 ticks" in result.output
     assert [iid for iid, _ in tick_ages(now)] == [1]
     assert "retention is off" in runner.invoke(args=["prune-ticks", "--days", "0"]).output
+
+
+def test_a_tick_past_the_retention_is_skipped_by_the_ingest_path_so_a_pruned_one_never_counts_twice(db):
+    now = datetime.now(UTC)
+    old = {"instrument_id": 1, "seq": 1, "ts": (now - timedelta(days=366)).isoformat(), "ltp": "100", "ltq": 5}
+    store_ticks([parse_tick(old)])
+    assert prune_ticks(365, now=now).deleted == 1
+    assert ingest_ticks([old]) == 0  # a redelivery, or a feed replaying history
+    assert _db.session.scalar(sa.select(Candle1m.volume)) == 5
+    assert check_ticks([old], retention_days=0).rows != []  # TICK_RETENTION_DAYS=0: ticks are kept forever
 
 
 def test_one_worker_prunes_per_round(app, db):

@@ -166,7 +166,9 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
       Stored like feed ticks and folded into the one-minute candles. A tick already stored
       (same instrument_id, ts, seq) is skipped, so running a file again changes nothing.
       Without a seq column, ticks of one instrument with the same ts must be on
-      consecutive lines; they are numbered 0, 1, 2...
+      consecutive lines; they are numbered 0, 1, 2... Ticks older than
+      TICK_RETENTION_DAYS less a day are refused (retention keeps candles, not
+      ticks: one imported again would count twice): import bars for such a range.
     --kind bars: ts (or bucket, the minute's start), open, high, low, close required;
       volume optional. Each bar replaces the candle of its minute (running a file again
       changes nothing). Bars are taken as whole minutes: live ticks do not move a bar's

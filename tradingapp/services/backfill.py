@@ -3,6 +3,9 @@ one-minute bars (written straight into candles_1m). `flask backfill` drives it (
 
 Running a file twice is harmless: ticks are deduplicated by their natural key (instrument_id, ts,
 seq), so a tick already stored adds no candle volume again; a bar replaces its minute's candle.
+That holds while the ticks are kept: retention deletes ticks older than TICK_RETENTION_DAYS but
+keeps their candles, so a tick row that old (or within a day of it: the next prune may take it) is
+refused, as bars are the way to import such a range.
 
 Bars and ticks of the same minute: a bar is taken as the whole minute. It replaces the candle,
 whatever live or backfilled ticks had built there, and is stamped as spanning the full minute,
@@ -18,15 +21,16 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from flask import current_app
 
 from tradingapp.extensions import db, upsert_insert
 from tradingapp.models import Candle1m, Instrument
-from tradingapp.services.ticks import BadTick, parse_tick, store_ticks
+from tradingapp.services.ticks import AHEAD_TEXT, MAX_AHEAD, BadTick, parse_tick, store_ticks, tick_retention_cutoff
 
 KINDS = ("ticks", "bars")
 BATCH = 10_000
@@ -41,6 +45,7 @@ COLUMNS = {
 }
 LAST_MICROSECOND = timedelta(seconds=59, microseconds=999_999)  # a bar spans its whole minute
 LAST_SEQ = 2**63 - 1  # ... and every seq of it
+RETENTION_MARGIN = timedelta(days=1)  # tick rows this close to the retention cutoff are refused too
 
 
 class BadFile(ValueError):
@@ -213,6 +218,26 @@ def parse_bar_row(row: dict[str, str], instrument_id: int, zone: ZoneInfo | None
 PARSERS = {"ticks": parse_tick_row, "bars": parse_bar_row}
 
 
+def time_check(kind: str, now: datetime) -> Callable[[dict], None]:
+    """The check of a parsed row's time against the clock (BadRow): a tick neither ahead of it
+    (past the feed's allowance) nor older than the tick retention (TICK_RETENTION_DAYS, less a
+    margin: its candle outlives it, and a pruned tick stored again would count twice)."""
+    if kind == "bars":
+        return lambda bar: None
+    newest = now + MAX_AHEAD
+    retention_days = current_app.config["TICK_RETENTION_DAYS"]
+    cutoff = tick_retention_cutoff(now, retention_days)
+    oldest = cutoff + RETENTION_MARGIN if cutoff is not None else None
+
+    def check_tick(tick: dict) -> None:
+        if tick["ts"] > newest:
+            raise BadRow(f"ts {tick['ts'].isoformat()} is more than {AHEAD_TEXT} ahead of the clock")
+        if oldest is not None and tick["ts"] < oldest:
+            raise BadRow(f"older than the tick retention ({retention_days} days): import bars for this range")
+
+    return check_tick
+
+
 def read_file(
     path: str,
     kind: str,
@@ -222,7 +247,7 @@ def read_file(
 ) -> Iterator[tuple[int, dict | str]]:
     """(line number, parsed row) for each data row, or (line number, reason) for a bad one.
     `progress` is told the bytes read so far. BadFile for a file that cannot be read at all."""
-    parse = PARSERS[kind]
+    parse, check_time = PARSERS[kind], time_check(kind, datetime.now(UTC))
     seq_numbers = _SeqNumbers()
     with open(path, "rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
@@ -240,6 +265,7 @@ def read_file(
                         raise BadRow(f"{len(cells)} fields, the header has {len(names)}")
                     row = dict(zip(names, cells, strict=True))
                     item = parse(row, instruments.of_row(row), zone)
+                    check_time(item)
                 except BadRow as exc:
                     yield reader.line_num, str(exc)
                     continue

@@ -1,6 +1,8 @@
 """Tick retention without TimescaleDB: ticks older than TICK_RETENTION_DAYS are deleted in small
 batches, each its own short transaction (never one DELETE holding locks and bloating WAL for
-minutes). One-minute candles are kept: they are small and are the history charts read.
+minutes). One-minute candles are kept: they are small and are the history charts read. Since a
+pruned tick's volume stays in its candle, the ingest path skips ticks older than the same cutoff
+(services/ticks.check_ticks) and `flask backfill` refuses them: none is counted twice.
 
 With TimescaleDB the migration made `ticks` a hypertable with a retention policy (chunks are
 dropped whole), and this job does nothing.

@@ -77,13 +77,19 @@ def ingest_ticks(ticks: list[dict]) -> int:
 class Parsed(NamedTuple):
     rows: list[dict]  # the valid ticks, parsed
     bad: int  # invalid ticks, skipped
+    expired: int  # valid ticks older than the tick retention, skipped
 
 
-def check_ticks(ticks: list, now: datetime | None = None) -> Parsed:
-    """The valid ticks of a message, parsed, and how many were skipped as invalid (each logged): a
-    tick that parse_tick refuses, or one whose ts is more than MAX_AHEAD past `now`."""
-    newest = (now or datetime.now(UTC)) + MAX_AHEAD
-    rows, bad = [], 0
+def check_ticks(ticks: list, now: datetime | None = None, retention_days: int | None = None) -> Parsed:
+    """The valid ticks of a message, parsed, and how many were skipped: invalid ones (each logged),
+    a tick that parse_tick refuses or one whose ts is more than MAX_AHEAD past `now`; and expired
+    ones (counted in one log line), older than `retention_days` (default TICK_RETENTION_DAYS; 0:
+    none): such a tick may have been pruned already, and stored again it would add its volume to
+    its candle a second time (candles outlive the ticks)."""
+    now = now or datetime.now(UTC)
+    newest = now + MAX_AHEAD
+    oldest = tick_retention_cutoff(now, retention_days)
+    rows, bad, expired = [], 0, 0
     for raw in ticks:
         try:
             tick = parse_tick(raw)
@@ -93,10 +99,22 @@ def check_ticks(ticks: list, now: datetime | None = None) -> Parsed:
             bad += 1
             log.warning("event=tick_skipped reason=%s", exc)
             continue
+        if oldest is not None and tick["ts"] < oldest:
+            expired += 1
+            continue
         rows.append(tick)
-    if bad:
-        log.warning("event=ticks_parsed valid=%d skipped=%d", len(rows), bad)
-    return Parsed(rows, bad)
+    if bad or expired:
+        log.warning("event=ticks_parsed valid=%d skipped=%d older_than_retention=%d cutoff=%s", len(rows), bad,
+                    expired, oldest and format_ts(oldest))  # fmt: skip
+    return Parsed(rows, bad, expired)
+
+
+def tick_retention_cutoff(now: datetime, retention_days: int | None = None) -> datetime | None:
+    """The ts before which ticks may have been pruned (services/retention.py), or None when ticks
+    are kept forever. `retention_days` defaults to TICK_RETENTION_DAYS."""
+    if retention_days is None:
+        retention_days = current_app.config["TICK_RETENTION_DAYS"]
+    return now - timedelta(days=retention_days) if retention_days > 0 else None
 
 
 def parse_ticks(ticks: list) -> list[dict]:
