@@ -124,6 +124,34 @@ def test_without_a_seq_column_same_time_ticks_are_numbered_and_a_rerun_is_harmle
     assert candles()[0][-1] == 6
 
 
+def test_without_a_seq_column_same_time_ticks_on_lines_apart_are_numbered_in_file_order(backfill):
+    text = """instrument_id,ts,ltp,ltq
+1,2026-11-23T04:05:01Z,100,1
+1,2026-11-23T04:05:02Z,101,2
+1,2026-11-23T04:05:01Z,102,4
+"""
+    result = backfill(text)
+    assert "3 rows, 3 new, 0 already stored" in result.output
+    assert [(row[2], row[3]) for row in ticks()] == [(0, 100), (1, 102), (0, 101)]
+    assert candles()[0][-1] == 7
+    assert "3 rows, 0 new, 3 already stored" in backfill(text).output
+
+
+def test_an_empty_seq_cell_is_a_bad_row(backfill):
+    text = "instrument_id,ts,seq,ltp,ltq\n1,2026-11-23T04:05:01Z,,100,1\n1,2026-11-23T04:05:01Z,,101,2\n"
+    result = backfill(text)
+    assert result.exit_code == 1
+    assert "line 2: seq is empty (a file with a seq column needs it on every row)" in result.stderr.splitlines()
+    assert ticks() == []
+
+
+def test_a_tick_key_repeated_in_the_file_is_counted_apart_from_ticks_already_stored(backfill):
+    text = TICKS + "1,2026-11-23T04:05:01Z,1,100.60,10,,\n"
+    assert "5 rows, 4 new, 0 already stored, 1 repeated in the file (the first taken)" in backfill(text).output
+    assert "5 rows, 0 new, 4 already stored, 1 repeated in the file" in backfill(text).output
+    assert ticks()[0][3] == Decimal("100.5") and candles()[0][-1] == 15
+
+
 def test_times_without_a_zone_are_read_in_the_given_timezone(backfill):
     text = "instrument_id,ts,seq,ltp\n1,2026-11-23 09:35:00,1,100\n"
     refused = backfill(text)

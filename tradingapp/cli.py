@@ -165,8 +165,8 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
     --kind ticks: ts, ltp required; seq, ltq, bid, ask, bid_qty, ask_qty, volume optional.
       Stored like feed ticks and folded into the one-minute candles. A tick already stored
       (same instrument_id, ts, seq) is skipped, so running a file again changes nothing.
-      Without a seq column, ticks of one instrument with the same ts must be on
-      consecutive lines; they are numbered 0, 1, 2... Ticks older than
+      Without a seq column, the ticks of one instrument with the same ts are
+      numbered 0, 1, 2... in file order; with one, an empty seq is a bad row. Ticks older than
       TICK_RETENTION_DAYS less a day are refused (retention keeps candles, not
       ticks: one imported again would count twice): import bars for such a range.
     --kind bars: ts (or bucket, the minute's start), open, high, low, close required;
@@ -176,8 +176,10 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
 
     \b
     A bad row (its line and reason are listed) stops the import before anything is
-    written; with --skip-bad the good rows are imported and the bad ones listed. Exit
-    status 1 when a row or the file is bad (with --skip-bad: only for the file).
+    written; with --skip-bad the good rows are imported and the bad ones listed. A tick
+    whose (instrument_id, ts, seq) an earlier line has is counted apart and not written
+    again. Exit status 1 when a row or the file is bad (with --skip-bad: only for the
+    file).
     """
     from tradingapp.services import backfill
 
@@ -203,10 +205,20 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
         raise click.ClickException(f"{csv_file}: {exc}; nothing imported") from None
     if report.bad_count:
         _list_bad(report)
-    done = f"{report.written} new" if kind == "ticks" else f"{report.written} written"
-    skipped = f", {report.bad_count} bad skipped" if report.bad_count else ""
-    already = f", {report.rows - report.bad_count - report.written} already stored" if kind == "ticks" else ""
-    click.echo(f"{kind}: {report.rows} rows, {done}{already}{skipped}")
+    click.echo(f"{kind}: {report.rows} rows, {_counts(report, kind)}")
+
+
+def _counts(report, kind: str) -> str:
+    if kind == "bars":
+        counts = [f"{report.written} written"]
+    else:
+        stored_before = report.rows - report.bad_count - report.repeated - report.written
+        counts = [f"{report.written} new", f"{stored_before} already stored"]
+        if report.repeated:
+            counts.append(f"{report.repeated} repeated in the file (the first taken)")
+    if report.bad_count:
+        counts.append(f"{report.bad_count} bad skipped")
+    return ", ".join(counts)
 
 
 @click.command("prune-ticks")

@@ -62,6 +62,7 @@ class Report:
     written: int = 0  # ticks newly stored, or bars written
     bad: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), the first MAX_LISTED
     bad_count: int = 0
+    repeated: int = 0  # ticks whose key an earlier line of the file has (not written again)
 
     MAX_LISTED = 50
 
@@ -184,6 +185,8 @@ def _raw(row: dict[str, str], names: tuple[str, ...]) -> dict:
 def parse_tick_row(row: dict[str, str], instrument_id: int, zone: ZoneInfo | None) -> dict:
     raw = _raw(row, COLUMNS["ticks"]["optional"] + ("ltp",))
     raw.update(instrument_id=instrument_id, ts=parse_time(row["ts"], zone))
+    if "seq" in row and "seq" not in raw:
+        raise BadRow("seq is empty (a file with a seq column needs it on every row)")
     raw.setdefault("seq", 0)  # numbered per (instrument, ts) by the reader when the file has no seq
     try:
         return parse_tick(raw)
@@ -244,17 +247,17 @@ def read_file(
     instruments: Instruments,
     zone: ZoneInfo | None = None,
     progress: Callable[[int], None] | None = None,
-) -> Iterator[tuple[int, dict | str]]:
-    """(line number, parsed row) for each data row, or (line number, reason) for a bad one.
-    `progress` is told the bytes read so far. BadFile for a file that cannot be read at all."""
+) -> Iterator[tuple[int, dict | str | None]]:
+    """(line number, parsed row) for each data row, (line number, reason) for a bad one, or (line
+    number, None) for a tick whose key (instrument_id, ts, seq) an earlier line has. `progress` is
+    told the bytes read so far. BadFile for a file that cannot be read at all."""
     parse, check_time = PARSERS[kind], time_check(kind, datetime.now(UTC))
-    seq_numbers = _SeqNumbers()
     with open(path, "rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
         try:
             names = check_header(next(reader, None), kind, instruments.fixed is not None)
-            has_seq = "seq" in names
+            keys = _TickKeys(numbered="seq" not in names) if kind == "ticks" else None
             for cells in reader:
                 if progress:
                     progress(binary.tell())
@@ -269,27 +272,42 @@ def read_file(
                 except BadRow as exc:
                     yield reader.line_num, str(exc)
                     continue
-                if kind == "ticks" and not has_seq:
-                    item["seq"] = seq_numbers.next(item)
-                yield reader.line_num, item
+                yield reader.line_num, item if keys is None or keys.add(item) else None
         except UnicodeDecodeError:
             raise BadFile(f"not UTF-8 text (after line {reader.line_num})") from None
         except csv.Error as exc:
             raise BadFile(f"line {reader.line_num}: {exc}") from None
 
 
-class _SeqNumbers:
-    """seq for a file without one: 0, 1, 2... for consecutive ticks of one instrument at the same
-    ts, so the same file read again gives the same keys (and its ticks are not stored twice)."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
+TS_OFFSET = 2**56  # epoch microseconds of year 1 .. 9999, made non-negative: under 2**59
 
-    def __init__(self):
-        self.last: dict[int, tuple[datetime, int]] = {}
 
-    def next(self, tick: dict) -> int:
-        ts, seq = self.last.get(tick["instrument_id"], (None, -1))
-        seq = seq + 1 if ts == tick["ts"] else 0
-        self.last[tick["instrument_id"]] = (tick["ts"], seq)
-        return seq
+class _TickKeys:
+    """The tick keys of a file so far. Without a seq column the ticks are numbered: 0, 1, 2... for
+    the ticks of one instrument with the same ts, in file order wherever they stand, so the same
+    file read again gives the same keys. With one, a key an earlier line had is told apart (a
+    repeat in the file, not a tick stored before). Memory grows with the file: a key is kept as one
+    int (~70 bytes with its slot; a tuple of an int and a datetime costs twice that)."""
+
+    def __init__(self, numbered: bool):
+        self.numbered = numbered
+        self.counts: dict[int, int] = {}  # numbered: ticks so far per (instrument_id, ts)
+        self.seen: set[int] = set()  # otherwise: the (instrument_id, ts, seq) keys
+
+    def add(self, tick: dict) -> bool:
+        """Number the tick (numbered) or note its key; False for a key seen before."""
+        key = tick["instrument_id"] << 59 | ((tick["ts"] - EPOCH) // ONE_MICROSECOND + TS_OFFSET)
+        if self.numbered:
+            tick["seq"] = self.counts.get(key, 0)
+            self.counts[key] = tick["seq"] + 1
+            return True
+        key = key << 63 | tick["seq"]
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
 
 
 def check_file(path: str, kind: str, instruments: Instruments, zone=None, progress=None) -> Report:
@@ -299,18 +317,24 @@ def check_file(path: str, kind: str, instruments: Instruments, zone=None, progre
         report.rows += 1
         if isinstance(item, str):
             report.add_bad(line, item)
+        elif item is None:
+            report.repeated += 1
     return report
 
 
 def import_file(path: str, kind: str, instruments: Instruments, zone=None, batch: int = BATCH,
                 progress=None) -> Report:  # fmt: skip
-    """Write the file's good rows, `batch` per transaction; bad rows are reported, not written."""
+    """Write the file's good rows, `batch` per transaction; bad rows are reported, not written, and
+    so are ticks repeated in the file (the first line's is written)."""
     report, rows = Report(), []
     write = store_ticks if kind == "ticks" else replace_bars
     for line, item in read_file(path, kind, instruments, zone, progress):
         report.rows += 1
         if isinstance(item, str):
             report.add_bad(line, item)
+            continue
+        if item is None:
+            report.repeated += 1
             continue
         rows.append(item)
         if len(rows) >= batch:
