@@ -202,6 +202,32 @@ def test_skip_bad_imports_the_good_rows_and_lists_the_bad(backfill):
     assert [row[2] for row in ticks()] == [1, 8]
 
 
+def many_ticks_then(last_line: bytes) -> bytes:
+    good = "".join(f"1,2026-11-23T04:05:{i % 60:02d}Z,{i},100,1\n" for i in range(1, 3000))  # lines 2-3000
+    return b"instrument_id,ts,seq,ltp,ltq\n" + good.encode() + last_line
+
+
+def test_skip_bad_reads_the_whole_file_first_so_an_unreadable_one_imports_nothing(backfill):
+    result = backfill(many_ticks_then(b"1,2026-11-23T04:06:00Z,99,\xff\xfe,1\n"), "--skip-bad", "--batch", "10")
+    assert result.exit_code == 1
+    assert "line 3001: not UTF-8 text; nothing imported" in result.output
+    assert ticks() == []
+
+
+def test_a_file_unreadable_only_at_import_says_what_was_written(backfill, monkeypatch):
+    # The check pass found nothing wrong: the file changed before the import pass got to its end.
+    from tradingapp.services import backfill as service
+
+    monkeypatch.setattr(service, "check_file", lambda *args, **kwargs: service.Report())
+    result = backfill(many_ticks_then(b"1,2026-11-23T04:06:00Z,99,\xff\xfe,1\n"), "--batch", "1000")
+    assert result.exit_code == 1
+    assert (
+        "line 3001: not UTF-8 text; rows up to line 2001 were imported (2000 new): running again after the fix is "
+        "harmless" in result.output
+    )
+    assert len(ticks()) == 2000
+
+
 @pytest.mark.parametrize(
     ("text", "options", "message"),
     [

@@ -176,10 +176,10 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
 
     \b
     A bad row (its line and reason are listed) stops the import before anything is
-    written; with --skip-bad the good rows are imported and the bad ones listed. A tick
-    whose (instrument_id, ts, seq) an earlier line has is counted apart and not written
-    again. Exit status 1 when a row or the file is bad (with --skip-bad: only for the
-    file).
+    written; with --skip-bad the good rows are imported and the bad ones listed. The
+    whole file is read once before anything is written. A tick whose (instrument_id,
+    ts, seq) an earlier line has is counted apart and not written again. Exit status 1
+    when a row or the file is bad (with --skip-bad: only for the file).
     """
     from tradingapp.services import backfill
 
@@ -190,19 +190,18 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
     size = os.path.getsize(csv_file)
     try:
         instruments = backfill.Instruments(instrument)
-        if not skip_bad:
-            with click.progressbar(length=size, label="checking ") as bar:
-                checked = backfill.check_file(csv_file, kind, instruments, tz, _progress(bar))
-            if checked.bad_count:
-                _list_bad(checked)
-                raise click.ClickException(
-                    f"{checked.bad_count} bad row(s) of {checked.rows}: nothing imported. "
-                    "Fix them, or import the good rows with --skip-bad."
-                )
+        with click.progressbar(length=size, label="checking ") as bar:
+            checked = backfill.check_file(csv_file, kind, instruments, tz, _progress(bar))
+        if checked.bad_count and not skip_bad:
+            _list_bad(checked)
+            raise click.ClickException(
+                f"{checked.bad_count} bad row(s) of {checked.rows}: nothing imported. "
+                "Fix them, or import the good rows with --skip-bad."
+            )
         with click.progressbar(length=size, label="importing") as bar:
             report = backfill.import_file(csv_file, kind, instruments, tz, batch, _progress(bar))
     except backfill.BadFile as exc:
-        raise click.ClickException(f"{csv_file}: {exc}; nothing imported") from None
+        raise click.ClickException(f"{csv_file}: {exc}; {_written_before(exc.report, kind)}") from None
     if report.bad_count:
         _list_bad(report)
     click.echo(f"{kind}: {report.rows} rows, {_counts(report, kind)}")
@@ -219,6 +218,15 @@ def _counts(report, kind: str) -> str:
     if report.bad_count:
         counts.append(f"{report.bad_count} bad skipped")
     return ", ".join(counts)
+
+
+def _written_before(report, kind: str) -> str:
+    """What an import stopped by an unreadable file had written (nothing, when the check pass found
+    it: only a file changed between the two passes gets further)."""
+    if report is None or not report.written_through:
+        return "nothing imported"
+    done = f"{report.written} new" if kind == "ticks" else f"{report.written} written"
+    return f"rows up to line {report.written_through} were imported ({done}): running again after the fix is harmless"
 
 
 @click.command("prune-ticks")

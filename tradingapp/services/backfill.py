@@ -49,7 +49,10 @@ RETENTION_MARGIN = timedelta(days=1)  # tick rows this close to the retention cu
 
 
 class BadFile(ValueError):
-    """The file as a whole cannot be read (header, encoding): nothing is imported."""
+    """The file as a whole cannot be read (header, encoding). Raised by import_file, `report` says
+    what was written before (the check pass, run first, finds it before anything is)."""
+
+    report: Report | None = None
 
 
 class BadRow(ValueError):
@@ -63,6 +66,7 @@ class Report:
     bad: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), the first MAX_LISTED
     bad_count: int = 0
     repeated: int = 0  # ticks whose key an earlier line of the file has (not written again)
+    written_through: int = 0  # the last line of the last batch written
 
     MAX_LISTED = 50
 
@@ -274,9 +278,22 @@ def read_file(
                     continue
                 yield reader.line_num, item if keys is None or keys.add(item) else None
         except UnicodeDecodeError:
-            raise BadFile(f"not UTF-8 text (after line {reader.line_num})") from None
+            # The text is decoded a chunk at a time, ahead of the csv reader: find the line itself.
+            raise BadFile(f"line {_undecodable_line(path)}: not UTF-8 text") from None
         except csv.Error as exc:
             raise BadFile(f"line {reader.line_num}: {exc}") from None
+
+
+def _undecodable_line(path: str) -> int:
+    """The number of the first line of a file that is not UTF-8."""
+    number = 0
+    with open(path, "rb") as binary:
+        for number, line in enumerate(binary, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return number
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -311,7 +328,8 @@ class _TickKeys:
 
 
 def check_file(path: str, kind: str, instruments: Instruments, zone=None, progress=None) -> Report:
-    """Read the whole file without writing: how many rows, and which are bad."""
+    """Read the whole file without writing: how many rows, and which are bad (BadFile for a file
+    that cannot be read to its end)."""
     report = Report()
     for line, item in read_file(path, kind, instruments, zone, progress):
         report.rows += 1
@@ -325,23 +343,29 @@ def check_file(path: str, kind: str, instruments: Instruments, zone=None, progre
 def import_file(path: str, kind: str, instruments: Instruments, zone=None, batch: int = BATCH,
                 progress=None) -> Report:  # fmt: skip
     """Write the file's good rows, `batch` per transaction; bad rows are reported, not written, and
-    so are ticks repeated in the file (the first line's is written)."""
+    so are ticks repeated in the file (the first line's is written). BadFile (its `report` says
+    what was written) for a file that cannot be read to its end."""
     report, rows = Report(), []
     write = store_ticks if kind == "ticks" else replace_bars
-    for line, item in read_file(path, kind, instruments, zone, progress):
-        report.rows += 1
-        if isinstance(item, str):
-            report.add_bad(line, item)
-            continue
-        if item is None:
-            report.repeated += 1
-            continue
-        rows.append(item)
-        if len(rows) >= batch:
+    try:
+        for line, item in read_file(path, kind, instruments, zone, progress):
+            report.rows += 1
+            if isinstance(item, str):
+                report.add_bad(line, item)
+                continue
+            if item is None:
+                report.repeated += 1
+                continue
+            rows.append(item)
+            if len(rows) >= batch:
+                report.written += write(rows)
+                report.written_through, rows = line, []
+        if rows:
             report.written += write(rows)
-            rows = []
-    if rows:
-        report.written += write(rows)
+            report.written_through = line
+    except BadFile as exc:
+        exc.report = report
+        raise
     return report
 
 
