@@ -202,6 +202,23 @@ def test_skip_bad_imports_the_good_rows_and_lists_the_bad(backfill):
     assert [row[2] for row in ticks()] == [1, 8]
 
 
+def test_skip_bad_without_a_seq_column_is_refused_so_a_fixed_row_never_shifts_the_numbers(backfill):
+    # Numbered in file order, a skipped row would take no number: fixed and imported again, the
+    # rows after it would shift (one stored twice, one never).
+    broken = """instrument_id,ts,ltp,ltq
+1,2026-11-23T04:05:01Z,100,1
+1,2026-11-23T04:05:01Z,abc,2
+1,2026-11-23T04:05:01Z,102,3
+"""
+    result = backfill(broken, "--skip-bad")
+    assert result.exit_code == 1
+    assert "line 3: ltp is not a decimal" in result.stderr and "--skip-bad needs a seq column" in result.output
+    assert ticks() == []
+    assert backfill(broken.replace(",abc,", ",101,")).exit_code == 0
+    assert [(row[2], row[3]) for row in ticks()] == [(0, 100), (1, 101), (2, 102)]
+    assert candles()[0][-1] == 6
+
+
 def many_ticks_then(last_line: bytes) -> bytes:
     good = "".join(f"1,2026-11-23T04:05:{i % 60:02d}Z,{i},100,1\n" for i in range(1, 3000))  # lines 2-3000
     return b"instrument_id,ts,seq,ltp,ltq\n" + good.encode() + last_line

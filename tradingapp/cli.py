@@ -176,10 +176,12 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
 
     \b
     A bad row (its line and reason are listed) stops the import before anything is
-    written; with --skip-bad the good rows are imported and the bad ones listed. The
-    whole file is read once before anything is written. A tick whose (instrument_id,
-    ts, seq) an earlier line has is counted apart and not written again. Exit status 1
-    when a row or the file is bad (with --skip-bad: only for the file).
+    written; with --skip-bad the good rows are imported and the bad ones listed (a tick
+    file needs a seq column for that: without one, a skipped row imported once fixed
+    would shift the numbers of the same-time ticks after it). The whole file is read
+    once before anything is written. A tick whose (instrument_id, ts, seq) an earlier
+    line has is counted apart and not written again. Exit status 1 when a row or the
+    file is bad (with --skip-bad: only for the file).
     """
     from tradingapp.services import backfill
 
@@ -192,8 +194,15 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
         instruments = backfill.Instruments(instrument)
         with click.progressbar(length=size, label="checking ") as bar:
             checked = backfill.check_file(csv_file, kind, instruments, tz, _progress(bar))
-        if checked.bad_count and not skip_bad:
+        if checked.bad_count and not (skip_bad and not checked.numbered):
             _list_bad(checked)
+            if skip_bad:
+                raise click.ClickException(
+                    f"{checked.bad_count} bad row(s) of {checked.rows}: nothing imported. --skip-bad needs a seq "
+                    "column: without one, ticks of the same instrument and ts are numbered in file order, and a "
+                    "skipped row imported once fixed would shift the numbers of those after it (stored twice). "
+                    "Fix the rows, or add a seq column."
+                )
             raise click.ClickException(
                 f"{checked.bad_count} bad row(s) of {checked.rows}: nothing imported. "
                 "Fix them, or import the good rows with --skip-bad."

@@ -66,6 +66,7 @@ class Report:
     bad: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), the first MAX_LISTED
     bad_count: int = 0
     repeated: int = 0  # ticks whose key an earlier line of the file has (not written again)
+    numbered: bool = False  # ticks numbered by the reader: the file has no seq column
     written_through: int = 0  # the last line of the last batch written
 
     MAX_LISTED = 50
@@ -251,10 +252,12 @@ def read_file(
     instruments: Instruments,
     zone: ZoneInfo | None = None,
     progress: Callable[[int], None] | None = None,
+    report: Report | None = None,
 ) -> Iterator[tuple[int, dict | str | None]]:
     """(line number, parsed row) for each data row, (line number, reason) for a bad one, or (line
     number, None) for a tick whose key (instrument_id, ts, seq) an earlier line has. `progress` is
-    told the bytes read so far. BadFile for a file that cannot be read at all."""
+    told the bytes read so far; `report.numbered` whether ticks are numbered (no seq column).
+    BadFile for a file that cannot be read at all."""
     parse, check_time = PARSERS[kind], time_check(kind, datetime.now(UTC))
     with open(path, "rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
@@ -262,6 +265,8 @@ def read_file(
         try:
             names = check_header(next(reader, None), kind, instruments.fixed is not None)
             keys = _TickKeys(numbered="seq" not in names) if kind == "ticks" else None
+            if report is not None:
+                report.numbered = keys is not None and keys.numbered
             for cells in reader:
                 if progress:
                     progress(binary.tell())
@@ -331,7 +336,7 @@ def check_file(path: str, kind: str, instruments: Instruments, zone=None, progre
     """Read the whole file without writing: how many rows, and which are bad (BadFile for a file
     that cannot be read to its end)."""
     report = Report()
-    for line, item in read_file(path, kind, instruments, zone, progress):
+    for line, item in read_file(path, kind, instruments, zone, progress, report):
         report.rows += 1
         if isinstance(item, str):
             report.add_bad(line, item)
@@ -348,7 +353,7 @@ def import_file(path: str, kind: str, instruments: Instruments, zone=None, batch
     report, rows = Report(), []
     write = store_ticks if kind == "ticks" else replace_bars
     try:
-        for line, item in read_file(path, kind, instruments, zone, progress):
+        for line, item in read_file(path, kind, instruments, zone, progress, report):
             report.rows += 1
             if isinstance(item, str):
                 report.add_bad(line, item)
