@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -349,6 +350,20 @@ def test_the_same_bar_twice_in_a_file_is_taken_once_the_later_winning(backfill):
     result = backfill(text, "--kind", "bars")
     assert result.exit_code == 0, result.output
     assert candles()[0] == (1, MINUTE, 100, 105, 99, 104, 1200)
+
+
+def test_a_bar_of_the_current_minute_or_later_is_refused(backfill):
+    if datetime.now(UTC).second >= 58:  # the import must run in the minute the rows were made in
+        time.sleep(3)
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    rows = "".join(f"1,{(minute + timedelta(minutes=m)).isoformat()},100,102,99,101,10\n" for m in (-1, 0, 1))
+    result = backfill("instrument_id,ts,open,high,low,close,volume\n" + rows, "--kind", "bars", "--skip-bad")
+    assert result.stderr.splitlines() == [
+        f"line 3: ts {minute.isoformat()} is the current minute or later: bars are for minutes that have passed",
+        f"line 4: ts {(minute + timedelta(minutes=1)).isoformat()} is the current minute or later: bars are for "
+        "minutes that have passed",
+    ]
+    assert [row[1] for row in candles()] == [minute - timedelta(minutes=1)]
 
 
 def test_bad_bars_are_listed_and_nothing_is_written(backfill):

@@ -96,7 +96,14 @@ def test_flask_prune_ticks_deletes_past_the_configured_days(app, db):
     result = runner.invoke(args=["prune-ticks", "--days", "30"])
     assert "deleted 1 ticks" in result.output
     assert [iid for iid, _ in tick_ages(now)] == [1]
-    assert "retention is off" in runner.invoke(args=["prune-ticks", "--days", "0"]).output
+    result = runner.invoke(args=["prune-ticks", "--days", "0"])
+    assert "nothing deleted: retention is off (--days 0 keeps every tick)" in result.output
+
+
+def test_flask_prune_ticks_names_the_setting_that_turned_retention_off(app, db, monkeypatch):
+    monkeypatch.setitem(app.config, "TICK_RETENTION_DAYS", 0)
+    result = app.test_cli_runner().invoke(args=["prune-ticks"])
+    assert "nothing deleted: retention is off (TICK_RETENTION_DAYS=0 keeps every tick)" in result.output
 
 
 def test_a_tick_past_the_retention_is_skipped_by_the_ingest_path_so_a_pruned_one_never_counts_twice(db):

@@ -172,7 +172,8 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
     --kind bars: ts (or bucket, the minute's start), open, high, low, close required;
       volume optional. Each bar replaces the candle of its minute (running a file again
       changes nothing). Bars are taken as whole minutes: live ticks do not move a bar's
-      open or close. Import bars or ticks for a range, not both.
+      open or close. Import bars or ticks for a range, not both; a bar of the current
+      minute or later is refused (the live ticks of that minute would count twice).
 
     \b
     A bad row (its line and reason are listed) stops the import before anything is
@@ -247,6 +248,10 @@ def prune_ticks_command(days):
     from tradingapp.services.retention import prune_ticks
 
     retention = current_app.config["TICK_RETENTION_DAYS"] if days is None else days
+    if retention == 0:
+        source = "TICK_RETENTION_DAYS=0" if days is None else "--days 0"
+        click.echo(f"nothing deleted: retention is off ({source} keeps every tick)")
+        return
     result = prune_ticks(retention)
     if result.cutoff is None:
         click.echo(f"nothing deleted: {result.reason}")

@@ -227,11 +227,20 @@ PARSERS = {"ticks": parse_tick_row, "bars": parse_bar_row}
 
 
 def time_check(kind: str, now: datetime) -> Callable[[dict], None]:
-    """The check of a parsed row's time against the clock (BadRow): a tick neither ahead of it
-    (past the feed's allowance) nor older than the tick retention (TICK_RETENTION_DAYS, less a
-    margin: its candle outlives it, and a pruned tick stored again would count twice)."""
+    """The check of a parsed row's time against the clock (BadRow): a bar of a minute that has
+    passed (the current one is the live ticks': a bar replacing it, their volume would count
+    twice); a tick neither ahead of the clock (past the feed's allowance) nor older than the tick
+    retention (TICK_RETENTION_DAYS, less a margin: its candle outlives it, and a pruned tick stored
+    again would count twice)."""
     if kind == "bars":
-        return lambda bar: None
+        current_minute = now.replace(second=0, microsecond=0)
+
+        def check_bar(bar: dict) -> None:
+            if bar["bucket"] >= current_minute:
+                raise BadRow(f"ts {bar['bucket'].isoformat()} is the current minute or later: bars are for minutes "
+                             "that have passed")  # fmt: skip
+
+        return check_bar
     newest = now + MAX_AHEAD
     retention_days = current_app.config["TICK_RETENTION_DAYS"]
     cutoff = tick_retention_cutoff(now, retention_days)
