@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Collection
+from contextlib import contextmanager
 from itertools import count
 
 import orjson
@@ -39,12 +40,20 @@ log = logging.getLogger("jobs.consumer")
 PREFETCH = 200
 EVENTS, TICKS, PAPER_TICKS = "events", "ticks", "paper_ticks"
 IN_PLACE_RETRIES = 3  # then the message is requeued (a service is down, not a blip)
+# How long a stopping process waits for its tick loop to write and ack its batch: within the
+# 10 s a container gets after SIGTERM. Whatever it has not acked by then RabbitMQ redelivers.
+STOP_TIMEOUT = 8.0
 # Failures worth retrying: the service comes back, the message is fine.
 TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, redis.ConnectionError, redis.TimeoutError)
 
 
 class BadMessage(ValueError):
     """A message body of the wrong shape: dead-lettered, never retried."""
+
+
+class Stopped(Exception):
+    """Asked to stop while RabbitMQ is out of reach: the loop ends, the messages it had not acked
+    are RabbitMQ's to redeliver."""
 
 
 class Consumer(ConsumerMixin):
@@ -101,11 +110,29 @@ class Consumer(ConsumerMixin):
     def on_connection_revived(self):
         self.ticks.discard()
 
+    def on_connection_error(self, exc, interval):
+        """RabbitMQ out of reach: kombu retries for ever (as wanted), unless asked to stop."""
+        self._stop_if_asked()
+        log.warning("event=rabbitmq_unreachable retry_in=%ss error=%s", interval, exc)
+
+    @contextmanager
+    def establish_connection(self):
+        """kombu's, but its retry loop also looks at should_stop every second it sleeps."""
+        with self.create_connection() as conn:
+            conn.ensure_connection(self.on_connection_error, self.connect_max_retries, callback=self._stop_if_asked)
+            yield conn
+
+    def _stop_if_asked(self) -> None:
+        if self.should_stop:
+            raise Stopped
+
     def run(self, *args, **kwargs):
         """The whole message loop runs inside one app context (one per consumer thread)."""
         try:
             with self.app.app_context():
                 super().run(*args, **kwargs)
+        except Stopped:
+            log.info("event=consumer_stopped_while_disconnected")
         finally:
             self.ticks.close()
 
@@ -291,13 +318,16 @@ def main() -> None:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        thread = threading.Thread(target=run_ticks, name="ticks")
+        thread = threading.Thread(target=run_ticks, name="ticks", daemon=True)
         thread.start()
         try:
             events.run()
         finally:
             ticks.should_stop = True  # it writes and acks its batch before it returns
-            thread.join()
+            thread.join(STOP_TIMEOUT)
+            if thread.is_alive():
+                log.error("event=tick_consumer_stop_timeout seconds=%s unacked=redelivered", STOP_TIMEOUT)
+                failed.set()
     log.info("event=consumer_stopped")
     if failed.is_set():
         raise SystemExit(1)

@@ -31,6 +31,7 @@ from tests.test_consumer import (  # noqa: F401 (fixtures)
     topology,
     wait_for,
 )
+from tests.test_feed import TcpProxy
 from tradingapp import create_app
 from tradingapp import events as ev
 from tradingapp.extensions import db as _db
@@ -216,6 +217,31 @@ def test_a_batch_is_acked_only_after_commit_and_cache_while_redis_is_down(env, d
         with flaky_app.app_context():
             _db.engine.dispose()
         flaky_app.extensions["redis"].close()
+
+
+def test_a_stop_while_rabbitmq_is_out_of_reach_ends_the_loop_unacked(app, db, topology, publisher):  # noqa: F811
+    proxy = TcpProxy(free_port())
+    proxy.start()
+    url = app.config["AMQP_URL"].replace(":5672", f":{proxy.port}")
+    consumer = Consumer(app, Connection(url, connect_timeout=2), paper_exchange=False, tick_batch=HELD)
+    thread = threading.Thread(target=consumer.run, kwargs={"safety_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        assert consumer.ready.wait(10)
+        publish_ticks(publisher, [tick(1, seq=1)])
+        publish_ticks(publisher, [tick(2, seq=1)])
+        wait_for(lambda: len(consumer.ticks.filling.parts) == 2)
+        proxy.cut()  # and RabbitMQ stays out of reach: kombu retries the connection for ever
+        time.sleep(1)
+        consumer.should_stop = True  # SIGTERM
+        thread.join(5)
+        assert not thread.is_alive()
+        assert tick_count() == 0
+        wait_for(lambda: queued(app, topology) == 2)  # unacked: RabbitMQ has them again
+    finally:
+        consumer.should_stop = True
+        proxy.cut()
+        thread.join(10)
 
 
 def test_stopping_writes_and_acks_a_part_filled_batch(app, db, topology, publisher):  # noqa: F811
