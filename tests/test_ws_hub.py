@@ -13,7 +13,7 @@ import orjson
 import pytest
 from gevent import socket as gsocket
 
-from tradingapp.ws.hub import CLOSE_OVERFLOW, Hub, TooManyConnections, TooManyInstruments, shape_quote
+from tradingapp.ws.hub import BURST_FACTOR, CLOSE_OVERFLOW, Hub, TooManyConnections, TooManyInstruments, shape_quote
 from tradingapp.ws.listener import Listener
 from tradingapp.ws.protocol import ProtocolError, parse_message
 from tradingapp.ws.transport import Flusher, SerializedSocket, encode
@@ -186,10 +186,30 @@ def test_unregister_removes_every_subscription(hub):
 
 def test_event_overflow_marks_socket_for_closing_and_bounds_memory(hub):
     conn = hub.register("u1")
+    conn.sending_since = time.monotonic()  # its sender is blocked writing: the client is behind
     for i in range(20):
         hub.route_user_event({"user_id": "u1", "type": "trade", "trade": {"n": i}})
     assert conn.closing and conn.close_code == CLOSE_OVERFLOW
     assert conn.pending() == 0 and received(conn) == []
+
+
+def test_a_burst_past_the_event_limit_to_a_socket_that_keeps_up_is_queued_whole(hub):
+    # Regression: the listener routes every message Redis has already sent before the flusher's next
+    # pass, so a burst of more than max_events for one user closed a reader that was not behind (1013)
+    # and lost every event of the burst.
+    conn = hub.register("u1")
+    burst = hub.max_events * 3
+    for i in range(burst):
+        hub.route_user_event({"user_id": "u1", "type": "order", "order": {"n": i}})
+    assert not conn.closing
+    assert [m["order"]["n"] for m in received(conn)] == list(range(burst))
+
+
+def test_a_socket_that_keeps_up_is_still_closed_past_the_burst_bound(hub):
+    conn = hub.register("u1")
+    for i in range(hub.max_events * BURST_FACTOR + 1):
+        hub.route_user_event({"user_id": "u1", "type": "order", "order": {"n": i}})
+    assert conn.closing and conn.close_code == CLOSE_OVERFLOW and conn.pending() == 0
 
 
 def test_per_user_socket_limit(hub):
@@ -362,6 +382,7 @@ def test_a_closed_socket_is_never_written_even_when_its_descriptor_was_reused():
 def test_event_overflow_wakes_the_sender_to_close(hub):
     conn = hub.register("u1")
     conn.on_ready = lambda c: None  # as in the server: the flusher, not the sender, hears of new frames
+    conn.sending_since = time.monotonic()  # a write blocked on the client
     for i in range(6):
         hub.route_user_event({"user_id": "u1", "type": "trade", "trade": {"n": i}})
     started = time.monotonic()

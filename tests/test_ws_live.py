@@ -230,6 +230,20 @@ def test_user_event_reaches_its_owner_only(server, login, sockets):
     assert recv_json(theirs) == {"type": "trade", "trade": {"id": "t-9"}}
 
 
+def test_a_burst_of_events_past_the_queue_limit_reaches_a_reader_that_keeps_up_whole(server, login, sockets):
+    # Regression: the listener routed all the burst Redis had already sent before the flusher's next
+    # pass, so more than WS_MAX_QUEUED_EVENTS (1000) at once closed a fast reader 1013 with none delivered.
+    ws, user, _ = authed(server, login, sockets)
+    ping(ws)
+    pipe = get_redis().pipeline(transaction=False)
+    for i in range(2500):
+        body = {"user_id": str(user.id), "type": "order", "order": {"n": i, "pad": "x" * 200}}
+        pipe.publish(realtime.user_events_channel(), orjson.dumps(body))
+    pipe.execute()
+    assert [recv_json(ws)["order"]["n"] for _ in range(2500)] == list(range(2500))
+    assert ping(ws) == {"type": "pong"}
+
+
 @pytest.mark.parametrize(
     "frame, opcode, code",
     [

@@ -38,6 +38,9 @@ USER_EVENT_TYPES = frozenset({"order", "trade", "position"})
 
 CLOSE_OVERFLOW = 1013  # "try again later": the client fell too far behind
 OVERFLOW_REASON = "outbox overflow, reconnect"
+# A socket whose client is keeping up (no write blocked on it) may hold this many times
+# `max_events` for a moment: a burst routed before the next flush pass is not a slow client.
+BURST_FACTOR = 10
 
 
 class TooManyConnections(Exception):
@@ -80,8 +83,11 @@ class Connection:
     """One socket's state: its user, session, subscriptions and outbox.
 
     The outbox has two parts: control replies and user events in order (bounded), and quotes
-    conflated by instrument (a newer quote replaces an unsent older one), so it never holds more
-    than `max_events` messages plus one quote per subscribed instrument.
+    conflated by instrument (a newer quote replaces an unsent older one). A socket whose write is
+    blocked on its client (`sending_since` set) is closed past `max_events` queued messages; one
+    that keeps up only past `BURST_FACTOR` times that, since the listener can route a burst of
+    buffered messages before the flusher's next pass, and closing a reader that is not behind
+    would lose its events. So it never holds more than that plus one quote per instrument.
 
     When the outbox goes from empty to not empty, `on_ready(conn)` is called if set (the server's
     flusher writes it out with the others of the same burst), else the event `take` waits on is set.
@@ -126,7 +132,9 @@ class Connection:
         with self._lock:
             if self.close_code is not None:
                 return False
-            queued = len(self._events) < self.max_events
+            queued = len(self._events) < self.max_events or (
+                self.sending_since is None and len(self._events) < self.max_events * BURST_FACTOR
+            )
             if queued:
                 self._events.append(data)
             else:
