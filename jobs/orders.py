@@ -2,7 +2,9 @@
 provides (jobs/worker.py); importing this module never builds an app.
 
 A job that raises is retried by RQ (see services/jobqueue.py). Every job is idempotent: the claim
-happens under a row lock, a resend asks the broker first, and the broker dedupes on our order id.
+happens under a row lock and a resend asks the broker first. Brokers differ on a repeated place:
+paper dedupes on our order id; XTS does not, so its place refuses (XtsPlaceInFlight, retried later)
+to send an order again until an earlier attempt can no longer land (brokers/xts/broker.py).
 
 `crash_point` marks where the crash-safety tests kill the worker (tests/test_crash_safety.py).
 """

@@ -83,7 +83,7 @@ def test_enqueue_cancel_twice_queues_one_job(db):
 def test_submit_job_states_timeout_ttls_and_retry(app, db):
     job = jobqueue.enqueue_submit(uuid.uuid4())
     assert (job.timeout, job.result_ttl, job.failure_ttl) == (app.config["ORDER_JOB_TIMEOUT"], 0, 7 * 86400)
-    assert (job.retries_left, job.retry_intervals) == (3, [1, 2, 5])
+    assert (job.retries_left, job.retry_intervals) == (4, [1, 2, 5, 30])
 
 
 def test_finished_submit_job_frees_its_id_for_a_new_one(app, db):

@@ -7,6 +7,7 @@ or the line cut), session expiry, 429, malformed answers."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import replace
 
@@ -26,9 +27,9 @@ from tests.xts_helpers import (
     xts_orders,
 )
 from tradingapp import events as ev
-from tradingapp.brokers.xts.broker import XtsBroker
+from tradingapp.brokers.xts.broker import MIN_RESEND_HORIZON, PLACED_TTL, XtsBroker, resend_horizon
 from tradingapp.brokers.xts.errors import XtsAuthError, XtsRateLimited, XtsResponseError, XtsUnavailable
-from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount
+from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
 from tradingapp.extensions import get_redis
 from tradingapp.services import jobqueue
 from tradingapp.services.order_worker import claim_for_submission
@@ -266,18 +267,117 @@ def test_a_place_accepted_but_not_answered_is_looked_up_not_sent_again(xts_app, 
     assert (order.status, order.broker_order_id, order.filled_quantity) == ("FILLED", str(app_order_id), 10)
 
 
-@pytest.mark.parametrize("status", [500, 503])
-def test_a_5xx_before_the_work_is_looked_up_then_sent_once(xts_app, xts, client, trader_headers, tap, jobs_log,
-                                                         status):  # fmt: skip
+def past_the_horizon(app, order_id) -> None:
+    """Age the record of the order's last place attempt past the resend horizon (as time would)."""
+    broker = app.extensions["tradingapp.broker"]
+    horizon = resend_horizon(app.config["XTS_TIMEOUT"])
+    get_redis().set(broker._key("placed_at", order_id), repr(time.time() - horizon - 1), ex=PLACED_TTL)
+
+
+def resubmit_by_the_sweeper(app, monkeypatch, order_id) -> None:
+    """The job's retries are over; the sweeper queues the stranded submission again and it runs."""
+    jobqueue.get_queue().scheduled_job_registry.remove(jobqueue.submit_job_id(order_id), delete_job=True)
+    monkeypatch.setitem(app.config, "SWEEP_PENDING_AFTER", 0)
+    assert sweep_once(app).submits == 1
+    run_worker(app)
+
+
+def test_a_slow_place_past_the_timeout_is_never_sent_twice(xts_app, xts, client, trader_headers, tap, jobs_log,
+                                                          monkeypatch):  # fmt: skip
+    """The broker takes 4 s on the place (the client gives up after 1 s): the retry's lookup misses
+    while the first request is still being worked on, and nothing is sent again inside the horizon."""
+    set_quote(1, MARKET)
+    xts.faults(latency_ms={"place": 4000})
+    order_id = place_via_api(client, trader_headers)
+    run_with_one_retry(xts_app)  # timeout; the retry: lookup misses, the place refuses to resend
+    assert f"event=xts_place_in_flight order_id={order_id} action=place" in jobs_log.text
+    assert "event=submit_resend" in jobs_log.text and xts.state()["requests"]["place"] == 1
+    xts.faults(latency_ms={"place": 0})
+    wait_until(lambda: at_simulator(xts, order_id), timeout=6)  # the first request lands at last
+    past_the_horizon(xts_app, order_id)
+    resubmit_by_the_sweeper(xts_app, monkeypatch, order_id)
+    assert f"event=submit_already_at_broker order_id={order_id}" in jobs_log.text
+    [app_order_id] = at_simulator(xts, order_id)
+    assert xts.state()["requests"]["place"] == 1
+    settle(tap)
+    assert reload(order_id).broker_order_id == str(app_order_id)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_5xx_before_the_work_is_sent_again_once_past_the_horizon(xts_app, xts, client, trader_headers, tap,
+                                                                  jobs_log, monkeypatch, status):  # fmt: skip
+    """A 5xx may come from a gateway before or after the broker did the work: not sent again until
+    an earlier attempt can no longer land, then once, after a lookup that misses."""
     set_quote(1, MARKET)
     xts.faults(fail_next={"place": {"count": 1, "status": status}})
     order_id = place_via_api(client, trader_headers)
     run_with_one_retry(xts_app)
-    assert f"event=submit_resend order_id={order_id}" in jobs_log.text
+    assert f"event=xts_place_in_flight order_id={order_id}" in jobs_log.text
+    assert xts.state()["requests"]["place"] == 1 and at_simulator(xts, order_id) == []
+    assert reload(order_id).status == "SUBMITTED"
+    past_the_horizon(xts_app, order_id)
+    resubmit_by_the_sweeper(xts_app, monkeypatch, order_id)
+    assert f"event=xts_place_resend order_id={order_id}" in jobs_log.text
     [app_order_id] = at_simulator(xts, order_id)
     assert xts.state()["requests"]["place"] == 2
     settle(tap)
     assert reload(order_id).broker_order_id == str(app_order_id)
+
+
+def test_a_place_that_certainly_did_nothing_is_sent_again_at_once(broker, xts, trader, tap):
+    """Refused before execution (429 past the backoff): no horizon to wait out."""
+    xts.faults(rate_limit=True, order_rate=1)
+    broker.place(order_request(trader))
+    request = order_request(trader)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("tradingapp.brokers.xts.session.RATE_LIMIT_BACKOFF", (0.01, 0.01))
+        with pytest.raises(XtsRateLimited):
+            broker.place(request)
+    assert not get_redis().exists(broker._key("placed_at", request.order_id))
+    xts.faults(rate_limit=False)
+    assert int(broker.place(request)) in at_simulator(xts, request.order_id)
+
+
+def test_a_place_logs_in_before_it_takes_the_order_lock(broker, xts, trader, tap, monkeypatch):
+    """A login (or the wait for another process's) must not eat into the order lock's life."""
+    request = order_request(trader)
+    api = broker.client(trader.id).interactive
+    get_redis().delete(api.key)  # no shared session yet
+    lock_held_at_login = []
+    real_login = XtsSession._login_call
+
+    def login_call(session):
+        lock_held_at_login.append(get_redis().exists(broker._key("order", request.order_id)))
+        return real_login(session)
+
+    monkeypatch.setattr(XtsSession, "_login_call", login_call)
+    assert int(broker.place(request)) in at_simulator(xts, request.order_id)
+    assert lock_held_at_login == [0]
+    assert api.max_call_seconds() > resend_horizon(0) / 2  # the lock outlives any call (timeout 1 s here)
+
+
+def test_an_order_lock_that_expired_during_the_place_is_let_go_quietly(broker, xts, trader, tap, monkeypatch,
+                                                                        jobs_log):  # fmt: skip
+    request = order_request(trader)
+    monkeypatch.setattr(XtsSession, "max_call_seconds", lambda session: -4.9)  # the lock lives 0.1 s
+    xts.faults(latency_ms={"place": 400})
+    app_order_id = broker.place(request)  # answered after the lock expired: still the answer
+    assert [int(app_order_id)] == at_simulator(xts, request.order_id)
+    assert f"event=xts_order_lock_expired order_id={request.order_id}" in jobs_log.text
+    assert [e["type"] for e in tap.drain()] == [ev.ACCEPTED]
+
+
+def test_retries_of_an_order_job_reach_past_the_resend_horizon(app):
+    assert sum(jobqueue.RETRY_INTERVALS[:-1]) < resend_horizon(app.config["XTS_TIMEOUT"] or 7)
+    assert jobqueue.RETRY_INTERVALS[-1] >= MIN_RESEND_HORIZON
+
+
+def wait_until(predicate, timeout: float):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.05)
+    return value
 
 
 def test_latency_below_the_timeout_is_just_slow(xts_app, xts, client, trader_headers, tap):

@@ -73,7 +73,9 @@ class Broker(Protocol):
     name: str
 
     def place(self, request: OrderRequest) -> str:
-        """Send the order; returns the broker order id. Idempotent on request.order_id."""
+        """Send the order; returns the broker order id. Not every broker dedupes on request.order_id
+        (paper does, XTS does not): the caller looks the order up before any resend, and a broker
+        that cannot dedupe refuses a resend (BrokerError) while an earlier attempt may still land."""
 
     def cancel(self, order_id: uuid.UUID) -> None:
         """Ask the broker to cancel; the answer arrives as an event."""

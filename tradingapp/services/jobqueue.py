@@ -33,6 +33,8 @@ RECONCILE_JOB = "jobs.orders.reconcile_order"
 # sweeper at once.
 RESULT_TTL = 0
 FAILURE_TTL = 7 * 86400  # failed jobs stay a week for an operator to inspect
+RETRY_INTERVALS = [1, 2, 5, 30]  # seconds before each retry of a failed job
+RETRIES = len(RETRY_INTERVALS)
 DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 # A job still marked started this long after its timeout ran out lost its worker (SIGKILL, power
 # cut): a live worker interrupts a job at its timeout and records the failure at once.
@@ -99,8 +101,10 @@ def _enqueue_unique(func: str, job_id: str, order_id: uuid.UUID | str, *args, qu
                 result_ttl=RESULT_TTL,
                 failure_ttl=FAILURE_TTL,
                 # Every job is idempotent (the worker claims under a row lock, a resend looks the
-                # order up at the broker first), so a retry can never send an order twice.
-                retry=Retry(max=3, interval=[1, 2, 5]),
+                # order up at the broker first, and XTS refuses a resend while an earlier attempt
+                # may still land), so a retry never sends an order twice. The last retry comes
+                # past XTS's resend horizon (30 s at least); the sweeper re-queues after that.
+                retry=Retry(max=RETRIES, interval=RETRY_INTERVALS),
                 description=f"{func}({order_id})",
             )
         except DuplicateJobError:

@@ -3,8 +3,14 @@ market-data API as the QuoteSource.
 
 Our order id travels as `orderUniqueIdentifier`, so the broker's own books find it again. XTS does
 not enforce that identifier's uniqueness: exactly-once is ours. A place whose outcome is unknown
-(timeout, 5xx, an unreadable answer) raises BrokerError and is never re-sent from here; the job's
-retry (jobs/orders.py) asks `lookup` first, which searches the order book for the identifier.
+(timeout, 5xx, a connection lost after sending, an unreadable answer) raises BrokerError. A broker
+that is slow, not down, may still book it seconds later, after a lookup of the identifier missed:
+so every attempt's time is recorded in Redis before it is sent (`placed_at`), and the order is
+sent again only once the resend horizon (max(4 x XTS_TIMEOUT, 30 s)) has passed since the last
+attempt AND a lookup made after it misses. Inside the horizon a place (the job's retry, the
+sweeper's) and a cancel of the unknown order raise XtsPlaceInFlight, a BrokerError: retried later.
+An attempt that certainly never executed (no connection made, 429, refused, login refused) is
+forgotten again.
 
 What the broker decides comes back as events on `broker.events`, as with paper: the place's
 answer ("Request sent") is the acknowledgement (order.accepted under the same id the order's New
@@ -20,12 +26,15 @@ Credentials are resolved per order's user by `account_for_user`: the user's link
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
+import redis
 import requests
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -34,7 +43,16 @@ from config import ConfigError
 from tradingapp import events as ev
 from tradingapp.brokers.base import BrokerOrder, ModifyRequest, OrderRequest
 from tradingapp.brokers.xts import mapping as xm
-from tradingapp.brokers.xts.errors import XtsAuthError, XtsError, XtsRejected, XtsResponseError
+from tradingapp.brokers.xts.errors import (
+    XtsAuthError,
+    XtsError,
+    XtsPlaceInFlight,
+    XtsRateLimited,
+    XtsRejected,
+    XtsResponseError,
+    XtsUnavailable,
+    XtsUnreached,
+)
 from tradingapp.brokers.xts.marketdata import MarketData
 from tradingapp.brokers.xts.portfolio import parse_balance, parse_positions
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
@@ -48,6 +66,15 @@ log = logging.getLogger("tradingapp.brokers.xts")
 TOMBSTONE = "cancelled before the order arrived"
 TOMBSTONE_TTL = 7 * 86400
 UNKNOWN_ORDER = "order not found at the broker"
+MIN_RESEND_HORIZON = 30.0  # seconds: a place whose outcome is unknown may land this long after it was sent
+PLACED_TTL = 86400  # an attempt's record outlives the order's session (an unsent order expires at its end)
+NOT_EXECUTED = (XtsRejected, XtsUnreached, XtsRateLimited, XtsAuthError)  # a place that certainly did nothing
+
+
+def resend_horizon(timeout: float) -> float:
+    """How long after an attempt whose outcome is unknown the broker may still book it: well past
+    the client's timeout (a broker still working on a request answers late, not never)."""
+    return max(4 * timeout, MIN_RESEND_HORIZON)
 
 
 def env_account(config) -> XtsAccount:
@@ -135,24 +162,40 @@ class XtsBroker:
 
     # -- place -------------------------------------------------------------------------------
     def place(self, request: OrderRequest) -> str:
-        """Send the order once; returns the AppOrderID ('' when the broker refused it at once)."""
+        """Send the order once; returns the AppOrderID ('' when the broker refused it at once). After
+        an attempt whose outcome is unknown, only past the resend horizon and a lookup that misses."""
         oid = request.order_id
         api = self.client(request.user_id).interactive
+        api.login()  # before the order lock: a login (or the wait for another process's) never eats into it
         started = time.monotonic()
-        with self._order_lock(oid, api.account.timeout):
+        with self._order_lock(oid, api):
             if self._tombstoned(oid):
                 publish([_tombstone_event(oid)])
                 log.info("event=xts_place_skipped order_id=%s reason=cancelled_before_arrival", oid)
                 return ""
+            if self._earlier_attempt(api, oid, "place"):
+                known = self._find(api, oid)  # after the horizon: whatever was sent has landed by now
+                if known is not None:
+                    found = self._lookup(api, oid, known)
+                    log.info("event=xts_place_found order_id=%s user_id=%s broker_order_id=%s broker_status=%s",
+                             oid, request.user_id, known, found.status if found else None)  # fmt: skip
+                    return str(known)
+                log.warning("event=xts_place_resend order_id=%s user_id=%s", oid, request.user_id)
+            previous = self._record_attempt(oid)
             try:
                 result = api.call("POST", "/orders", place_body(request))
-            except XtsRejected as refusal:
+            except NOT_EXECUTED as exc:
+                self._forget_attempt(oid, previous)
+                if not isinstance(exc, XtsRejected):
+                    raise
                 publish([ev.make_event(ev.REJECTED, oid, xm.BROKER, None, f"xts:rejected:{oid}:place",
-                                       reason=refusal.reason)])  # fmt: skip
+                                       reason=exc.reason)])  # fmt: skip
                 log.warning("event=xts_place_refused order_id=%s user_id=%s reason=%r", oid, request.user_id,
-                            refusal.reason)  # fmt: skip
+                            exc.reason)  # fmt: skip
                 return ""
         app_order_id = read_place_answer(result, oid)
+        # Known to the broker now: the record only has to outlast a book that may lag behind its answer.
+        get_redis().expire(self._key("placed_at", oid), math.ceil(resend_horizon(api.account.timeout)))
         publish([ev.make_event(ev.ACCEPTED, oid, xm.BROKER, str(app_order_id), f"xts:accepted:{app_order_id}")])
         log.info("event=xts_place order_id=%s user_id=%s broker_order_id=%s type=%s elapsed_ms=%.1f", oid,
                  request.user_id, app_order_id, request.order_type, (time.monotonic() - started) * 1000)  # fmt: skip
@@ -166,7 +209,8 @@ class XtsBroker:
         api = self.client(facts.user_id).interactive
         app_order_id = facts.broker_order_id or self._find(api, order_id)
         if app_order_id is None:
-            with self._order_lock(order_id, api.account.timeout):  # a place in flight finishes first
+            with self._order_lock(order_id, api):  # a place in flight finishes first
+                self._earlier_attempt(api, order_id, "cancel")  # one that may still land: never a tombstone
                 app_order_id = self._find(api, order_id)
                 if app_order_id is None:
                     get_redis().set(self._key("tombstone", order_id), 1, ex=TOMBSTONE_TTL)
@@ -214,6 +258,9 @@ class XtsBroker:
         app_order_id = facts.broker_order_id or self._find(api, order_id)
         if app_order_id is None:
             return None
+        return self._lookup(api, order_id, app_order_id)
+
+    def _lookup(self, api: XtsSession, order_id: uuid.UUID, app_order_id: int | str) -> BrokerOrder | None:
         try:
             history = _rows(api.call("GET", "/orders", {"appOrderID": app_order_id}))
         except XtsRejected as refusal:  # e.g. an order of an earlier day: the book holds today's only
@@ -273,10 +320,51 @@ class XtsBroker:
     def _key(self, kind: str, order_id: uuid.UUID) -> str:
         return f"{self.store.root}:{kind}:{order_id}"
 
-    def _order_lock(self, order_id: uuid.UUID, timeout: float):
-        """Held while an order's place is in flight, so a cancel of the unknown order waits for it."""
-        seconds = 3 * timeout + 10
-        return get_redis().lock(self._key("order", order_id), timeout=seconds, blocking_timeout=seconds)
+    @contextmanager
+    def _order_lock(self, order_id: uuid.UUID, api: XtsSession):
+        """Held while an order's place is in flight, so a cancel of the unknown order waits for it
+        (as long as one request takes; then it is retried later). It lives past the longest a call
+        can take (the session is logged in before), and nothing rests on it alone: the attempt
+        record (placed_at) is written before the place is sent, so a lock that expired anyway is let go
+        quietly."""
+        lock = get_redis().lock(self._key("order", order_id), timeout=api.max_call_seconds() + 5,
+                                blocking_timeout=sum(api.timeout) + 1)  # fmt: skip
+        if not lock.acquire():
+            raise XtsUnavailable(f"order {order_id}: another place or cancel of it is still in flight")
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:
+                log.warning("event=xts_order_lock_expired order_id=%s", order_id)
+
+    def _earlier_attempt(self, api: XtsSession, order_id: uuid.UUID, action: str) -> bool:
+        """Whether the order was sent before (outcome unknown); XtsPlaceInFlight while that attempt
+        may still land (younger than the resend horizon). Call under the order lock."""
+        raw = get_redis().get(self._key("placed_at", order_id))
+        if raw is None:
+            return False
+        age, horizon = time.time() - float(raw), resend_horizon(api.account.timeout)
+        if age < horizon:
+            log.warning("event=xts_place_in_flight order_id=%s action=%s attempt_age_s=%.1f retry_after_s=%.1f",
+                        order_id, action, age, horizon - age)  # fmt: skip
+            raise XtsPlaceInFlight(f"order {order_id}: a place sent {age:.1f}s ago may still land at the broker; "
+                                   f"{action} again after {horizon - age:.0f}s")  # fmt: skip
+        return True
+
+    def _record_attempt(self, order_id: uuid.UUID) -> bytes | None:
+        """Note a place about to be sent (before it is: a crash mid-send is an unknown outcome too);
+        returns the record it replaces."""
+        return get_redis().set(self._key("placed_at", order_id), repr(time.time()), ex=PLACED_TTL, get=True)
+
+    def _forget_attempt(self, order_id: uuid.UUID, previous: bytes | None) -> None:
+        """The attempt certainly did nothing at the broker: the record is what it was before it."""
+        key = self._key("placed_at", order_id)
+        if previous is None:
+            get_redis().delete(key)
+        else:
+            get_redis().set(key, previous, ex=PLACED_TTL)
 
     def _tombstoned(self, order_id: uuid.UUID) -> bool:
         return bool(get_redis().exists(self._key("tombstone", order_id)))

@@ -18,8 +18,18 @@ class XtsUnavailable(XtsError):
     """Not reached or no usable answer: connection error, timeout, 5xx. For a place, ambiguous."""
 
 
+class XtsUnreached(XtsUnavailable):
+    """No connection to the broker could be made (refused, connect timeout, no such host): the
+    request never left, so nothing was executed."""
+
+
 class XtsRateLimited(XtsUnavailable):
     """HTTP 429 still after the bounded backoff. The request was refused, not executed."""
+
+
+class XtsPlaceInFlight(XtsError):
+    """An earlier place of the order, whose outcome is unknown, may still land at the broker: it is
+    neither sent again nor cancelled by tombstone until the resend horizon has passed. Try later."""
 
 
 class XtsResponseError(XtsError):

@@ -9,9 +9,10 @@ Answers (shared/xts-api.md, "Corrections and details"):
 - HTTP 429: refused before execution, retried after a short bounded backoff (any call, a place too).
 - Other 4xx with type "error": a definite refusal (XtsRejected, with the broker's description and the
   fields its validation names). Nothing was executed.
-- 5xx, connection errors, timeouts (XtsUnavailable) and answers of an unexpected shape
-  (XtsResponseError): the outcome is unknown. Never retried here: for a place, the worker looks the
-  order up by its orderUniqueIdentifier before anything is sent again.
+- No connection made at all (XtsUnreached): nothing was sent.
+- 5xx, a connection lost after sending, timeouts (XtsUnavailable) and answers of an unexpected shape
+  (XtsResponseError): the outcome is unknown. Never retried here: a place is sent again only after
+  its resend horizon and a lookup by orderUniqueIdentifier that misses (broker.py).
 
 Sessions are shared through Redis (TokenStore), one per API and account (URL, app key and secret:
 a wrong secret logs in and fails, never rides on a session): XTS ends a session when the same user
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 import jwt
 import redis
 import requests
+import urllib3
 
 from tradingapp.brokers.xts.errors import (
     XtsAuthError,
@@ -40,6 +42,7 @@ from tradingapp.brokers.xts.errors import (
     XtsRejected,
     XtsResponseError,
     XtsUnavailable,
+    XtsUnreached,
 )
 
 log = logging.getLogger("tradingapp.brokers.xts")
@@ -151,6 +154,7 @@ class XtsSession:
         self.sleep = sleep
         self.key = store.key(api, account)
         self.timeout = (min(CONNECT_TIMEOUT, account.timeout), account.timeout)
+        self.login_lock_seconds = 3 * account.timeout + 5  # a login (under the lock) never outlasts it
         self._login: Login | None = None
 
     # -- calls -------------------------------------------------------------------------------
@@ -193,8 +197,16 @@ class XtsSession:
                 response = self.http.request(method, url, data=json.dumps(payload), headers=headers,
                                              timeout=self.timeout)  # fmt: skip
         except requests.RequestException as exc:
-            raise XtsUnavailable(f"{method} {path}: {type(exc).__name__}") from None
+            unreached = XtsUnreached if never_sent(exc) else XtsUnavailable
+            raise unreached(f"{method} {path}: {type(exc).__name__}") from None
         return read_answer(response, f"{method} {path}")
+
+    def max_call_seconds(self) -> float:
+        """The longest one `call` takes: every try to its timeouts (the 429 retries with their
+        waits, and after an Invalid Token the wait for the login lock, one login, the call again)."""
+        request = sum(self.timeout)
+        waits = sum(max(delay, MAX_RETRY_AFTER) for delay in RATE_LIMIT_BACKOFF)
+        return (len(RATE_LIMIT_BACKOFF) + 3) * request + waits + self.login_lock_seconds
 
     def _for_this_account(self, login: Login) -> Login:
         """A dealer's session acts for a client named on every call: without one, refuse here (the
@@ -219,7 +231,7 @@ class XtsSession:
         """(session, whether this call logged in): under the lock, a shared session newer than
         `stale_token` is taken as it is; otherwise one login, stored for every process."""
         try:
-            with self.store.lock(self.key, timeout=3 * self.account.timeout + 5):
+            with self.store.lock(self.key, timeout=self.login_lock_seconds):
                 shared = self.store.get(self.key)
                 if shared is not None and shared.token != stale_token:
                     self._login = shared
@@ -254,6 +266,15 @@ class XtsSession:
         login = Login(result["token"], str(result.get("userID") or ""), result.get("isInvestorClient"))
         log.info("event=xts_login api=%s user_id=%s", self.api, login.user_id)
         return login
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """No connection was made (refused, connect timeout, name resolution): the request never left.
+    A connection dropped after sending is not this: the broker may have the request."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def read_answer(response: requests.Response, what: str):
