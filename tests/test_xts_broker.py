@@ -6,6 +6,7 @@ the broker), the instrument master and OHLC."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ import config
 from tests.conftest import test_env as env_for
 from tests.test_jobs import new_order
 from tests.test_paper_broker import set_quote
-from tests.test_xts_client import MARKET, claimed
+from tests.test_xts_client import MARKET, claimed, past_the_horizon
 from tests.xts_helpers import (
     at_simulator,
     place_via_api,
@@ -29,7 +30,7 @@ from tradingapp import events as ev
 from tradingapp.brokers import get_broker
 from tradingapp.brokers.base import ModifyRequest
 from tradingapp.brokers.xts.broker import XtsBroker
-from tradingapp.brokers.xts.errors import XtsRejected, XtsResponseError
+from tradingapp.brokers.xts.errors import XtsPlaceInFlight, XtsRejected, XtsResponseError, XtsUnavailable
 from tradingapp.brokers.xts.marketdata import parse_master
 from tradingapp.models import Instrument
 from tradingapp.services.order_worker import claim_for_submission
@@ -130,6 +131,50 @@ def test_cancel_of_an_order_the_broker_never_got_leaves_a_tombstone(broker, xts,
     assert broker.place(request) == ""  # a late place never goes out
     assert xts.state()["requests"].get("place", 0) == 0
     assert reload(request.order_id).status == "CANCELLED"
+
+
+def test_a_cancel_while_a_place_may_still_land_is_retried_not_tombstoned(broker, xts, trader, tap):
+    """The place timed out while the broker was still working on it: a tombstone now would call
+    CANCELLED an order that is about to be live at the broker."""
+    request = claimed(trader, order_type="LIMIT", limit_price="2800.00")  # rests below the market
+    xts.faults(latency_ms={"place": 2500})
+    with pytest.raises(XtsUnavailable):
+        broker.place(request)  # the client gives up after 1 s
+    xts.faults(latency_ms={"place": 0})
+    with pytest.raises(XtsPlaceInFlight):
+        broker.cancel(request.order_id)
+    assert tap.drain() == [] and not broker._tombstoned(request.order_id)
+    app_order_id = wait_for(lambda: at_simulator(xts, request.order_id), 5)[0]  # the place lands
+    wait_sim_status(xts, app_order_id, "New")
+    broker.cancel(request.order_id)  # the cancel's retry: found, cancelled at the broker
+    wait_sim_status(xts, app_order_id, "Cancelled")
+    broker.lookup(request.order_id)
+    settle(tap)
+    assert reload(request.order_id).status == "CANCELLED"
+
+
+def test_a_cancel_past_the_horizon_of_a_place_that_never_landed_leaves_a_tombstone(xts_app, broker, xts, trader,
+                                                                                   tap):  # fmt: skip
+    request = claimed(trader)
+    xts.faults(fail_next={"place": {"count": 1, "status": 502}})  # a gateway's answer: nothing was done
+    with pytest.raises(XtsUnavailable):
+        broker.place(request)
+    with pytest.raises(XtsPlaceInFlight):
+        broker.cancel(request.order_id)
+    past_the_horizon(xts_app, request.order_id)
+    broker.cancel(request.order_id)  # the book still lacks it after the horizon: it never will have it
+    [cancelled] = settle(tap)
+    assert (cancelled["type"], cancelled["reason"]) == (ev.CANCELLED, "cancelled before the order arrived")
+    assert broker.place(request) == ""  # a late resend never goes out
+    assert xts.state()["requests"]["place"] == 1 and at_simulator(xts, request.order_id) == []
+
+
+def wait_for(predicate, timeout: float):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.05)
+    return value
 
 
 # -- lookup --------------------------------------------------------------------------------------

@@ -204,7 +204,8 @@ class XtsBroker:
     # -- cancel ------------------------------------------------------------------------------
     def cancel(self, order_id: uuid.UUID) -> None:
         """Ask XTS to cancel; Cancelled arrives as a row. A refusal is order.cancel_rejected. An
-        order the broker never got is tombstoned (a late place of it never goes out) and cancelled."""
+        order the broker never got is tombstoned (a late place of it never goes out) and cancelled,
+        but never while a place of it may still land (XtsPlaceInFlight: the cancel is retried)."""
         facts = order_facts(order_id)
         api = self.client(facts.user_id).interactive
         app_order_id = facts.broker_order_id or self._find(api, order_id)
