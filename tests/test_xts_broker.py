@@ -169,6 +169,49 @@ def test_a_cancel_past_the_horizon_of_a_place_that_never_landed_leaves_a_tombsto
     assert xts.state()["requests"]["place"] == 1 and at_simulator(xts, request.order_id) == []
 
 
+def test_a_retried_cancel_whose_first_answer_was_lost_settles_cancelled(xts_app, broker, xts, client, trader_headers,
+                                                                        tap):  # fmt: skip
+    """The first cancel timed out but was done at the broker; its retry is refused ("already
+    Cancelled"): the history's Cancelled row answers, not a cancel_rejected that reopens the order."""
+    set_quote(1, MARKET)
+    order_id, app_order_id = resting_order(xts_app, xts, client, trader_headers, tap)
+    assert client.delete(f"/api/v1/orders/{order_id}", headers=trader_headers).status_code == 202
+    xts.faults(latency_ms={"cancel": 1500})
+    with pytest.raises(XtsUnavailable):
+        broker.cancel(order_id)  # the job's first attempt
+    wait_sim_status(xts, app_order_id, "Cancelled")
+    xts.faults(latency_ms={"cancel": 0})
+    broker.cancel(order_id)  # RQ's retry: refused by the broker
+    assert xts.state()["requests"]["cancel"] == 2
+    events = settle(tap)
+    assert ev.CANCEL_REJECTED not in [e["type"] for e in events]
+    assert f"xts:cancelled:{app_order_id}" in [e["event_id"] for e in events]
+    assert reload(order_id).status == "CANCELLED"
+
+
+def test_a_retried_modify_while_the_first_is_replacing_is_not_a_rejection(xts_app, broker, xts, client,
+                                                                          trader_headers, tap):  # fmt: skip
+    set_quote(1, MARKET)
+    order_id, app_order_id = resting_order(xts_app, xts, client, trader_headers, tap)
+    body = {"quantity": 20, "limit_price": "2810.00"}
+    assert client.patch(f"/api/v1/orders/{order_id}", json=body, headers=trader_headers).status_code == 202
+    request = ModifyRequest(order_id, 1, 20, Decimal("2810.00"), None)
+    xts.faults(latency_ms={"modify": 1500}, ack_delay_ms=2500)
+    with pytest.raises(XtsUnavailable):
+        broker.modify(request)  # the job's first attempt: timed out, the replace under way
+    wait_sim_status(xts, app_order_id, "PendingReplace")
+    xts.faults(latency_ms={"modify": 0})
+    broker.modify(request)  # the retry: refused while PendingReplace
+    assert xts.state()["requests"]["modify"] == 2
+    assert ev.MODIFY_REJECTED not in [e["type"] for e in settle(tap)]
+    assert reload(order_id).status == "MODIFY_PENDING"
+    wait_sim_status(xts, app_order_id, "Replaced")
+    broker.lookup(order_id)
+    settle(tap)
+    order = reload(order_id)
+    assert (order.status, order.quantity, order.limit_price) == ("OPEN", 20, Decimal("2810.00"))
+
+
 def wait_for(predicate, timeout: float):
     deadline = time.monotonic() + timeout
     while not (value := predicate()):

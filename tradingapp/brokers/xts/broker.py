@@ -221,6 +221,10 @@ class XtsBroker:
         try:
             api.call("DELETE", "/orders", {"appOrderID": app_order_id, "orderUniqueIdentifier": str(order_id)})
         except XtsRejected as refusal:
+            if self._took_already(api, order_id, app_order_id, cancel_took):
+                log.info("event=xts_cancel_took_already order_id=%s broker_order_id=%s reason=%r", order_id,
+                         app_order_id, refusal.reason)  # fmt: skip
+                return
             # One refusal per cancel request: a retried job's second one finds the order no longer
             # CANCEL_PENDING, and the state machine leaves it alone.
             event_id = f"xts:cancel_rejected:{app_order_id}:{time.time_ns() // 1_000_000}"
@@ -244,6 +248,12 @@ class XtsBroker:
                 raise XtsRejected(UNKNOWN_ORDER)
             api.call("PUT", "/orders", modify_body(request, facts, app_order_id))
         except XtsRejected as refusal:
+            took = app_order_id is not None and self._took_already(api, oid, app_order_id,
+                                                                   modify_took(request, facts))  # fmt: skip
+            if took:
+                log.info("event=xts_modify_took_already order_id=%s seq=%d broker_order_id=%s reason=%r", oid,
+                         request.seq, app_order_id, refusal.reason)  # fmt: skip
+                return
             publish([ev.make_event(ev.MODIFY_REJECTED, oid, xm.BROKER, app_order_id and str(app_order_id),
                                    refusal_id, seq=request.seq, reason=refusal.reason)])  # fmt: skip
             log.info("event=xts_modify_refused order_id=%s seq=%d reason=%r", oid, request.seq, refusal.reason)
@@ -263,14 +273,36 @@ class XtsBroker:
 
     def _lookup(self, api: XtsSession, order_id: uuid.UUID, app_order_id: int | str) -> BrokerOrder | None:
         try:
-            history = _rows(api.call("GET", "/orders", {"appOrderID": app_order_id}))
+            rows = self._history(api, order_id, app_order_id)
         except XtsRejected as refusal:  # e.g. an order of an earlier day: the book holds today's only
             log.warning("event=xts_lookup_unknown order_id=%s broker_order_id=%s reason=%r", order_id,
                         app_order_id, refusal.reason)  # fmt: skip
             return None
-        rows = [xm.parse_order_row(r) for r in history]
+        return self._republish(api, order_id, app_order_id, rows)
+
+    def _history(self, api: XtsSession, order_id: uuid.UUID, app_order_id: int | str) -> list[xm.OrderRow]:
+        rows = [xm.parse_order_row(r) for r in _rows(api.call("GET", "/orders", {"appOrderID": app_order_id}))]
         if not rows or any(r.order_id != order_id for r in rows):
             raise XtsResponseError(f"history of AppOrderID {app_order_id} is not order {order_id}'s")
+        return rows
+
+    def _took_already(self, api: XtsSession, order_id: uuid.UUID, app_order_id: int | str,
+                      took: Callable[[list[xm.OrderRow]], bool]) -> bool:  # fmt: skip
+        """After a refused cancel or modify: whether the order's history shows the request took (an
+        earlier attempt whose answer was lost: "already Cancelled"); then the rows' events go out in
+        place of a refusal. A history we cannot read raises (retried), never a guessed refusal."""
+        try:
+            rows = self._history(api, order_id, app_order_id)
+        except XtsRejected:
+            return False
+        if not took(rows):
+            return False
+        self._republish(api, order_id, app_order_id, rows)
+        return True
+
+    def _republish(self, api: XtsSession, order_id: uuid.UUID, app_order_id: int | str,
+                   rows: list[xm.OrderRow]) -> BrokerOrder:  # fmt: skip
+        """Publish every event the order's history and its trade rows state; the broker's standing."""
         trades = [xm.parse_trade_row(t) for t in _rows(api.call("GET", "/orders/trades"))
                   if str(_field(t, "AppOrderID")) == str(app_order_id)]  # fmt: skip
         events = xm.order_events(rows, trades)
@@ -369,6 +401,24 @@ class XtsBroker:
 
     def _tombstoned(self, order_id: uuid.UUID) -> bool:
         return bool(get_redis().exists(self._key("tombstone", order_id)))
+
+
+def cancel_took(rows: list[xm.OrderRow]) -> bool:
+    return any(row.status in (xm.PENDING_CANCEL, xm.CANCELLED) for row in rows)
+
+
+def modify_took(request: ModifyRequest, facts: OrderFacts) -> Callable[[list[xm.OrderRow]], bool]:
+    """Whether the history shows this modification: a replace in progress (the latest row
+    PendingReplace), or a Replaced row with the requested terms."""
+    limit = request.limit_price if facts.order_type in xm.WITH_LIMIT else None
+    stop = request.stop_price if facts.order_type in xm.WITH_STOP else None
+
+    def took(rows: list[xm.OrderRow]) -> bool:
+        if max(rows, key=xm.OrderRow.order_key).status == xm.PENDING_REPLACE:
+            return True
+        return any(row.status == xm.REPLACED and row.terms == (request.quantity, limit, stop) for row in rows)
+
+    return took
 
 
 def place_body(request: OrderRequest) -> dict:
