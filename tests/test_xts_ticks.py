@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from tradingapp.brokers.xts import ticks as xt
+from tradingapp.domain.feed import format_ts
 from tradingapp.services.ticks import parse_tick
 from tradingapp.simulators.xts.instruments import default_universe
 from tradingapp.simulators.xts.market import Market
@@ -53,7 +54,30 @@ def test_full_touchline_becomes_a_valid_tick_with_our_instrument_id():
 
 
 def test_xts_time_counts_from_1980_in_ist():
-    assert xt.from_xts_time(0) == datetime(1979, 12, 31, 18, 30, tzinfo=UTC)
+    assert xt.from_xts_time(0, "NSECM") == datetime(1979, 12, 31, 18, 30, tzinfo=UTC)
+
+
+def test_only_segments_one_to_three_count_from_1980():
+    """BSE and MCX exchange times are taken as Unix seconds (the 1980 epoch is NSE's segments')."""
+    unix = int(NOW.timestamp())
+    assert xt.from_xts_time(unix - xt.XTS_EPOCH_OFFSET, "NSEFO") == NOW
+    assert xt.from_xts_time(unix, "BSECM") == NOW and xt.from_xts_time(unix, "MCXFO") == NOW
+    bse = json.loads(touchline_payload(LastUpdateTime=unix))
+    bse["ExchangeSegment"] = 11
+    tick = maker().tick(xt.parse_full(json.dumps(bse)), 7)
+    assert parse_tick(tick)["ts"] == NOW
+
+
+@pytest.mark.parametrize(("segment", "seconds"), [(1, -315513000), (2, -315513000), (11, 0), (51, 0)])
+def test_a_rest_quote_takes_its_segments_epoch(segment, seconds):
+    from tradingapp.brokers.xts.marketdata import cache_quote
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    quote = json.loads(touchline_payload(LastUpdateTime=int(now.timestamp()) + seconds))
+    quote["ExchangeSegment"] = segment
+    assert cache_quote(quote)["ts"] == format_ts(now)
+    wrong = quote | {"ExchangeSegment": 12 if segment < 11 else 1}  # read with the other epoch: not believed
+    assert abs(datetime.fromisoformat(cache_quote(wrong)["ts"]) - datetime.now(UTC)) < timedelta(seconds=5)
 
 
 def test_ltq_is_the_growth_of_the_day_volume_and_zero_for_a_touch_only_update():

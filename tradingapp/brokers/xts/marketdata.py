@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from tradingapp.brokers.xts.errors import XtsResponseError
@@ -23,7 +23,9 @@ SEGMENT_CODES = {"NSECM": 1, "NSEFO": 2, "NSECD": 3, "BSECM": 11, "BSEFO": 12, "
 SEGMENT_NAMES = {code: name for name, code in SEGMENT_CODES.items()}
 TOUCHLINE = 1501
 MAX_QUOTES = 50
-XTS_EPOCH_OFFSET = 315513000  # Unix time = XTS exchange time + this (1980-01-01 00:00 IST)
+XTS_EPOCH_OFFSET = 315513000  # Unix time = XTS exchange time + this (1980-01-01 00:00 IST), segments 1-3
+XTS_EPOCH_SEGMENTS = frozenset({1, 2, 3})  # other segments' (BSE, MCX) exchange times: taken as Unix seconds
+MAX_CLOCK_SKEW = timedelta(hours=12)  # an exchange time further than this from our clock is not believed
 IST_SECONDS = 19800  # OHLC bar times are IST wall clock read as epoch seconds
 EQUITY, FUTURE, OPTION = 8, 1, 2
 OPTION_TYPES = {"3": "CE", "4": "PE", "CE": "CE", "PE": "PE"}
@@ -158,14 +160,25 @@ def parse_master(text: object) -> MasterResult:
 
 
 # -- quotes ------------------------------------------------------------------------------------
-def _xts_time(value: object) -> datetime | None:
+def _xts_time(value: object, segment: int | None) -> datetime | None:
+    """An exchange time as UTC; None when absent, zero or implausible (another epoch than assumed)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str) or not str(value).strip():
         return None
     try:
         seconds = int(Decimal(str(value)))
     except InvalidOperation:
         raise XtsResponseError(f"unreadable exchange time {str(value)[:20]!r}") from None
-    return None if seconds <= 0 else datetime.fromtimestamp(seconds + XTS_EPOCH_OFFSET, UTC)
+    if seconds <= 0:
+        return None
+    moment = datetime.fromtimestamp(seconds + (XTS_EPOCH_OFFSET if segment in XTS_EPOCH_SEGMENTS else 0), UTC)
+    return moment if abs(moment - datetime.now(UTC)) <= MAX_CLOCK_SKEW else None
+
+
+def _segment_code(value: object) -> int | None:
+    try:
+        return SEGMENT_CODES[segment_name(value)]
+    except XtsResponseError:
+        return None
 
 
 def _quote_price(value: object, name: str) -> str | None:
@@ -184,8 +197,9 @@ def cache_quote(raw: dict) -> dict | None:
     ltp = _quote_price(touch.get("LastTradedPrice"), "LastTradedPrice")
     if ltp is None:
         return None
-    ts = (_xts_time(touch.get("LastUpdateTime")) or _xts_time(touch.get("LastTradedTime"))
-          or _xts_time(raw.get("ExchangeTimeStamp")) or datetime.now(UTC))  # fmt: skip
+    segment = _segment_code(raw.get("ExchangeSegment"))
+    ts = (_xts_time(touch.get("LastUpdateTime"), segment) or _xts_time(touch.get("LastTradedTime"), segment)
+          or _xts_time(raw.get("ExchangeTimeStamp"), segment) or datetime.now(UTC))  # fmt: skip
     return {
         "ltp": ltp,
         "ltq": to_int(touch.get("LastTradedQunatity", touch.get("LastTradedQuantity", 0)), "LastTradedQuantity"),

@@ -20,10 +20,12 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from tradingapp.domain.feed import format_ts
 
-# XTS exchange times count seconds from 1980-01-01 00:00 IST: Unix time = XTS time + this.
+# XTS exchange times of segments 1-3 count seconds from 1980-01-01 00:00 IST: Unix time = XTS time
+# + this. Other segments' (BSE, MCX) are taken as Unix seconds; MAX_CLOCK_SKEW catches a wrong guess.
 XTS_EPOCH_OFFSET = 315513000
 SEGMENT_NAMES = {1: "NSECM", 2: "NSEFO", 3: "NSECD", 11: "BSECM", 12: "BSEFO", 51: "MCXFO"}
 SEGMENT_CODES = {name: code for code, name in SEGMENT_NAMES.items()}
+XTS_EPOCH_SEGMENTS = frozenset({"NSECM", "NSEFO", "NSECD"})
 TOUCHLINE = 1501
 PRICE_QUANTUM = Decimal("0.0001")
 # An exchange time further than this from our clock is not believed (a deployment counting from
@@ -64,8 +66,9 @@ def segment_name(value: object) -> str:
         raise BadQuote(f"unknown exchange segment {value!r}") from None
 
 
-def from_xts_time(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds + XTS_EPOCH_OFFSET, UTC)
+def from_xts_time(seconds: int, segment: str) -> datetime:
+    """An exchange time of a segment (its name) as UTC."""
+    return datetime.fromtimestamp(seconds + (XTS_EPOCH_OFFSET if segment in XTS_EPOCH_SEGMENTS else 0), UTC)
 
 
 def parse_full(payload: str | bytes | dict) -> Touchline:
@@ -191,7 +194,7 @@ class TickMaker:
         received = datetime.fromtimestamp(now, UTC)
         ts = received
         if touch.exchange_time is not None:
-            exchange = from_xts_time(touch.exchange_time)
+            exchange = from_xts_time(touch.exchange_time, touch.segment)
             if abs(exchange - received) <= MAX_CLOCK_SKEW:
                 ts = exchange
         return {
