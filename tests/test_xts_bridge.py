@@ -744,6 +744,24 @@ def test_the_outbox_keeps_its_bound_and_asks_for_a_reconcile_after_an_overflow(a
     assert recovered == ["publish_recovered"]  # the reconcile brings back what the bound let go
 
 
+def test_an_event_waiting_in_the_outbox_is_not_queued_again():
+    """Through a RabbitMQ outage each periodic reconcile re-reads the same books: what still waits
+    is not added again (nor by a socket event or a full reconcile: the same id is the same fact)."""
+    from tradingapp.brokers.xts.outbox import Outbox
+
+    outbox = Outbox(lambda: None, flush_interval=1.0, max_events=3)  # not running: RabbitMQ is "down"
+    first = [{"event_id": f"e{n}", "type": "order.accepted", "order_id": "o"} for n in range(2)]
+    assert [outbox.add_event(e, unless_confirmed=True) for e in first] == [True, True]
+    for _round in range(3):
+        assert [outbox.add_event(e, unless_confirmed=True) for e in first] == [False, False]
+    assert outbox.add_event(dict(first[0])) is False
+    assert outbox.pending_events() == 2
+    for n in (2, 3):  # past the bound: the oldest goes, and may be queued again later
+        outbox.add_event({"event_id": f"e{n}", "type": "order.accepted", "order_id": "o"})
+    assert [e["event_id"] for e in outbox.events] == ["e1", "e2", "e3"]
+    assert outbox.add_event(first[0]) is True and outbox.stats["events_dropped"] == 2
+
+
 def test_a_stop_during_a_rabbitmq_outage_ends_in_seconds(start_bridge, broker_session, trader, xts, rabbit_proxy):
     bridge = start_bridge(market_data=False, RABBITMQ_PORT=str(rabbit_proxy.port))
     place(broker_session, xts_order(trader))  # connects the publisher (through the relay)

@@ -6,7 +6,9 @@ backoff, and nothing is dropped unless the queue overflows its bound. An overflo
 an error and, like every recovery after a failed publish, asks for a reconcile: the order and
 trade books hold every fact again, and their events carry the same ids, so the consumer applies
 each one once. The ids RabbitMQ confirmed are remembered (bounded), so a periodic reconcile
-publishes only what is new; one after a reconnect or a recovery publishes everything again.
+publishes only what is new; one after a reconnect or a recovery publishes everything again. An
+event already waiting in the queue is never queued twice (a reconcile every interval through a
+RabbitMQ outage would otherwise add the whole books again each time).
 
 Ticks are live data: they are batched and published every flush interval, one message per
 exchange segment (routing key `ticks.<segment>`), like the simulated feed. A batch that cannot be
@@ -48,6 +50,7 @@ class Outbox:
         self.max_events, self.max_ticks = max_events, max_ticks
         self.backoff = backoff or Backoff(base=0.5, cap=10.0)
         self.events: deque[dict] = deque()
+        self.queued: set[str] = set()  # ids of the events waiting in `events`
         self.confirmed: OrderedDict[str, None] = OrderedDict()  # ids RabbitMQ confirmed, oldest first
         self.ticks: list[dict] = []
         self.cond = threading.Condition()
@@ -59,19 +62,23 @@ class Outbox:
 
     # -- producers (socket threads, the reconciler) ----------------------------------------------
     def add_event(self, body: dict, unless_confirmed: bool = False) -> bool:
-        """Queue an order event; with `unless_confirmed`, not one RabbitMQ already confirmed from
-        this process (a periodic reconcile re-reads facts it has mostly published). True if queued."""
+        """Queue an order event, unless one with its id is waiting already; with `unless_confirmed`,
+        not one RabbitMQ already confirmed from this process either (a periodic reconcile re-reads
+        facts it has mostly published). True if queued."""
         with self.cond:
-            if unless_confirmed and body["event_id"] in self.confirmed:
+            event_id = body["event_id"]
+            if event_id in self.queued or (unless_confirmed and event_id in self.confirmed):
                 return False
             if len(self.events) >= self.max_events:
                 lost = self.events.popleft()
+                self.queued.discard(lost["event_id"])
                 self.stats["events_dropped"] += 1
                 self.failing = True  # make sure a reconcile follows the recovery
                 log.error("event=xts_outbox_overflow dropped_event_id=%s type=%s order_id=%s (recovered by the "
                           "reconcile after RabbitMQ is back)", lost.get("event_id"), lost.get("type"),
                           lost.get("order_id"))  # fmt: skip
             self.events.append(body)
+            self.queued.add(event_id)
             self.cond.notify()
             return True
 
@@ -134,6 +141,7 @@ class Outbox:
             with self.cond:
                 if self.events and self.events[0] is body:
                     self.events.popleft()
+                    self.queued.discard(body["event_id"])
                 self.confirmed[body["event_id"]] = None
                 if len(self.confirmed) > MAX_CONFIRMED:
                     self.confirmed.popitem(last=False)
