@@ -97,14 +97,15 @@ class OrderStream:
 
     # -- reconcile ------------------------------------------------------------------------------
     def reconcile(self, reason: str = "connected") -> int:
-        """Publish the events the order book and the trade book state; returns how many. A periodic
-        run leaves out those already confirmed from this process; any other publishes them all
-        (the consumer may have refused one for now and applies it at a re-send)."""
+        """Publish the events the order book and the trade book state; returns how many. None that
+        still waits in the outbox; a periodic run leaves out those already confirmed from this
+        process too; any other publishes them all (the consumer may have refused one for now and
+        applies it at a re-send)."""
         orders = self.session.call("GET", "/orders")
         trades = self.session.call("GET", "/orders/trades")
         events = book_events(mapping.book_rows(orders, "order book"), mapping.book_rows(trades, "trade book"))
         periodic = reason == INTERVAL
-        return sum(self.outbox.add_event(event, unless_confirmed=periodic) for event in events)
+        return sum(self.outbox.add_event(event, unless_queued=True, unless_confirmed=periodic) for event in events)
 
 
 class Reconciler:

@@ -6,9 +6,10 @@ backoff, and nothing is dropped unless the queue overflows its bound. An overflo
 an error and, like every recovery after a failed publish, asks for a reconcile: the order and
 trade books hold every fact again, and their events carry the same ids, so the consumer applies
 each one once. The ids RabbitMQ confirmed are remembered (bounded), so a periodic reconcile
-publishes only what is new; one after a reconnect or a recovery publishes everything again. An
-event already waiting in the queue is never queued twice (a reconcile every interval through a
-RabbitMQ outage would otherwise add the whole books again each time).
+publishes only what is new; one after a reconnect or a recovery publishes everything again. A
+reconcile never queues an event that is still waiting in the queue (one every interval through a
+RabbitMQ outage would otherwise add the whole books again each time); socket events go in as they
+come, duplicates too (the consumer dedupes).
 
 Ticks are live data: they are batched and published every flush interval, one message per
 exchange segment (routing key `ticks.<segment>`), like the simulated feed. A batch that cannot be
@@ -21,7 +22,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict, defaultdict, deque
+from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable
 
 from tradingapp.brokers.xts.stream import Backoff
@@ -50,7 +51,7 @@ class Outbox:
         self.max_events, self.max_ticks = max_events, max_ticks
         self.backoff = backoff or Backoff(base=0.5, cap=10.0)
         self.events: deque[dict] = deque()
-        self.queued: set[str] = set()  # ids of the events waiting in `events`
+        self.queued: Counter[str] = Counter()  # ids of the events waiting in `events`
         self.confirmed: OrderedDict[str, None] = OrderedDict()  # ids RabbitMQ confirmed, oldest first
         self.ticks: list[dict] = []
         self.cond = threading.Condition()
@@ -61,24 +62,26 @@ class Outbox:
                       "failures": 0}  # fmt: skip
 
     # -- producers (socket threads, the reconciler) ----------------------------------------------
-    def add_event(self, body: dict, unless_confirmed: bool = False) -> bool:
-        """Queue an order event, unless one with its id is waiting already; with `unless_confirmed`,
-        not one RabbitMQ already confirmed from this process either (a periodic reconcile re-reads
-        facts it has mostly published). True if queued."""
+    def add_event(self, body: dict, unless_queued: bool = False, unless_confirmed: bool = False) -> bool:
+        """Queue an order event; with `unless_queued`, not one whose id is waiting already; with
+        `unless_confirmed`, not one RabbitMQ already confirmed from this process (a periodic
+        reconcile re-reads facts it has mostly published). True if queued."""
         with self.cond:
             event_id = body["event_id"]
-            if event_id in self.queued or (unless_confirmed and event_id in self.confirmed):
+            if unless_queued and self.queued[event_id]:
+                return False
+            if unless_confirmed and event_id in self.confirmed:
                 return False
             if len(self.events) >= self.max_events:
                 lost = self.events.popleft()
-                self.queued.discard(lost["event_id"])
+                self._dequeued(lost)
                 self.stats["events_dropped"] += 1
                 self.failing = True  # make sure a reconcile follows the recovery
                 log.error("event=xts_outbox_overflow dropped_event_id=%s type=%s order_id=%s (recovered by the "
                           "reconcile after RabbitMQ is back)", lost.get("event_id"), lost.get("type"),
                           lost.get("order_id"))  # fmt: skip
             self.events.append(body)
-            self.queued.add(event_id)
+            self.queued[event_id] += 1
             self.cond.notify()
             return True
 
@@ -89,6 +92,12 @@ class Outbox:
             if over > 0:
                 del self.ticks[:over]
                 self.stats["ticks_dropped"] += over
+
+    def _dequeued(self, body: dict) -> None:
+        event_id = body["event_id"]
+        self.queued[event_id] -= 1
+        if self.queued[event_id] <= 0:
+            del self.queued[event_id]
 
     def pending_events(self) -> int:
         with self.cond:
@@ -140,8 +149,7 @@ class Outbox:
                 return False
             with self.cond:
                 if self.events and self.events[0] is body:
-                    self.events.popleft()
-                    self.queued.discard(body["event_id"])
+                    self._dequeued(self.events.popleft())
                 self.confirmed[body["event_id"]] = None
                 if len(self.confirmed) > MAX_CONFIRMED:
                     self.confirmed.popitem(last=False)
