@@ -38,7 +38,7 @@ from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Candle1m, Order, Tick
 from tradingapp.realtime import read_quotes
-from tradingapp.services.ticks import ingest_rows
+from tradingapp.services.ticks import ingest_rows, parse_ticks, store_ticks
 
 # Batches written only when full (3 messages) or after 30 s: what a test sees is never a linger.
 HELD = {"max_messages": 3, "linger": 30.0, "max_wait": 30.0}
@@ -313,6 +313,34 @@ def test_a_broker_event_is_applied_while_a_tick_batch_is_being_written(app, db, 
     finally:
         release.set()
         stop(consumer, thread)
+
+
+def test_two_consumers_storing_the_same_ticks_in_opposite_orders_never_deadlock(app, db):
+    # Each batch is inserted in key order, so two transactions wait on each other's keys in one
+    # order (inserted in the order they came, every round deadlocked: one batch retried).
+    errors, rounds, barrier = [], 3, threading.Barrier(2)
+
+    def writer(reverse: bool) -> None:
+        with app.app_context():
+            for r in range(rounds):
+                rows = [tick(1 + i % 50, seq=r * 10_000 + i, ts=TS + timedelta(milliseconds=i), ltq=1)
+                        for i in range(3000)]  # fmt: skip
+                rows = parse_ticks(rows[::-1] if reverse else rows)
+                barrier.wait(30)
+                try:
+                    store_ticks(rows)
+                except sa.exc.DBAPIError as exc:
+                    errors.append(str(exc.orig).splitlines()[0])
+                finally:
+                    _db.session.remove()
+
+    threads = [threading.Thread(target=writer, args=(reverse,)) for reverse in (False, True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert tick_count() == rounds * 3000 and volume(1) == rounds * 60
 
 
 def test_the_consumer_batches_ticks_on_sqlite(env, topology, publisher, tmp_path):  # noqa: F811

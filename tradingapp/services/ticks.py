@@ -278,7 +278,10 @@ def _move_stage(on_conflict: bool) -> sa.Select:
     stage = sa.table("tick_stage", *(sa.column(name) for name in TICK_COLUMNS))
     values = [sa.cast(stage.c[n], sa.Numeric) if n in PRICE_COLUMNS else stage.c[n] for n in TICK_COLUMNS]
     ticks = Tick.__table__
-    insert = postgresql.insert(ticks).from_select(list(TICK_COLUMNS), sa.select(*values))
+    # In key order: two consumers inserting overlapping batches wait on each other's keys in one
+    # order, never in a cycle (a deadlock, then a retry).
+    rows = sa.select(*values).order_by(stage.c.instrument_id, stage.c.ts, stage.c.seq)
+    insert = postgresql.insert(ticks).from_select(list(TICK_COLUMNS), rows)
     if on_conflict:
         insert = insert.on_conflict_do_nothing(index_elements=["instrument_id", "ts", "seq"])
     new = insert.returning(ticks.c.instrument_id, ticks.c.ts, ticks.c.seq, ticks.c.ltp, ticks.c.ltq).cte("new_ticks")
