@@ -286,6 +286,19 @@ def test_tick_rows_past_the_retention_or_within_a_day_of_it_are_refused(backfill
     assert "3 rows, 1 new" in result.output and len(ticks()) == 1
 
 
+def test_the_check_and_the_import_pass_judge_times_by_one_clock(db, tmp_path):
+    # The CLI reads the clock once: a row the check passed is not refused by the import a moment later.
+    from tradingapp.services import backfill as service
+
+    checked_at = datetime.now(UTC) - timedelta(days=10)
+    path = tmp_path / "edge.csv"
+    path.write_text(f"instrument_id,ts,seq,ltp,ltq\n1,{(checked_at - timedelta(days=360)).isoformat()},1,100,5\n")
+    instruments = service.Instruments()
+    assert service.check_file(str(path), "ticks", instruments, now=checked_at).bad_count == 0
+    assert service.check_file(str(path), "ticks", instruments).bad_count == 1  # by today's clock: too old
+    assert service.import_file(str(path), "ticks", instruments, now=checked_at).written == 1
+
+
 def test_with_retention_off_old_tick_rows_are_imported(backfill, app, monkeypatch):
     monkeypatch.setitem(app.config, "TICK_RETENTION_DAYS", 0)
     result = backfill("instrument_id,ts,seq,ltp,ltq\n1,2020-01-02T04:05:00Z,1,100,5\n")

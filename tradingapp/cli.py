@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -190,11 +191,11 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
         tz = ZoneInfo(zone) if zone else None
     except (ZoneInfoNotFoundError, ValueError):
         raise click.BadParameter(f"unknown time zone {zone!r}", param_hint="--timezone") from None
-    size = os.path.getsize(csv_file)
+    size, now = os.path.getsize(csv_file), datetime.now(UTC)  # one clock for both passes
     try:
         instruments = backfill.Instruments(instrument)
         with click.progressbar(length=size, label="checking ") as bar:
-            checked = backfill.check_file(csv_file, kind, instruments, tz, _progress(bar))
+            checked = backfill.check_file(csv_file, kind, instruments, tz, _progress(bar), now)
         if checked.bad_count and not (skip_bad and not checked.numbered):
             _list_bad(checked)
             if skip_bad:
@@ -209,7 +210,7 @@ def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
                 "Fix them, or import the good rows with --skip-bad."
             )
         with click.progressbar(length=size, label="importing") as bar:
-            report = backfill.import_file(csv_file, kind, instruments, tz, batch, _progress(bar))
+            report = backfill.import_file(csv_file, kind, instruments, tz, batch, _progress(bar), now)
     except backfill.BadFile as exc:
         raise click.ClickException(f"{csv_file}: {exc}; {_written_before(exc.report, kind)}") from None
     if report.bad_count:

@@ -262,12 +262,14 @@ def read_file(
     zone: ZoneInfo | None = None,
     progress: Callable[[int], None] | None = None,
     report: Report | None = None,
+    now: datetime | None = None,
 ) -> Iterator[tuple[int, dict | str | None]]:
     """(line number, parsed row) for each data row, (line number, reason) for a bad one, or (line
     number, None) for a tick whose key (instrument_id, ts, seq) an earlier line has. `progress` is
-    told the bytes read so far; `report.numbered` whether ticks are numbered (no seq column).
-    BadFile for a file that cannot be read at all."""
-    parse, check_time = PARSERS[kind], time_check(kind, datetime.now(UTC))
+    told the bytes read so far; `report.numbered` whether ticks are numbered (no seq column); rows'
+    times are checked against `now` (the check and the import pass give the same one). BadFile for
+    a file that cannot be read at all."""
+    parse, check_time = PARSERS[kind], time_check(kind, now or datetime.now(UTC))
     with open(path, "rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         reader = csv.reader(text)
@@ -341,11 +343,11 @@ class _TickKeys:
         return True
 
 
-def check_file(path: str, kind: str, instruments: Instruments, zone=None, progress=None) -> Report:
+def check_file(path: str, kind: str, instruments: Instruments, zone=None, progress=None, now=None) -> Report:
     """Read the whole file without writing: how many rows, and which are bad (BadFile for a file
     that cannot be read to its end)."""
     report = Report()
-    for line, item in read_file(path, kind, instruments, zone, progress, report):
+    for line, item in read_file(path, kind, instruments, zone, progress, report, now):
         report.rows += 1
         if isinstance(item, str):
             report.add_bad(line, item)
@@ -355,14 +357,14 @@ def check_file(path: str, kind: str, instruments: Instruments, zone=None, progre
 
 
 def import_file(path: str, kind: str, instruments: Instruments, zone=None, batch: int = BATCH,
-                progress=None) -> Report:  # fmt: skip
+                progress=None, now=None) -> Report:  # fmt: skip
     """Write the file's good rows, `batch` per transaction; bad rows are reported, not written, and
     so are ticks repeated in the file (the first line's is written). BadFile (its `report` says
     what was written) for a file that cannot be read to its end."""
     report, rows = Report(), []
     write = store_ticks if kind == "ticks" else replace_bars
     try:
-        for line, item in read_file(path, kind, instruments, zone, progress, report):
+        for line, item in read_file(path, kind, instruments, zone, progress, report, now):
             report.rows += 1
             if isinstance(item, str):
                 report.add_bad(line, item)
