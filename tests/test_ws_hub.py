@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import threading
 import time
 from datetime import UTC, datetime
 
 import gevent
+import gevent.event
+import gevent.thread
 import orjson
 import pytest
 from gevent import socket as gsocket
 
-from tradingapp.ws.hub import BURST_FACTOR, CLOSE_OVERFLOW, Hub, TooManyConnections, TooManyInstruments, shape_quote
+from tradingapp.ws.hub import (
+    BURST_FACTOR,
+    CLOSE_OVERFLOW,
+    Connection,
+    Hub,
+    TooManyConnections,
+    TooManyInstruments,
+    shape_quote,
+)
 from tradingapp.ws.listener import Listener
 from tradingapp.ws.protocol import ProtocolError, parse_message
 from tradingapp.ws.transport import Flusher, SerializedSocket, encode
@@ -419,3 +430,48 @@ def test_a_snapshot_older_than_a_live_quote_already_routed_gives_way_to_it(hub):
     assert hub.remember({**quote(ltp="101.00"), "ts": now_iso(-1)}) == live
     newer_cached = {**quote(ltp="106.00"), "ts": now_iso(1)}
     assert hub.remember(newer_cached) == newer_cached
+
+
+def test_a_sender_waiting_for_the_write_lock_is_not_overtaken_by_the_flusher():
+    # Regression: the sender took its frames, then waited for the write lock (held by simple-websocket's
+    # thread writing a ping to a slow client). A released gevent lock resumes its waiter in a later
+    # callback and a non-blocking acquire meanwhile succeeds, so a flusher pass landing in between wrote
+    # newer frames before the sender's older ones: user events and quotes out of order.
+    from types import SimpleNamespace
+
+    from tradingapp.ws.routes import _send_loop
+
+    writer, reader = gsocket.socketpair()
+    writer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    out, flusher = SerializedSocket(writer), Flusher()
+    out._write = gevent.thread.allocate_lock()  # threading.Lock in the server, which gevent patches
+    conn = Connection("u1", encode=lambda message: message["x"].encode())
+    conn._ready = gevent.event.Event()  # likewise threading.Event
+    conn.on_ready = functools.partial(flusher.mark, out=out)
+    filler = 0
+    try:
+        while True:
+            filler += os.write(writer.fileno(), b"f" * 4096)
+    except BlockingIOError:
+        pass
+
+    def ping_then_flush_pass() -> None:  # simple-websocket's thread, then the flusher's next pass
+        out.sendall(b"P" * 64)
+        flusher.flush()
+
+    pinging = gevent.spawn(ping_then_flush_pass)
+    gevent.sleep(0)  # the ping holds the write lock, waiting for the client
+    sender = gevent.spawn(_send_loop, SimpleNamespace(sock=out), conn)
+    conn.send({"x": "A"})
+    flusher.flush()  # the lock is busy: the sender is woken instead
+    gevent.sleep(0)  # the sender takes A and waits for the lock
+    conn.send({"x": "B"})  # newer: marked for the flusher's next pass
+    stream = bytearray()
+    reader.settimeout(2)
+    while stream.count(b"A") + stream.count(b"B") < 2:
+        stream += reader.recv(65536)
+    pinging.join(2)
+    sender.kill()
+    writer.close()
+    reader.close()
+    assert stream[filler:].replace(b"P", b"") == b"AB"

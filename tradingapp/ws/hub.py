@@ -188,12 +188,16 @@ class Connection:
             self._events.clear()
             self._quotes.clear()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until woken (something to write, or the close); False after `timeout`."""
+        if not self._ready.wait(timeout):
+            return False
+        self._ready.clear()
+        return True
+
     def take(self, timeout: float | None = None) -> list[bytes]:
         """Everything queued (events first, then the latest quotes) once woken; [] after `timeout` or on close."""
-        if not self._ready.wait(timeout):
-            return []
-        self._ready.clear()
-        return self.take_now()
+        return self.take_now() if self.wait(timeout) else []
 
     def take_now(self) -> list[bytes]:
         """Everything queued, without waiting; [] on close."""

@@ -213,9 +213,11 @@ def _send_loop(ws, conn: Connection) -> None:
     it; then the close, with the connection's code, when asked."""
     try:
         while not conn.closing:
-            frames = conn.take()  # woken by the flusher or on close
+            conn.wait()  # woken by the flusher or on close
             conn.sending_since = time.monotonic()
-            ws.sock.sendall(b"".join(frames))  # parked bytes first, even when nothing new came
+            # taken once the write lock is ours, so nothing newer goes first; parked bytes first,
+            # even when nothing new came
+            ws.sock.write_wait(conn.take_now)
             conn.sending_since = None
         _close(ws, conn.close_code, conn.close_reason)
     except (ConnectionClosed, OSError):

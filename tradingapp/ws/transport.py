@@ -72,15 +72,26 @@ class SerializedSocket:
         self.sendall(data, *flags)
         return len(data)
 
+    def write_wait(self, take: Callable[[], list[bytes]]) -> None:
+        """Write what `take()` returns once no other write is in progress (parked bytes first),
+        waiting for the client as long as it takes. Taken only once the socket is ours: frames
+        taken before waiting could be overtaken by newer ones written meanwhile (a released gevent
+        lock resumes its waiter later, and a `write_nowait` in between gets it first)."""
+        with self._write:
+            self._sendall_locked(b"".join(take()))
+
     def sendall(self, data, *flags) -> None:
         """Write parked bytes, then `data`, waiting for the client as long as it takes."""
         with self._write:
-            if self._parked:
-                parked, self._parked = self._parked, b""
-                self._sock.sendall(parked)
-            sent = self._write_fd(data) if data and not flags else 0
-            if sent < len(data):
-                self._sock.sendall(memoryview(data)[sent:], *flags)
+            self._sendall_locked(data, *flags)
+
+    def _sendall_locked(self, data, *flags) -> None:
+        if self._parked:
+            parked, self._parked = self._parked, b""
+            self._sock.sendall(parked)
+        sent = self._write_fd(data) if data and not flags else 0
+        if sent < len(data):
+            self._sock.sendall(memoryview(data)[sent:], *flags)
 
     def _write_fd(self, data: bytes) -> int:
         # Skips gevent's sendall (a getsockopt and a timer per call) when the buffer has room. The
