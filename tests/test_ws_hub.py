@@ -475,3 +475,18 @@ def test_a_sender_waiting_for_the_write_lock_is_not_overtaken_by_the_flusher():
     writer.close()
     reader.close()
     assert stream[filler:].replace(b"P", b"") == b"AB"
+
+
+def test_a_mode_change_drops_the_quote_queued_in_the_old_mode(hub):
+    # Regression: a quote queued in ltp mode stayed queued after a switch to full mode, so the socket
+    # got an ltp-shaped quote after "subscribed ... full", and the full snapshot (pushed without
+    # replacing a queued quote) was never sent.
+    conn = hub.register("u1")
+    hub.subscribe(conn, [7, 8], "ltp")
+    hub.route_quote({**quote(7), "ts": now_iso()})
+    hub.route_quote({**quote(8), "ts": now_iso()})
+    hub.subscribe(conn, [7], "full")
+    conn.push_quote(7, hub.encode(shape_quote(quote(7), "full")), replace=False)  # the snapshot
+    messages = {m["instrument_id"]: m for m in received(conn)}
+    assert "close" in messages[7] and "stale" in messages[7]  # full mode
+    assert set(messages[8]) == {"type", "instrument_id", "ltp", "ts"}  # unchanged: still ltp

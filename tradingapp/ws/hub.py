@@ -276,6 +276,7 @@ class Hub:
         """Subscribe (or change the mode of) instruments; all or nothing against the limit."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
+        moved = []
         with self._lock:
             new = set(instrument_ids) - set(conn.subscriptions)
             if len(conn.subscriptions) + len(new) > self.max_instruments:
@@ -287,8 +288,12 @@ class Hub:
                 groups = self._by_instrument.setdefault(iid, {})
                 if old is not None:
                     self._leave(groups, old, conn)
+                    moved.append(iid)
                 groups.setdefault(mode, set()).add(conn)
                 conn.subscriptions[iid] = mode
+        # a quote still queued in the old mode would follow the confirmation in the wrong shape and
+        # keep the new mode's snapshot out (a snapshot never replaces a queued quote)
+        conn.drop_quotes(moved)
 
     def unsubscribe(self, conn: Connection, instrument_ids: list[int]) -> None:
         with self._lock:
