@@ -45,7 +45,7 @@ from tradingapp.services.retention import prune_ticks
 
 log = logging.getLogger("jobs.worker")  # not "__main__" under python -m
 
-SCHEDULER_TICK = 1.0  # seconds; Retry intervals are 1, 2 and 5 s
+SCHEDULER_TICK = 1.0  # seconds; Retry intervals are 1, 2, 5 and 30 s (jobqueue.RETRY_INTERVALS)
 RESUBMIT_BACKOFF_MAX = 300  # seconds between re-queues of one stranded submission, at most
 PRUNE_INTERVAL = 3600  # seconds between tick retention rounds (one worker prunes per round)
 PRUNE_FIRST_DELAY = 60  # seconds after start: a restarting worker does not prune at once
