@@ -490,3 +490,14 @@ def test_a_mode_change_drops_the_quote_queued_in_the_old_mode(hub):
     messages = {m["instrument_id"]: m for m in received(conn)}
     assert "close" in messages[7] and "stale" in messages[7]  # full mode
     assert set(messages[8]) == {"type", "instrument_id", "ltp", "ts"}  # unchanged: still ltp
+
+
+def test_a_backlog_of_unhandled_messages_is_flooding_past_its_bounds():
+    from tradingapp.ws.routes import MAX_PENDING_BYTES, MAX_PENDING_MESSAGES, flooding
+
+    ping = '{"action": "ping"}'
+    assert not flooding([ping] * MAX_PENDING_MESSAGES)  # pipelined commands: never measured
+    assert not flooding([ping] * (MAX_PENDING_MESSAGES + 1))  # a few KB: fine
+    assert flooding([ping] * (16 * MAX_PENDING_MESSAGES + 1))  # too many, however small
+    big = "x" * (MAX_PENDING_BYTES // MAX_PENDING_MESSAGES + 1)
+    assert flooding([big] * (MAX_PENDING_MESSAGES + 1))  # past the byte bound

@@ -434,3 +434,25 @@ def test_revoked_sessions_checks_many_tokens_in_one_go(app, login):
         revoke_session(logged_out)
         revoke_user_sessions(str(deactivated_user.id))
         assert revoked_sessions([fine, logged_out, deactivated, {**fine, "sid": None}]) == [False, True, True, True]
+
+
+def test_a_client_sending_faster_than_it_is_served_is_closed_1008_and_others_keep_going(server, login, sockets):
+    flood, _, _ = authed(server, login, sockets)
+    other, _, _ = authed(server, login, sockets)
+    # Subscribes of 200 instruments in full mode, each answered with a reply and a snapshot read
+    # from Redis: sent all at once, far faster than one socket is served.
+    message = orjson.dumps({"action": "subscribe", "instrument_ids": list(range(1, 201)), "mode": "full"}).decode()
+    frame = websocket.ABNF.create_frame(message, websocket.ABNF.OPCODE_TEXT).format()
+    burst = frame * 4000  # ~4 MB of commands in one write
+    try:
+        flood.sock.sendall(burst)
+    except OSError:
+        pass  # the server may already have closed it
+    deadline = time.monotonic() + 15  # without the bound the replies flow for minutes: fail, don't hang
+    code = None
+    while code is None and time.monotonic() < deadline:
+        opcode, frame = flood.recv_data_frame(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            code = struct.unpack("!H", frame.data[:2])[0]
+    assert code == 1008
+    assert ping(other) == {"type": "pong"}

@@ -47,6 +47,13 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_MANY = 4429
 RECEIVE_TICK = 1.0  # seconds between checks of the close flag by the receive loop
 CLOSE_WAIT = 2.0  # seconds to wait for the client's close reply before the socket is dropped
+CLOSE_POLICY = 1008
+FLOOD_REASON = "messages arrive faster than they are handled"
+# simple-websocket queues every received message without bound while the handler works through
+# them. Pipelined commands are fine (one 4 KB read holds ~170 pings); a client that keeps sending
+# faster than it is served is closed before its backlog costs the process memory.
+MAX_PENDING_MESSAGES = 256  # below this the backlog is not even measured
+MAX_PENDING_BYTES = 1 << 20
 STALE_CHECK = 1.0  # seconds between looks for instruments whose feed went silent
 
 bp = Blueprint("ws", __name__)
@@ -145,6 +152,11 @@ def feed(ws) -> None:
             data = ws.receive(timeout=RECEIVE_TICK)
             if data is not None:
                 _handle(data, conn, hub, settings)
+                if flooding(ws.input_buffer):
+                    log.warning("event=ws_client_flooding user_id=%s conn=%s pending=%d", user_id, conn.id,
+                                len(ws.input_buffer))  # fmt: skip
+                    ws.input_buffer.clear()
+                    conn.close(CLOSE_POLICY, FLOOD_REASON)
     finally:
         hub.unregister(conn)
         conn.close(CLOSE_NORMAL, "bye")
@@ -153,6 +165,13 @@ def feed(ws) -> None:
             _abort(ws)
             sender.join(timeout=1)
         log.info("event=ws_disconnected user_id=%s conn=%s code=%s", user_id, conn.id, conn.close_code)
+
+
+def flooding(pending: list) -> bool:
+    """Whether the messages received and not yet handled are past what a socket may hold."""
+    if len(pending) <= MAX_PENDING_MESSAGES:
+        return False
+    return len(pending) > 16 * MAX_PENDING_MESSAGES or sum(len(m) for m in pending) > MAX_PENDING_BYTES
 
 
 def _authenticate(ws, settings: Settings) -> tuple[str | None, dict | None]:
