@@ -46,6 +46,15 @@ class StopFlag:
     def is_set(self) -> bool:
         return self.stopped
 
+    @classmethod
+    def on_signals(cls) -> StopFlag:
+        """A flag that SIGTERM and SIGINT set (the handler only sets it: logging there could
+        re-enter a half-written log line)."""
+        flag = cls()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda _signum, _frame: flag.set())
+        return flag
+
 
 class Feed:
     def __init__(self, app: Flask, stop: StopFlag, rng: random.Random | None = None):
@@ -168,14 +177,7 @@ def main() -> None:
 
         serve(app)
         return
-    stop = StopFlag()
-
-    def on_signal(_signum, _frame):
-        # Only set the flag: logging here could re-enter a half-written log line.
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = StopFlag.on_signals()
     with app.app_context():
         Feed(app, stop).run()
 

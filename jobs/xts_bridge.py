@@ -21,7 +21,6 @@ events get a few seconds to go out (what is left is published by the reconcile a
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 
@@ -228,14 +227,7 @@ class Bridge:
 
 def serve(app: Flask) -> None:
     """Run the bridge until SIGTERM/SIGINT (also what `python -m jobs.feed` does with BROKER=xts)."""
-    stop = StopFlag()
-
-    def on_signal(_signum, _frame):
-        # Only set the flag: logging here could re-enter a half-written log line.
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = StopFlag.on_signals()
     with app.app_context():
         Bridge(app, stop).run()
 
