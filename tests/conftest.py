@@ -3,7 +3,10 @@ RabbitMQ namespace (prefixed exchange/queue names and Redis channels) of its own
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
 import uuid
 
 import psycopg
@@ -223,3 +226,37 @@ def tap(app, db):
     events = EventTap(app)
     yield events
     events.close()
+
+
+def wait_until(predicate, timeout: float = 10, details=lambda: "", interval: float = 0.05):
+    """The first truthy value of predicate() within timeout seconds, else AssertionError (with details())."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s. {details()}")
+
+
+@contextlib.contextmanager
+def consumer_thread(app, queues: set[str]):
+    """The real Kombu consumer of `queues` (jobs.consumer EVENTS / TICKS) in a thread of this
+    process, on purged queues; stopped and its connection released on exit."""
+    from jobs.consumer import Consumer
+
+    topology = Topology(app.config["NAMESPACE"])
+    with Connection(app.config["AMQP_URL"]) as conn:
+        topology.declare(conn)
+        for queue in topology.all_queues():
+            queue(conn.default_channel).purge()
+    running = Consumer(app, Connection(app.config["AMQP_URL"]), paper_exchange=False, retry_delay=0.2, queues=queues)
+    thread = threading.Thread(target=running.run, kwargs={"safety_interval": 0.1}, daemon=True)
+    thread.start()
+    assert running.ready.wait(10)
+    try:
+        yield running
+    finally:
+        running.should_stop = True
+        thread.join(10)
+        running.connection.release()

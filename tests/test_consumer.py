@@ -5,7 +5,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +17,7 @@ from kombu import Connection
 
 import config
 from jobs.consumer import Consumer
+from tests.conftest import wait_until as wait_for
 from tests.factories import event, make_order
 from tradingapp import create_app
 from tradingapp import events as ev
@@ -58,15 +58,6 @@ def tick_count(**where) -> int:
     count = _db.session.scalar(query)
     _db.session.rollback()  # end the read so the next poll sees the consumer's commits
     return count
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

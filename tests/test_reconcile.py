@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
@@ -18,17 +17,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from kombu import Connection
 
-from jobs.consumer import EVENTS, Consumer
+from jobs.consumer import EVENTS
 from jobs.worker import SweepResult, sweep_once
+from tests.conftest import consumer_thread, wait_until
 from tests.test_jobs import queued, run_worker
 from tests.test_xts_client import claimed
 from tests.xts_helpers import at_simulator, wait_sim_status
 from tradingapp import events as ev
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
-from tradingapp.messaging import Topology
 from tradingapp.models import Instrument, Order, OrderEvent, Trade
 from tradingapp.services import jobqueue
 from tradingapp.services.broker_events import apply_broker_event
@@ -45,30 +43,8 @@ DEALER = {"broker": "xts", "app_key": "sim-dealer-key", "secret_key": "sim-deale
 @pytest.fixture
 def consumer(app, db):
     """The real consumer of broker events in a thread of this process."""
-    topology = Topology(app.config["NAMESPACE"])
-    with Connection(app.config["AMQP_URL"]) as conn:
-        topology.declare(conn)
-        for queue in topology.all_queues():
-            queue(conn.default_channel).purge()
-    running = Consumer(app, Connection(app.config["AMQP_URL"]), paper_exchange=False, retry_delay=0.2,
-                       queues={EVENTS})  # fmt: skip
-    thread = threading.Thread(target=running.run, kwargs={"safety_interval": 0.1}, daemon=True)
-    thread.start()
-    assert running.ready.wait(10)
-    yield running
-    running.should_stop = True
-    thread.join(10)
-    running.connection.release()
-
-
-def wait_until(predicate, timeout: float = 10, details=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met in {timeout}s. {details()}")
+    with consumer_thread(app, {EVENTS}) as running:
+        yield running
 
 
 def fresh(order_id) -> Order:

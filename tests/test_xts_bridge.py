@@ -29,8 +29,9 @@ import sqlalchemy as sa
 from kombu import Connection, Queue
 from kombu.exceptions import OperationalError
 
-from jobs.consumer import EVENTS, TICKS, Consumer
+from jobs.consumer import EVENTS, TICKS
 from jobs.feed import StopFlag
+from tests.conftest import consumer_thread, wait_until
 from tests.factories import make_order
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
 from tradingapp.extensions import db as _db
@@ -126,16 +127,6 @@ def wait_for_sockets(sim, bridge: BridgeProcess, marketdata: bool = True, count:
     wait_until(ready, timeout, lambda: f"bridge log:\n{bridge.log()[-4000:]}")
 
 
-def wait_until(predicate, timeout: float = 10, details=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met in {timeout}s. {details()}")
-
-
 # -- placing at the broker with the shared session ----------------------------------------------
 @pytest.fixture
 def broker_session(app, db, xts):
@@ -212,20 +203,8 @@ def tick_tap(app, db):
 @pytest.fixture
 def consumer(app, db):
     """The real consumer (broker events and ticks) in a thread of this process."""
-    topology = Topology(app.config["NAMESPACE"])
-    with Connection(app.config["AMQP_URL"]) as conn:
-        topology.declare(conn)
-        for queue in topology.all_queues():
-            queue(conn.default_channel).purge()
-    running = Consumer(app, Connection(app.config["AMQP_URL"]), paper_exchange=False, retry_delay=0.2,
-                       queues={EVENTS, TICKS})  # fmt: skip
-    thread = threading.Thread(target=running.run, kwargs={"safety_interval": 0.1}, daemon=True)
-    thread.start()
-    assert running.ready.wait(10)
-    yield running
-    running.should_stop = True
-    thread.join(10)
-    running.connection.release()
+    with consumer_thread(app, {EVENTS, TICKS}) as running:
+        yield running
 
 
 def fresh(order: Order) -> Order:

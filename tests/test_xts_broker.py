@@ -6,7 +6,6 @@ the broker), the instrument master and OHLC."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -14,6 +13,7 @@ import pytest
 
 import config
 from tests.conftest import test_env as env_for
+from tests.conftest import wait_until as wait_for
 from tests.test_jobs import new_order
 from tests.test_paper_broker import set_quote
 from tests.test_xts_client import MARKET, claimed, past_the_horizon
@@ -210,14 +210,6 @@ def test_a_retried_modify_while_the_first_is_replacing_is_not_a_rejection(xts_ap
     settle(tap)
     order = reload(order_id)
     assert (order.status, order.quantity, order.limit_price) == ("OPEN", 20, Decimal("2810.00"))
-
-
-def wait_for(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.05)
-    return value
 
 
 # -- lookup --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from jobs.worker import sweep_once
+from tests.conftest import wait_until
 from tests.test_crash_safety import retry_due_jobs
 from tests.test_jobs import new_order
 from tests.test_paper_broker import set_quote
@@ -370,14 +371,6 @@ def test_an_order_lock_that_expired_during_the_place_is_let_go_quietly(broker, x
 def test_retries_of_an_order_job_reach_past_the_resend_horizon(app):
     assert sum(jobqueue.RETRY_INTERVALS[:-1]) < resend_horizon(app.config["XTS_TIMEOUT"] or 7)
     assert jobqueue.RETRY_INTERVALS[-1] >= MIN_RESEND_HORIZON
-
-
-def wait_until(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.05)
-    return value
 
 
 def test_latency_below_the_timeout_is_just_slow(xts_app, xts, client, trader_headers, tap):

@@ -8,7 +8,6 @@ events, and across a session expiry.
 
 from __future__ import annotations
 
-import time
 import warnings
 from decimal import Decimal
 
@@ -16,7 +15,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.conftest import TABLES
+from tests.conftest import TABLES, wait_until
 from tests.stack import Stack
 from tests.test_e2e import DEMO, SocketReader
 from tradingapp.cli import seed_demo_data
@@ -83,16 +82,6 @@ def _quiet_socket_gc():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         yield
-
-
-def wait_until(predicate, timeout: float = 15, details=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met in {timeout}s\n{details()}")
 
 
 def place(stack, http, quantity: int) -> str:
