@@ -70,8 +70,9 @@ def untradable(instrument: Instrument) -> str | None:
     instrument master (`flask instruments sync`), or its contract expired before today's session."""
     if not instrument.active:
         return f"{instrument.symbol} is no longer in the broker's instrument master and cannot be traded"
-    today = session_day(utcnow(), current_app.config["SESSION_TIMEZONE"])
-    if instrument.expiry is not None and instrument.expiry < today:
+    if instrument.expiry is None:  # cash instruments: no session clock on the order path
+        return None
+    if instrument.expiry < session_day(utcnow(), current_app.config["SESSION_TIMEZONE"]):
         return f"{instrument.symbol} expired on {instrument.expiry.isoformat()} and cannot be traded"
     return None
 
