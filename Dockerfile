@@ -19,9 +19,10 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
 
 WORKDIR /app
-# Requirements first: code changes then rebuild only the last layers.
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+# The hashed lock first (make lock): the image gets exactly the tested tree, and code changes
+# rebuild only the last layers.
+COPY requirements.lock .
+RUN pip install --require-hashes -r requirements.lock
 
 # Code stays owned by root: the app user can read it, not change it.
 COPY . .
