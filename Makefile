@@ -1,5 +1,6 @@
 # tradingapp: `make run` starts every process on this machine, `make test` lints and tests.
-# Everything lives in .venv; installs are skipped while requirements*.txt are unchanged (stamps).
+# Everything lives in .venv, installed from the hashed locks (requirements*.lock, made by `make lock`
+# from requirements*.txt); installs are skipped while the locks are unchanged (stamps).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -7,27 +8,29 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
-PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --quiet
+PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --quiet --require-hashes
+# The locks are resolved for every platform the Dockerfiles may build on (x86_64 and arm64 Linux).
+UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 $(LOCK_FLAGS)
 
 export FLASK_APP := wsgi
 # `make run` trades on paper against the simulated feed unless the environment says otherwise.
 export BROKER ?= paper
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-xts test bench lint fmt migrate seed preflight services install install-dev clean xts-sim
+.PHONY: help run run-xts test bench lint fmt migrate seed preflight services install install-dev lock clean xts-sim
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-run: $(RUNTIME_STAMP) ## set up the database and start backend, websocket, worker, consumer and feed
-	@$(BIN)/python -m tradingapp.preflight
+run: $(RUNTIME_STAMP) ## start (or install) Redis and RabbitMQ if needed, migrate, then every process
+	@$(BIN)/python -m tradingapp.preflight --start
 	@$(BIN)/flask create-db
 	@$(BIN)/flask db upgrade
 	@$(BIN)/flask seed
 	@$(BIN)/python scripts/run_stack.py
 
 run-xts: $(RUNTIME_STAMP) ## the same stack with BROKER=xts against the XTS simulator, started first on XTS_SIM_PORT (9200)
-	@$(BIN)/python -m tradingapp.preflight
+	@$(BIN)/python -m tradingapp.preflight --start
 	@$(BIN)/flask create-db
 	@$(BIN)/flask db upgrade
 	@$(BIN)/flask seed
@@ -78,13 +81,19 @@ $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || \
 		{ rm -rf $(VENV); echo "could not create $(VENV); on Debian/Ubuntu: sudo apt-get install -y python3-venv" >&2; exit 1; }
 
-$(RUNTIME_STAMP): requirements.txt | $(BIN)/python
-	$(PIP_INSTALL) -r requirements.txt
+$(RUNTIME_STAMP): requirements.lock | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.lock
 	@touch $@
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
-	$(PIP_INSTALL) -r requirements-dev.txt
+# The dev lock holds the runtime lock's versions (compiled with it as a constraint) plus the tools.
+$(DEV_STAMP): requirements.lock requirements-dev.lock | $(BIN)/python
+	$(PIP_INSTALL) -r requirements-dev.lock
 	@touch $@ $(RUNTIME_STAMP)
+
+lock: $(DEV_STAMP) ## resolve requirements*.txt into the locks (LOCK_FLAGS="--upgrade-package X" moves X)
+	$(UV_COMPILE) requirements.txt -o requirements.lock
+	$(UV_COMPILE) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
+	@echo "lock: review 'git diff *.lock', then 'make install-dev' installs it"
 
 clean: ## remove the venv, caches and the local SQLite database
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis instance/*.db instance/*.db-wal instance/*.db-shm

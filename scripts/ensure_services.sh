@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL, Redis and RabbitMQ answer on 127.0.0.1 before the tests run.
+# Make sure PostgreSQL, Redis and RabbitMQ answer on 127.0.0.1 (make test), or only the ones named
+# (`ensure_services.sh redis rabbitmq`: what `make run` needs, chosen by tradingapp.preflight --start).
 #   answers            -> nothing to do (the usual case: well under a second for all three)
 #   installed but down -> start it
 #   not installed      -> apt-get install it (sudo when not root), then start it
@@ -9,7 +10,7 @@ set -euo pipefail
 WAIT_SECONDS="${SERVICES_WAIT_SECONDS:-120}"
 HOST=127.0.0.1
 PG_PORT=5432
-REDIS_PORT=6379
+REDIS_PORT="${REDIS_PORT:-6379}"  # the app's setting: a Redis down on another local port is started there
 RABBITMQ_PORT=5672
 # Only the Redis this script starts uses these flags; an already running one is left as it is.
 REDIS_START=(redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no
@@ -67,6 +68,14 @@ redis_start() {
 
 rabbitmq_start() { as_root rabbitmq-server -detached; }
 
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 ||
+        die "$* missing and this machine has no apt-get: install $* with its package manager, then run this again"
+    say "installing $* with apt-get (a few minutes on a fresh machine)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
 wait_for() {  # name check-function where-to-look
     local name="$1" check="$2" hint="$3" deadline=$((SECONDS + WAIT_SECONDS))
     until "$check"; do
@@ -94,13 +103,17 @@ pg_allow_local_tcp() {
 }
 
 main() {
-    local down=() missing=() packages=() installed_pg=no
-    postgres_up || down+=(postgres)
-    redis_up || down+=(redis)
-    rabbitmq_up || down+=(rabbitmq)
+    local wanted=("$@") down=() missing=() packages=() installed_pg=no service
+    [ "${#wanted[@]}" -gt 0 ] || wanted=(postgres redis rabbitmq)
+    for service in "${wanted[@]}"; do
+        case "$service" in
+            postgres | redis | rabbitmq) "${service}_up" || down+=("$service") ;;
+            *) die "unknown service '$service' (postgres, redis or rabbitmq)" ;;
+        esac
+    done
     if [ "${#down[@]}" -eq 0 ]; then
-        pg_allow_local_tcp existing
-        say "PostgreSQL, Redis and RabbitMQ answer on $HOST"
+        [[ " ${wanted[*]} " == *" postgres "* ]] && pg_allow_local_tcp existing
+        say "${wanted[*]} answer on $HOST"
         return 0
     fi
 
@@ -114,11 +127,7 @@ main() {
             rabbitmq) packages+=(rabbitmq-server) ;;
         esac
     done
-    if [ "${#packages[@]}" -gt 0 ]; then
-        say "installing ${packages[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"
-    fi
+    [ "${#packages[@]}" -eq 0 ] || apt_install "${packages[@]}"
 
     for service in "${down[@]}"; do
         # An apt install may already have started it (when the machine runs an init system).
@@ -126,9 +135,14 @@ main() {
         say "starting $service"
         "${service}_start"
     done
-    wait_for PostgreSQL postgres_up "/var/log/postgresql/"
-    wait_for Redis redis_up "/var/log/redis/ci.log"
-    wait_for RabbitMQ rabbitmq_up "/var/log/rabbitmq/"
+    for service in "${wanted[@]}"; do
+        case "$service" in
+            postgres) wait_for PostgreSQL postgres_up "/var/log/postgresql/" ;;
+            redis) wait_for Redis redis_up "/var/log/redis/ci.log" ;;
+            rabbitmq) wait_for RabbitMQ rabbitmq_up "/var/log/rabbitmq/" ;;
+        esac
+    done
+    [[ " ${wanted[*]} " == *" postgres "* ]] || return 0
     if [ "$installed_pg" = yes ]; then pg_allow_local_tcp fresh; else pg_allow_local_tcp existing; fi
 }
 

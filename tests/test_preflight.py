@@ -105,3 +105,40 @@ def test_bad_configuration_exits_1_without_a_traceback(env):
     assert result.returncode == 1
     assert "preflight FAIL  configuration: APP_ENV must be one of" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_only_a_service_down_on_this_machine_is_startable(env):
+    down = check_redis(AppTestConfig({**env, "REDIS_PORT": str(closed_port())}))
+    assert down.startable() == "redis"
+    assert check_redis(AppTestConfig({**env, "REDIS_HOST": "redis.invalid"})).startable() is None
+    assert check_redis(AppTestConfig(env)).startable() is None  # it answers
+    # ensure_services.sh starts the machine's RabbitMQ and PostgreSQL on their standard ports only.
+    assert check_rabbitmq(AppTestConfig({**env, "RABBITMQ_PORT": str(closed_port())})).startable() is None
+    assert check_rabbitmq(AppTestConfig({**env, "RABBITMQ_PASSWORD": "not-the-password"})).startable() is None
+
+
+def test_start_brings_up_a_redis_that_is_down_here_then_passes(env):
+    port = closed_port()
+    try:
+        result = run_preflight(
+            {**env, "REDIS_PORT": str(port)}, sys.executable, "-m", "tradingapp.preflight", "--start"
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "preflight: redis not answering here; starting: ensure_services.sh redis" in result.stdout
+        assert f"preflight ok    Redis at 127.0.0.1:{port}" in result.stdout
+    finally:
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True, timeout=10)
+
+
+def test_start_without_apt_get_says_so_and_the_preflight_names_the_service(env, tmp_path):
+    # A machine with neither redis-server nor apt-get: the script stops with a clear line, and the
+    # checks after it still give the start and install hints (exit 1, no traceback).
+    for tool in ("bash", "timeout", "id"):
+        (tmp_path / tool).symlink_to(subprocess.check_output(["which", tool], text=True).strip())
+    script = ROOT / "scripts" / "ensure_services.sh"
+    bare_env = {"PATH": str(tmp_path), "REDIS_PORT": str(closed_port())}
+    result = subprocess.run(
+        [str(tmp_path / "bash"), str(script), "redis"], env=bare_env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert "redis-server missing and this machine has no apt-get" in result.stderr

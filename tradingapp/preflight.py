@@ -3,12 +3,16 @@
 `flask preflight` or `python -m tradingapp.preflight` checks Redis, RabbitMQ and (when DB_HOST
 is set) PostgreSQL with short timeouts. For each one down it says where it looked and how to
 start it, then exits 1 — a newcomer reads one line instead of five processes' tracebacks.
+`--start` (make run) first starts, or installs, a service that is down on this machine at its
+standard port with scripts/ensure_services.sh, then checks again.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,10 @@ from config import Config, ConfigError, load_config
 TIMEOUT = 3.0
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 COMPOSE_HINT = "docker compose up -d redis rabbitmq postgres"
+ENSURE_SERVICES = Path(__file__).resolve().parent.parent / "scripts" / "ensure_services.sh"
+# What scripts/ensure_services.sh starts: the machine's PostgreSQL and RabbitMQ on their standard
+# ports, Redis on REDIS_PORT (None: any port).
+STARTABLE = {"PostgreSQL": ("postgres", "5432"), "Redis": ("redis", None), "RabbitMQ": ("rabbitmq", "5672")}
 SUDO = "" if os.geteuid() == 0 else "sudo "
 REDIS_START = (
     'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port {port} --save "" --appendonly no '
@@ -36,6 +44,13 @@ class Check:
     ok: bool
     detail: str = ""
     hints: tuple[str, ...] = ()
+
+    def startable(self) -> str | None:
+        """ensure_services.sh's name for this service when it is down here, where the script starts it."""
+        name, port = STARTABLE[self.service]
+        host, _, address_port = self.address.rpartition(":")
+        down = not self.ok and self.detail.startswith("unreachable")
+        return name if down and host in LOCAL_HOSTS and port in (None, address_port) else None
 
 
 def _hints(host: str, start: list[str], installed: bool, package: str) -> tuple[str, ...]:
@@ -135,13 +150,30 @@ def report(config: Config, checks: list[Check], out=print) -> bool:
     return all(check.ok for check in checks)
 
 
-def main(env: dict[str, str] | None = None) -> int:
+def start_local(checks: list[Check], out=print) -> bool:
+    """Start (installing when missing) the services down on this machine; True when the script ran."""
+    names = [name for check in checks if (name := check.startable())]
+    if not names:
+        return False
+    out(f"preflight: {', '.join(names)} not answering here; starting: {ENSURE_SERVICES.name} {' '.join(names)}")
+    # The script says what it does before any apt-get install; a failure is reported by the checks after it.
+    subprocess.run(["bash", str(ENSURE_SERVICES), *names], check=False)
+    return True
+
+
+def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="preflight", description="check that the services answer")
+    parser.add_argument("--start", action="store_true", help="start or install a local service that is down")
+    args = parser.parse_args(argv)
     try:
         config = load_config(env)
     except ConfigError as exc:
         print(f"preflight FAIL  configuration: {exc}", file=sys.stderr)
         return 1
-    return 0 if report(config, run_checks(config)) else 1
+    checks = run_checks(config)
+    if args.start and start_local(checks):
+        checks = run_checks(config)
+    return 0 if report(config, checks) else 1
 
 
 if __name__ == "__main__":
