@@ -1,0 +1,3 @@
+export default function TerminalPage(_props: { home?: boolean }) {
+  return <section data-testid="terminal-page" className="p-4">Chart</section>;
+}

@@ -1,0 +1,233 @@
+/** The WebSocket client: authenticates with ?token=, keeps the wanted subscriptions, pings, and
+ * reconnects with exponential backoff and jitter. After a reconnect it re-subscribes and has the
+ * order/position/trade queries re-read (catchUp) so nothing missed while away stays missing. A 4401
+ * refreshes the token and reconnects once; refused again, the session ends with the reason. When the
+ * access token is refreshed the socket is swapped for one with the new token (the server closes a
+ * socket whose token expires). */
+import { backoffDelay, closeAction } from './backoff';
+import { Subscriptions, type Mode } from './subscriptions';
+import type { SocketStatus } from '@/stores/socket';
+
+export interface SocketDeps {
+  url: () => Promise<string>;
+  token: () => string | null;
+  refresh: () => Promise<string>;
+  endSession: (reason: string) => void;
+  onMessage: (msg: ServerMessage) => void;
+  onStatus: (patch: { status: SocketStatus; attempt: number; nextRetryAt: number | null; lastClose?: { code: number; reason: string } | null; opened?: boolean }) => void;
+  /** called on every open after the first (reconnect or token swap) */
+  onReconnected: () => void;
+  createSocket?: (url: string) => WebSocket;
+  random?: () => number;
+  pingEvery?: number;
+  deadAfter?: number;
+}
+
+export type ServerMessage = { type: string; [k: string]: unknown };
+
+export class LiveSocket {
+  readonly subs = new Subscriptions();
+  private ws: WebSocket | null = null;
+  private running = false;
+  private attempt = 0;
+  private opens = 0;
+  private authFailures = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private lastMessageAt = 0;
+  private readonly deps: Required<Pick<SocketDeps, 'pingEvery' | 'deadAfter'>> & SocketDeps;
+
+  constructor(deps: SocketDeps) {
+    this.deps = { pingEvery: 20_000, deadAfter: 60_000, ...deps };
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.attempt = 0;
+    this.authFailures = 0;
+    void this.connect();
+  }
+
+  /** Close for good (logout): no reconnect. */
+  stop(): void {
+    this.running = false;
+    this.clearTimers();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws && ws.readyState <= 1) ws.close(1000, 'logout');
+    this.deps.onStatus({ status: 'closed', attempt: 0, nextRetryAt: null });
+  }
+
+  /** Reconnect with the current token, keeping the old socket until the new one is open. */
+  swap(): void {
+    if (!this.running) return;
+    void this.connect();
+  }
+
+  /** Reconnect now (browser back online). */
+  kick(): void {
+    if (!this.running || this.ws?.readyState === WebSocket.OPEN) return;
+    this.attempt = 0;
+    void this.connect();
+  }
+
+  subscribe(ids: readonly number[], mode: Mode): void {
+    const changed = this.subs.add(ids, mode);
+    this.sendSubscriptions(changed);
+  }
+
+  unsubscribe(ids: readonly number[], mode: Mode): void {
+    const { unsubscribe, changed } = this.subs.remove(ids, mode);
+    if (unsubscribe.length) this.send({ action: 'unsubscribe', instrument_ids: unsubscribe });
+    this.sendSubscriptions(changed);
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  private sendSubscriptions(ids?: readonly number[], target: WebSocket | null = this.ws): void {
+    if (ids && ids.length === 0) return;
+    for (const [mode, group] of this.subs.byMode(ids)) {
+      // the server takes at most 200 per socket; send in slices to keep frames small
+      for (let i = 0; i < group.length; i += 100) {
+        this.send({ action: 'subscribe', instrument_ids: group.slice(i, i + 100), mode }, target);
+      }
+    }
+  }
+
+  private send(msg: object, target: WebSocket | null = this.ws): void {
+    if (target?.readyState === WebSocket.OPEN) target.send(JSON.stringify(msg));
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.retryTimer = null;
+    this.pingTimer = null;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const token = this.deps.token();
+    if (!token) {
+      this.running = false;
+      return;
+    }
+    const replacing = this.ws && this.ws.readyState === WebSocket.OPEN ? this.ws : null;
+    if (!replacing) {
+      this.deps.onStatus({ status: this.attempt > 0 || this.opens > 0 ? 'reconnecting' : 'connecting', attempt: this.attempt, nextRetryAt: null });
+    }
+    let url: string;
+    try {
+      url = await this.deps.url();
+    } catch {
+      this.scheduleReconnect({ code: 0, reason: 'server meta unavailable' });
+      return;
+    }
+    if (!this.running) return;
+    const sep = url.includes('?') ? '&' : '?';
+    const ws = (this.deps.createSocket ?? ((u) => new WebSocket(u)))(`${url}${sep}token=${encodeURIComponent(token)}`);
+    if (!replacing) this.ws = ws;
+
+    ws.onopen = () => {
+      if (!this.running) {
+        ws.close(1000, 'stopped');
+        return;
+      }
+      if (replacing) {
+        this.ws = ws;
+        replacing.onclose = null;
+        replacing.onmessage = null;
+        replacing.close(1000, 'token refreshed');
+      }
+      this.attempt = 0;
+      this.opens += 1;
+      this.lastMessageAt = Date.now();
+      this.sendSubscriptions();
+      this.startPing();
+      this.deps.onStatus({ status: 'open', attempt: 0, nextRetryAt: null, lastClose: null, opened: true });
+      if (this.opens > 1) this.deps.onReconnected();
+    };
+    ws.onmessage = (ev) => {
+      if (ws !== this.ws) return;
+      this.lastMessageAt = Date.now();
+      this.authFailures = 0;
+      let msg: ServerMessage;
+      try {
+        msg = JSON.parse(String(ev.data));
+      } catch {
+        return;
+      }
+      if (msg && typeof msg.type === 'string') this.deps.onMessage(msg);
+    };
+    ws.onclose = (ev) => {
+      if (ws !== this.ws) return; // a replaced or abandoned socket
+      this.ws = null;
+      if (this.pingTimer) clearInterval(this.pingTimer);
+      this.pingTimer = null;
+      void this.handleClose(ev.code, ev.reason);
+    };
+    ws.onerror = () => {
+      /* onclose follows with the code */
+    };
+  }
+
+  private async handleClose(code: number, reason: string): Promise<void> {
+    const action = closeAction(code, !this.running);
+    if (action === 'stop') return;
+    if (action === 'reauth') {
+      this.authFailures += 1;
+      if (this.authFailures > 1) {
+        this.running = false;
+        this.deps.onStatus({ status: 'closed', attempt: 0, nextRetryAt: null, lastClose: { code, reason } });
+        this.deps.endSession(`The live feed ended the session (${reason || 'unauthorized'}). Please log in again.`);
+        return;
+      }
+      try {
+        await this.deps.refresh();
+      } catch (err) {
+        if ((err as { status?: number })?.status === 401) return; // refresh ended the session
+        this.scheduleReconnect({ code, reason });
+        return;
+      }
+      if (this.running) void this.connect();
+      return;
+    }
+    this.scheduleReconnect({ code, reason });
+  }
+
+  private scheduleReconnect(lastClose: { code: number; reason: string }): void {
+    if (!this.running) return;
+    const delay = backoffDelay(this.attempt, { random: this.deps.random });
+    this.attempt += 1;
+    const nextRetryAt = Date.now() + delay;
+    this.deps.onStatus({ status: 'reconnecting', attempt: this.attempt, nextRetryAt, lastClose });
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  private startPing(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => {
+      const ws = this.ws;
+      if (!ws) return;
+      if (Date.now() - this.lastMessageAt > this.deps.deadAfter) {
+        // silent too long: treat as dropped
+        ws.onclose = null;
+        ws.close(4000, 'no answer');
+        this.ws = null;
+        if (this.pingTimer) clearInterval(this.pingTimer);
+        this.pingTimer = null;
+        this.scheduleReconnect({ code: 4000, reason: 'no answer to ping' });
+        return;
+      }
+      this.send({ action: 'ping' });
+    }, this.deps.pingEvery);
+  }
+}

@@ -1,0 +1,3 @@
+export function OrderToasts() {
+  return null;
+}

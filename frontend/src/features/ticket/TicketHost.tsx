@@ -1,0 +1,3 @@
+export function TicketHost() {
+  return null;
+}

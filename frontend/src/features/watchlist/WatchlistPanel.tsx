@@ -1,0 +1,3 @@
+export function WatchlistPanel() {
+  return <div data-testid="watchlist" className="p-2 text-muted">Watchlist</div>;
+}
