@@ -12,33 +12,59 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --quiet 
 # The locks are resolved for every platform the Dockerfiles may build on (x86_64 and arm64 Linux).
 UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 $(LOCK_FLAGS)
 
+# The terminal (frontend/): npm ci from the lockfile when it changed, vite build when a source changed.
+NPM := npm --prefix frontend --no-audit --no-fund
+NODE_STAMP := frontend/node_modules/.package-lock.json
+TERMINAL := frontend/dist/index.html
+TERMINAL_SOURCES := $(shell find frontend/src frontend/public frontend/scripts -type f 2>/dev/null) \
+	$(wildcard frontend/index.html frontend/vite.config.ts frontend/tsconfig*.json frontend/package.json)
+
 export FLASK_APP := wsgi
 # `make run` trades on paper against the simulated feed unless the environment says otherwise.
 export BROKER ?= paper
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-xts test bench lint fmt migrate seed preflight services install install-dev lock clean xts-sim
+.PHONY: help run run-xts test bench lint fmt migrate seed preflight services install install-dev lock clean xts-sim \
+	terminal browsers
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-run: $(RUNTIME_STAMP) ## start (or install) Redis and RabbitMQ if needed, migrate, then every process
-	@$(BIN)/python -m tradingapp.preflight --start
+run: $(RUNTIME_STAMP) ## start (or install) Redis and RabbitMQ if needed, build the terminal, migrate, run it all
+	@$(BIN)/python -m tradingapp.preflight --start --terminal
+	@$(MAKE) --no-print-directory terminal
 	@$(BIN)/flask create-db
 	@$(BIN)/flask db upgrade
 	@$(BIN)/flask seed
 	@$(BIN)/python scripts/run_stack.py
 
 run-xts: $(RUNTIME_STAMP) ## the same stack with BROKER=xts against the XTS simulator, started first on XTS_SIM_PORT (9200)
-	@$(BIN)/python -m tradingapp.preflight --start
+	@$(BIN)/python -m tradingapp.preflight --start --terminal
+	@$(MAKE) --no-print-directory terminal
 	@$(BIN)/flask create-db
 	@$(BIN)/flask db upgrade
 	@$(BIN)/flask seed
 	@$(BIN)/python scripts/run_stack.py --xts-sim --xts-sim-port $${XTS_SIM_PORT:-9200}
 
-test: $(DEV_STAMP) services ## start the services if needed, then ruff and the whole pytest suite
+test: $(DEV_STAMP) services browsers ## services and browsers if needed, ruff, the terminal's tests and build, pytest
 	$(BIN)/ruff check .
+	@$(BIN)/python -m tradingapp.preflight --terminal >/dev/null || $(BIN)/python -m tradingapp.preflight --terminal
+	$(MAKE) --no-print-directory terminal
+	$(NPM) test
 	$(BIN)/pytest
+
+terminal: $(TERMINAL) ## build the terminal into frontend/dist (npm ci, then vite build) when its sources changed
+
+$(NODE_STAMP): frontend/package-lock.json
+	$(NPM) ci
+	@touch $@
+
+$(TERMINAL): $(NODE_STAMP) $(TERMINAL_SOURCES)
+	$(NPM) run build
+	@touch $@
+
+browsers: ## Debian's chromium (browser tests) and nginx (the frontend proxy's test), installed with apt when missing
+	@scripts/ensure_tools.sh chromium nginx
 
 bench: $(DEV_STAMP) services ## run the benchmarks under bench/ (each prints its figures beside a raw baseline)
 	$(BIN)/python -m bench.order_latency
@@ -95,6 +121,7 @@ lock: $(DEV_STAMP) ## resolve requirements*.txt into the locks (LOCK_FLAGS="--up
 	$(UV_COMPILE) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
 	@echo "lock: review 'git diff *.lock', then 'make install-dev' installs it"
 
-clean: ## remove the venv, caches and the local SQLite database
+clean: ## remove the venv, caches, the terminal's build and the local SQLite database
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis instance/*.db instance/*.db-wal instance/*.db-shm
+	rm -rf frontend/node_modules frontend/dist
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -142,3 +142,27 @@ def test_start_without_apt_get_says_so_and_the_preflight_names_the_service(env, 
     )
     assert result.returncode == 1
     assert "redis-server missing and this machine has no apt-get" in result.stderr
+
+
+def test_terminal_check_names_a_missing_node_and_npm(env, tmp_path):
+    result = run_preflight({**env, "PATH": str(tmp_path)}, sys.executable, "-m", "tradingapp.preflight", "--terminal")
+    assert result.returncode == 1
+    assert "preflight FAIL  Node.js at PATH: node and npm not found (they build the terminal)" in result.stdout
+    assert "install Node.js 20.19+ with npm" in result.stdout
+
+
+def test_terminal_check_refuses_a_node_older_than_vite_needs(env, tmp_path):
+    for name, version in (("node", "v18.19.0"), ("npm", "9.2.0")):
+        (tmp_path / name).write_text(f"#!/bin/sh\necho {version}\n")
+        (tmp_path / name).chmod(0o755)
+    result = run_preflight(
+        {**env, "PATH": f"{tmp_path}:/bin"}, sys.executable, "-m", "tradingapp.preflight", "--terminal"
+    )
+    assert result.returncode == 1
+    assert "v18.19.0 is older than the terminal needs" in result.stdout
+
+
+def test_terminal_check_passes_with_this_machines_node(env):
+    result = run_preflight(env, sys.executable, "-m", "tradingapp.preflight", "--terminal")
+    assert result.returncode == 0, result.stdout
+    assert "preflight ok    Node.js at " in result.stdout

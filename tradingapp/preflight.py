@@ -4,7 +4,8 @@
 is set) PostgreSQL with short timeouts. For each one down it says where it looked and how to
 start it, then exits 1 — a newcomer reads one line instead of five processes' tracebacks.
 `--start` (make run) first starts, or installs, a service that is down on this machine at its
-standard port with scripts/ensure_services.sh, then checks again.
+standard port with scripts/ensure_services.sh, then checks again. `--terminal` also checks for
+the Node.js and npm that build the terminal (frontend/).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Check:
 
     def startable(self) -> str | None:
         """ensure_services.sh's name for this service when it is down here, where the script starts it."""
+        if self.service not in STARTABLE:
+            return None
         name, port = STARTABLE[self.service]
         host, _, address_port = self.address.rpartition(":")
         down = not self.ok and self.detail.startswith("unreachable")
@@ -123,6 +126,29 @@ def check_postgres(config: Config) -> Check:
         return Check("PostgreSQL", address, False, f"unreachable: {message}", hints)
 
 
+NODE_MINIMUM = (20, 19)  # Vite's floor
+
+
+def check_node() -> Check:
+    """Node.js and npm, which build the terminal; a prerequisite like Python, never installed here."""
+    hints = (
+        f"install Node.js {NODE_MINIMUM[0]}.{NODE_MINIMUM[1]}+ with npm (nodejs.org, or your package manager; "
+        "Debian 12's nodejs is too old)",
+    )
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        missing = " and ".join(name for name, path in (("node", node), ("npm", npm)) if not path)
+        return Check("Node.js", "PATH", False, f"{missing} not found (they build the terminal)", hints)
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    try:
+        numbers = tuple(int(part) for part in version.lstrip("v").split(".")[:2])
+    except ValueError:
+        numbers = (0, 0)
+    if numbers < NODE_MINIMUM:
+        return Check("Node.js", node, False, f"{version or 'unknown version'} is older than the terminal needs", hints)
+    return Check("Node.js", node, True, version)
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -164,6 +190,7 @@ def start_local(checks: list[Check], out=print) -> bool:
 def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="preflight", description="check that the services answer")
     parser.add_argument("--start", action="store_true", help="start or install a local service that is down")
+    parser.add_argument("--terminal", action="store_true", help="check for Node.js and npm too")
     args = parser.parse_args(argv)
     try:
         config = load_config(env)
@@ -173,6 +200,8 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     checks = run_checks(config)
     if args.start and start_local(checks):
         checks = run_checks(config)
+    if args.terminal:
+        checks.append(check_node())
     return 0 if report(config, checks) else 1
 
 
