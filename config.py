@@ -113,6 +113,33 @@ def parse_fernet_keys(name: str, value: str | None) -> list[str]:
     return keys
 
 
+def parse_ws_url(name: str, value: str | None) -> str | None:
+    """A ws:// or wss:// URL, or None when empty."""
+    url = (value or "").strip()
+    if not url:
+        return None
+    if not re.match(r"^wss?://[^/\s]+(/\S*)?$", url):
+        raise ConfigError(f"{name} must be a ws:// or wss:// URL such as wss://example.com/ws, got {value!r}")
+    return url
+
+
+def git_version(root: Path) -> str:
+    """The short commit of the checkout at `root` (read from .git, no git binary), else "dev"."""
+    try:
+        head = (root / ".git" / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            ref_file = root / ".git" / ref
+            if ref_file.exists():
+                head = ref_file.read_text().strip()
+            else:
+                packed = (root / ".git" / "packed-refs").read_text().splitlines()
+                head = next(line.split()[0] for line in packed if line.endswith(" " + ref))
+    except (OSError, StopIteration, UnicodeDecodeError):
+        return "dev"
+    return head[:12] if re.fullmatch(r"[0-9a-f]{40,64}", head) else "dev"
+
+
 class Config:
     """Settings for a development machine; every value can be overridden by the environment."""
 
@@ -133,6 +160,13 @@ class Config:
         self.TRUSTED_PROXY_COUNT = parse_int("TRUSTED_PROXY_COUNT", e.get("TRUSTED_PROXY_COUNT"), 0)
         # Gunicorn worker processes per server (each a gevent loop); one is plenty for a dev machine.
         self.WEB_CONCURRENCY = parse_int("WEB_CONCURRENCY", e.get("WEB_CONCURRENCY"), 1)
+        # The WebSocket URL the terminal is told to use (GET /api/v1/meta), e.g. wss://example.com/ws
+        # behind a proxy; empty: the terminal opens ws(s)://<its page's host>:WEBSOCKET_PORT/ws.
+        self.WEBSOCKET_PUBLIC_URL = parse_ws_url("WEBSOCKET_PUBLIC_URL", e.get("WEBSOCKET_PUBLIC_URL"))
+        # The built terminal (Vite's output) the backend serves at /; relative to the repository.
+        self.FRONTEND_DIST = str(BASE_DIR / (e.get("FRONTEND_DIST") or "frontend/dist"))
+        # Shown by GET /api/v1/meta; empty: the checkout's git commit, else "dev".
+        self.APP_VERSION = e.get("APP_VERSION") or git_version(BASE_DIR)
         # Database: Postgres when DB_HOST is set, else embedded SQLite under instance/.
         self.DB_HOST = e.get("DB_HOST", "")
         self.DB_PORT = parse_int("DB_PORT", e.get("DB_PORT"), 5432)
@@ -218,6 +252,14 @@ class Config:
         # The paper exchange's session end: a DAY order still working after the first one that
         # follows its creation expires.
         self.PAPER_SESSION_END = parse_clock("PAPER_SESSION_END", e.get("PAPER_SESSION_END"), time(15, 30))
+        # The session's opening time (same zone), for the market hours GET /api/v1/meta reports
+        # (weekdays, PAPER_SESSION_START to PAPER_SESSION_END); the paper exchange itself matches any time.
+        self.PAPER_SESSION_START = parse_clock("PAPER_SESSION_START", e.get("PAPER_SESSION_START"), time(9, 15))
+        if self.PAPER_SESSION_START >= self.PAPER_SESSION_END:
+            raise ConfigError(
+                f"PAPER_SESSION_START ({self.PAPER_SESSION_START:%H:%M}) must be before PAPER_SESSION_END "
+                f"({self.PAPER_SESSION_END:%H:%M})"
+            )
         self.FEED_INTERVAL_MS = parse_int("FEED_INTERVAL_MS", e.get("FEED_INTERVAL_MS"), 1000)
         # Ticks older than this many days are deleted (candles are kept); 0 keeps them forever.
         # With TimescaleDB the migration's retention policy (365 days) does it instead.
