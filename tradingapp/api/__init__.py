@@ -36,3 +36,6 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import accounts
 
     app.register_blueprint(accounts.bp)
+    from tradingapp.api import watchlists
+
+    app.register_blueprint(watchlists.bp)

@@ -627,6 +627,77 @@ SCHEMAS.update(
 )
 
 
+# Watchlists (tradingapp/api/watchlists.py): several named lists per user, kept on the server.
+PATHS.update(
+    {
+        "/api/v1/watchlists": {
+            "get": _op(
+                "The caller's watchlists, by position then creation (none: an empty list; nothing is created)",
+                "200",
+                _obj({"items": {"type": "array", "items": _ref("Watchlist")}}),
+                errors=("401",),
+            ),
+            "post": _op(
+                "Create a watchlist: the name is trimmed, 1-40 characters, unique per user ignoring case (409); at"
+                " most 10 per user (422)",
+                "201",
+                _ref("Watchlist"),
+                "NewWatchlist",
+                errors=("400", "401", "409", "422"),
+            ),
+        },
+        "/api/v1/watchlists/{watchlist_id}": {
+            "patch": _op(
+                "Rename and/or replace the instruments (instrument_ids in the new order: how a list is reordered);"
+                " an unknown or repeated id, or more than 250, is a 400 and nothing changes",
+                "200",
+                _ref("Watchlist"),
+                "WatchlistChange",
+                params=["{watchlist_id}"],
+                errors=("400", "401", "404", "409"),
+            ),
+            "delete": _op("Delete a watchlist", "204", params=["{watchlist_id}"], errors=("401", "404")),
+        },
+        "/api/v1/watchlists/{watchlist_id}/instruments/{instrument_id}": {
+            "put": _op(
+                "Append an instrument (already there: 200, unchanged); unknown instrument 404; list full (250) 422",
+                "200",
+                _ref("Watchlist"),
+                params=["{watchlist_id}", "{instrument_id}"],
+                errors=("401", "404", "422"),
+            ),
+            "delete": _op(
+                "Remove an instrument (not in the list: 404)",
+                "200",
+                _ref("Watchlist"),
+                params=["{watchlist_id}", "{instrument_id}"],
+                errors=("401", "404"),
+            ),
+        },
+    }
+)
+SCHEMAS.update(
+    {
+        "Watchlist": _obj(
+            {
+                "id": UUID,
+                "name": {"type": "string", "minLength": 1, "maxLength": 40},
+                "position": {"type": "integer"},
+                "instruments": {"type": "array", "items": _ref("Instrument"), "maxItems": 250},
+            }
+        ),
+        "NewWatchlist": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 40}}),
+        "WatchlistChange": _obj(
+            {
+                "name": {"type": "string", "minLength": 1, "maxLength": 40},
+                "instrument_ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 250, "uniqueItems": True},
+            },
+            [],
+        ),
+    }
+)
+
+
 def document() -> dict:
     return {
         "openapi": "3.1.0",

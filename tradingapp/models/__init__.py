@@ -8,6 +8,7 @@ from tradingapp.models.paper import PaperEvent, PaperOrder
 from tradingapp.models.risk import Account, AdminAction, RiskSettings
 from tradingapp.models.trading import Position, ProcessedEvent, Trade
 from tradingapp.models.users import ROLES, User
+from tradingapp.models.watchlists import Watchlist, WatchlistItem
 
 __all__ = [
     "Account",
@@ -27,4 +28,6 @@ __all__ = [
     "Tick",
     "Trade",
     "User",
+    "Watchlist",
+    "WatchlistItem",
 ]
