@@ -39,3 +39,6 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import watchlists
 
     app.register_blueprint(watchlists.bp)
+    from tradingapp.api import meta
+
+    app.register_blueprint(meta.bp)

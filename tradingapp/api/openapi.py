@@ -697,6 +697,38 @@ SCHEMAS.update(
     }
 )
 
+# Server meta (tradingapp/api/meta.py): what the terminal reads before login.
+PATHS["/api/v1/meta"] = {
+    "get": _op(
+        "Server time, session time zone and market hours, registration, broker, WebSocket address (no auth)",
+        "200",
+        _ref("Meta"),
+        auth=False,
+        errors=(),
+    )
+}
+SCHEMAS["Meta"] = _obj(
+    {
+        "server_time": {**TIME, "description": "the server's clock, UTC with milliseconds"},
+        "timezone": {"type": "string", "examples": ["Asia/Kolkata"], "description": "SESSION_TIMEZONE"},
+        "market": _obj(
+            {
+                "open": {"type": "boolean"},
+                "opens_at": {**TIME, "description": "start of the session under way, else of the next"},
+                "closes_at": {**TIME, "description": "end of the session under way, else of the next"},
+            }
+        ),
+        "registration_open": {"type": "boolean"},
+        "broker": {"enum": ["paper", "xts"]},
+        "websocket_url": {
+            "type": ["string", "null"],
+            "description": "WEBSOCKET_PUBLIC_URL; null: ws(s)://<the page's host>:websocket_port/ws",
+        },
+        "websocket_port": {"type": "integer"},
+        "version": {"type": "string"},
+    }
+)
+
 
 def document() -> dict:
     return {
