@@ -42,3 +42,6 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import meta
 
     app.register_blueprint(meta.bp)
+    from tradingapp.api import order_estimate
+
+    app.register_blueprint(order_estimate.bp)

@@ -729,6 +729,27 @@ SCHEMAS["Meta"] = _obj(
     }
 )
 
+# The margin estimate (tradingapp/api/order_estimate.py).
+PATHS["/api/v1/orders/estimate"] = {
+    "post": _op(
+        "The margin the order would block and the funds available, by the risk engine's margin model; the"
+        " body and its validation (400) are POST /orders' (client_order_id ignored). Nothing is written or"
+        " queued. 422 price_unavailable when there is no last price to value a MARKET order",
+        "200",
+        _ref("OrderEstimate"),
+        "NewOrder",
+        errors=("400", "401", "422", "503"),
+    )
+}
+SCHEMAS["OrderEstimate"] = _obj(
+    {
+        "required_margin": {**DECIMAL, "description": "margin the order adds (0 for the part that closes)"},
+        "available": DECIMAL,
+        "sufficient": {"type": "boolean", "description": "the risk engine's funds rule would pass"},
+        "price": {**DECIMAL, "description": "the price the order is valued at (limit, stop, else last)"},
+    }
+)
+
 
 def document() -> dict:
     return {

@@ -1,0 +1,28 @@
+"""POST /api/v1/orders/estimate: the margin an order would block and the funds available, before it
+is sent. The same body and validation as POST /api/v1/orders; nothing is written or queued."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import Blueprint, jsonify
+
+from tradingapp.auth import current_principal, login_required
+from tradingapp.http import json_body
+from tradingapp.models.types import dec
+from tradingapp.services.order_estimate import estimate_order
+
+bp = Blueprint("order_estimate", __name__, url_prefix="/api/v1/orders")
+AMOUNT = Decimal("0.0001")  # the scale of every stored amount, as GET /funds shows them
+
+
+@bp.post("/estimate")
+@login_required()
+def estimate():
+    result = estimate_order(current_principal().id, json_body())
+    return jsonify(
+        required_margin=dec(result.required_margin.quantize(AMOUNT)),
+        available=dec(result.available.quantize(AMOUNT)),
+        sufficient=result.sufficient,
+        price=dec(result.price),
+    )
