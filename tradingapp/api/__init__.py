@@ -45,3 +45,7 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import order_estimate
 
     app.register_blueprint(order_estimate.bp)
+    # Last: the terminal's catch-all for client routes (never /api, /health, /ready, /metrics, /ws).
+    from tradingapp.api import frontend
+
+    frontend.init_app(app)

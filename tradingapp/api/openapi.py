@@ -750,6 +750,23 @@ SCHEMAS["OrderEstimate"] = _obj(
     }
 )
 
+# The terminal itself (tradingapp/api/frontend.py): HTML and files of the build, not JSON.
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+PATHS["/"] = {"get": _op("The terminal (index.html, not cached)", "200", auth=False, errors=("404",))}
+PATHS["/{path}"] = {
+    "get": _op(
+        "A file of the built terminal (assets/* cached a year, immutable; others an hour), else index.html for the"
+        " app's client routes; never /api, /health, /ready, /metrics or /ws. 404 (JSON) when the terminal is not"
+        " built",
+        "200",
+        params=["{path}"],
+        auth=False,
+        errors=("404",),
+    )
+}
+for _page_op in (PATHS["/"]["get"], PATHS["/{path}"]["get"]):
+    _page_op["responses"]["200"]["content"] = _HTML
+
 
 def document() -> dict:
     return {
