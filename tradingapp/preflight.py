@@ -183,6 +183,7 @@ def start_local(checks: list[Check], out=print) -> bool:
         return False
     out(f"preflight: {', '.join(names)} not answering here; starting: {ENSURE_SERVICES.name} {' '.join(names)}")
     # The script says what it does before any apt-get install; a failure is reported by the checks after it.
+    sys.stdout.flush()  # our line before the script's, when the output is a pipe or a file
     subprocess.run(["bash", str(ENSURE_SERVICES), *names], check=False)
     return True
 
