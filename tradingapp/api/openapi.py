@@ -170,7 +170,13 @@ SCHEMAS = {
             "open": DECIMAL,
             "high": DECIMAL,
             "low": DECIMAL,
-            "close": DECIMAL,
+            "close": {
+                **DECIMAL,
+                "description": "the previous session's close, the reference of the day's change: change = ltp - close,"
+                " % change = change / close x 100 (XTS: the touchline's Close, from which XTS computes its own"
+                " PercentChange; paper feed: the last price of the previous UTC day the feed ran, else its opening"
+                " price)",
+            },
             "volume": {"type": "string"},
             "ts": TIME,
             "stale": {"type": "boolean", "description": "the feed has been silent past QUOTE_STALE_AFTER"},
