@@ -9,7 +9,15 @@ export type Tokens = S['Tokens'];
 export type Instrument = S['Instrument'];
 export type Order = S['Order'];
 export type NewOrder = S['NewOrder'];
-export type ModifyOrder = S['ModifyOrder'];
+// openapi.py's _obj(props, []) marks every property required ([] is falsy there); these bodies are
+// all-optional in fact (reported to the backend owner), hence Partial.
+export type ModifyOrder = Partial<S['ModifyOrder']>;
+export type UserChange = Partial<S['UserChange']>;
+export type TradingStateChange = Partial<S['TradingStateChange']>;
+export type RiskLimitOverrides = Partial<S['RiskLimitOverrides']>;
+export type RiskLimitsChange = Partial<S['RiskLimitsChange']>;
+export type RiskLimitsView = S['RiskLimitsView'];
+export type BrokerAccount = S['BrokerAccount'];
 export type Funds = S['Funds'];
 export type Account = S['Account'];
 export type TradingState = Account['trading_state'];

@@ -81,6 +81,13 @@ export function formatQty(value: Dec): string {
   return fmt(nf(0, 0), value);
 }
 
+const compactFmt = new Intl.NumberFormat('en-IN', { notation: 'compact', maximumFractionDigits: 1 });
+/** Large counts in Indian short form: 19.6K, 1.2L, 3.4Cr (volumes in tight rows). */
+export function formatCompact(value: Dec): string {
+  if (!present(value)) return MISSING;
+  return fmt(compactFmt, value);
+}
+
 /** Percent with sign: +1.25%. */
 export function formatPercent(value: Dec): string {
   if (!present(value)) return MISSING;

@@ -1,3 +1,10 @@
+/** /orders: the full orders book. */
+import { OrdersPanel } from './OrdersPanel';
+
 export default function OrdersPage() {
-  return <section data-testid="orders-page" className="p-4">Orders</section>;
+  return (
+    <section className="flex h-full min-h-0 flex-col bg-surface" data-testid="orders-page">
+      <OrdersPanel />
+    </section>
+  );
 }
