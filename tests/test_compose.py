@@ -182,7 +182,7 @@ def test_image_is_slim_non_root_with_a_healthcheck(dockerfile, port):
     text = (ROOT / dockerfile).read_text()
     assert text.startswith("#") and "\nFROM python:3.11-slim\n" in text
     assert re.search(r"^USER app$", text, re.MULTILINE)
-    assert "pip install -r requirements.txt" in text
+    assert "pip install --require-hashes -r requirements.lock" in text
     assert f"EXPOSE {port}" in text and f"PORT={port}" in text
     assert re.search(r"^HEALTHCHECK .*\n\s+CMD curl -fsS .*/health", text, re.MULTILINE)
     assert 'CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]' in text
