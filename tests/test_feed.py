@@ -137,6 +137,18 @@ def test_walk_from_yesterdays_quote_opens_a_new_day_at_the_last_price():
     assert (walk.ltp, walk.open, walk.close, walk.volume) == (Decimal("1234.50"),) * 3 + (0,)
 
 
+def test_a_walk_running_through_midnight_opens_a_new_day_at_yesterdays_last_price():
+    walk, rng = new_walk(instrument(), Decimal("1000")), random.Random(7)
+    midnight = datetime(2026, 11, 24, tzinfo=UTC)
+    evening = [step(walk, rng, midnight - timedelta(seconds=10 - i)) for i in range(10)]
+    first = step(walk, rng, midnight + timedelta(seconds=1))
+    assert first["close"] == evening[-1]["ltp"]
+    assert first["open"] == evening[-1]["ltp"] and first["volume"] == first["ltq"]
+    assert Decimal(first["low"]) <= Decimal(first["ltp"]) <= Decimal(first["high"])
+    later = step(walk, rng, midnight + timedelta(seconds=2))
+    assert later["close"] == first["close"] and later["open"] == first["open"]
+
+
 def test_unreadable_cached_quote_starts_from_the_seeded_price():
     walk = walk_from_quote(instrument(), cached(ltp="-3"), NOW)
     assert walk.ltp == Decimal("2900.00")

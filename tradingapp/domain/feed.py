@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 START_PRICES = {
@@ -51,6 +51,7 @@ class Walk:
     close: Decimal
     volume: int = 0
     seq: int = 0
+    day: date | None = None  # the UTC day of its last step: a step on a later day opens a new session
 
 
 def _quantum(tick_size: Decimal) -> Decimal:
@@ -115,6 +116,13 @@ def step(walk: Walk, rng: random.Random, now: datetime) -> dict:
     """Move the walk one step and return the tick (the market.ticks schema; prices as strings)."""
     inst = walk.instrument
     tick = inst.tick_size
+    today = now.astimezone(UTC).date()
+    if walk.day is not None and walk.day != today:
+        # A feed running through midnight opens a new day as a restart would: yesterday's last
+        # price becomes the close the day's change is measured from; OHLC and volume start again.
+        walk.close = walk.open = walk.high = walk.low = walk.ltp
+        walk.volume = 0
+    walk.day = today
     sigma_ticks = max(float(walk.ltp * STEP_VOLATILITY / tick), 1.0)
     moved = round(rng.gauss(0.0, sigma_ticks))
     walk.ltp = max(walk.ltp + moved * tick, tick)
