@@ -7,12 +7,12 @@
  * data-testid: funds-page, funds-cash, funds-used-margin, funds-available, funds-realized,
  * funds-unrealized, funds-error, account-state, account-state-reason, account-user-state,
  * account-global-state, account-session-day, account-orders-today, account-limits,
- * account-limit-<limit name> (e.g. account-limit-max_order_quantity), account-error. */
+ * account-limit-<limit name, kebab-case> (e.g. account-limit-max-order-quantity), account-error. */
 import { useAccount, useFunds } from '@/api/queries';
 import type { Funds } from '@/api/types';
 import { cx, Empty, ErrorNote } from '@/components/ui';
 import { formatAmount, formatQty, formatSigned, toneClass } from '@/lib/format';
-import { formatLimit, LIMITS, STATE_INFO } from './limits';
+import { formatLimit, LIMITS, limitTestId, STATE_INFO } from './limits';
 import { StateBadge } from './StateBadge';
 
 const FIGURES: { key: keyof Funds; label: string; testId: string; signed?: boolean }[] = [
@@ -88,7 +88,7 @@ function AccountPanel() {
           {LIMITS.map((l) => (
             <div key={l.name} className="flex items-baseline justify-between gap-3 border-b border-line px-3 py-1.5" title={l.hint}>
               <dt className="text-muted">{l.label}</dt>
-              <dd className="num text-right font-medium" data-testid={`account-limit-${l.name}`}>
+              <dd className="num text-right font-medium" data-testid={`account-limit-${limitTestId(l.name)}`}>
                 {formatLimit(l.kind, a.limits[l.name])}
               </dd>
             </div>

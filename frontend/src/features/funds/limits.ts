@@ -34,6 +34,11 @@ export const LIMITS: readonly LimitMeta[] = Object.entries(META).map(([name, met
 
 export const PRODUCTS = ['MIS', 'NRML', 'CNC'] as const;
 
+/** A limit's name in a data-testid (kebab-case): max_order_quantity -> max-order-quantity. */
+export function limitTestId(name: LimitName): string {
+  return name.replace(/_/g, '-');
+}
+
 /** A limit's value for display: 1,00,000 / ₹5,00,00,000.00 / 20% / 12.5% / MIS, NRML. */
 export function formatLimit(kind: LimitKind, value: unknown): string {
   if (value === null || value === undefined || value === '') return MISSING;
