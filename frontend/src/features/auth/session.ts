@@ -6,14 +6,9 @@ import { queryClient } from '@/api/queryClient';
 import { useAuthStore } from '@/stores/auth';
 import { useQuoteStore } from '@/stores/quotes';
 import { live } from '@/features/live';
+import { refreshDelay } from './refresh';
 
-/** Milliseconds until the access token should be refreshed: a margin before expiry of a fifth of
- * its lifetime, between 5 s and 60 s (now if already inside the margin). */
-export function refreshDelay(expiresAt: number, issuedAt: number | null, now: number): number {
-  const lifetime = issuedAt ? Math.max(0, expiresAt - issuedAt) : 15 * 60_000;
-  const margin = Math.min(60_000, Math.max(5_000, lifetime / 5));
-  return Math.max(0, expiresAt - margin - now);
-}
+export { refreshDelay };
 
 function forget(reason: string | null): void {
   live.stop();

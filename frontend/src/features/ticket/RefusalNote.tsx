@@ -7,10 +7,11 @@ export function useCountdown(seconds: number | null, since: number): number {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     if (!seconds) return;
+    setNow(Date.now());
     const t = setInterval(() => setNow(Date.now()), 500);
     return () => clearInterval(t);
   }, [seconds, since]);
-  return seconds ? Math.max(0, Math.ceil(seconds - (now - since) / 1000)) : 0;
+  return seconds ? Math.min(seconds, Math.max(0, Math.ceil(seconds - (now - since) / 1000))) : 0;
 }
 
 export function RefusalNote({ refusal, at }: { refusal: Refusal | null; at: number }) {
@@ -39,7 +40,7 @@ export function RefusalNote({ refusal, at }: { refusal: Refusal | null; at: numb
   if (refusal.kind === 'rate') {
     return (
       <div role="alert" className="rounded border border-warn/40 bg-warn/10 p-2 text-warn" data-testid="ticket-rate-limited">
-        Too many orders: {refusal.message}. {left > 0 ? `Retry in ${left} s.` : 'You can retry now.'}
+        Rate limited: {refusal.message}. {left > 0 ? `Retry in ${left} s.` : 'You can retry now.'}
       </div>
     );
   }

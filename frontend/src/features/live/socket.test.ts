@@ -1,0 +1,201 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LiveSocket, type SocketDeps } from './socket';
+
+class FakeSocket {
+  static all: FakeSocket[] = [];
+  readyState = 0;
+  sent: unknown[] = [];
+  closed: { code?: number; reason?: string } | null = null;
+  onopen: (() => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onmessage: ((ev: { data: string }) => void) | null = null;
+  onerror: (() => void) | null = null;
+  constructor(public url: string) {
+    FakeSocket.all.push(this);
+  }
+  send(data: string) {
+    this.sent.push(JSON.parse(data));
+  }
+  close(code?: number, reason?: string) {
+    this.closed = { code, reason };
+    this.readyState = 3;
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen?.();
+  }
+  drop(code: number, reason = '') {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+  message(msg: object) {
+    this.onmessage?.({ data: JSON.stringify(msg) });
+  }
+}
+
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+function setup(overrides: Partial<SocketDeps> = {}) {
+  let token = 'tok-1';
+  const deps = {
+    url: vi.fn(async () => 'ws://h:1/ws'),
+    token: () => token,
+    refresh: vi.fn(async () => {
+      token = 'tok-2';
+      return token;
+    }),
+    endSession: vi.fn(),
+    onMessage: vi.fn(),
+    onStatus: vi.fn(),
+    onReconnected: vi.fn(),
+    createSocket: (u: string) => new FakeSocket(u) as unknown as WebSocket,
+    random: () => 0,
+    ...overrides,
+  };
+  const live = new LiveSocket(deps);
+  return { live, deps, setToken: (t: string) => (token = t) };
+}
+
+describe('LiveSocket', () => {
+  beforeEach(() => {
+    FakeSocket.all = [];
+    vi.stubGlobal('WebSocket', { OPEN: 1, CONNECTING: 0, CLOSING: 2, CLOSED: 3 });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+
+  it('authenticates with ?token= and subscribes what is wanted on open', async () => {
+    const { live } = setup();
+    live.subscribe([1, 2], 'full');
+    live.start();
+    await flush();
+    const ws = FakeSocket.all[0];
+    expect(ws.url).toBe('ws://h:1/ws?token=tok-1');
+    ws.open();
+    expect(ws.sent).toEqual([{ action: 'subscribe', instrument_ids: [1, 2], mode: 'full' }]);
+    live.subscribe([3], 'ltp');
+    live.unsubscribe([1], 'full');
+    expect(ws.sent.slice(1)).toEqual([
+      { action: 'subscribe', instrument_ids: [3], mode: 'ltp' },
+      { action: 'unsubscribe', instrument_ids: [1] },
+    ]);
+  });
+
+  it('hands server messages on', async () => {
+    const { live, deps } = setup();
+    live.start();
+    await flush();
+    FakeSocket.all[0].open();
+    FakeSocket.all[0].message({ type: 'quote', instrument_id: 1, ltp: '1' });
+    expect(deps.onMessage).toHaveBeenCalledWith({ type: 'quote', instrument_id: 1, ltp: '1' });
+  });
+
+  it('reconnects with growing delays, re-subscribes and catches up after a drop', async () => {
+    vi.useFakeTimers();
+    const { live, deps } = setup();
+    live.subscribe([7], 'full');
+    live.start();
+    await vi.advanceTimersByTimeAsync(0);
+    FakeSocket.all[0].open();
+    expect(deps.onReconnected).not.toHaveBeenCalled();
+
+    FakeSocket.all[0].drop(1006);
+    expect(deps.onStatus).toHaveBeenLastCalledWith(expect.objectContaining({ status: 'reconnecting', attempt: 1 }));
+    await vi.advanceTimersByTimeAsync(249);
+    expect(FakeSocket.all).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeSocket.all).toHaveLength(2);
+
+    FakeSocket.all[1].drop(1006); // failed again: the next wait doubles
+    await vi.advanceTimersByTimeAsync(499);
+    expect(FakeSocket.all).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeSocket.all).toHaveLength(3);
+
+    FakeSocket.all[2].open();
+    expect(FakeSocket.all[2].sent).toEqual([{ action: 'subscribe', instrument_ids: [7], mode: 'full' }]);
+    expect(deps.onReconnected).toHaveBeenCalledTimes(1);
+    expect(deps.onStatus).toHaveBeenLastCalledWith(expect.objectContaining({ status: 'open', attempt: 0 }));
+
+    FakeSocket.all[2].drop(1006); // after an open the backoff starts over
+    await vi.advanceTimersByTimeAsync(250);
+    expect(FakeSocket.all).toHaveLength(4);
+  });
+
+  it('on 4401 refreshes the token and reconnects at once with the new one', async () => {
+    const { live, deps } = setup();
+    live.start();
+    await flush();
+    FakeSocket.all[0].open();
+    FakeSocket.all[0].drop(4401, 'session ended');
+    await flush();
+    await flush();
+    expect(deps.refresh).toHaveBeenCalledTimes(1);
+    expect(FakeSocket.all[1].url).toContain('token=tok-2');
+    expect(deps.endSession).not.toHaveBeenCalled();
+  });
+
+  it('ends the session when the socket refuses the refreshed token too', async () => {
+    const { live, deps } = setup();
+    live.start();
+    await flush();
+    FakeSocket.all[0].drop(4401, 'unauthorized');
+    await flush();
+    await flush();
+    FakeSocket.all[1].drop(4401, 'unauthorized');
+    await flush();
+    expect(deps.endSession).toHaveBeenCalledWith(expect.stringContaining('unauthorized'));
+    expect(FakeSocket.all).toHaveLength(2);
+  });
+
+  it('stops for good on stop(): no reconnect after the close', async () => {
+    vi.useFakeTimers();
+    const { live } = setup();
+    live.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const ws = FakeSocket.all[0];
+    ws.open();
+    live.stop();
+    expect(ws.closed).toEqual({ code: 1000, reason: 'logout' });
+    ws.drop(1000);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.all).toHaveLength(1);
+  });
+
+  it('swaps to a socket with the refreshed token, closing the old one once the new is open', async () => {
+    const { live, setToken, deps } = setup();
+    live.subscribe([1], 'full');
+    live.start();
+    await flush();
+    const old = FakeSocket.all[0];
+    old.open();
+    setToken('tok-9');
+    live.swap();
+    await flush();
+    const next = FakeSocket.all[1];
+    expect(next.url).toContain('token=tok-9');
+    expect(old.closed).toBeNull();
+    next.open();
+    expect(old.closed?.code).toBe(1000);
+    expect(next.sent).toEqual([{ action: 'subscribe', instrument_ids: [1], mode: 'full' }]);
+    expect(deps.onReconnected).toHaveBeenCalledTimes(1);
+  });
+
+  it('pings, and treats a silent socket as dropped', async () => {
+    vi.useFakeTimers();
+    const { live } = setup();
+    live.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const ws = FakeSocket.all[0];
+    ws.open();
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(ws.sent).toContainEqual({ action: 'ping' });
+    ws.message({ type: 'pong' });
+    await vi.advanceTimersByTimeAsync(80_000); // silence past deadAfter (checked on each ping)
+    expect(ws.closed?.code).toBe(4000);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(FakeSocket.all.length).toBeGreaterThan(1);
+  });
+});
