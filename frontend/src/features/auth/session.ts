@@ -10,6 +10,8 @@ import { refreshDelay } from './refresh';
 
 export { refreshDelay };
 
+const MAX_TIMER = 2 ** 31 - 1;
+
 function forget(reason: string | null): void {
   live.stop();
   useAuthStore.getState().clear(reason);
@@ -38,17 +40,21 @@ export function useTokenRefresh(): void {
   const issuedAt = useAuthStore((s) => s.accessIssuedAt);
   useEffect(() => {
     if (!expiresAt) return;
-    let retry: ReturnType<typeof setTimeout> | null = null;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const schedule = (ms: number) => {
+      timer = setTimeout(run, Math.min(ms, MAX_TIMER));
+    };
     const run = () => {
+      const wait = refreshDelay(expiresAt, issuedAt, Date.now());
+      if (wait > 0) return schedule(wait); // a long-lived token: timers cap at ~24.8 days
       refreshAccessToken().catch((err) => {
-        if ((err as { status?: number }).status === 401) return; // session ended
-        retry = setTimeout(run, 10_000);
+        if ((err as { status?: number }).status === 401) return; // the session ended
+        schedule(10_000); // network trouble: try again
       });
     };
-    const timer = setTimeout(run, refreshDelay(expiresAt, issuedAt, Date.now()));
+    schedule(refreshDelay(expiresAt, issuedAt, Date.now()));
     return () => {
-      clearTimeout(timer);
-      if (retry) clearTimeout(retry);
+      if (timer) clearTimeout(timer);
     };
   }, [expiresAt, issuedAt]);
 }

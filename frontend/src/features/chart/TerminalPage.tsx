@@ -79,7 +79,12 @@ export function ChartPanel() {
 
 export default function TerminalPage({ home = false }: { home?: boolean }) {
   const phone = useIsPhone();
-  if (phone && home) return <WatchlistPanel />;
+  if (phone && home)
+    return (
+      <div className="flex h-full min-h-0 flex-col">
+        <WatchlistPanel />
+      </div>
+    );
   if (phone) return <section className="h-full" data-testid="terminal-page"><ChartPanel /></section>;
   return (
     <section className="flex h-full min-h-0 flex-col" data-testid="terminal-page">

@@ -11,6 +11,7 @@ import type { Order } from '@/api/types';
 import { Badge, Button, ConfirmDialog, cx, Empty, ErrorNote, Tabs } from '@/components/ui';
 import { applyOrderMessage } from '@/features/live/cache';
 import { formatPrice, formatQty, formatTime } from '@/lib/format';
+import { useIsPhone } from '@/lib/useMedia';
 import { useUiStore } from '@/stores/ui';
 import { ModifyRow } from './ModifyRow';
 import { OrderEvents } from './OrderEvents';
@@ -73,8 +74,58 @@ function OrderRow({ o, editing, onEdit, onTrail, onCancel, cancelling, compact }
   );
 }
 
+/** The phone's order card: the same test ids as the table row. */
+function OrderCard({ o, editing, onEdit, onTrail, onCancel, cancelling }: { o: Order; editing: boolean; onEdit: () => void; onTrail: () => void; onCancel: () => void; cancelling: boolean }) {
+  return (
+    <div className={cx('border-b border-line px-3 py-2', editing && 'bg-raised')} data-testid={`orders-row-${o.id}`} data-status={o.status} data-symbol={o.symbol}>
+      <div className="flex items-center gap-2">
+        <span className={cx('font-semibold', o.side === 'BUY' ? 'text-buy' : 'text-sell')} data-testid="orders-side">
+          {o.side}
+        </span>
+        <button type="button" className="font-medium" onClick={onTrail} data-testid="orders-symbol">
+          {o.symbol}
+        </button>
+        <span className="ml-auto">
+          <Badge tone={STATUS_TONE[o.status]} data-testid="orders-status">
+            {o.status.replace('_', ' ')}
+          </Badge>
+        </span>
+      </div>
+      <div className="num mt-0.5 flex flex-wrap gap-x-3 text-xs text-muted">
+        <span>
+          {o.order_type.replace('_', '-')} {o.product}
+        </span>
+        <span data-testid="orders-filled">
+          {formatQty(o.filled_quantity)} / {formatQty(o.quantity)}
+        </span>
+        <span data-testid="orders-price">{o.limit_price ? `@ ${formatPrice(o.limit_price)}` : 'MKT'}</span>
+        {o.stop_price && <span>trg {formatPrice(o.stop_price)}</span>}
+        <span data-testid="orders-avg">avg {formatPrice(o.average_price)}</span>
+        <span>{formatTime(o.created_at)}</span>
+      </div>
+      {o.reject_reason && <div className="text-xs text-danger">{o.reject_reason}</div>}
+      <div className="mt-1 flex gap-1">
+        {canModify(o) && (
+          <Button size="sm" onClick={onEdit} data-testid="orders-modify">
+            Modify
+          </Button>
+        )}
+        {canCancel(o) && (
+          <Button size="sm" className="text-danger" onClick={onCancel} disabled={cancelling} data-testid="orders-cancel">
+            Cancel
+          </Button>
+        )}
+        <Button size="sm" onClick={onTrail} data-testid="orders-trail">
+          Trail
+        </Button>
+      </div>
+    </div>
+  );
+}
+
 export function OrdersPanel({ compact = false }: { compact?: boolean }) {
   const client = useQueryClient();
+  const phone = useIsPhone();
   const orders = useOrders();
   const tab = useUiStore((s) => s.ordersTab);
   const setTab = useUiStore((s) => s.setOrdersTab);
@@ -136,6 +187,21 @@ export function OrdersPanel({ compact = false }: { compact?: boolean }) {
           <Empty>Loading orders…</Empty>
         ) : rows.length === 0 ? (
           <Empty testId="orders-empty">{tab === 'working' ? 'No working orders.' : 'No completed orders yet.'}</Empty>
+        ) : phone ? (
+          <ul data-testid={`orders-table-${tab}`}>
+            {rows.map((o) => (
+              <li key={o.id}>
+                <OrderCard o={o} editing={editing === o.id} onEdit={() => setEditing(editing === o.id ? null : o.id)} onTrail={() => openTrail(o.id)} onCancel={() => cancel.mutate(o.id)} cancelling={cancel.isPending && cancel.variables === o.id} />
+                {editing === o.id && canModify(o) && (
+                  <table className="w-full">
+                    <tbody>
+                      <ModifyRow order={o} colSpan={1} onDone={() => setEditing(null)} />
+                    </tbody>
+                  </table>
+                )}
+              </li>
+            ))}
+          </ul>
         ) : (
           <table className="w-full min-w-[720px] text-left" data-testid={`orders-table-${tab}`}>
             <thead className="sticky top-0 z-10 bg-surface text-xs text-muted">
