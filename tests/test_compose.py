@@ -1,4 +1,5 @@
 """docker-compose.yml, the Dockerfiles and .env.example against the deployment document and config.py.
+The `frontend` service's nginx configuration itself runs in tests/test_nginx.py.
 
 Docker does not run here, so the files are parsed and checked for what a deploy relies on.
 """
@@ -6,6 +7,7 @@ Docker does not run here, so the files are parsed and checked for what a deploy 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 APP_SERVICES = ["backend", "websocket", "worker", "consumer", "feed", "migrate"]
-LONG_RUNNING = ["backend", "websocket", "worker", "consumer", "feed", "postgres", "redis", "rabbitmq"]
+LONG_RUNNING = ["backend", "websocket", "frontend", "worker", "consumer", "feed", "postgres", "redis", "rabbitmq"]
 SECRETS = ["DB_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "JWT_SECRET"]
 
 # The deployment document's "Environment Variables" list: the backend gets every one of them.
@@ -39,6 +41,7 @@ DOCUMENT_SERVICE_VARIABLES = {
 DOCUMENT_PORTS = {
     "backend": ["8080:8080"],
     "websocket": ["8081:8081"],
+    "frontend": ["80:80", "443:443"],
     "postgres": ["5432:5432"],
     "redis": ["6379:6379"],
     "rabbitmq": ["5672:5672", "15672:15672"],
@@ -64,7 +67,7 @@ def env_example() -> dict[str, str]:
 
 # -- services and ports ---------------------------------------------------------------------------
 def test_compose_defines_the_app_processes_and_their_services():
-    assert set(SERVICES) == set(APP_SERVICES) | {"postgres", "redis", "rabbitmq"}
+    assert set(SERVICES) == set(APP_SERVICES) | {"frontend", "postgres", "redis", "rabbitmq"}
 
 
 @pytest.mark.parametrize("service", DOCUMENT_PORTS)
@@ -191,6 +194,101 @@ def test_image_is_slim_non_root_with_a_healthcheck(dockerfile, port):
 def test_dockerignore_keeps_secrets_and_the_venv_out_of_the_image():
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert {".env", ".venv", ".git"} <= set(ignored)
+
+
+# -- frontend: the terminal behind nginx ----------------------------------------------------------
+FRONTEND = ROOT / "frontend"
+FRONTEND_ORIGIN = "https://localhost"  # what `docker compose up` serves: 443 on this machine
+
+
+def test_frontend_is_built_as_the_document_says():
+    frontend = SERVICES["frontend"]
+    assert frontend["build"]["context"] == "./frontend" and frontend["build"]["dockerfile"] == "Dockerfile"
+    assert set(frontend["build"]["args"]) == {"REACT_APP_API_URL", "REACT_APP_WEBSOCKET_URL"}
+    # Same-origin by default: nginx proxies /api/ and /ws, so the build needs no host name.
+    assert frontend["build"]["args"] == {"REACT_APP_API_URL": "", "REACT_APP_WEBSOCKET_URL": ""}
+
+
+def test_frontend_mounts_the_certificates_make_certs_writes_where_nginx_reads_them(tmp_path):
+    assert SERVICES["frontend"]["volumes"] == ["./ssl:/etc/nginx/ssl:ro"]
+    envsh = (FRONTEND / "nginx" / "18-tradingapp.envsh").read_text()
+    assert ': "${NGINX_SSL_DIR:=/etc/nginx/ssl}"' in envsh
+    template = (FRONTEND / "nginx" / "templates" / "default.conf.template").read_text()
+    assert "ssl_certificate ${NGINX_SSL_DIR}/cert.pem;" in template
+    assert "ssl_certificate_key ${NGINX_SSL_DIR}/key.pem;" in template
+    # `make certs` fills ./ssl by default (here: a directory of the test's) with those two names.
+    script = ROOT / "scripts" / "make_certs.sh"
+    assert 'DIR="${DIR:-$ROOT/ssl}"' in script.read_text()
+    subprocess.run([str(script), str(tmp_path / "ssl")], check=True, capture_output=True, timeout=60)
+    assert sorted(p.name for p in (tmp_path / "ssl").iterdir()) == ["cert.pem", "key.pem"]
+    assert (tmp_path / "ssl" / "key.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_frontend_healthcheck_is_the_documents():
+    check = SERVICES["frontend"]["healthcheck"]
+    assert check["test"] == ["CMD", "curl", "-f", "http://localhost"]
+    assert check["start_period"] and check["retries"] >= 3
+
+
+def test_frontend_starts_after_backend_and_websocket_and_follows_their_restarts():
+    depends = SERVICES["frontend"]["depends_on"]
+    assert set(depends) == {"backend", "websocket"}
+    assert all(d == {"condition": "service_started", "restart": True} for d in depends.values())
+
+
+def test_frontend_gets_no_secrets_and_the_apps_body_limit():
+    frontend = SERVICES["frontend"]
+    assert "env_file" not in frontend
+    env = environment("frontend")
+    assert not set(SECRETS) & set(env)
+    assert env["MAX_REQUEST_BYTES"] == f"${{MAX_REQUEST_BYTES:-{Config({}).MAX_CONTENT_LENGTH}}}"
+    assert "client_max_body_size ${MAX_REQUEST_BYTES};" in (FRONTEND / "nginx" / "templates" /
+                                                             "default.conf.template").read_text()  # fmt: skip
+
+
+def test_the_public_urls_default_to_the_frontends_origin():
+    env = environment("backend")
+    assert env["CORS_ALLOWED_ORIGINS"] == "${CORS_ALLOWED_ORIGINS:-" + FRONTEND_ORIGIN + "}"
+    assert env["API_BASE_URL"] == "${API_BASE_URL:-" + FRONTEND_ORIGIN + "}"
+    # The terminal is told to open nginx's /ws on the same host (the websocket port is not public).
+    assert env["WEBSOCKET_PUBLIC_URL"] == "${WEBSOCKET_PUBLIC_URL:-wss://localhost/ws}"
+    assert "location = /ws {" in (FRONTEND / "nginx" / "templates" / "default.conf.template").read_text()
+
+
+@pytest.mark.parametrize(("service", "port"), [("backend", "8080:8080"), ("websocket", "8081:8081")])
+def test_only_nginx_is_public_and_the_app_trusts_it_as_its_one_proxy(service, port):
+    assert SERVICES[service]["ports"] == [f"127.0.0.1:{port}"]
+    assert environment(service)["TRUSTED_PROXY_COUNT"] == "1"
+
+
+def test_frontend_image_builds_with_node_then_serves_with_nginx():
+    text = (FRONTEND / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert len(stages) == 2 and stages[0].startswith("node:20") and stages[1].startswith("nginx:")
+    build, serve = text.split("\nFROM nginx:")
+    assert "COPY package.json package-lock.json ./" in build and "RUN npm ci" in build
+    assert "npm run build" in build
+    for arg in ("REACT_APP_API_URL", "REACT_APP_WEBSOCKET_URL"):
+        assert f'ARG {arg}=""' in build and f'ARG {arg}=""' in serve
+    assert "COPY --from=build /app/dist/ /usr/share/nginx/html/" in serve
+    assert "COPY nginx/templates/ /etc/nginx/templates/" in serve
+    assert "COPY nginx/18-tradingapp.envsh /docker-entrypoint.d/" in serve
+    assert "curl" in serve and "EXPOSE 80 443" in serve
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD curl -f http://localhost", serve, re.MULTILINE)
+
+
+def test_frontend_dockerignore_keeps_local_builds_out():
+    ignored = (FRONTEND / ".dockerignore").read_text().splitlines()
+    assert {"node_modules", "dist"} <= set(ignored)
+    # nginx/ is part of the image.
+    assert not any(line.strip().startswith("nginx") for line in ignored)
+
+
+def test_the_entrypoint_sources_the_envsh_before_it_renders_the_templates():
+    envsh = FRONTEND / "nginx" / "18-tradingapp.envsh"
+    # /docker-entrypoint.sh sources executable *.envsh files in name order; 20-envsubst renders.
+    assert envsh.name < "20-envsubst-on-templates.sh" and envsh.suffix == ".envsh"
+    assert envsh.stat().st_mode & 0o111
 
 
 # -- .env.example ---------------------------------------------------------------------------------
