@@ -2,6 +2,7 @@
 import { useState } from 'react';
 import { Button, cx, Empty, ErrorNote } from '@/components/ui';
 import { formatDateTime } from '@/lib/format';
+import { useIsPhone } from '@/lib/useMedia';
 import { emailsOf, useAdminUsers, useAudit } from './api';
 import { AUDIT_PAGE, nextAuditLimit, summarizeChange, targetLabel } from './audit';
 import { TD, TH } from './ui';
@@ -13,6 +14,7 @@ const ACTIONS: Record<string, string> = {
 };
 
 export function AuditTab() {
+  const phone = useIsPhone();
   const [limit, setLimit] = useState(AUDIT_PAGE);
   const audit = useAudit(limit);
   const users = useAdminUsers();
@@ -26,12 +28,38 @@ export function AuditTab() {
       <div className="overflow-x-auto rounded border border-line bg-surface">
         {items.length === 0 ? (
           <Empty testId="admin-audit-empty">No admin changes yet.</Empty>
+        ) : phone ? (
+          <ul data-testid="admin-audit">
+            {items.map((a) => (
+              <li key={a.id} className="space-y-0.5 border-t border-line px-3 py-2 first:border-t-0" data-testid={`admin-audit-row-${a.id}`}>
+                <div className="flex flex-wrap items-baseline gap-x-2">
+                  <span className="font-medium" data-testid="admin-audit-action">
+                    {ACTIONS[a.action] ?? a.action}
+                  </span>
+                  <span data-testid="admin-audit-target">{targetLabel(a.target, emails)}</span>
+                </div>
+                <div className="text-xs">
+                  {summarizeChange(a.before, a.after).map((line) => (
+                    <div key={line} className="[overflow-wrap:anywhere]" data-testid="admin-audit-change">
+                      {line}
+                    </div>
+                  ))}
+                </div>
+                <div className="num text-xs text-muted">
+                  <time dateTime={a.ts} data-testid="admin-audit-time">
+                    {formatDateTime(a.ts)}
+                  </time>{' '}
+                  by <span data-testid="admin-audit-admin">{emails.get(a.admin_id) ?? a.admin_id}</span>
+                </div>
+              </li>
+            ))}
+          </ul>
         ) : (
           <table className="w-full border-collapse" data-testid="admin-audit">
             <thead className="bg-raised">
               <tr>
                 <th className={TH}>When</th>
-                <th className={cx(TH, 'hidden md:table-cell')}>Admin</th>
+                <th className={TH}>Admin</th>
                 <th className={TH}>What</th>
                 <th className={TH}>Target</th>
                 <th className={TH}>Change</th>
@@ -43,7 +71,7 @@ export function AuditTab() {
                   <td className={cx(TD, 'num whitespace-nowrap text-muted')} data-testid="admin-audit-time">
                     <time dateTime={a.ts}>{formatDateTime(a.ts)}</time>
                   </td>
-                  <td className={cx(TD, 'hidden md:table-cell')} data-testid="admin-audit-admin">
+                  <td className={TD} data-testid="admin-audit-admin">
                     {emails.get(a.admin_id) ?? a.admin_id}
                   </td>
                   <td className={cx(TD, 'whitespace-nowrap')} data-testid="admin-audit-action">
@@ -52,9 +80,9 @@ export function AuditTab() {
                   <td className={TD} data-testid="admin-audit-target">
                     {targetLabel(a.target, emails)}
                   </td>
-                  <td className={cx(TD, 'text-xs')} data-testid="admin-audit-change">
+                  <td className={cx(TD, 'min-w-64 text-xs')} data-testid="admin-audit-change">
                     {summarizeChange(a.before, a.after).map((line) => (
-                      <div key={line} className="break-all">
+                      <div key={line} className="[overflow-wrap:anywhere]">
                         {line}
                       </div>
                     ))}

@@ -14,6 +14,7 @@ import { cx, Empty, ErrorNote } from '@/components/ui';
 import { formatAmount, formatQty, formatSigned, toneClass } from '@/lib/format';
 import { formatLimit, LIMITS, limitTestId, STATE_INFO } from './limits';
 import { StateBadge } from './StateBadge';
+import { stateReason } from './state';
 
 const FIGURES: { key: keyof Funds; label: string; testId: string; signed?: boolean }[] = [
   { key: 'available', label: 'Available', testId: 'funds-available' },
@@ -49,6 +50,7 @@ function AccountPanel() {
   const a = account.data;
   if (!a) return <Empty>Loading…</Empty>;
   const maxPerDay = a.limits.max_orders_per_day;
+  const reason = stateReason(a);
   return (
     <div className="grid gap-3 md:grid-cols-[minmax(0,1fr)_minmax(0,2fr)]">
       <div className="space-y-3 rounded border border-line bg-surface p-3">
@@ -57,10 +59,10 @@ function AccountPanel() {
           <StateBadge state={a.trading_state} testId="account-state" />
           <span className="text-xs text-muted">{STATE_INFO[a.trading_state].effect}</span>
         </div>
-        {a.state_reason && (
+        {reason && (
           <p className="text-sm" data-testid="account-state-reason">
             <span className="text-muted">Reason: </span>
-            {a.state_reason}
+            {reason}
           </p>
         )}
         <dl className="grid grid-cols-2 gap-x-3 gap-y-1 text-sm">

@@ -9,7 +9,7 @@
  * positions-avg, positions-ltp, positions-unrealized, positions-realized, positions-pnl,
  * positions-buy-qty, positions-buy-avg, positions-sell-qty, positions-sell-avg; button
  * positions-close), positions-close-all, positions-empty, positions-error, positions-close-error,
- * positions-close-all-result; dialogs: confirm, confirm-ok, confirm-cancel. */
+ * positions-close-all-result (on a phone the rows are cards with the same ids); dialogs: confirm, confirm-ok, confirm-cancel. */
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { toast } from 'sonner';
@@ -20,10 +20,11 @@ import type { DayPosition, Order, Position } from '@/api/types';
 import { Button, ConfirmDialog, Empty, ErrorNote, Segmented } from '@/components/ui';
 import { useLiveQuotes } from '@/features/live';
 import { formatQty } from '@/lib/format';
+import { useIsPhone } from '@/lib/useMedia';
 import { useUiStore } from '@/stores/ui';
-import { DayTable } from './DayTable';
+import { DayCards, DayTable } from './DayTable';
 import { describeError } from './describeError';
-import { NetTable } from './NetTable';
+import { NetCards, NetTable } from './NetTable';
 import { closeAllTitle, closeOrderFor, describeClose, newClientOrderId, openPositions, type CloseOrder } from './pnl';
 import { TotalsBar } from './Totals';
 
@@ -92,6 +93,7 @@ function SkippedNote({ answer, symbols }: { answer: CloseAllAnswer | null; symbo
 }
 
 export default function PositionsPage() {
+  const phone = useIsPhone();
   const view = useUiStore((s) => s.positionsView);
   const setView = useUiStore((s) => s.setPositionsView);
   const net = usePositions('net');
@@ -159,7 +161,9 @@ export default function PositionsPage() {
         ) : rows.length === 0 ? (
           <Empty testId="positions-empty">{view === 'net' ? 'No open positions.' : 'Nothing traded today.'}</Empty>
         ) : view === 'net' ? (
-          <NetTable rows={netRows} onClose={askClose} />
+          phone ? <NetCards rows={netRows} onClose={askClose} /> : <NetTable rows={netRows} onClose={askClose} />
+        ) : phone ? (
+          <DayCards rows={dayRows} />
         ) : (
           <DayTable rows={dayRows} />
         )}

@@ -5,7 +5,7 @@
  *
  * data-testid: trades-page, trades-table, trades-row-<tradeId> (cells: trades-time, trades-symbol,
  * trades-side, trades-qty, trades-price, trades-value, trades-order), trades-load-more,
- * trades-end, trades-empty, trades-error, trades-filter, trades-filter-clear. */
+ * trades-end, trades-empty, trades-error, trades-filter, trades-filter-clear (on a phone the rows are cards with the same ids). */
 import { useInfiniteQuery } from '@tanstack/react-query';
 import { memo, useMemo } from 'react';
 import { Link, useSearchParams } from 'react-router';
@@ -15,6 +15,7 @@ import { qk } from '@/api/queryClient';
 import type { Page, Trade } from '@/api/types';
 import { Button, cx, Empty, ErrorNote } from '@/components/ui';
 import { dec, formatAmount, formatDateTime, formatPrice, formatQty, formatTime } from '@/lib/format';
+import { useIsPhone } from '@/lib/useMedia';
 import { flattenTrades, nextCursor, shortId, TRADE_PAGE } from './pages';
 
 const TH = 'px-2 py-1.5 text-xs font-medium text-muted whitespace-nowrap';
@@ -40,7 +41,7 @@ const TradeRow = memo(function TradeRow({ t }: { t: Trade }) {
       <td className={cx(TD, 'num text-right')} data-testid="trades-price">
         {formatPrice(t.price, tick)}
       </td>
-      <td className={cx(TD, 'num text-right hidden md:table-cell')} data-testid="trades-value">
+      <td className={cx(TD, 'num text-right')} data-testid="trades-value">
         {formatAmount(dec(t.price).times(t.quantity).toString())}
       </td>
       <td className={TD}>
@@ -52,7 +53,44 @@ const TradeRow = memo(function TradeRow({ t }: { t: Trade }) {
   );
 });
 
+/** The phone's form of a row: two lines, the same test ids. */
+const TradeCard = memo(function TradeCard({ t }: { t: Trade }) {
+  const instrument = useInstrument(t.instrument_id).data;
+  return (
+    <li className="flex items-center gap-3 border-t border-line px-3 py-2 first:border-t-0" data-testid={`trades-row-${t.id}`}>
+      <div className="min-w-0 flex-1">
+        <div className="flex items-center gap-2">
+          <span className={cx('text-xs font-semibold', t.side === 'BUY' ? 'text-buy' : 'text-sell')} data-testid="trades-side">
+            {t.side}
+          </span>
+          <span className="truncate font-medium" data-testid="trades-symbol">
+            {instrument?.symbol ?? `#${t.instrument_id}`}
+          </span>
+        </div>
+        <div className="num text-xs text-muted">
+          <time dateTime={t.traded_at} data-testid="trades-time">
+            {formatTime(t.traded_at)}
+          </time>{' '}
+          · order{' '}
+          <Link to={`/orders?order=${t.order_id}`} className="font-mono text-accent" data-testid="trades-order">
+            {shortId(t.order_id)}
+          </Link>
+        </div>
+      </div>
+      <div className="num text-right">
+        <div>
+          <span data-testid="trades-qty">{formatQty(t.quantity)}</span> @ <span data-testid="trades-price">{formatPrice(t.price, instrument?.tick_size)}</span>
+        </div>
+        <div className="text-xs text-muted" data-testid="trades-value">
+          {formatAmount(dec(t.price).times(t.quantity).toString())}
+        </div>
+      </div>
+    </li>
+  );
+});
+
 export default function TradesPage() {
+  const phone = useIsPhone();
   const [params, setParams] = useSearchParams();
   const orderId = params.get('order_id');
   const book = useInfiniteQuery({
@@ -84,6 +122,12 @@ export default function TradesPage() {
           <Empty>Loading…</Empty>
         ) : trades.length === 0 ? (
           <Empty testId="trades-empty">No trades yet.</Empty>
+        ) : phone ? (
+          <ul data-testid="trades-table">
+            {trades.map((t) => (
+              <TradeCard key={t.id} t={t} />
+            ))}
+          </ul>
         ) : (
           <table className="w-full border-collapse" data-testid="trades-table">
             <thead className="bg-raised text-left">
@@ -93,7 +137,7 @@ export default function TradesPage() {
                 <th className={TH}>Side</th>
                 <th className={cx(TH, 'text-right')}>Qty</th>
                 <th className={cx(TH, 'text-right')}>Price</th>
-                <th className={cx(TH, 'text-right hidden md:table-cell')}>Value</th>
+                <th className={cx(TH, 'text-right')}>Value</th>
                 <th className={TH}>Order</th>
               </tr>
             </thead>
