@@ -6,7 +6,7 @@ import { Toaster } from 'sonner';
 import { useMe } from '@/api/queries';
 import { cx } from '@/components/ui';
 import { useTokenRefresh } from '@/features/auth/session';
-import Header from '@/features/header/Header';
+import Header, { TradingStateBanner } from '@/features/header/Header';
 import { useLiveConnection } from '@/features/live';
 import { OrderToasts } from '@/features/orders/OrderToasts';
 import { TicketHost } from '@/features/ticket/TicketHost';
@@ -77,6 +77,7 @@ export function Layout() {
   return (
     <div className="flex h-full flex-col" data-testid="app-shell">
       <Header />
+      <TradingStateBanner />
       <div className="flex min-h-0 flex-1">
         {!phone && (
           <aside className="flex w-80 shrink-0 flex-col border-r border-line bg-surface" aria-label="Watchlist">

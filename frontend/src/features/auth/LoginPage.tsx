@@ -3,16 +3,19 @@ import { Link, useLocation, useNavigate } from 'react-router';
 import { api } from '@/api/client';
 import { ApiError, RateLimitedError, ValidationError } from '@/api/errors';
 import { useMeta } from '@/api/queries';
+import { qk, queryClient } from '@/api/queryClient';
+import { fetchWatchlists } from '@/features/watchlist/api';
 import type { Tokens, User } from '@/api/types';
 import { useAuthStore } from '@/stores/auth';
 import { Button, Field, Input } from '@/components/ui';
 
-export async function signIn(email: string, password: string): Promise<User> {
+/** Log in; the terminal opens at once while the user and the watchlists load in parallel (the
+ * first live price is what the trader waits for). */
+export async function signIn(email: string, password: string): Promise<void> {
   const tokens = await api.post<Tokens>('/auth/login', { email, password }, { anonymous: true });
   useAuthStore.getState().setTokens(tokens);
-  const user = await api.get<User>('/auth/me');
-  useAuthStore.getState().setUser(user);
-  return user;
+  void queryClient.prefetchQuery({ queryKey: qk.me, queryFn: () => api.get<User>('/auth/me') });
+  void queryClient.prefetchQuery({ queryKey: qk.watchlists, queryFn: fetchWatchlists });
 }
 
 export function AuthCard({ title, children }: { title: string; children: React.ReactNode }) {

@@ -113,9 +113,10 @@ function UserMenu() {
   const initials = (user?.name || user?.email || '?').slice(0, 2).toUpperCase();
   return (
     <div className="relative" ref={ref}>
-      <Button variant="ghost" size="sm" aria-haspopup="menu" aria-expanded={open} onClick={() => setOpen(!open)} data-testid="user-menu" aria-label="User menu">
-        <span className="flex h-6 w-6 items-center justify-center rounded-full bg-accent/15 text-[11px] font-bold text-accent">{initials}</span>
+      <Button variant="ghost" size="sm" aria-haspopup="menu" aria-expanded={open} onClick={() => setOpen(!open)} data-testid="user-menu">
+        <span aria-hidden className="flex h-6 w-6 items-center justify-center rounded-full bg-accent/15 text-[11px] font-bold text-accent">{initials}</span>
         <span className="hidden max-w-40 truncate lg:inline">{user?.name || user?.email}</span>
+        <span className="sr-only">User menu</span>
       </Button>
       {open && (
         <div role="menu" className="absolute right-0 z-40 mt-1 w-60 rounded-md border border-line bg-surface py-1 shadow-lg" data-testid="user-menu-panel">
@@ -158,9 +159,23 @@ function ThemeToggle() {
   );
 }
 
+/** Under the header while the account is not ACTIVE: what the trader can still do, and why. */
+export function TradingStateBanner() {
+  const account = useAccount().data;
+  if (!account || account.trading_state === 'ACTIVE') return null;
+  const halted = account.trading_state === 'HALTED';
+  return (
+    <div role="status" className={cx('shrink-0 border-b px-3 py-1 text-xs', halted ? 'border-danger/40 bg-danger/10 text-danger' : 'border-warn/40 bg-warn/10 text-warn')} data-testid="trading-state-banner" data-state={account.trading_state}>
+      <b>{halted ? 'Trading halted' : 'Reducing only'}:</b> {halted ? 'new orders are refused; open orders can still be cancelled.' : 'only orders that shrink a position are accepted.'}
+      {account.state_reason && <span> Reason: {account.state_reason}</span>}
+    </div>
+  );
+}
+
 export default function Header() {
   return (
     <header className="flex h-11 shrink-0 items-center gap-3 border-b border-line bg-surface px-3" data-testid="header">
+      <h1 className="sr-only">tradingapp terminal</h1>
       <Link to="/" className="flex items-center gap-2 font-semibold" aria-label="tradingapp home">
         <img src="/favicon.svg" alt="" className="h-5 w-5" />
         <span className="hidden sm:inline">tradingapp</span>

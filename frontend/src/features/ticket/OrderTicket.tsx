@@ -143,7 +143,7 @@ export function OrderTicket({ instrument, side: initialSide, onClose }: { instru
           <div className="truncate text-base font-semibold" id="ticket-title" data-testid="ticket-title">
             {buy ? 'Buy' : 'Sell'} {instrument.symbol}
           </div>
-          <div className="text-xs opacity-90">
+          <div className="text-xs">
             {instrument.exchange_segment} · LTP <span className="num" data-testid="ticket-ltp">{formatPrice(q?.ltp, instrument.tick_size)}</span>
           </div>
         </div>

@@ -111,7 +111,8 @@ export function WatchlistPanel() {
   return (
     <section className="flex min-h-0 flex-1 flex-col bg-surface" data-testid="watchlist">
       <SearchBox ref={searchRef} onAdd={add} inList={(id) => ids.includes(id)} disabled={!current} />
-      <div role="tablist" aria-label="Watchlists" className="flex shrink-0 items-center gap-0.5 overflow-x-auto border-b border-line px-2" data-testid="watchlist-tabs">
+      <div className="flex shrink-0 items-center border-b border-line px-2">
+      <div role="tablist" aria-label="Watchlists" className="flex min-w-0 flex-1 items-center gap-0.5 overflow-x-auto" data-testid="watchlist-tabs">
         {all.map((w, n) =>
           renaming === w.id ? (
             <input
@@ -149,6 +150,7 @@ export function WatchlistPanel() {
             </button>
           ),
         )}
+      </div>
         <button
           type="button"
           aria-label="New watchlist"
@@ -163,10 +165,8 @@ export function WatchlistPanel() {
       </div>
       <div
         ref={scrollRef}
-        role="listbox"
-        aria-label={current ? `${current.name} instruments` : 'Instruments'}
-        aria-activedescendant={selected ? `${baseId}-${selected}` : undefined}
         tabIndex={0}
+        aria-label={current ? `${current.name}: arrow keys move, B buy, S sell` : 'Instruments'}
         className="relative min-h-0 flex-1 overflow-auto outline-none focus-visible:ring-1 focus-visible:ring-accent"
         data-testid="watchlist-rows"
         onKeyDown={(e) => {
@@ -175,7 +175,7 @@ export function WatchlistPanel() {
       >
         {lists.isLoading && <Empty>Loading…</Empty>}
         {current && instruments.length === 0 && <Empty testId="watchlist-empty">Search above to add instruments.</Empty>}
-        <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
+        <div role="list" aria-label={current ? `${current.name} instruments` : 'Instruments'} style={{ height: virtual.getTotalSize(), position: 'relative' }}>
           {virtual.getVirtualItems().map((row) => {
             const i = instruments[row.index];
             return (

@@ -36,8 +36,8 @@ export const WatchlistRow = memo(function WatchlistRow({ instrument: i, selected
   return (
     <div
       id={optionId}
-      role="option"
-      aria-selected={selected}
+      role="listitem"
+      aria-current={selected ? 'true' : undefined}
       style={style}
       data-testid={`watchlist-row-${i.id}`}
       data-symbol={i.symbol}

@@ -2,20 +2,19 @@
 import { useEffect } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '@/api/client';
-import { qk } from '@/api/queryClient';
+import { qk, queryClient } from '@/api/queryClient';
 import type { Instrument, Page, Watchlist } from '@/api/types';
 import { useUiStore } from '@/stores/ui';
 
+/** The lists, seeding each instrument's cache entry (the chart and ticket need no extra read). */
+export async function fetchWatchlists(): Promise<Watchlist[]> {
+  const page = await api.get<{ items: Watchlist[] }>('/watchlists');
+  for (const w of page.items) for (const i of w.instruments) queryClient.setQueryData(qk.instrument(i.id), i);
+  return page.items;
+}
+
 export function useWatchlists() {
-  const client = useQueryClient();
-  return useQuery({
-    queryKey: qk.watchlists,
-    queryFn: async () => {
-      const page = await api.get<{ items: Watchlist[] }>('/watchlists');
-      for (const w of page.items) for (const i of w.instruments) client.setQueryData(qk.instrument(i.id), i);
-      return page.items;
-    },
-  });
+  return useQuery({ queryKey: qk.watchlists, queryFn: fetchWatchlists });
 }
 
 let creatingFirst: Promise<unknown> | null = null;
