@@ -4,8 +4,10 @@ browser tests.
 `built_dist()` returns frontend/dist, building it first when it is missing or older than the app's
 sources: `npm ci` when node_modules is missing or older than package-lock.json, then
 `npm run build`. An exclusive lock makes test processes running side by side build once and never
-read a half-written dist. The build gets no VITE_* / REACT_APP_* variables from the caller's
-environment: the tests serve the app on the page's own origin, as a plain build does.
+read a half-written dist; a Vite build started outside the tests (`make run`, a developer) is
+waited for, then the sources are compared again. The build gets no VITE_* / REACT_APP_* variables
+from the caller's environment: the tests serve the app on the page's own origin, as a plain build
+does.
 
 TRADINGAPP_FRONTEND_DIST names a dist built elsewhere (CI building once for every job); it is
 used as it is.
@@ -16,9 +18,11 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +34,8 @@ DIST = FRONTEND / "dist"
 NOT_SOURCES = {"node_modules", "dist", "coverage", "test-results", "playwright-report", ".vite", "nginx"}
 NOT_SOURCE_FILES = {"Dockerfile", ".dockerignore", ".gitignore"}
 BUILD_TIMEOUT = 600
+# Vite refuses to build while another build of the project runs, naming that process.
+OTHER_BUILD = re.compile(r"Found another Vite build process for this project \(PID (\d+)\)")
 
 
 class FrontendBuildError(RuntimeError):
@@ -49,8 +55,15 @@ def built_dist() -> Path:
     with _build_lock():
         if _needs_install():
             _npm("ci", "--no-audit", "--no-fund")
-        if _needs_build():
-            _npm("run", "build")
+        deadline = time.monotonic() + BUILD_TIMEOUT
+        while _needs_build():
+            try:
+                _npm("run", "build")
+            except FrontendBuildError as exc:
+                other = OTHER_BUILD.search(str(exc))
+                if other is None or time.monotonic() > deadline:
+                    raise
+                _wait_for_exit(int(other.group(1)), deadline)
         if not (DIST / "index.html").is_file():
             raise FrontendBuildError(f"npm run build finished but {DIST / 'index.html'} is missing")
     return DIST
@@ -81,6 +94,17 @@ def _needs_install() -> bool:
 def _needs_build() -> bool:
     index = DIST / "index.html"
     return not index.is_file() or index.stat().st_mtime < newest_source_mtime()
+
+
+def _wait_for_exit(pid: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:  # alive, another user's
+            pass
+        time.sleep(0.5)
 
 
 def _npm(*args: str) -> None:
