@@ -8,6 +8,7 @@ import { formatPrice, formatQty, formatSigned, toneClass } from '@/lib/format';
 import { useQuote } from '@/stores/quotes';
 import { NUM, rowKey, TD, TH } from './NetTable';
 import { dayPnl, markPrice } from './pnl';
+import { qtyTone } from './tone';
 
 function useDayRow(r: DayPosition) {
   const quote = useQuote(r.instrument_id);
@@ -38,7 +39,7 @@ const DayRow = memo(function DayRow({ r }: { r: DayPosition }) {
       <td className={cx(TD, NUM)} data-testid="positions-sell-avg">
         {formatPrice(r.sell_average_price, tick)}
       </td>
-      <td className={cx(TD, NUM, r.quantity > 0 ? 'text-buy' : r.quantity < 0 ? 'text-sell' : 'text-muted')} data-testid="positions-qty">
+      <td className={cx(TD, NUM, qtyTone(r.quantity))} data-testid="positions-qty">
         {formatQty(r.quantity)}
       </td>
       <td className={cx(TD, NUM, quote?.stale && 'text-muted')} data-testid="positions-ltp">
@@ -90,7 +91,7 @@ const DayCard = memo(function DayCard({ r }: { r: DayPosition }) {
             {r.symbol}
           </span>
           <Badge data-testid="positions-product">{r.product}</Badge>
-          <span className={cx('num ml-1 text-xs', r.quantity > 0 ? 'text-buy' : r.quantity < 0 ? 'text-sell' : 'text-muted')} data-testid="positions-qty">
+          <span className={cx('num ml-1 text-xs', qtyTone(r.quantity))} data-testid="positions-qty">
             net {formatQty(r.quantity)}
           </span>
         </div>

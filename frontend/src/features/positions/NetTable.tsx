@@ -7,6 +7,7 @@ import { Badge, Button, cx } from '@/components/ui';
 import { formatPrice, formatQty, formatSigned, toneClass } from '@/lib/format';
 import { useQuote } from '@/stores/quotes';
 import { markPrice, totalPnl, unrealizedPnl } from './pnl';
+import { qtyTone } from './tone';
 
 export const TH = 'px-2 py-1.5 text-xs font-medium text-muted whitespace-nowrap';
 export const TD = 'px-2 py-1.5 whitespace-nowrap';
@@ -23,8 +24,6 @@ function useNetRow(p: Position) {
   const unrealized = unrealizedPnl(p.quantity, p.average_price, ltp);
   return { quote, tick, ltp, unrealized, total: totalPnl(p.realized_pnl, unrealized) };
 }
-
-const qtyTone = (q: number) => (q > 0 ? 'text-buy' : q < 0 ? 'text-sell' : 'text-muted');
 
 const NetRow = memo(function NetRow({ p, onClose }: { p: Position; onClose: (p: Position) => void }) {
   const { quote, tick, ltp, unrealized, total } = useNetRow(p);

@@ -15,6 +15,7 @@ import { qk } from '@/api/queryClient';
 import type { Page, Trade } from '@/api/types';
 import { Button, cx, Empty, ErrorNote } from '@/components/ui';
 import { dec, formatAmount, formatDateTime, formatPrice, formatQty, formatTime } from '@/lib/format';
+import { sideTone } from '@/features/positions/tone';
 import { useIsPhone } from '@/lib/useMedia';
 import { flattenTrades, nextCursor, shortId, TRADE_PAGE } from './pages';
 
@@ -32,7 +33,7 @@ const TradeRow = memo(function TradeRow({ t }: { t: Trade }) {
       <td className={cx(TD, 'font-medium')} data-testid="trades-symbol">
         {instrument?.symbol ?? `#${t.instrument_id}`}
       </td>
-      <td className={cx(TD, 'font-semibold', t.side === 'BUY' ? 'text-buy' : 'text-sell')} data-testid="trades-side">
+      <td className={cx(TD, 'font-semibold', sideTone(t.side))} data-testid="trades-side">
         {t.side}
       </td>
       <td className={cx(TD, 'num text-right')} data-testid="trades-qty">
@@ -60,7 +61,7 @@ const TradeCard = memo(function TradeCard({ t }: { t: Trade }) {
     <li className="flex items-center gap-3 border-t border-line px-3 py-2 first:border-t-0" data-testid={`trades-row-${t.id}`}>
       <div className="min-w-0 flex-1">
         <div className="flex items-center gap-2">
-          <span className={cx('text-xs font-semibold', t.side === 'BUY' ? 'text-buy' : 'text-sell')} data-testid="trades-side">
+          <span className={cx('text-xs font-semibold', sideTone(t.side))} data-testid="trades-side">
             {t.side}
           </span>
           <span className="truncate font-medium" data-testid="trades-symbol">
