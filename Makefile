@@ -25,7 +25,7 @@ export BROKER ?= paper
 
 .DEFAULT_GOAL := help
 .PHONY: help run run-xts test bench lint fmt migrate seed preflight services install install-dev lock clean xts-sim \
-	terminal browsers
+	terminal browsers certs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ $(NODE_STAMP): frontend/package-lock.json
 $(TERMINAL): $(NODE_STAMP) $(TERMINAL_SOURCES)
 	$(NPM) run build
 	@touch $@
+
+certs: ## a self-signed ssl/cert.pem + ssl/key.pem for the compose frontend (kept while valid)
+	@scripts/make_certs.sh
 
 browsers: ## Debian's chromium (browser tests) and nginx (the frontend proxy's test), installed with apt when missing
 	@scripts/ensure_tools.sh chromium nginx

@@ -89,10 +89,10 @@ http {{
 def nginx_binary() -> str:
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
     if found is None and os.geteuid() == 0:
-        subprocess.run([str(ROOT / "scripts" / "ensure_nginx.sh")], check=True, timeout=600)
+        subprocess.run([str(ROOT / "scripts" / "ensure_tools.sh"), "nginx"], check=True, timeout=600)
         found = shutil.which("nginx") or "/usr/sbin/nginx"
     if found is None:
-        pytest.fail("nginx is missing: run scripts/ensure_nginx.sh (it installs Debian's nginx with apt)")
+        pytest.fail("nginx is missing: run scripts/ensure_tools.sh nginx (it installs Debian's nginx with apt)")
     return found
 
 
