@@ -39,27 +39,6 @@ export function isWorking(status: OrderStatus): boolean {
   return !FINAL_STATUSES.includes(status);
 }
 
-// --- Routes being added to the backend (/work/briefs/api-additions.md). Until `npm run gen:api`
-// picks them up, their shapes are written here once; replace with S['...'] when generated.
-export interface Watchlist {
-  id: string;
-  name: string;
-  position: number;
-  instruments: Instrument[];
-}
-export interface Meta {
-  server_time: string;
-  timezone: string;
-  market: { open: boolean; opens_at: string | null; closes_at: string | null };
-  registration_open: boolean;
-  broker: string;
-  websocket_url: string | null;
-  websocket_port: number;
-  version: string;
-}
-export interface MarginEstimate {
-  required_margin: string;
-  available: string;
-  sufficient: boolean;
-  price: string | null;
-}
+export type Watchlist = S['Watchlist'];
+export type Meta = S['Meta'];
+export type MarginEstimate = S['OrderEstimate'];
