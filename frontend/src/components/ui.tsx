@@ -133,7 +133,11 @@ export function Dialog({ open, onClose, title, children, testId, className, labe
     if (!open) return;
     const before = document.activeElement as HTMLElement | null;
     const el = ref.current;
-    const first = el?.querySelector<HTMLElement>('[autofocus], [data-autofocus], input, button, select, textarea');
+    // an element marked data-autofocus first, else the first field, else the first control
+    const first =
+      el?.querySelector<HTMLElement>('[data-autofocus]') ??
+      el?.querySelector<HTMLElement>('input:not([disabled]), select, textarea') ??
+      el?.querySelector<HTMLElement>('button:not([disabled])');
     (first ?? el)?.focus();
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') {

@@ -169,7 +169,7 @@ export function OrderTicket({ instrument, side: initialSide, onClose }: { instru
               <button type="button" tabIndex={-1} aria-label="One lot less" className="w-8 shrink-0 rounded-l border border-r-0 border-line bg-raised" onClick={() => update({ lots: String(Math.max(1, (Number(form.lots) || 1) - 1)) })}>
                 −
               </button>
-              <Input id={`${ids}-lots`} inputMode="numeric" value={form.lots} aria-invalid={Boolean(errors.quantity)} data-testid="ticket-lots" onChange={(e) => update({ lots: e.target.value.replace(/\D/g, '') })} className="num rounded-none text-right" autoFocus />
+              <Input id={`${ids}-lots`} inputMode="numeric" value={form.lots} aria-invalid={Boolean(errors.quantity)} data-testid="ticket-lots" onChange={(e) => update({ lots: e.target.value.replace(/\D/g, '') })} className="num rounded-none text-right" data-autofocus />
               <button type="button" tabIndex={-1} aria-label="One lot more" className="w-8 shrink-0 rounded-r border border-l-0 border-line bg-raised" onClick={() => update({ lots: String((Number(form.lots) || 0) + 1) })}>
                 +
               </button>
