@@ -95,3 +95,13 @@ def order_row(page: Page, order_id: str, tab: str) -> Locator:
 
 def on_tick(value: Decimal, tick: Decimal = Decimal("0.05")) -> Decimal:
     return (value / tick).to_integral_value(ROUND_DOWN) * tick
+
+
+def expect_status(row: Locator, status: str, user: ApiUser, order_id: str) -> None:
+    """The row shows `status`; if it never does, the failure says what the API has meanwhile."""
+    try:
+        expect(row).to_have_attribute("data-status", status)
+    except AssertionError as exc:
+        api = user.get(f"/orders/{order_id}")
+        raise AssertionError(f"the page never showed {status}; the API has {api['status']} "
+                             f"(updated_at {api['updated_at']})\n{exc}") from None  # fmt: skip

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser.steps import (
     NUMBER,
+    expect_status,
     fill_ticket,
     live_ltp,
     login,
@@ -36,7 +37,7 @@ def test_a_market_order_fills_and_its_position_shows_pnl(stack, trader, page):
     order = the_only_order(trader)  # the ticket closes once the API has taken the order
     assert (order["side"], order["order_type"], order["quantity"]) == ("BUY", "MARKET", 2)
     row = order_row(page, order["id"], "completed")
-    expect(row).to_have_attribute("data-status", "FILLED")
+    expect_status(row, "FILLED", trader, order["id"])
     expect(row.get_by_test_id("orders-status")).to_have_text("FILLED")
     expect(row.get_by_test_id("orders-filled")).to_have_text("2 / 2")
     filled = trader.get(f"/orders/{order['id']}")
@@ -65,7 +66,7 @@ def test_a_limit_order_rests_is_modified_and_cancelled(stack, trader, page):
     order = the_only_order(trader)
     assert (order["order_type"], Decimal(order["limit_price"])) == ("LIMIT", price)
     row = order_row(page, order["id"], "working")
-    expect(row).to_have_attribute("data-status", "OPEN")
+    expect_status(row, "OPEN", trader, order["id"])
     expect(row.get_by_test_id("orders-filled")).to_have_text("0 / 1")
 
     lower = price - Decimal("0.05")
@@ -77,7 +78,7 @@ def test_a_limit_order_rests_is_modified_and_cancelled(stack, trader, page):
     expect(editor).to_have_count(0)
     expect(row.get_by_test_id("orders-filled")).to_have_text("0 / 2")
     expect(row.get_by_test_id("orders-price")).to_have_text(NUMBER)
-    expect(row).to_have_attribute("data-status", "OPEN")
+    expect_status(row, "OPEN", trader, order["id"])
     assert number(row.get_by_test_id("orders-price").inner_text()) == lower
     modified = trader.wait_order(order["id"], "OPEN")
     assert (modified["quantity"], Decimal(modified["limit_price"])) == (2, lower)
@@ -85,7 +86,7 @@ def test_a_limit_order_rests_is_modified_and_cancelled(stack, trader, page):
     row.get_by_test_id("orders-cancel").click()
     expect(row).to_have_count(0)  # gone from the working tab
     cancelled = order_row(page, order["id"], "completed")
-    expect(cancelled).to_have_attribute("data-status", "CANCELLED")
+    expect_status(cancelled, "CANCELLED", trader, order["id"])
     expect(cancelled.get_by_test_id("orders-status")).to_have_text("CANCELLED")
     final = trader.wait_order(order["id"], "CANCELLED")
     assert final["filled_quantity"] == 0

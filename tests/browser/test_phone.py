@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import PHONE
 from tests.browser.steps import (
     NUMBER,
+    expect_status,
     fill_ticket,
     live_ltp,
     login,
@@ -57,5 +58,5 @@ def test_a_phone_shows_the_watchlist_the_ticket_and_the_orders(stack, trader, ph
 
     page.get_by_test_id("tab-orders").click()
     expect(page.get_by_test_id("orders-page")).to_be_visible()
-    expect(order_row(page, order["id"], "completed")).to_have_attribute("data-status", "FILLED")
+    expect_status(order_row(page, order["id"], "completed"), "FILLED", trader, order["id"])
     assert_fits_the_screen(page, "orders-page")

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import restart_websocket
-from tests.browser.steps import live_ltp, login, order_row, watchlist_row
+from tests.browser.steps import expect_status, live_ltp, login, order_row, watchlist_row
 
 pytestmark = pytest.mark.e2e
 HDFCBANK = 4
@@ -34,7 +34,7 @@ def test_the_socket_killed_mid_session_reconnects_and_catches_up(stack, trader, 
 
     expect(status).to_have_attribute("data-status", "open", timeout=RECONNECT_WAIT_MS)
     row = order_row(page, order["id"], "completed")
-    expect(row).to_have_attribute("data-status", "FILLED")
+    expect_status(row, "FILLED", trader, order["id"])
     expect(row.get_by_test_id("orders-filled")).to_have_text("1 / 1")
 
     page.get_by_test_id("nav-positions").click()
