@@ -86,6 +86,9 @@ def test_an_admin_halt_shows_the_halted_banner_in_the_traders_ticket(stack, admi
         expect(banner).to_contain_text("halted")
         expect(submit).to_be_disabled()
         expect(page.get_by_test_id("trading-state")).to_have_attribute("data-state", "HALTED")
+        state_banner = page.get_by_test_id("trading-state-banner")
+        expect(state_banner).to_have_attribute("data-state", "HALTED")
+        expect(state_banner).to_contain_text("browser test: market halt")
         assert_nothing_placed(trader)
     finally:
         admin.post("/admin/kill-switch", {"state": "ACTIVE", "reason": "browser test over"})
