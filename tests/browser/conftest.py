@@ -7,7 +7,7 @@ Fixtures:
 - `admin`: an API session of the demo admin. `trader`: a new trader per test (registered over the
   API, so risk limits or a halt set for one test touch no other), with a watchlist of every demo
   instrument.
-- `browser` (session): chromium. `page`: a fresh context (1280x720) per test; its console is kept,
+- `browser` (this package): chromium. `page`: a fresh context (1280x720) per test; its console is kept,
   and a failed test leaves `<test>.png` and `<test>.console.txt` in the artifacts folder
   ($TEST_ARTIFACTS, else tests/browser/artifacts/).
 """
@@ -138,13 +138,13 @@ def trader(stack) -> ApiUser:
 
 
 # -- the browser -------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_driver():
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_driver) -> Browser:
     launched = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
     yield launched
