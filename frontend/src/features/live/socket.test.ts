@@ -36,7 +36,7 @@ class FakeSocket {
 const flush = () => new Promise((r) => setTimeout(r, 0));
 
 function setup(overrides: Partial<SocketDeps> = {}) {
-  let token = 'tok-1';
+  let token: string | null = 'tok-1';
   const deps = {
     url: vi.fn(async () => 'ws://h:1/ws'),
     token: () => token,
@@ -53,7 +53,7 @@ function setup(overrides: Partial<SocketDeps> = {}) {
     ...overrides,
   };
   const live = new LiveSocket(deps);
-  return { live, deps, setToken: (t: string) => (token = t) };
+  return { live, deps, setToken: (t: string | null) => (token = t) };
 }
 
 describe('LiveSocket', () => {
@@ -66,21 +66,53 @@ describe('LiveSocket', () => {
     vi.unstubAllGlobals();
   });
 
-  it('authenticates with ?token= and subscribes what is wanted on open', async () => {
+  it('opens the socket without a query string, authenticates in its first message, then subscribes', async () => {
     const { live } = setup();
     live.subscribe([1, 2], 'full');
     live.start();
     await flush();
     const ws = FakeSocket.all[0];
-    expect(ws.url).toBe('ws://h:1/ws?token=tok-1');
+    expect(ws.url).toBe('ws://h:1/ws');
+    expect(ws.sent).toEqual([]); // nothing before the socket is open
     ws.open();
-    expect(ws.sent).toEqual([{ action: 'subscribe', instrument_ids: [1, 2], mode: 'full' }]);
+    expect(ws.sent).toEqual([
+      { action: 'auth', token: 'tok-1' },
+      { action: 'subscribe', instrument_ids: [1, 2], mode: 'full' },
+    ]);
     live.subscribe([3], 'ltp');
     live.unsubscribe([1], 'full');
-    expect(ws.sent.slice(1)).toEqual([
+    expect(ws.sent.slice(2)).toEqual([
       { action: 'subscribe', instrument_ids: [3], mode: 'ltp' },
       { action: 'unsubscribe', instrument_ids: [1] },
     ]);
+  });
+
+  it('never puts the token in the URL, whatever the configured URL holds', async () => {
+    const { live } = setup({ url: vi.fn(async () => 'wss://example.test/ws?region=in') });
+    live.start();
+    await flush();
+    expect(FakeSocket.all[0].url).toBe('wss://example.test/ws?region=in');
+    expect(FakeSocket.all[0].url).not.toContain('tok-1');
+  });
+
+  it('authenticates with the token current when the socket opens (refreshed while opening)', async () => {
+    const { live, setToken } = setup();
+    live.subscribe([5], 'ltp');
+    live.start();
+    await flush();
+    setToken('tok-fresh');
+    FakeSocket.all[0].open();
+    expect(FakeSocket.all[0].sent[0]).toEqual({ action: 'auth', token: 'tok-fresh' });
+  });
+
+  it('closes a socket that opens after the session ended, sending nothing', async () => {
+    const { live, setToken } = setup();
+    live.start();
+    await flush();
+    setToken(null);
+    FakeSocket.all[0].open();
+    expect(FakeSocket.all[0].sent).toEqual([]);
+    expect(FakeSocket.all[0].closed?.code).toBe(1000);
   });
 
   it('hands server messages on', async () => {
@@ -115,7 +147,11 @@ describe('LiveSocket', () => {
     expect(FakeSocket.all).toHaveLength(3);
 
     FakeSocket.all[2].open();
-    expect(FakeSocket.all[2].sent).toEqual([{ action: 'subscribe', instrument_ids: [7], mode: 'full' }]);
+    expect(FakeSocket.all[2].url).toBe('ws://h:1/ws');
+    expect(FakeSocket.all[2].sent).toEqual([
+      { action: 'auth', token: 'tok-1' },
+      { action: 'subscribe', instrument_ids: [7], mode: 'full' },
+    ]);
     expect(deps.onReconnected).toHaveBeenCalledTimes(1);
     expect(deps.onStatus).toHaveBeenLastCalledWith(expect.objectContaining({ status: 'open', attempt: 0 }));
 
@@ -133,7 +169,9 @@ describe('LiveSocket', () => {
     await flush();
     await flush();
     expect(deps.refresh).toHaveBeenCalledTimes(1);
-    expect(FakeSocket.all[1].url).toContain('token=tok-2');
+    expect(FakeSocket.all[1].url).toBe('ws://h:1/ws');
+    FakeSocket.all[1].open();
+    expect(FakeSocket.all[1].sent[0]).toEqual({ action: 'auth', token: 'tok-2' });
     expect(deps.endSession).not.toHaveBeenCalled();
   });
 
@@ -175,11 +213,16 @@ describe('LiveSocket', () => {
     live.swap();
     await flush();
     const next = FakeSocket.all[1];
-    expect(next.url).toContain('token=tok-9');
+    expect(next.url).toBe('ws://h:1/ws');
     expect(old.closed).toBeNull();
     next.open();
     expect(old.closed?.code).toBe(1000);
-    expect(next.sent).toEqual([{ action: 'subscribe', instrument_ids: [1], mode: 'full' }]);
+    expect(next.sent).toEqual([
+      { action: 'auth', token: 'tok-9' },
+      { action: 'subscribe', instrument_ids: [1], mode: 'full' },
+    ]);
+    // the old socket got no second auth: it stays on its own token until closed
+    expect(old.sent.filter((m) => (m as { action: string }).action === 'auth')).toEqual([{ action: 'auth', token: 'tok-1' }]);
     expect(deps.onReconnected).toHaveBeenCalledTimes(1);
   });
 

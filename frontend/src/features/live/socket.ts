@@ -1,5 +1,8 @@
-/** The WebSocket client: authenticates with ?token=, keeps the wanted subscriptions, pings, and
- * reconnects with exponential backoff and jitter. After a reconnect it re-subscribes and has the
+/** The WebSocket client: opens the socket with no query string and authenticates with a first
+ * message `{"action": "auth", "token": ...}` (a token in the URL would be written to proxies' logs),
+ * keeps the wanted subscriptions, pings, and reconnects with exponential backoff and jitter.
+ * The server answers a good auth message with nothing (a bad one with close 4401) and reads the
+ * socket's messages in order, so the subscriptions follow the auth message at once. After a reconnect it re-subscribes and has the
  * order/position/trade queries re-read (catchUp) so nothing missed while away stays missing. A 4401
  * refreshes the token and reconnects once; refused again, the session ends with the reason. When the
  * access token is refreshed the socket is swapped for one with the new token (the server closes a
@@ -132,15 +135,18 @@ export class LiveSocket {
       return;
     }
     if (!this.running) return;
-    const sep = url.includes('?') ? '&' : '?';
-    const ws = (this.deps.createSocket ?? ((u) => new WebSocket(u)))(`${url}${sep}token=${encodeURIComponent(token)}`);
+    const ws = (this.deps.createSocket ?? ((u) => new WebSocket(u)))(url);
     if (!replacing) this.ws = ws;
 
     ws.onopen = () => {
-      if (!this.running) {
+      // the token of this moment: a refresh while the socket was opening is already in the store
+      const current = this.deps.token();
+      if (!this.running || !current) {
         ws.close(1000, 'stopped');
         return;
       }
+      // first, before anything else on this socket: the server reads it as the authentication
+      ws.send(JSON.stringify({ action: 'auth', token: current }));
       if (replacing) {
         this.ws = ws;
         replacing.onclose = null;
