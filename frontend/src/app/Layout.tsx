@@ -15,6 +15,7 @@ import { WatchlistPanel } from '@/features/watchlist/WatchlistPanel';
 import { useIsPhone } from '@/lib/useMedia';
 import { useAuthStore } from '@/stores/auth';
 import { useThemeStore } from '@/stores/theme';
+import { BottomTabBar } from './BottomTabBar';
 import { NAV } from './nav';
 
 function useSessionUser() {
@@ -41,24 +42,6 @@ function DesktopNav() {
               isActive || (n.to === '/chart' && pathname === '/') ? 'border-accent text-fg' : 'border-transparent text-muted hover:text-fg',
             )
           }
-        >
-          {n.label}
-        </NavLink>
-      ))}
-    </nav>
-  );
-}
-
-function BottomTabBar() {
-  return (
-    <nav aria-label="Pages" className="grid shrink-0 grid-cols-5 border-t border-line bg-surface pb-[env(safe-area-inset-bottom)]" data-testid="bottom-tabs">
-      {NAV.filter((n) => n.phone).map((n) => (
-        <NavLink
-          key={n.to}
-          to={n.to}
-          end
-          data-testid={`tab-${n.testId.slice(4)}`}
-          className={({ isActive }) => cx('py-3 text-center text-xs font-medium', isActive ? 'text-accent' : 'text-muted')}
         >
           {n.label}
         </NavLink>

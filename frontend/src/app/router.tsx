@@ -1,11 +1,13 @@
 /** Routes. Pages other than the first screen are lazy chunks (admin, books, accounts). Each of
- * /positions /trades /funds /accounts /admin renders src/features/<name>/index.tsx's default. */
+ * /positions /trades /funds /accounts /admin renders src/features/<name>/index.tsx's default;
+ * /more is the phone's list of the pages its bottom bar has no room for. */
 import { lazy } from 'react';
 import { createBrowserRouter, Navigate } from 'react-router';
 import LoginPage from '@/features/auth/LoginPage';
 import RegisterPage from '@/features/auth/RegisterPage';
 import TerminalPage from '@/features/chart/TerminalPage';
 import { Layout } from './Layout';
+import MorePage from './MorePage';
 import { RequireAdmin, RequireAuth } from './RequireAuth';
 
 const OrdersPage = lazy(() => import('@/features/orders'));
@@ -33,6 +35,7 @@ export const router = createBrowserRouter([
       { path: 'trades', element: <TradesPage /> },
       { path: 'funds', element: <FundsPage /> },
       { path: 'accounts', element: <AccountsPage /> },
+      { path: 'more', element: <MorePage /> },
       {
         path: 'admin',
         element: (
