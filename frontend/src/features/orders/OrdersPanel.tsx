@@ -11,6 +11,7 @@ import type { Order } from '@/api/types';
 import { Badge, Button, ConfirmDialog, cx, Empty, ErrorNote, Tabs } from '@/components/ui';
 import { applyOrderMessage } from '@/features/live/cache';
 import { formatPrice, formatQty, formatTime } from '@/lib/format';
+import { sideTone } from '@/lib/side';
 import { useIsPhone } from '@/lib/useMedia';
 import { useUiStore } from '@/stores/ui';
 import { ModifyRow } from './ModifyRow';
@@ -31,7 +32,7 @@ function OrderRow({ o, editing, onEdit, onTrail, onCancel, cancelling, compact }
         </button>
         {!compact && <span className="ml-1 text-xs text-muted">{o.exchange_segment}</span>}
       </td>
-      <td className={cx('px-2 font-semibold', o.side === 'BUY' ? 'text-buy' : 'text-sell')} data-testid="orders-side">
+      <td className={cx('px-2 font-semibold', sideTone(o.side))} data-testid="orders-side">
         {o.side}
       </td>
       <td className="px-2 text-xs">
@@ -79,7 +80,7 @@ function OrderCard({ o, editing, onEdit, onTrail, onCancel, cancelling }: { o: O
   return (
     <div className={cx('border-b border-line px-3 py-2', editing && 'bg-raised')} data-testid={`orders-row-${o.id}`} data-status={o.status} data-symbol={o.symbol}>
       <div className="flex items-center gap-2">
-        <span className={cx('font-semibold', o.side === 'BUY' ? 'text-buy' : 'text-sell')} data-testid="orders-side">
+        <span className={cx('font-semibold', sideTone(o.side))} data-testid="orders-side">
           {o.side}
         </span>
         <button type="button" className="font-medium" onClick={onTrail} data-testid="orders-symbol">

@@ -8,7 +8,7 @@ import { formatPrice, formatQty, formatSigned, toneClass } from '@/lib/format';
 import { useQuote } from '@/stores/quotes';
 import { NUM, rowKey, TD, TH } from './NetTable';
 import { dayPnl, markPrice } from './pnl';
-import { qtyTone } from './tone';
+import { qtyTone } from '@/lib/side';
 
 function useDayRow(r: DayPosition) {
   const quote = useQuote(r.instrument_id);

@@ -7,7 +7,7 @@ import { Badge, Button, cx } from '@/components/ui';
 import { formatPrice, formatQty, formatSigned, toneClass } from '@/lib/format';
 import { useQuote } from '@/stores/quotes';
 import { markPrice, totalPnl, unrealizedPnl } from './pnl';
-import { qtyTone } from './tone';
+import { qtyTone } from '@/lib/side';
 
 export const TH = 'px-2 py-1.5 text-xs font-medium text-muted whitespace-nowrap';
 export const TD = 'px-2 py-1.5 whitespace-nowrap';

@@ -15,7 +15,7 @@ import { qk } from '@/api/queryClient';
 import type { Page, Trade } from '@/api/types';
 import { Button, cx, Empty, ErrorNote } from '@/components/ui';
 import { dec, formatAmount, formatDateTime, formatPrice, formatQty, formatTime } from '@/lib/format';
-import { sideTone } from '@/features/positions/tone';
+import { sideTone } from '@/lib/side';
 import { useIsPhone } from '@/lib/useMedia';
 import { flattenTrades, nextCursor, shortId, TRADE_PAGE } from './pages';
 
