@@ -6,7 +6,7 @@ import { api } from '@/api/client';
 import { qk } from '@/api/queryClient';
 import { Button, Dialog } from '@/components/ui';
 import { CredentialInput } from './CredentialInput';
-import type { BrokerAccount } from './types';
+import type { BrokerAccount } from '@/api/types';
 import { useSecretForm } from './useSecretForm';
 import { checkReplace, type ReplaceBody } from './validate';
 

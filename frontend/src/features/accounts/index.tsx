@@ -22,7 +22,8 @@ import { describeError } from '@/features/positions/describeError';
 import { formatDateTime, MISSING } from '@/lib/format';
 import { LinkForm } from './LinkForm';
 import { ReplaceDialog } from './ReplaceDialog';
-import type { AccountList, BrokerAccount } from './types';
+import type { BrokerAccount } from '@/api/types';
+import type { AccountList } from './types';
 
 function Item({ label, value, testId }: { label: string; value: string; testId: string }) {
   return (

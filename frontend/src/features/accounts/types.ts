@@ -1,5 +1,4 @@
-/** Broker account shapes, from the generated OpenAPI types. */
-import type { components } from '@/api/schema';
+/** The broker-account list's answer (GET /broker-accounts); BrokerAccount is in `@/api/types`. */
+import type { BrokerAccount } from '@/api/types';
 
-export type BrokerAccount = components['schemas']['BrokerAccount'];
 export type AccountList = { items: BrokerAccount[] };

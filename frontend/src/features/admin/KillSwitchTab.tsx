@@ -11,7 +11,8 @@ import { StateBadge } from '@/features/funds/StateBadge';
 import { describeError } from '@/features/positions/describeError';
 import { adminKeys, emailsOf, useAdminUsers, useKillSwitch } from './api';
 import { checkReason, REASON_MAX, stateChangeEffect, stateChangeTitle } from './killSwitch';
-import type { KillSwitchAnswer, TradingState } from './types';
+import type { TradingState } from '@/api/types';
+import type { KillSwitchAnswer } from './types';
 import { SELECT } from './ui';
 
 const STATES: readonly TradingState[] = ['ACTIVE', 'REDUCING', 'HALTED'];

@@ -12,7 +12,7 @@ import { formatLimit, LIMITS, limitTestId, PRODUCTS, type LimitMeta, type LimitN
 import { describeError } from '@/features/positions/describeError';
 import { adminKeys, useAdminUsers, useRiskLimits } from './api';
 import { buildChanges, globalDraft, limitErrorsFromServer, limitsBody, toText, userDraft, type Draft } from './limitsForm';
-import type { AdminUser, RiskLimitsView } from './types';
+import type { AdminUser, RiskLimitsView } from '@/api/types';
 import { SELECT } from './ui';
 
 type Errors = Partial<Record<LimitName, string>>;

@@ -9,7 +9,8 @@ import { describeError } from '@/features/positions/describeError';
 import { formatDateTime } from '@/lib/format';
 import { useAuthStore } from '@/stores/auth';
 import { adminKeys, useAdminUsers } from './api';
-import type { AdminUser, Role } from './types';
+import type { AdminUser } from '@/api/types';
+import type { Role } from './types';
 import { SELECT, TD, TH } from './ui';
 
 const ROLES: readonly Role[] = ['admin', 'trader', 'viewer'];

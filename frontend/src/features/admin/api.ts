@@ -4,7 +4,8 @@ import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { api } from '@/api/client';
 import { qk } from '@/api/queryClient';
 import { useAuthStore } from '@/stores/auth';
-import type { AdminUser, AuditEntry, KillSwitchView, RiskLimitsView } from './types';
+import type { AdminUser, RiskLimitsView } from '@/api/types';
+import type { AuditEntry, KillSwitchView } from './types';
 
 export const adminKeys = {
   users: [...qk.admin, 'users'] as const,

@@ -1,6 +1,6 @@
 /** The kill switch's words, pure: what a state change will do, named before it is confirmed. */
 import { STATE_INFO } from '@/features/funds/limits';
-import type { TradingState } from './types';
+import type { TradingState } from '@/api/types';
 
 export const REASON_MAX = 200;
 

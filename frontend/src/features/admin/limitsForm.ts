@@ -6,7 +6,7 @@
  * for a user, no override (the global value applies). */
 import { dec } from '@/lib/format';
 import { LIMITS, PRODUCTS, type LimitKind, type LimitName } from '@/features/funds/limits';
-import type { RiskLimitOverrides } from './types';
+import type { RiskLimitOverrides } from '@/api/types';
 
 export type Draft = Record<LimitName, string | null>;
 export type LimitValue = number | string | string[];

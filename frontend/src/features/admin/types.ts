@@ -1,12 +1,9 @@
-/** Admin shapes. Users and limits come from the generated OpenAPI types; the kill switch's and the
- * audit log's answers are untyped there (ANY), so their shapes (tradingapp/services/admin.py) are
- * written here until the document names them. */
-import type { components } from '@/api/schema';
+/** Admin shapes the OpenAPI document does not name. Users and limits (AdminUser, RiskLimitsView,
+ * RiskLimitOverrides) come from `@/api/types`; the kill switch's and the audit log's answers are
+ * untyped there (ANY), so their shapes (tradingapp/services/accounts/admin.py) are written here
+ * until the document names them. */
 import type { AdminUser, TradingState } from '@/api/types';
 
-export type { AdminUser, TradingState };
-export type RiskLimitsView = components['schemas']['RiskLimitsView'];
-export type RiskLimitOverrides = components['schemas']['RiskLimitOverrides'];
 export type Role = AdminUser['role'];
 
 export interface StateEntry {
