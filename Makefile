@@ -71,7 +71,7 @@ browsers: ## Debian's chromium (browser tests) and nginx (the frontend proxy's t
 
 bench: $(DEV_STAMP) services ## run the benchmarks under bench/ (each prints its figures beside a raw baseline)
 	$(BIN)/python -m bench.order_latency
-	$(BIN)/python -m bench.orders
+	$(BIN)/python -m bench.order_throughput
 	$(BIN)/python -m bench.xts_latency
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.candles

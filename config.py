@@ -228,7 +228,7 @@ class Config:
         self.RECONCILE_INTERVAL = parse_duration("RECONCILE_INTERVAL", e.get("RECONCILE_INTERVAL"), 60)
         # Encryption of linked broker accounts' secrets: the first key encrypts, every key decrypts
         # (rotation: prepend a new key, run `flask accounts rotate-keys`, then drop the old one).
-        # Empty outside production: a key derived from JWT_SECRET, with a warning (tradingapp/crypto.py).
+        # Empty outside production: a key derived from JWT_SECRET, with a warning (tradingapp/security/crypto.py).
         self.SECRETS_ENCRYPTION_KEYS = parse_fernet_keys("SECRETS_ENCRYPTION_KEYS", e.get("SECRETS_ENCRYPTION_KEYS"))
         # Auth
         self.JWT_SECRET = e.get("JWT_SECRET") or DEFAULT_JWT_SECRET
@@ -346,7 +346,7 @@ class TestConfig(Config):
         super().__init__(env)
         if not self._env.get("ORDER_JOB_TIMEOUT"):
             self.ORDER_JOB_TIMEOUT = 10
-        # Where jobs/orders.py SIGKILLs the worker once (after_claim, after_place, before_cancel;
+        # Where jobs/order_jobs.py SIGKILLs the worker once (after_claim, after_place, before_cancel;
         # `:raise` raises instead): the crash-safety tests. Never read outside APP_ENV=test.
         self.TEST_CRASH_POINT = self._env.get("TEST_CRASH_POINT", "")
 

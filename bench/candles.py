@@ -32,13 +32,13 @@ from flask import jsonify
 
 from bench.common import bench_environment, fmt, percentiles
 from tests.conftest import FAST_HASHER, PG
-from tradingapp.auth import issue_tokens, login_required
 from tradingapp.domain.candles import DEFAULT_SPANS
 from tradingapp.extensions import db
 from tradingapp.models import Candle1m, Tick, User
 from tradingapp.models.types import iso
-from tradingapp.services.candles import query_candles
-from tradingapp.services.ticks import parse_tick, store_ticks
+from tradingapp.security.auth import issue_tokens, login_required
+from tradingapp.services.market.candles import query_candles
+from tradingapp.services.market.ticks import parse_tick, store_ticks
 
 ZONE = ZoneInfo("Asia/Kolkata")
 SESSION_OPEN = timedelta(hours=9, minutes=15)  # local

@@ -1,5 +1,5 @@
 """A small HTTP/1.1 load generator: gevent greenlets on raw keep-alive sockets, so the client costs
-tens of microseconds per request and is not what a benchmark measures (bench/orders.py checks that
+tens of microseconds per request and is not what a benchmark measures (bench/order_throughput.py checks that
 on a route that does nothing).
 
 Closed loop (`rate` 0): each of `clients` connections sends its next request as soon as the last one

@@ -33,9 +33,9 @@ from bench.ws_clients import run_clients, run_raw_subscriber
 from tests.conftest import FAST_HASHER
 from tests.stack import BIN, Stack
 from tradingapp import realtime
-from tradingapp.auth import issue_tokens
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import User
+from tradingapp.security.auth import issue_tokens
 
 TICK = 0.01  # the publisher sends one batch every 10 ms, as the consumer stores a batch per message
 WARMUP = 2.0  # seconds of publishing before the window opens

@@ -1,5 +1,5 @@
 """The benchmark's WSGI app: the real app (wsgi.py's create_app()) plus two baselines served by the
-same gunicorn workers in the same run. Only bench/orders.py serves this module; the real servers
+same gunicorn workers in the same run. Only bench/order_throughput.py serves this module; the real servers
 serve wsgi:app, which has neither route.
 
 - POST /bench/bare: a bare Flask route of the same app (every before/after-request hook, the JSON body

@@ -33,7 +33,7 @@ from jobs.tick_batches import TickBatches
 from tradingapp.events import MalformedEvent
 from tradingapp.extensions import db
 from tradingapp.messaging import Topology
-from tradingapp.services.ticks import check_ticks
+from tradingapp.services.market.ticks import check_ticks
 
 log = logging.getLogger("jobs.consumer")
 
@@ -254,7 +254,7 @@ def _tick_list(body) -> list[dict]:
 # Imported when first used, inside the handler's error handling: the consumer starts even while
 # an optional part (the paper exchange) is not importable, and reports it per message.
 def _apply_broker_event(body: dict) -> None:
-    from tradingapp.services.broker_events import apply_broker_event
+    from tradingapp.services.orders.broker_events import apply_broker_event
 
     apply_broker_event(body)
 

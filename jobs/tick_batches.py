@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from kombu.message import Message
 
 from tradingapp.extensions import db
-from tradingapp.services.ticks import ingest_rows
+from tradingapp.services.market.ticks import ingest_rows
 
 if TYPE_CHECKING:
     from jobs.consumer import Consumer

@@ -34,14 +34,14 @@ from rq.scheduler import RQScheduler
 
 from tradingapp import create_app
 from tradingapp.extensions import db, get_redis
-from tradingapp.services.jobqueue import DEFAULT, ORDERS, enqueue_reconcile, enqueue_submit, queue_name
-from tradingapp.services.order_worker import (
+from tradingapp.services.market.retention import prune_ticks
+from tradingapp.services.orders.jobqueue import DEFAULT, ORDERS, enqueue_reconcile, enqueue_submit, queue_name
+from tradingapp.services.orders.submission import (
     WorkingOrder,
     find_stale_orders,
     find_waiting_requests,
     find_working_orders,
 )
-from tradingapp.services.retention import prune_ticks
 
 log = logging.getLogger("jobs.worker")  # not "__main__" under python -m
 
@@ -223,7 +223,7 @@ class Maintenance(threading.Thread):
 
 # -- tick retention ----------------------------------------------------------------------------------------
 def prune_round(app: Flask, keep_going=lambda: True) -> int | None:
-    """One retention round: ticks past TICK_RETENTION_DAYS deleted in batches (services/retention.py),
+    """One retention round: ticks past TICK_RETENTION_DAYS deleted in batches (services/market/retention.py),
     by one worker per PRUNE_INTERVAL (a Redis lock). None when another worker holds the round."""
     with app.app_context():
         try:

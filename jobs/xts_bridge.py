@@ -96,7 +96,7 @@ def default_account(config) -> XtsAccount:
 def watched_accounts(config) -> dict[str, XtsAccount]:
     """label -> account: the deployment's (when it has keys) and every active linked account
     (users who linked their own trade through it: their events come on its own socket)."""
-    from tradingapp.services.broker_accounts import linked_credentials
+    from tradingapp.services.accounts.broker_accounts import linked_credentials
 
     accounts: dict[str, XtsAccount] = {}
     default = default_account(config)

@@ -18,12 +18,12 @@ from kombu import Connection, Queue
 
 from config import TestConfig
 from tradingapp import create_app
-from tradingapp.auth import issue_tokens
 from tradingapp.cli import seed_demo_data
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.messaging import Topology
 from tradingapp.models import User
+from tradingapp.security.auth import issue_tokens
 
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 PG = {

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from tradingapp.auth import remember_user_state
 from tradingapp.extensions import db as _db
 from tradingapp.models import AdminAction
+from tradingapp.security.auth import remember_user_state
 
 ADMIN_ROUTES = [
     ("get", "/api/v1/admin/users", None),

@@ -17,7 +17,7 @@ from tests import conftest
 from tradingapp import create_app
 from tradingapp.extensions import db as _db
 from tradingapp.models import User
-from tradingapp.passwords import burn_verification, hash_password, needs_rehash, verify_password
+from tradingapp.security.passwords import burn_verification, hash_password, needs_rehash, verify_password
 
 PASSWORD = "correct-horse-battery"
 REGISTER = "/api/v1/auth/register"

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from tradingapp.extensions import db as _db
 from tradingapp.models import Candle1m, Instrument, Tick
 from tradingapp.models.types import iso
-from tradingapp.services.ticks import ingest_ticks
+from tradingapp.services.market.ticks import ingest_ticks
 
 MINUTE = datetime(2026, 11, 23, 4, 5, tzinfo=UTC)  # 09:35 in Asia/Kolkata
 
@@ -234,7 +234,7 @@ def test_skip_bad_reads_the_whole_file_first_so_an_unreadable_one_imports_nothin
 
 def test_a_file_unreadable_only_at_import_says_what_was_written(backfill, monkeypatch):
     # The check pass found nothing wrong: the file changed before the import pass got to its end.
-    from tradingapp.services import backfill as service
+    from tradingapp.services.market import backfill as service
 
     monkeypatch.setattr(service, "check_file", lambda *args, **kwargs: service.Report())
     result = backfill(many_ticks_then(b"1,2026-11-23T04:06:00Z,99,\xff\xfe,1\n"), "--batch", "1000")
@@ -288,7 +288,7 @@ def test_tick_rows_past_the_retention_or_within_a_day_of_it_are_refused(backfill
 
 def test_the_check_and_the_import_pass_judge_times_by_one_clock(db, tmp_path):
     # The CLI reads the clock once: a row the check passed is not refused by the import a moment later.
-    from tradingapp.services import backfill as service
+    from tradingapp.services.market import backfill as service
 
     checked_at = datetime.now(UTC) - timedelta(days=10)
     path = tmp_path / "edge.csv"

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
 from config import ConfigError, ProductionConfig, load_config
-from tradingapp.crypto import EXTENSION_KEY, SecretsUnavailable, build_box, derive_key, secret_box
 from tradingapp.extensions import db as _db
 from tradingapp.models import BrokerAccount, BrokerAccountEvent
-from tradingapp.services import broker_accounts
-from tradingapp.services.broker_accounts import CredentialsUnavailable, credentials_for
+from tradingapp.security.crypto import EXTENSION_KEY, SecretsUnavailable, build_box, derive_key, secret_box
+from tradingapp.services.accounts import broker_accounts
+from tradingapp.services.accounts.broker_accounts import CredentialsUnavailable, credentials_for
 
 URL = "/api/v1/broker-accounts"
 SECRET = "Recognisable-S3cret-7f3a9c"
@@ -293,7 +293,7 @@ def test_without_keys_production_refuses_to_link_with_503(app, client, trader_he
 
 def test_outside_production_a_key_is_derived_from_jwt_secret_with_a_warning(app, caplog):
     config = load_config({"JWT_SECRET": "some-development-secret"})
-    with caplog.at_level(logging.WARNING, logger="tradingapp.crypto"):
+    with caplog.at_level(logging.WARNING, logger="tradingapp.security.crypto"):
         box = build_box(config)
     assert "event=secrets_key_derived" in caplog.text
     token = box.encrypt(SECRET)

@@ -11,7 +11,7 @@ from tradingapp import events as ev
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Order, OrderEvent, Position, ProcessedEvent, Trade
 from tradingapp.realtime import user_events_channel
-from tradingapp.services.broker_events import apply_broker_event
+from tradingapp.services.orders.broker_events import apply_broker_event
 
 
 def count(model) -> int:

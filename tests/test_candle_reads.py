@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tradingapp.services.candles import query_candles
-from tradingapp.services.ticks import ingest_ticks
+from tradingapp.services.market.candles import query_candles
+from tradingapp.services.market.ticks import ingest_ticks
 
 DAY = datetime(2026, 11, 23, 3, 45, tzinfo=UTC)  # 09:15 in Asia/Kolkata
 

@@ -19,8 +19,8 @@ from tradingapp.domain.candles import aggregate
 from tradingapp.extensions import db as _db
 from tradingapp.models import Candle1m
 from tradingapp.models.types import Price, UTCDateTime, dec, iso
-from tradingapp.services.candles import query_candles
-from tradingapp.services.ticks import ingest_ticks
+from tradingapp.services.market.candles import query_candles
+from tradingapp.services.market.ticks import ingest_ticks
 
 MINUTE = datetime(2026, 11, 23, 4, 5, tzinfo=UTC)  # 09:35 in Asia/Kolkata
 

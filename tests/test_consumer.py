@@ -26,7 +26,7 @@ from tradingapp.extensions import get_redis
 from tradingapp.messaging import Publisher, Topology
 from tradingapp.models import Order, PaperOrder, Tick
 from tradingapp.realtime import quotes_channel, read_quotes
-from tradingapp.services.ticks import ingest_ticks
+from tradingapp.services.market.ticks import ingest_ticks
 
 TS = datetime.now(UTC).replace(microsecond=0)
 

@@ -30,7 +30,7 @@ from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.messaging import amqp_connection, topology
 from tradingapp.models import OrderEvent, PaperOrder, Trade
-from tradingapp.services import jobqueue
+from tradingapp.services.orders import jobqueue
 
 pytestmark = pytest.mark.usefixtures("close_publisher")
 
@@ -158,7 +158,7 @@ def retry_due_jobs(app) -> None:
 @pytest.fixture
 def crash(app, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="tradingapp.brokers.paper")
-    caplog.set_level(logging.INFO, logger="jobs.orders")
+    caplog.set_level(logging.INFO, logger="jobs.order_jobs")
 
     def at(point: str) -> None:
         monkeypatch.setitem(app.config, "TEST_CRASH_POINT", f"{point}:raise")

@@ -22,8 +22,8 @@ from tradingapp.extensions import get_redis
 from tradingapp.models import Position
 from tradingapp.models.types import Price, UTCDateTime
 from tradingapp.realtime import store_quote
-from tradingapp.services.broker_events import apply_broker_event
-from tradingapp.services.positions import apply_fill_to_position
+from tradingapp.services.accounts.positions import apply_fill_to_position
+from tradingapp.services.orders.broker_events import apply_broker_event
 
 D = Decimal
 

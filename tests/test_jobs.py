@@ -23,10 +23,10 @@ from tradingapp.brokers import get_broker
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Order, PaperOrder
-from tradingapp.services import jobqueue
-from tradingapp.services.order_actions import cancel_order
-from tradingapp.services.order_worker import claim_for_submission
-from tradingapp.services.orders import place_order
+from tradingapp.services.orders import jobqueue
+from tradingapp.services.orders.actions import cancel_order
+from tradingapp.services.orders.placement import place_order
+from tradingapp.services.orders.submission import claim_for_submission
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,7 +128,7 @@ def test_resend_asks_broker_first_and_does_not_place_again(app, db, trader, tap,
     request, _ = claim_for_submission(order.id)  # an earlier attempt reached the broker, then died
     broker_order_id = get_broker().place(request)
     first = [e["event_id"] for e in tap.drain()]
-    caplog.set_level(logging.INFO, logger="jobs.orders")
+    caplog.set_level(logging.INFO, logger="jobs.order_jobs")
     run_worker(app)
     assert f"event=submit_already_at_broker order_id={order.id}" in caplog.text
     assert [e["event_id"] for e in tap.drain()] == first
@@ -139,7 +139,7 @@ def test_resend_places_order_the_broker_never_saw(app, db, trader, caplog):
     set_quote(1, "2900.05")
     order = new_order(trader)
     claim_for_submission(order.id)  # an earlier attempt claimed it and died before the broker
-    caplog.set_level(logging.INFO, logger="jobs.orders")
+    caplog.set_level(logging.INFO, logger="jobs.order_jobs")
     run_worker(app)
     assert f"event=submit_resend order_id={order.id}" in caplog.text
     assert book_row(order.id).status == "filled"

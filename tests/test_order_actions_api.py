@@ -12,8 +12,8 @@ from tradingapp.domain.validation import NewOrder
 from tradingapp.errors import APIError
 from tradingapp.extensions import db
 from tradingapp.models import Instrument, Order, OrderEvent, Position
-from tradingapp.services import jobqueue
-from tradingapp.services.orders import place_validated
+from tradingapp.services.orders import jobqueue
+from tradingapp.services.orders.placement import place_validated
 
 LIMIT = {"instrument_id": 1, "side": "BUY", "quantity": 10, "order_type": "LIMIT", "limit_price": "2500.05"}
 

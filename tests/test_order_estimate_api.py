@@ -12,7 +12,7 @@ from tests.test_funds import fill
 from tests.test_paper_broker import set_quote
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Account, Instrument, Order, OrderEvent
-from tradingapp.services import jobqueue
+from tradingapp.services.orders import jobqueue
 
 D = Decimal
 ESTIMATE = "/api/v1/orders/estimate"

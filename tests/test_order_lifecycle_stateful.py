@@ -9,8 +9,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tradingapp.domain import orders as sm
-from tradingapp.domain.orders import FINAL, OrderState, Status
+from tradingapp.domain import order_lifecycle as sm
+from tradingapp.domain.order_lifecycle import FINAL, OrderState, Status
 from tradingapp.domain.positions import PositionState, apply_fill
 
 PRICES = st.decimals("0.05", "5000", places=2)

@@ -6,16 +6,16 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from jobs.orders import submit_order
+from jobs.order_jobs import submit_order
 from tests.factories import event, make_order
 from tests.test_order_actions_api import add_position
 from tests.test_paper_broker import set_quote
 from tradingapp import events as ev
 from tradingapp.extensions import db
 from tradingapp.models import Order, OrderEvent, PaperOrder
-from tradingapp.services import jobqueue
-from tradingapp.services.broker_events import apply_broker_event
-from tradingapp.services.order_worker import HALTED_BEFORE_SUBMISSION
+from tradingapp.services.orders import jobqueue
+from tradingapp.services.orders.broker_events import apply_broker_event
+from tradingapp.services.orders.submission import HALTED_BEFORE_SUBMISSION
 
 LIMIT = {"instrument_id": 1, "side": "BUY", "quantity": 10, "order_type": "LIMIT", "limit_price": "2500.05"}
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradingapp.domain import orders as sm
-from tradingapp.domain.orders import FINAL, OrderState, Status
+from tradingapp.domain import order_lifecycle as sm
+from tradingapp.domain.order_lifecycle import FINAL, OrderState, Status
 
 
 def state(status=Status.PENDING, quantity=10, filled=0, avg=None, acked=False):

@@ -10,7 +10,7 @@ from tests.factories import make_order
 from tests.test_paper_broker import set_quote
 from tradingapp.extensions import db
 from tradingapp.models import Order, OrderEvent
-from tradingapp.services import jobqueue
+from tradingapp.services.orders import jobqueue
 
 LIMIT = {"instrument_id": 1, "side": "BUY", "quantity": 10, "order_type": "LIMIT", "limit_price": "2500.05"}
 MARKET = {"instrument_id": 1, "side": "SELL", "quantity": 5, "order_type": "MARKET"}

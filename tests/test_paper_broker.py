@@ -586,4 +586,3 @@ def test_concurrent_match_ticks_on_sqlite_fill_once(sqlite_app, tap):
 # -- wiring ----------------------------------------------------------------------------------
 def test_get_broker_builds_the_paper_broker_from_config(db):
     assert isinstance(get_broker(), PaperBroker)
-

@@ -18,7 +18,7 @@ from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Tick
 from tradingapp.realtime import quotes_channel, read_quotes, store_quotes
-from tradingapp.services.ticks import ingest_ticks
+from tradingapp.services.market.ticks import ingest_ticks
 from tradingapp.ws.hub import Hub
 from tradingapp.ws.protocol import Command
 from tradingapp.ws.routes import _subscribe

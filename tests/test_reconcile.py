@@ -28,9 +28,9 @@ from tradingapp import events as ev
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Instrument, Order, OrderEvent, Trade
-from tradingapp.services import jobqueue
-from tradingapp.services.broker_events import apply_broker_event
 from tradingapp.services.instrument_sync import scheduled_sync, sync_due
+from tradingapp.services.orders import jobqueue
+from tradingapp.services.orders.broker_events import apply_broker_event
 from tradingapp.services.reconcile import MISSING_EVENT, reconcile_books
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Tick retention without TimescaleDB (services/retention.py, `flask prune-ticks`, the worker's
+"""Tick retention without TimescaleDB (services/market/retention.py, `flask prune-ticks`, the worker's
 hourly round) on the real Postgres, and on SQLite for the zero-config run."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from tests import conftest
 from tradingapp import create_app
 from tradingapp.extensions import db as _db
 from tradingapp.models import Candle1m, Tick
-from tradingapp.services.retention import prune_ticks, ticks_is_hypertable
-from tradingapp.services.ticks import check_ticks, ingest_ticks, parse_tick, store_ticks
+from tradingapp.services.market.retention import prune_ticks, ticks_is_hypertable
+from tradingapp.services.market.ticks import check_ticks, ingest_ticks, parse_tick, store_ticks
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 

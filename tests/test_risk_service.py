@@ -18,8 +18,9 @@ from tradingapp.extensions import get_redis
 from tradingapp.models import Account, Instrument, RiskSettings
 from tradingapp.models.risk import GLOBAL_SETTINGS_ID
 from tradingapp.realtime import store_quote
-from tradingapp.services import funds, risk
-from tradingapp.services.positions import apply_fill_to_position
+from tradingapp.services.accounts import funds
+from tradingapp.services.accounts.positions import apply_fill_to_position
+from tradingapp.services.orders import risk
 
 D = Decimal
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from rq.job import Job, JobStatus
 from rq.scheduler import RQScheduler
 
-from jobs.orders import reconcile_order
+from jobs.order_jobs import reconcile_order
 from jobs.worker import Maintenance, sweep_once
 from tests.factories import make_order
 from tests.test_jobs import book_row, queued, reload, run_worker
@@ -23,9 +23,10 @@ from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Order, PaperOrder, Trade
 from tradingapp.models.types import utcnow
-from tradingapp.services import jobqueue, order_state
-from tradingapp.services.broker_events import apply_broker_event
-from tradingapp.services.jobqueue import ORDERS, get_queue, queue_name
+from tradingapp.services.orders import jobqueue
+from tradingapp.services.orders import state as order_state
+from tradingapp.services.orders.broker_events import apply_broker_event
+from tradingapp.services.orders.jobqueue import ORDERS, get_queue, queue_name
 
 pytestmark = pytest.mark.usefixtures("close_publisher")
 
@@ -255,7 +256,7 @@ def test_a_restarted_worker_takes_over_due_retries_once_the_dead_schedulers_lock
     name = queue_name(ORDERS)
     get_redis().set(RQScheduler.get_locking_key(name), "dead-worker", ex=1)
     queue = get_queue()
-    job = queue.enqueue_at(utcnow() - timedelta(seconds=1), "jobs.orders.submit_order", "x", job_id="submit-x")
+    job = queue.enqueue_at(utcnow() - timedelta(seconds=1), "jobs.order_jobs.submit_order", "x", job_id="submit-x")
     maintenance = Maintenance(app, [name])
     maintenance.schedule_once()  # the dead worker still holds the lock: nothing moves
     assert job.id not in queue.job_ids

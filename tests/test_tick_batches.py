@@ -38,7 +38,7 @@ from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Candle1m, Order, Tick
 from tradingapp.realtime import read_quotes
-from tradingapp.services.ticks import ingest_rows, parse_ticks, store_ticks
+from tradingapp.services.market.ticks import ingest_rows, parse_ticks, store_ticks
 
 # Batches written only when full (3 messages) or after 30 s: what a test sees is never a linger.
 HELD = {"max_messages": 3, "linger": 30.0, "max_wait": 30.0}

@@ -5,11 +5,11 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from jobs.orders import submit_order
+from jobs.order_jobs import submit_order
 from tests.factories import make_order
 from tradingapp.extensions import db
 from tradingapp.models import Order, OrderEvent, PaperOrder
-from tradingapp.services.order_worker import UNSENT_PAST_SESSION, claim_for_submission
+from tradingapp.services.orders.submission import UNSENT_PAST_SESSION, claim_for_submission
 
 
 def aged(order: Order, days: int = 2) -> Order:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tradingapp.extensions import db
 from tradingapp.models import Instrument, Watchlist, WatchlistItem
-from tradingapp.services.watchlists import MAX_INSTRUMENTS, MAX_LISTS
+from tradingapp.services.accounts.watchlists import MAX_INSTRUMENTS, MAX_LISTS
 
 BASE = "/api/v1/watchlists"
 

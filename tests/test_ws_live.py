@@ -21,8 +21,8 @@ import websocket
 from flask_jwt_extended import create_access_token, decode_token
 
 from tradingapp import realtime
-from tradingapp.auth import issue_tokens, revoke_session, revoke_user_sessions, revoked_sessions
 from tradingapp.extensions import get_redis
+from tradingapp.security.auth import issue_tokens, revoke_session, revoke_user_sessions, revoked_sessions
 from tradingapp.ws.hub import Hub
 from tradingapp.ws.listener import Listener
 

@@ -33,7 +33,7 @@ from tradingapp.brokers.xts.broker import XtsBroker
 from tradingapp.brokers.xts.errors import XtsPlaceInFlight, XtsRejected, XtsResponseError, XtsUnavailable
 from tradingapp.brokers.xts.marketdata import parse_master
 from tradingapp.models import Instrument
-from tradingapp.services.order_worker import claim_for_submission
+from tradingapp.services.orders.submission import claim_for_submission
 
 pytest_plugins = ["tests.xts_sim_fixture", "tests.xts_client_fixture"]  # xts, xts_app, broker
 pytestmark = pytest.mark.usefixtures("close_publisher")

@@ -32,8 +32,8 @@ from tradingapp.brokers.xts.broker import MIN_RESEND_HORIZON, PLACED_TTL, XtsBro
 from tradingapp.brokers.xts.errors import XtsAuthError, XtsRateLimited, XtsResponseError, XtsUnavailable
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
 from tradingapp.extensions import get_redis
-from tradingapp.services import jobqueue
-from tradingapp.services.order_worker import claim_for_submission
+from tradingapp.services.orders import jobqueue
+from tradingapp.services.orders.submission import claim_for_submission
 
 pytest_plugins = ["tests.xts_sim_fixture", "tests.xts_client_fixture"]  # xts, xts_app, broker
 pytestmark = pytest.mark.usefixtures("close_publisher")
@@ -46,7 +46,7 @@ def logins(xts) -> int:
 
 @pytest.fixture
 def jobs_log(caplog):
-    caplog.set_level(logging.INFO, logger="jobs.orders")
+    caplog.set_level(logging.INFO, logger="jobs.order_jobs")
     caplog.set_level(logging.INFO, logger="tradingapp.brokers.xts")
     return caplog
 

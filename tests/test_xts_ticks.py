@@ -11,7 +11,7 @@ import pytest
 
 from tradingapp.brokers.xts import ticks as xt
 from tradingapp.domain.feed import format_ts
-from tradingapp.services.ticks import parse_tick
+from tradingapp.services.market.ticks import parse_tick
 from tradingapp.simulators.xts.instruments import default_universe
 from tradingapp.simulators.xts.market import Market
 

@@ -12,7 +12,7 @@ import requests
 from tests.test_jobs import run_worker
 from tradingapp.extensions import db as _db
 from tradingapp.models import Order
-from tradingapp.services.broker_events import apply_broker_event
+from tradingapp.services.orders.broker_events import apply_broker_event
 
 
 def settle(tap) -> list[dict]:

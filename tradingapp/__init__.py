@@ -24,10 +24,11 @@ def create_app(config: Config | None = None) -> Flask:
     if not config.is_postgres:
         Path(config.SQLITE_PATH).parent.mkdir(parents=True, exist_ok=True)
 
-    from tradingapp import auth, cli, http, metrics
+    from tradingapp import cli, http, metrics
     from tradingapp.api import register_api
     from tradingapp.errors import register_error_handlers
     from tradingapp.extensions import db, jwt, migrate, redis_ext, sock
+    from tradingapp.security import auth
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))

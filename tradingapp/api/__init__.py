@@ -25,7 +25,8 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import quotes
 
     app.register_blueprint(quotes.bp)
-    from tradingapp.api import openapi, orders, portfolio
+    from tradingapp.api import openapi, portfolio
+    from tradingapp.api import order_routes as orders
 
     app.register_blueprint(orders.bp)
     app.register_blueprint(portfolio.bp)

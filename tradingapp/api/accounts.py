@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from tradingapp.auth import current_principal, login_required
 from tradingapp.http import json_body
-from tradingapp.services import broker_accounts
+from tradingapp.security.auth import current_principal, login_required
+from tradingapp.services.accounts import broker_accounts
 
 bp = Blueprint("broker_accounts", __name__, url_prefix="/api/v1/broker-accounts")
 

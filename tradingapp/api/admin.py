@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api.pagination import parse_limit
-from tradingapp.auth import current_principal, login_required
 from tradingapp.http import json_body
-from tradingapp.services import admin
+from tradingapp.security.auth import current_principal, login_required
+from tradingapp.services.accounts import admin
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 ADMIN = {"admin"}

@@ -11,7 +11,11 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-from tradingapp.auth import (
+from tradingapp.errors import APIError, conflict, forbidden, validation_error
+from tradingapp.extensions import db, get_redis
+from tradingapp.http import json_body
+from tradingapp.models import User
+from tradingapp.security.auth import (
     current_claims,
     current_principal,
     current_user,
@@ -20,11 +24,7 @@ from tradingapp.auth import (
     login_required,
     revoke_session,
 )
-from tradingapp.errors import APIError, conflict, forbidden, validation_error
-from tradingapp.extensions import db, get_redis
-from tradingapp.http import json_body
-from tradingapp.models import User
-from tradingapp.passwords import burn_verification, hash_password, needs_rehash, verify_password
+from tradingapp.security.passwords import burn_verification, hash_password, needs_rehash, verify_password
 
 log = logging.getLogger(__name__)
 

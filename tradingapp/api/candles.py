@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, request
 
-from tradingapp.auth import login_required
 from tradingapp.domain.candles import DEFAULT_SPANS, INTERVALS, MAX_CANDLES, bucket_count, bucket_start
 from tradingapp.errors import not_found, validation_error
 from tradingapp.extensions import db
 from tradingapp.models import Instrument
 from tradingapp.models.types import dec, iso
-from tradingapp.services.candles import query_candles
+from tradingapp.security.auth import login_required
+from tradingapp.services.market.candles import query_candles
 
 EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)

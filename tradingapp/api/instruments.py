@@ -6,10 +6,10 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
-from tradingapp.auth import login_required
 from tradingapp.errors import not_found, validation_error
 from tradingapp.extensions import db
 from tradingapp.models import Instrument
+from tradingapp.security.auth import login_required
 
 bp = Blueprint("instruments", __name__, url_prefix="/api/v1/instruments")
 

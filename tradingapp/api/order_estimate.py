@@ -7,10 +7,10 @@ from decimal import Decimal
 
 from flask import Blueprint, jsonify
 
-from tradingapp.auth import current_principal, login_required
 from tradingapp.http import json_body
 from tradingapp.models.types import dec
-from tradingapp.services.order_estimate import estimate_order
+from tradingapp.security.auth import current_principal, login_required
+from tradingapp.services.orders.estimate import estimate_order
 
 bp = Blueprint("order_estimate", __name__, url_prefix="/api/v1/orders")
 AMOUNT = Decimal("0.0001")  # the scale of every stored amount, as GET /funds shows them

@@ -11,15 +11,16 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
-from tradingapp.auth import current_principal, login_required
 from tradingapp.domain.risk import stricter
 from tradingapp.errors import validation_error
 from tradingapp.extensions import db
 from tradingapp.metrics import ORDERS_ACCEPTED
 from tradingapp.models import Trade
 from tradingapp.models.types import dec
-from tradingapp.services import funds, order_actions, positions
-from tradingapp.services.positions import VIEWS
+from tradingapp.security.auth import current_principal, login_required
+from tradingapp.services.accounts import funds, positions
+from tradingapp.services.accounts.positions import VIEWS
+from tradingapp.services.orders import actions as order_actions
 
 bp = Blueprint("portfolio", __name__, url_prefix="/api/v1")
 CENTS = Decimal("0.0001")  # the scale of every stored amount
@@ -63,7 +64,7 @@ def list_positions():
 @bp.delete("/positions")
 @login_required(write=True)
 def close_all_positions():
-    """Market orders that flatten every position (services/order_actions.py says how)."""
+    """Market orders that flatten every position (services/orders/actions.py says how)."""
     orders, skipped = order_actions.close_all_positions(current_principal())
     for order in orders:
         ORDERS_ACCEPTED.labels(order.order_type).inc()

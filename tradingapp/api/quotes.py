@@ -9,12 +9,12 @@ import redis
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
 
-from tradingapp.auth import login_required
 from tradingapp.brokers import BrokerError, get_broker
 from tradingapp.errors import APIError, validation_error
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument
 from tradingapp.realtime import QUOTE_FIELDS, is_stale, read_quotes
+from tradingapp.security.auth import login_required
 
 log = logging.getLogger(__name__)
 

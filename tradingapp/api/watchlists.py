@@ -1,13 +1,13 @@
 """The caller's watchlists (several named lists of instruments, kept on the server). Viewers manage
-their own too: a watchlist is not trading. The rules: tradingapp/services/watchlists.py."""
+their own too: a watchlist is not trading. The rules: tradingapp/services/accounts/watchlists.py."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from tradingapp.auth import current_principal, login_required
 from tradingapp.http import json_body
-from tradingapp.services import watchlists
+from tradingapp.security.auth import current_principal, login_required
+from tradingapp.services.accounts import watchlists
 
 bp = Blueprint("watchlists", __name__, url_prefix="/api/v1/watchlists")
 

@@ -80,7 +80,7 @@ def valuation_price(
 ) -> Decimal | None:
     """LIMIT/STOP_LIMIT are worth their limit price, a STOP its stop price (the price it trades
     from once triggered: for a BUY stop, above the market), a MARKET order the last price. The
-    book of working orders (services/funds.py) values them the same way, so what the check lets
+    book of working orders (services/accounts/funds.py) values them the same way, so what the check lets
     through is what the margin then blocks."""
     if order_type in ("LIMIT", "STOP_LIMIT") and limit_price is not None:
         return limit_price

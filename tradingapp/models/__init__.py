@@ -3,7 +3,7 @@
 from tradingapp.models.broker_accounts import BrokerAccount, BrokerAccountEvent
 from tradingapp.models.instruments import Instrument
 from tradingapp.models.market import Candle1m, Tick
-from tradingapp.models.orders import Order, OrderEvent
+from tradingapp.models.order_records import Order, OrderEvent
 from tradingapp.models.paper import PaperEvent, PaperOrder
 from tradingapp.models.risk import Account, AdminAction, RiskSettings
 from tradingapp.models.trading import Position, ProcessedEvent, Trade

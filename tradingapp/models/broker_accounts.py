@@ -1,7 +1,7 @@
 """Broker accounts a user linked (their own XTS app key and secret), and the record of every link,
 secret replacement and unlink.
 
-Secrets are held only as Fernet ciphertext (tradingapp/crypto.py); unlinking erases them and keeps
+Secrets are held only as Fernet ciphertext (tradingapp/security/crypto.py); unlinking erases them and keeps
 the row, so the record stays readable. At most one active account per user and broker.
 """
 

@@ -29,7 +29,7 @@ class Tick(db.Model):
 
 
 class Candle1m(db.Model):
-    """One instrument's minute: kept by services/candles.py as ticks are stored."""
+    """One instrument's minute: kept by services/market/candles.py as ticks are stored."""
 
     __tablename__ = "candles_1m"
 

@@ -1,7 +1,7 @@
 """Watchlists: a user's named lists of instruments, in the order the user keeps them.
 
 The rules (at most 10 lists of 250 instruments, names unique per user ignoring case) live in
-tradingapp/services/watchlists.py; the case-insensitive unique index backs the name rule.
+tradingapp/services/accounts/watchlists.py; the case-insensitive unique index backs the name rule.
 """
 
 from __future__ import annotations

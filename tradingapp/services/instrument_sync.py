@@ -6,7 +6,7 @@ too: a new one is inserted, a known one whose lot size, tick size, freeze quanti
 option type, symbol, name or series changed is updated, the rest is left alone (running it again
 writes nothing). An instrument of a synced segment that the master no longer lists (an expired
 contract, a delisted stock) is marked inactive, never deleted (orders, trades and candles refer to
-it): no new order is accepted on it (services/orders.py). A segment the master lists nothing for is
+it): no new order is accepted on it (services/orders/placement.py). A segment the master lists nothing for is
 taken as the broker's hiccup: nothing of it is deactivated. One sync at a time (a Redis lock).
 """
 

@@ -39,11 +39,11 @@ from tradingapp.brokers.xts import mapping as xm
 from tradingapp.brokers.xts.broker import XtsBroker, publish
 from tradingapp.brokers.xts.errors import XtsError, XtsResponseError
 from tradingapp.brokers.xts.session import XtsAccount, XtsSession
-from tradingapp.domain.orders import FINAL, Status
+from tradingapp.domain.order_lifecycle import FINAL, Status
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Order, OrderEvent
 from tradingapp.models.types import utcnow
-from tradingapp.services import jobqueue
+from tradingapp.services.orders import jobqueue
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from flask_jwt_extended import decode_token
 from simple_websocket import ConnectionClosed
 
 from tradingapp import realtime
-from tradingapp.auth import revoked_sessions, user_from_token
 from tradingapp.extensions import db, get_redis, sock
+from tradingapp.security.auth import revoked_sessions, user_from_token
 from tradingapp.ws.hub import (
     CLOSE_OVERFLOW,
     OVERFLOW_REASON,

@@ -20,7 +20,7 @@ ids (mapping.py), so the consumer settles whatever the socket missed. A refusal 
 at once (HTTP 4xx) becomes order.rejected / cancel_rejected / modify_rejected with its reason.
 
 Credentials are resolved per order's user by `account_for_user`: the user's linked XTS account
-(services/broker_accounts.py), else the one in the environment.
+(services/accounts/broker_accounts.py), else the one in the environment.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, 
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import get_publisher
 from tradingapp.models import Order
-from tradingapp.services.broker_accounts import CredentialsUnavailable, credentials_for
+from tradingapp.services.accounts.broker_accounts import CredentialsUnavailable, credentials_for
 
 log = logging.getLogger("tradingapp.brokers.xts")
 

@@ -53,7 +53,7 @@ STATUSES = {s.lower(): s for s in (PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED, C
 HELD = {PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED, PENDING_CANCEL, PENDING_REPLACE, REPLACED}
 TERMINAL_EVENTS = {REJECTED: ev.REJECTED, CANCELLED: ev.CANCELLED, EXPIRED: ev.EXPIRED}
 TERMINAL = {FILLED, *TERMINAL_EVENTS}
-# BrokerOrder.status words (jobs/orders.py reads filled/cancelled/rejected/expired as finished).
+# BrokerOrder.status words (jobs/order_jobs.py reads filled/cancelled/rejected/expired as finished).
 STATUS_WORDS = {PENDING_NEW: "pending", FILLED: "filled", CANCELLED: "cancelled", REJECTED: "rejected",
                 EXPIRED: "expired"}  # fmt: skip
 

@@ -1,6 +1,6 @@
 """XTS market data (1501 touchline, JSON full or partial broadcast) -> our ticks on `market.ticks`.
 
-A tick has the shape tradingapp.services.ticks.parse_tick validates: our instrument_id, a seq that
+A tick has the shape tradingapp.services.market.ticks.parse_tick validates: our instrument_id, a seq that
 only grows per instrument (clock-based, like the simulated feed's, so it still grows across
 restarts), ts ISO-8601 UTC, prices as decimal strings, integer quantities.
 

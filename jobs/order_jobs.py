@@ -1,7 +1,7 @@
 """RQ jobs that talk to the broker. They run inside the app context the worker's job class
 provides (jobs/worker.py); importing this module never builds an app.
 
-A job that raises is retried by RQ (see services/jobqueue.py). Every job is idempotent: the claim
+A job that raises is retried by RQ (see services/orders/jobqueue.py). Every job is idempotent: the claim
 happens under a row lock and a resend asks the broker first. Brokers differ on a repeated place:
 paper dedupes on our order id; XTS does not, so its place refuses (XtsPlaceInFlight, retried later)
 to send an order again until an earlier attempt can no longer land (brokers/xts/broker.py).
@@ -20,10 +20,10 @@ import uuid
 from flask import current_app
 
 from tradingapp.brokers import get_broker
-from tradingapp.domain.orders import Status
+from tradingapp.domain.order_lifecycle import Status
 from tradingapp.extensions import get_redis
-from tradingapp.services import jobqueue
-from tradingapp.services.order_worker import (
+from tradingapp.services.orders import jobqueue
+from tradingapp.services.orders.submission import (
     claim_for_submission,
     end_if_unsendable,
     modify_request,

@@ -1,6 +1,6 @@
 """Placing an order: validation, the checks against the market, the risk engine and the duplicate
-guard, then the row and its submission. (Changes to placed orders: services/order_actions.py; the
-worker's side: services/order_worker.py.)
+guard, then the row and its submission. (Changes to placed orders: services/orders/actions.py; the
+worker's side: services/orders/submission.py.)
 
 The rule everywhere: the order row is committed before anything else happens to it; jobs are
 enqueued after the commit, and an enqueue that fails leaves a PENDING row the sweeper finds.
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from tradingapp.domain import orders as sm
+from tradingapp.domain import order_lifecycle as sm
 from tradingapp.domain.positions import session_day
 from tradingapp.domain.validation import (
     InstrumentSpec,
@@ -32,7 +32,8 @@ from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument, Order, User
 from tradingapp.models.types import utcnow
 from tradingapp.realtime import last_price, publish_user_event, read_quotes
-from tradingapp.services import order_state, risk
+from tradingapp.services.orders import risk
+from tradingapp.services.orders import state as order_state
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def _summary(new: NewOrder) -> dict:
 
 def _after_commit(order: Order, payload: dict) -> None:
     """Side effects that must follow the commit; a failure here loses nothing (the sweeper retries)."""
-    from tradingapp.services import jobqueue
+    from tradingapp.services.orders import jobqueue
 
     try:
         jobqueue.enqueue_submit(order.id)

@@ -22,7 +22,7 @@ from tradingapp.domain.validation import NewOrder
 from tradingapp.errors import APIError
 from tradingapp.extensions import get_redis
 from tradingapp.models import Instrument, Order, User
-from tradingapp.services.funds import (
+from tradingapp.services.accounts.funds import (
     AccountSnapshot,
     build_book,
     lock_account,

@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from tradingapp.crypto import SecretBox, SecretsUnavailable, secret_box
 from tradingapp.errors import APIError, conflict, not_found
 from tradingapp.extensions import db
 from tradingapp.models import BrokerAccount, BrokerAccountEvent
 from tradingapp.models.broker_accounts import BROKERS
 from tradingapp.models.types import iso, utcnow
+from tradingapp.security.crypto import SecretBox, SecretsUnavailable, secret_box
 
 log = logging.getLogger(__name__)
 

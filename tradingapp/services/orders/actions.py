@@ -13,7 +13,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import current_app
 
-from tradingapp.domain import orders as sm
+from tradingapp.domain import order_lifecycle as sm
 from tradingapp.domain.validation import (
     ModifyTerms,
     NewOrder,
@@ -24,8 +24,9 @@ from tradingapp.domain.validation import (
 from tradingapp.errors import APIError, conflict, not_found
 from tradingapp.extensions import db
 from tradingapp.models import Instrument, Order, Position, User
-from tradingapp.services import jobqueue, order_state, risk
-from tradingapp.services.orders import (
+from tradingapp.services.orders import jobqueue, risk
+from tradingapp.services.orders import state as order_state
+from tradingapp.services.orders.placement import (
     instrument_spec,
     invalid_order,
     market_price,

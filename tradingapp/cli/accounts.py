@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from tradingapp.crypto import SecretsUnavailable
+from tradingapp.security.crypto import SecretsUnavailable
 
 accounts_command = AppGroup("accounts", help="Linked broker accounts.")
 
@@ -18,7 +18,7 @@ def rotate_keys_command():
     Secrets already under it are left alone, so running it again changes nothing. Exit status 1
     when a secret opens with none of the keys (its account is listed: the user must PUT new
     secrets, or the key that encrypted it must be put back)."""
-    from tradingapp.services.broker_accounts import rotate_secrets
+    from tradingapp.services.accounts.broker_accounts import rotate_secrets
 
     try:
         report = rotate_secrets()

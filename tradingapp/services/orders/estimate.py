@@ -1,8 +1,8 @@
 """The margin an order would block, before it is sent (POST /api/v1/orders/estimate).
 
-The request is validated by the order path's own functions (services/orders.py, domain/validation.py:
+The request is validated by the order path's own functions (services/orders/placement.py, domain/validation.py:
 the same 400s with the same field details), and the margin comes from the risk engine's model
-(domain/margin.py) over the same book the risk engine reads (services/funds.py), valued the way
+(domain/margin.py) over the same book the risk engine reads (services/accounts/funds.py), valued the way
 risk.check_new values it. Nothing is written or queued: no order row, no count of today's orders,
 no rate-limit token; even the account row a first request would create is rolled back.
 """
@@ -27,9 +27,9 @@ from tradingapp.domain.validation import (
 from tradingapp.errors import APIError
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument
-from tradingapp.services import funds
-from tradingapp.services.orders import instrument_spec, invalid_order, market_price, untradable
-from tradingapp.services.risk import RiskRejected
+from tradingapp.services.accounts import funds
+from tradingapp.services.orders.placement import instrument_spec, invalid_order, market_price, untradable
+from tradingapp.services.orders.risk import RiskRejected
 
 ZERO = Decimal(0)
 
@@ -95,7 +95,7 @@ def validated(body: dict) -> tuple[Instrument, NewOrder, Decimal | None]:
 
 
 def _book(user_id: uuid.UUID, cash: Decimal, known: dict[int, Decimal]) -> margin.Book:
-    """The book as risk.check_order reads it (services/risk.py `_book`), without its rate token."""
+    """The book as risk.check_order reads it (services/orders/risk.py `_book`), without its rate token."""
     day = funds.today()
     rows = funds.read_book(user_id, day)
     ids = rows.instruments_to_mark()

@@ -15,15 +15,15 @@ import sqlalchemy as sa
 from flask import current_app
 
 from tradingapp.brokers.base import ModifyRequest, OrderRequest
-from tradingapp.domain import orders as sm
+from tradingapp.domain import order_lifecycle as sm
 from tradingapp.domain.matching import last_session_end
 from tradingapp.domain.risk import TradingState, stricter
 from tradingapp.extensions import db
 from tradingapp.models import Account, Order, RiskSettings
 from tradingapp.models.risk import GLOBAL_SETTINGS_ID
 from tradingapp.models.types import utcnow
-from tradingapp.services import order_state
-from tradingapp.services.orders import notify_order
+from tradingapp.services.orders import state as order_state
+from tradingapp.services.orders.placement import notify_order
 
 log = logging.getLogger(__name__)
 

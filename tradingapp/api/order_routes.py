@@ -10,15 +10,15 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
-from tradingapp.auth import current_principal, login_required
-from tradingapp.domain.orders import Status
+from tradingapp.domain.order_lifecycle import Status
 from tradingapp.errors import not_found, validation_error
 from tradingapp.extensions import db
 from tradingapp.http import json_body
 from tradingapp.metrics import ORDERS_ACCEPTED
 from tradingapp.models import Order, OrderEvent
-from tradingapp.services import order_actions
-from tradingapp.services import orders as order_service
+from tradingapp.security.auth import current_principal, login_required
+from tradingapp.services.orders import actions as order_actions
+from tradingapp.services.orders import placement as order_service
 
 bp = Blueprint("orders", __name__, url_prefix="/api/v1/orders")
 

@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 
 ORDERS, DEFAULT = "orders", "default"
 # Named, not imported: the backend never loads the worker's code.
-SUBMIT_JOB = "jobs.orders.submit_order"
-CANCEL_JOB = "jobs.orders.cancel_order"
-MODIFY_JOB = "jobs.orders.modify_order"
-RECONCILE_JOB = "jobs.orders.reconcile_order"
+SUBMIT_JOB = "jobs.order_jobs.submit_order"
+CANCEL_JOB = "jobs.order_jobs.cancel_order"
+MODIFY_JOB = "jobs.order_jobs.modify_order"
+RECONCILE_JOB = "jobs.order_jobs.reconcile_order"
 # Nobody reads an order job's return value, and dropping the finished job frees its id for the
 # sweeper at once.
 RESULT_TTL = 0

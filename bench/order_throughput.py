@@ -15,7 +15,7 @@ Phases (each `--duration` seconds after a 1 s warm-up; keep-alive clients from b
    before the API's INSERT), from the database, split at the worker's claim. Baseline: an empty RQ
    job's enqueue -> start. Also the worker's CPU per order.
 
-    python -m bench.orders [--workers 2] [--clients 8] [--duration 5] [--rate 1000] [--latency-rate 20]
+    python -m bench.order_throughput [--workers 2] [--clients 8] [--duration 5] [--rate 1000] [--latency-rate 20]
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from rq import Queue, Worker
 from bench.common import ROOT, CpuMeter, bench_environment, fmt, percentiles
 from tests.conftest import FAST_HASHER
 from tests.stack import BIN, Stack
-from tradingapp.auth import issue_tokens
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Order, OrderEvent, PaperOrder, User
 from tradingapp.realtime import store_quote
-from tradingapp.services import jobqueue
+from tradingapp.security.auth import issue_tokens
+from tradingapp.services.orders import jobqueue
 
 LAST_PRICE = "2900.00"
 # BUY 5% under the market: inside the price band, never fills, so every order rests at the exchange.
@@ -113,7 +113,7 @@ def rq_baseline(app, count: int, rate: float) -> list[float]:
         redis = get_redis()
         queue = Queue(jobqueue.queue_name(jobqueue.ORDERS), connection=redis)
         for _ in range(count):
-            queue.enqueue("bench.orders.rq_hop", time.time(), result_ttl=0)
+            queue.enqueue("bench.order_throughput.rq_hop", time.time(), result_ttl=0)
             time.sleep(1 / rate)
         deadline = time.monotonic() + 10
         while redis.llen("bench:rq_hop") < count and time.monotonic() < deadline:

@@ -8,7 +8,6 @@ import uuid
 
 import sqlalchemy as sa
 
-from tradingapp.auth import remember_user_state, revoke_user_sessions
 from tradingapp.domain import risk_limits
 from tradingapp.domain.risk import TradingState
 from tradingapp.errors import APIError, conflict, not_found
@@ -16,7 +15,8 @@ from tradingapp.extensions import db, upsert_insert
 from tradingapp.models import ROLES, Account, AdminAction, RiskSettings, User
 from tradingapp.models.risk import GLOBAL_SETTINGS_ID
 from tradingapp.models.types import iso, utcnow
-from tradingapp.services.funds import create_account
+from tradingapp.security.auth import remember_user_state, revoke_user_sessions
+from tradingapp.services.accounts.funds import create_account
 
 log = logging.getLogger(__name__)
 

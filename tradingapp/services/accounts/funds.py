@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from tradingapp.domain import margin
-from tradingapp.domain.orders import FINAL
+from tradingapp.domain.order_lifecycle import FINAL
 from tradingapp.domain.positions import average_price, session_day
 from tradingapp.domain.risk import DAILY_LOSS_REASON
 from tradingapp.domain.risk_limits import Limits, effective

@@ -39,7 +39,7 @@ from tradingapp.domain.feed import format_ts
 from tradingapp.extensions import db, get_redis, upsert_insert
 from tradingapp.models import Tick
 from tradingapp.realtime import store_quotes
-from tradingapp.services.candles import candles_from, upsert_candles
+from tradingapp.services.market.candles import candles_from, upsert_candles
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def check_ticks(ticks: list, now: datetime | None = None, retention_days: int | 
 
 
 def tick_retention_cutoff(now: datetime, retention_days: int | None = None) -> datetime | None:
-    """The ts before which ticks may have been pruned (services/retention.py), or None when ticks
+    """The ts before which ticks may have been pruned (services/market/retention.py), or None when ticks
     are kept forever. `retention_days` defaults to TICK_RETENTION_DAYS."""
     if retention_days is None:
         retention_days = current_app.config["TICK_RETENTION_DAYS"]

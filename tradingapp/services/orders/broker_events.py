@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from tradingapp import events as ev
-from tradingapp.domain import orders as sm
+from tradingapp.domain import order_lifecycle as sm
 from tradingapp.extensions import db, get_redis, upsert_insert
 from tradingapp.models import Order, Position, ProcessedEvent, Trade
 from tradingapp.models.types import utcnow
 from tradingapp.realtime import last_price, publish_user_event, read_quotes
-from tradingapp.services import order_state
-from tradingapp.services.orders import notify_order
-from tradingapp.services.positions import apply_fill_to_position
+from tradingapp.services.accounts.positions import apply_fill_to_position
+from tradingapp.services.orders import state as order_state
+from tradingapp.services.orders.placement import notify_order
 
 log = logging.getLogger(__name__)
 

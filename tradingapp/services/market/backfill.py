@@ -1,5 +1,5 @@
 """Backfill from a CSV file: ticks (stored as the feed stores them, folded into the candles) or
-one-minute bars (written straight into candles_1m). `flask backfill` drives it (tradingapp/cli.py).
+one-minute bars (written straight into candles_1m). `flask backfill` drives it (tradingapp/cli/market.py).
 
 Running a file twice is harmless: ticks are deduplicated by their natural key (instrument_id, ts,
 seq), so a tick already stored adds no candle volume again; a bar replaces its minute's candle.
@@ -30,7 +30,14 @@ from flask import current_app
 
 from tradingapp.extensions import db, upsert_insert
 from tradingapp.models import Candle1m, Instrument
-from tradingapp.services.ticks import AHEAD_TEXT, MAX_AHEAD, BadTick, parse_tick, store_ticks, tick_retention_cutoff
+from tradingapp.services.market.ticks import (
+    AHEAD_TEXT,
+    MAX_AHEAD,
+    BadTick,
+    parse_tick,
+    store_ticks,
+    tick_retention_cutoff,
+)
 
 KINDS = ("ticks", "bars")
 BATCH = 10_000

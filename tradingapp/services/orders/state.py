@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 
 from tradingapp.brokers.base import OrderRequest
-from tradingapp.domain import orders as sm
+from tradingapp.domain import order_lifecycle as sm
 from tradingapp.extensions import db
 from tradingapp.models import Order, OrderEvent
 from tradingapp.models.types import utcnow

@@ -1,0 +1,1 @@
+"""A user's account: funds and margin, positions, broker accounts, watchlists, administration."""

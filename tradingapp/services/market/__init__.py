@@ -1,0 +1,1 @@
+"""Market data: tick ingest, candles, backfill and retention."""
