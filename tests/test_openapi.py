@@ -31,3 +31,10 @@ def test_schema_references_resolve(client):
     document = client.get("/api/v1/openapi.json").get_json()
     refs = set(re.findall(r'"#/components/schemas/(\w+)"', str(document).replace("'", '"')))
     assert refs <= set(document["components"]["schemas"])
+
+
+def test_a_body_of_optional_fields_requires_none_of_them(client):
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    for name in ("ModifyOrder", "UserChange", "RiskLimitOverrides"):
+        assert schemas[name]["required"] == [], name
+    assert schemas["Login"]["required"] == ["email", "password"]

@@ -17,7 +17,8 @@ UUID = {"type": "string", "format": "uuid"}
 
 
 def _obj(props: dict, required: list[str] | None = None) -> dict:
-    return {"type": "object", "properties": props, "required": required or list(props)}
+    # None: every property is required; [] (a PATCH body, overrides): none is.
+    return {"type": "object", "properties": props, "required": list(props) if required is None else required}
 
 
 def _ref(name: str) -> dict:
