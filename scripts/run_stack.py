@@ -81,6 +81,7 @@ def banner(config: Config, xts_sim_port: int | None = None) -> str:
     api = f"http://localhost:{config.PORT}"
     lines = [
         f"tradingapp is starting (broker={config.BROKER}, database={'PostgreSQL' if config.is_postgres else 'SQLite'})",
+        f"  terminal   {api}/  (open it in a browser and log in below)",
         f"  API        {api}  (REST under /api/v1)",
         f"  WebSocket  ws://localhost:{config.WEBSOCKET_PORT}/ws",
         f"  health     {api}/health    ready  {api}/ready",

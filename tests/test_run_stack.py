@@ -143,6 +143,7 @@ def test_the_five_processes_share_one_app_and_the_websocket_gets_its_port():
 
 def test_banner_gives_the_urls_and_the_demo_login():
     text = run_stack.banner(Config({}))
+    assert "terminal   http://localhost:8080/  (open it in a browser" in text
     for expected in ("http://localhost:8080", "ws://localhost:8081/ws", "http://localhost:8080/health",
                      "http://localhost:8080/ready", "demo@tradingapp.local / demo-password-123"):  # fmt: skip
         assert expected in text
