@@ -25,7 +25,7 @@ export BROKER ?= paper
 
 .DEFAULT_GOAL := help
 .PHONY: help run run-xts test bench lint fmt migrate seed preflight services install install-dev lock clean xts-sim \
-	terminal browsers certs
+	terminal browsers certs screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ $(NODE_STAMP): frontend/package-lock.json
 $(TERMINAL): $(NODE_STAMP) $(TERMINAL_SOURCES)
 	$(NPM) run build
 	@touch $@
+
+screenshots: $(DEV_STAMP) services browsers terminal ## docs/screenshots/*.png of the terminal, from the real stack
+	$(BIN)/pytest -q -p no:cacheprovider tests/browser/screenshots.py
 
 certs: ## a self-signed ssl/cert.pem + ssl/key.pem for the compose frontend (kept while valid)
 	@scripts/make_certs.sh
