@@ -10,9 +10,12 @@ export function RequireAuth({ children }: { children: ReactNode }) {
   return <>{children}</>;
 }
 
-/** Admin-only pages: others are sent home (the API refuses them anyway). */
+/** Admin-only pages: anyone else is sent home, the address replaced with `/` (the API refuses them
+ * anyway). Until the user's role is known (/auth/me after a login) nothing of the page renders, so
+ * a trader never sees it, nor fires its requests, on the way home. */
 export function RequireAdmin({ children }: { children: ReactNode }) {
   const role = useAuthStore((s) => s.user?.role);
-  if (role && role !== 'admin') return <Navigate to="/" replace />;
+  if (!role) return <p role="status" className="p-4 text-muted">Checking access…</p>;
+  if (role !== 'admin') return <Navigate to="/" replace />;
   return <>{children}</>;
 }
