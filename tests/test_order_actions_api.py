@@ -8,8 +8,9 @@ import sqlalchemy as sa
 
 from tests.factories import make_order
 from tests.test_paper_broker import set_quote
+from tradingapp.domain.errors import DomainError
 from tradingapp.domain.validation import NewOrder
-from tradingapp.errors import APIError
+from tradingapp.errors import status_of
 from tradingapp.extensions import db
 from tradingapp.models import Instrument, Order, OrderEvent, Position
 from tradingapp.services.orders import jobqueue
@@ -263,7 +264,7 @@ def test_an_exit_sized_before_a_racing_exit_is_refused_rather_than_flip_the_posi
     make_order(trader, status="OPEN", broker_order_id="P1", side="SELL", quantity=10)  # the racing exit
     instrument = db.session.get(Instrument, 1)
     stale = NewOrder(1, "SELL", 30, "MARKET", None, None, "MIS", "DAY", None)
-    with pytest.raises(APIError) as refused:
+    with pytest.raises(DomainError) as refused:
         place_validated(trader, instrument, stale, close_only=True)
-    assert (refused.value.status, refused.value.details["rule"]) == (422, "close_only")
+    assert (status_of(refused.value), refused.value.details["rule"]) == (422, "close_only")
     assert refused.value.details["current"] == 20

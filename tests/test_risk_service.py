@@ -13,6 +13,7 @@ import pytest
 from tests.factories import make_order
 from tradingapp.domain.risk import DAILY_LOSS_REASON
 from tradingapp.domain.validation import NewOrder
+from tradingapp.errors import headers_of, status_of
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Account, Instrument, RiskSettings
@@ -119,21 +120,21 @@ def test_a_process_with_a_lagging_clock_never_takes_the_day_back(trader):
 def test_a_global_halt_refuses_with_423_trading_halted(trader):
     set_global_state("HALTED")
     exc = rejected(trader)
-    assert (exc.status, exc.code, exc.rule) == (423, "trading_halted", "trading_halted")
+    assert (status_of(exc), exc.code, exc.rule) == (423, "trading_halted", "trading_halted")
 
 
 def test_a_user_halt_refuses_only_that_user(trader, make_user):
     funds.create_account(trader.id)
     account(trader).trading_state = "HALTED"
     _db.session.commit()
-    assert rejected(trader).status == 423
+    assert status_of(rejected(trader)) == 423
     check(make_user())
 
 
 def test_global_reducing_is_stricter_than_an_active_user(trader):
     set_global_state("REDUCING")
     exc = rejected(trader)
-    assert (exc.status, exc.code, exc.rule) == (422, "risk_rejected", "reducing_only")
+    assert (status_of(exc), exc.code, exc.rule) == (422, "risk_rejected", "reducing_only")
 
 
 def test_reducing_passes_an_order_that_closes_a_position(trader):
@@ -233,14 +234,14 @@ def test_orders_beyond_the_burst_get_429_with_retry_after(trader):
     check(trader)
     check(trader)
     exc = rejected(trader)
-    assert (exc.status, exc.code, exc.rule) == (429, "rate_limited", "orders_per_second")
-    assert exc.retry_after == 1 and exc.headers["Retry-After"] == "1"
+    assert (status_of(exc), exc.code, exc.rule) == (429, "rate_limited", "orders_per_second")
+    assert exc.retry_after == 1 and headers_of(exc)["Retry-After"] == "1"
 
 
 def test_the_bucket_refills_at_the_rate(trader):
     set_overrides(trader, orders_per_second=20, order_burst=1)
     check(trader)
-    assert rejected(trader).status == 429
+    assert status_of(rejected(trader)) == 429
     time.sleep(0.06)
     check(trader)
 
@@ -271,7 +272,7 @@ def test_a_halted_user_may_not_grow_a_working_order(trader):
     set_global_state("HALTED")
     with pytest.raises(risk.RiskRejected) as info:
         risk.check_modify(trader, order, 20, order.limit_price, None, D(100))
-    assert info.value.status == 423
+    assert status_of(info.value) == 423
 
 
 def test_a_modified_closing_order_may_use_its_own_quantity(trader):

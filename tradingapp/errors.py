@@ -1,4 +1,5 @@
-"""One JSON error shape for every 4xx/5xx: {"error": {"code", "message", "details"}}."""
+"""One JSON error shape for every 4xx/5xx: {"error": {"code", "message", "details"}}, and the one
+place the services' domain errors (tradingapp/domain/errors.py) become HTTP statuses."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
+
+from tradingapp.domain.errors import Conflict, DomainError, Invalid, NotFound, Refused, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,22 @@ HTTP_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+# A domain error's status by its kind; a refusal's by its code (422 unless named here).
+DOMAIN_STATUS = {Invalid: 400, NotFound: 404, Conflict: 409, Refused: 422, Unavailable: 503}
+REFUSAL_STATUS = {"forbidden": 403, "trading_halted": 423, "rate_limited": 429}
+
+
+def status_of(err: DomainError) -> int:
+    if isinstance(err, Refused):
+        return REFUSAL_STATUS.get(err.code, 422)
+    return next((status for kind, status in DOMAIN_STATUS.items() if isinstance(err, kind)), 400)
+
+
+def headers_of(err: DomainError) -> dict:
+    retry_after = getattr(err, "retry_after", None)
+    return {"Retry-After": str(retry_after)} if retry_after else {}
 
 
 class APIError(Exception):
@@ -61,6 +80,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(APIError)
     def handle_api_error(err: APIError):
         return jsonify(error_body(err.code, err.message, err.details)), err.status, err.headers
+
+    @app.errorhandler(DomainError)
+    def handle_domain_error(err: DomainError):
+        return jsonify(error_body(err.code, err.message, err.details)), status_of(err), headers_of(err)
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(err: HTTPException):

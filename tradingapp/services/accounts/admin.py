@@ -9,8 +9,8 @@ import uuid
 import sqlalchemy as sa
 
 from tradingapp.domain import risk_limits
+from tradingapp.domain.errors import Conflict, Invalid, NotFound
 from tradingapp.domain.risk import TradingState
-from tradingapp.errors import APIError, conflict, not_found
 from tradingapp.extensions import db, upsert_insert
 from tradingapp.models import ROLES, Account, AdminAction, RiskSettings, User
 from tradingapp.models.risk import GLOBAL_SETTINGS_ID
@@ -51,10 +51,10 @@ def update_user(admin: User, raw_id: str, body: dict) -> dict:
     user_id = parse_user_id(raw_id)
     user = db.session.get(User, user_id, with_for_update=True) if user_id else None
     if user is None:
-        raise not_found("user")
+        raise NotFound("user not found")
     changes = _user_changes(body)
     if user.id == admin.id and (changes.get("active") is False or changes.get("role", "admin") != "admin"):
-        raise conflict("an admin cannot deactivate or demote themself", user_id=str(user.id))
+        raise Conflict("an admin cannot deactivate or demote themself", {"user_id": str(user.id)})
     before = {"role": user.role, "active": user.active}
     for field, value in changes.items():
         setattr(user, field, value)
@@ -81,7 +81,7 @@ def _user_changes(body: dict) -> dict:
     if not body:
         errors["body"] = "give role and/or active"
     if errors:
-        raise APIError(400, "validation_error", "invalid user change", errors)
+        raise Invalid("invalid user change", errors)
     return {k: body[k] for k in ("role", "active") if k in body}
 
 
@@ -141,7 +141,7 @@ def _parse_limits_body(body: dict) -> tuple[dict, dict]:
             errors.update(exc.errors)
     user_changes = _parse_user_limits(body.get("users", {}), errors)
     if errors:
-        raise APIError(400, "validation_error", "invalid risk limits; nothing was changed", errors)
+        raise Invalid("invalid risk limits; nothing was changed", errors)
     return global_changes, user_changes
 
 
@@ -189,7 +189,7 @@ def parse_state_body(body: dict) -> tuple[TradingState, uuid.UUID | None]:
     if "reason" in body and not (isinstance(body["reason"], str) and len(body["reason"]) <= 200):
         errors["reason"] = "must be text of at most 200 characters"
     if errors:
-        raise APIError(400, "validation_error", "invalid trading state change", errors)
+        raise Invalid("invalid trading state change", errors)
     if "state" in body:
         return TradingState(body["state"]), user_id
     return (TradingState.HALTED if body["active"] else TradingState.ACTIVE), user_id
@@ -197,7 +197,7 @@ def parse_state_body(body: dict) -> tuple[TradingState, uuid.UUID | None]:
 
 def set_trading_state(admin: User, state: TradingState, user_id: uuid.UUID | None, reason: str | None) -> dict:
     if user_id is not None and db.session.get(User, user_id) is None:
-        raise not_found("user")
+        raise NotFound("user not found")
     target = _account(user_id, lock=True) if user_id else _settings(lock=True)
     before = {"trading_state": target.trading_state, "reason": target.state_reason}
     target.trading_state = state.value

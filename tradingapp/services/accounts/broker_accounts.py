@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from tradingapp.errors import APIError, conflict, not_found
+from tradingapp.domain.errors import Conflict, Invalid, NotFound, Unavailable
 from tradingapp.extensions import db
 from tradingapp.models import BrokerAccount, BrokerAccountEvent
 from tradingapp.models.broker_accounts import BROKERS
@@ -140,7 +140,7 @@ def replace_secrets(user_id: uuid.UUID, raw_id: str, body: dict) -> dict:
     account = _own_active(user_id, raw_id)
     if "md_secret_key" in values and not (values.get("md_app_key") or account.md_app_key):
         details = {"md_app_key": "this account has no market-data app: give md_app_key with md_secret_key"}
-        raise APIError(400, "validation_error", "invalid credentials; nothing was changed", details)
+        raise Invalid("invalid credentials; nothing was changed", details)
     for name in ("app_key", "md_app_key"):
         if name in values:
             setattr(account, name, values[name])
@@ -197,17 +197,16 @@ def _own_active(user_id: uuid.UUID, raw_id: str) -> BrokerAccount:
     try:
         account_id = uuid.UUID(raw_id)
     except ValueError:
-        raise not_found("broker account") from None
+        raise NotFound("broker account not found") from None
     account = db.session.get(BrokerAccount, account_id, with_for_update=True, populate_existing=True)
     if account is None or account.user_id != user_id or not account.active:
-        raise not_found("broker account")
+        raise NotFound("broker account not found")
     return account
 
 
-def _already_linked(account_id: uuid.UUID | None) -> APIError:
+def _already_linked(account_id: uuid.UUID | None) -> Conflict:
     details = {"account_id": str(account_id)} if account_id else {}
-    return conflict("an account of this broker is already linked: unlink it first, or PUT new secrets to it",
-                    **details)  # fmt: skip
+    return Conflict("an account of this broker is already linked: unlink it first, or PUT new secrets to it", details)
 
 
 def _box() -> SecretBox:
@@ -215,8 +214,9 @@ def _box() -> SecretBox:
         return secret_box()
     except SecretsUnavailable as exc:
         log.error("event=secrets_unavailable reason=%s", exc)
-        raise APIError(503, "unavailable", "linking broker accounts is not configured on this server "
-                       "(the operator must set SECRETS_ENCRYPTION_KEYS)") from None  # fmt: skip
+        raise Unavailable(
+            "linking broker accounts is not configured on this server (the operator must set SECRETS_ENCRYPTION_KEYS)"
+        ) from None
 
 
 def _summary(account: BrokerAccount) -> dict:
@@ -247,7 +247,7 @@ def parse_link(body: dict) -> dict:
     if bool(values["md_app_key"]) != bool(values["md_secret_key"]):
         errors.setdefault("md_secret_key", "give md_app_key and md_secret_key together")
     if errors:
-        raise APIError(400, "validation_error", "invalid broker account; nothing was stored", errors)
+        raise Invalid("invalid broker account; nothing was stored", errors)
     return values
 
 
@@ -263,7 +263,7 @@ def parse_replace(body: dict) -> dict:
     if not {"secret_key", "md_secret_key"} & set(body):
         errors.setdefault("body", "give secret_key (with app_key when it changed) and/or md_secret_key")
     if errors:
-        raise APIError(400, "validation_error", "invalid credentials; nothing was changed", errors)
+        raise Invalid("invalid credentials; nothing was changed", errors)
     return values
 
 

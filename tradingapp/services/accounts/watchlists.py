@@ -14,8 +14,8 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from tradingapp.domain.errors import Conflict, Invalid, NotFound, Refused
 from tradingapp.domain.validation import MAX_ID, is_int
-from tradingapp.errors import APIError, conflict, not_found
 from tradingapp.extensions import db
 from tradingapp.models import Instrument, User, Watchlist, WatchlistItem
 from tradingapp.models.types import utcnow
@@ -27,8 +27,8 @@ CREATE_FIELDS = {"name"}
 UPDATE_FIELDS = {"name", "instrument_ids"}
 
 
-def invalid(errors: dict[str, str]) -> APIError:
-    return APIError(400, "validation_error", "invalid watchlist", errors)
+def invalid(errors: dict[str, str]) -> Invalid:
+    return Invalid("invalid watchlist", errors)
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -75,8 +75,8 @@ def create_watchlist(user_id: uuid.UUID, body: dict) -> dict:
     ).one()
     if count >= MAX_LISTS:
         db.session.rollback()
-        raise APIError(
-            422, "validation_error", f"at most {MAX_LISTS} watchlists per user", {"limit": MAX_LISTS, "current": count}
+        raise Refused(
+            f"at most {MAX_LISTS} watchlists per user", {"limit": MAX_LISTS, "current": count}, code="validation_error"
         )
     _refuse_taken_name(user_id, name)
     now = utcnow()
@@ -132,7 +132,7 @@ def add_instrument(user_id: uuid.UUID, watchlist_id: str, instrument_id: int) ->
     watchlist = _locked(user_id, watchlist_id)
     if not 0 < instrument_id <= MAX_ID or db.session.get(Instrument, instrument_id) is None:
         db.session.rollback()
-        raise not_found("instrument")
+        raise NotFound("instrument not found")
     items = db.session.execute(
         sa.select(WatchlistItem.instrument_id, WatchlistItem.position).where(WatchlistItem.watchlist_id == watchlist.id)
     ).all()
@@ -142,11 +142,10 @@ def add_instrument(user_id: uuid.UUID, watchlist_id: str, instrument_id: int) ->
         return body
     if len(items) >= MAX_INSTRUMENTS:
         db.session.rollback()
-        raise APIError(
-            422,
-            "validation_error",
+        raise Refused(
             f"the watchlist is full: at most {MAX_INSTRUMENTS} instruments",
             {"limit": MAX_INSTRUMENTS, "current": len(items)},
+            code="validation_error",
         )
     position = max((p for _, p in items), default=-1) + 1
     db.session.add(WatchlistItem(watchlist_id=watchlist.id, instrument_id=instrument_id, position=position))
@@ -164,7 +163,7 @@ def remove_instrument(user_id: uuid.UUID, watchlist_id: str, instrument_id: int)
     ).rowcount
     if not removed:
         db.session.rollback()
-        raise APIError(404, "not_found", "instrument not in this watchlist", {"instrument_id": instrument_id})
+        raise NotFound("instrument not in this watchlist", {"instrument_id": instrument_id})
     watchlist.updated_at = utcnow()
     db.session.commit()
     return _dict(watchlist)
@@ -176,7 +175,7 @@ def _locked(user_id: uuid.UUID, watchlist_id: str) -> Watchlist:
     try:
         wid = uuid.UUID(watchlist_id)
     except ValueError:
-        raise not_found("watchlist") from None
+        raise NotFound("watchlist not found") from None
     watchlist = db.session.scalar(
         sa.select(Watchlist)
         .where(Watchlist.id == wid, Watchlist.user_id == user_id)
@@ -185,7 +184,7 @@ def _locked(user_id: uuid.UUID, watchlist_id: str) -> Watchlist:
     )
     if watchlist is None:
         db.session.rollback()
-        raise not_found("watchlist")
+        raise NotFound("watchlist not found")
     return watchlist
 
 
@@ -207,8 +206,8 @@ def _commit(user_id: uuid.UUID, name: str) -> None:
         raise _name_conflict(name) from None
 
 
-def _name_conflict(name: str) -> APIError:
-    return conflict("you already have a watchlist of this name", name=name)
+def _name_conflict(name: str) -> Conflict:
+    return Conflict("you already have a watchlist of this name", {"name": name})
 
 
 def _unknown(body: dict, fields: set[str]) -> dict[str, str]:

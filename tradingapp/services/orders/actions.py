@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from tradingapp.domain import order_lifecycle as sm
+from tradingapp.domain.errors import Conflict, DomainError, NotFound
 from tradingapp.domain.validation import (
     ModifyTerms,
     NewOrder,
@@ -21,7 +22,6 @@ from tradingapp.domain.validation import (
     check_against_market,
     validate_modify,
 )
-from tradingapp.errors import APIError, conflict, not_found
 from tradingapp.extensions import db
 from tradingapp.models import Instrument, Order, Position, User
 from tradingapp.services.orders import jobqueue, risk
@@ -43,7 +43,7 @@ def _locked_own_order(user: User, order_id: uuid.UUID) -> Order:
     order = order_state.lock_order(order_id)
     if order is None or order.user_id != user.id:
         db.session.rollback()
-        raise not_found("order")
+        raise NotFound("order not found")
     return order
 
 
@@ -64,7 +64,7 @@ def _request_cancel(user: User, order: Order) -> bool:
         order_state.transition(order, sm.RequestCancel(), "user", actor_id=str(user.id))
     except sm.InvalidTransition as exc:
         db.session.rollback()
-        raise conflict(str(exc), status=order.status) from None
+        raise Conflict(str(exc), {"status": order.status}) from None
     # Asking again while CANCEL_PENDING sends the cancel again: its first job may have been lost.
     return order.status == sm.Status.CANCEL_PENDING
 
@@ -125,7 +125,7 @@ def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
         sm.apply(order_state.state_of(order), request)  # the state's verdict (409) comes before the risk engine's
     except sm.InvalidTransition as exc:
         db.session.rollback()
-        raise conflict(str(exc), status=order.status) from None
+        raise Conflict(str(exc), {"status": order.status}) from None
     _check_modify_risk(user, order, terms, details, last)
     order_state.transition(order, request, "user", actor_id=str(user.id), details=details)
     send = order.status == sm.Status.MODIFY_PENDING
@@ -152,7 +152,7 @@ def _check_modify_risk(user: User, order: Order, terms: ModifyTerms, details: di
     try:
         risk.check_modify(user, order, terms.quantity, terms.limit_price, terms.stop_price, last)
     except risk.RiskRejected as exc:
-        if exc.status == 429:
+        if exc.code == "rate_limited":
             db.session.rollback()
             raise
         # The order keeps its terms (nothing was applied); the refusal is audited, and whatever the
@@ -199,7 +199,7 @@ def close_all_positions(user: User) -> tuple[list[Order], list[dict]]:
                 # close_only: sized from a read outside the account lock, the exit is checked again
                 # under it, so an exit or fill racing this one can never flip the position.
                 order, _created = place_validated(user, instrument, new, duplicate_guard=n == 0, close_only=True)
-            except APIError as exc:
+            except DomainError as exc:
                 db.session.rollback()
                 skipped.append(_skip(instrument_id, product, size, exc.code, exc.message, exc.details))
                 break  # the rest of this position's exit waits for the trader

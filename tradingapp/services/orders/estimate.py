@@ -17,6 +17,7 @@ import redis
 from flask import current_app
 
 from tradingapp.domain import margin, risk
+from tradingapp.domain.errors import Unavailable
 from tradingapp.domain.validation import (
     NewOrder,
     OrderValidationError,
@@ -24,7 +25,6 @@ from tradingapp.domain.validation import (
     parse_instrument_id,
     validate_new_order,
 )
-from tradingapp.errors import APIError
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument
 from tradingapp.services.accounts import funds
@@ -106,7 +106,7 @@ def _book(user_id: uuid.UUID, cash: Decimal, known: dict[int, Decimal]) -> margi
         try:
             replies = pipe.execute()
         except redis.RedisError:
-            raise APIError(503, "unavailable", "quote cache unavailable; try again") from None
+            raise Unavailable("quote cache unavailable; try again") from None
     marks, closes = funds.marks_and_closes(ids, replies)
     marks.update(known)  # the order's own last price, read just before (as the order path does)
     return funds.build_book(cash, rows, marks, 0, closes)

@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from tradingapp.domain import order_lifecycle as sm
+from tradingapp.domain.errors import Conflict, Invalid
 from tradingapp.domain.positions import session_day
 from tradingapp.domain.validation import (
     InstrumentSpec,
@@ -27,7 +28,6 @@ from tradingapp.domain.validation import (
     parse_instrument_id,
     validate_new_order,
 )
-from tradingapp.errors import APIError, conflict
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument, Order, User
 from tradingapp.models.types import utcnow
@@ -38,8 +38,8 @@ from tradingapp.services.orders import state as order_state
 log = logging.getLogger(__name__)
 
 
-def invalid_order(errors: dict[str, str]) -> APIError:
-    return APIError(400, "validation_error", "invalid order", errors)
+def invalid_order(errors: dict[str, str]) -> Invalid:
+    return Invalid("invalid order", errors)
 
 
 def place_order(user: User, body: dict, idempotency_key: str | None) -> tuple[Order, bool]:
@@ -140,9 +140,9 @@ def _flush_new(order: Order, user: User, new: NewOrder) -> Order | None:
 
 def _refuse(user: User, new: NewOrder, instrument: Instrument, exc: risk.RiskRejected) -> None:
     """A risk refusal is kept as a REJECTED order with its audit rows (who asked, which rule, the
-    numbers), then answered 422/423. A rate-limit refusal writes nothing: a flood must not fill
+    numbers), then answered as a refusal. A rate-limit refusal writes nothing: a flood must not fill
     the database."""
-    if exc.status == 429:
+    if exc.code == "rate_limited":
         db.session.rollback()
         raise exc
     order = _new_order_row(user, new, instrument)
@@ -185,11 +185,10 @@ def _refuse_duplicate(user: User, new: NewOrder) -> None:
     )
     if duplicate is not None:
         db.session.rollback()
-        raise conflict(
+        raise Conflict(
             f"an identical order is still working (placed within {window} s); send a new client_order_id to place"
             " another",
-            duplicate_of=str(duplicate),
-            window_seconds=window,
+            {"duplicate_of": str(duplicate), "window_seconds": window},
         )
 
 
@@ -198,10 +197,9 @@ def _existing_order(user: User, new: NewOrder) -> Order | None:
         sa.select(Order).where(Order.user_id == user.id, Order.client_order_id == new.client_order_id)
     )
     if existing is not None and existing.request_hash != new.fingerprint():
-        raise conflict(
+        raise Conflict(
             "client_order_id was already used for a different order",
-            client_order_id=new.client_order_id,
-            order_id=str(existing.id),
+            {"client_order_id": new.client_order_id, "order_id": str(existing.id)},
         )
     return existing
 

@@ -18,8 +18,8 @@ import redis
 from flask import current_app
 
 from tradingapp.domain import risk
+from tradingapp.domain.errors import Refused, Unavailable
 from tradingapp.domain.validation import NewOrder
-from tradingapp.errors import APIError
 from tradingapp.extensions import get_redis
 from tradingapp.models import Instrument, Order, User
 from tradingapp.services.accounts.funds import (
@@ -35,8 +35,6 @@ from tradingapp.services.accounts.funds import (
 )
 
 log = logging.getLogger(__name__)
-
-CODES = {422: "risk_rejected", 423: "trading_halted", 429: "rate_limited"}
 
 # Token bucket: `rate` tokens a second up to `capacity`; one order takes one. Atomic in Redis, so
 # every web process shares the user's bucket. Returns {allowed, milliseconds until a token}.
@@ -67,15 +65,15 @@ return {allowed, wait_ms}
 """
 
 
-class RiskRejected(APIError):
-    """A refusal: 422 risk_rejected, 423 trading_halted or 429 rate_limited (with Retry-After).
-    `details` name the rule and its numbers: limit, requested, current."""
+class RiskRejected(Refused):
+    """A refusal by a risk rule: code risk_rejected, trading_halted (a HALTED state) or rate_limited
+    (with retry_after). `details` name the rule and its numbers: limit, requested, current."""
 
-    def __init__(self, rule: str, message: str, details: dict, status: int = 422, retry_after: int | None = None):
-        headers = {"Retry-After": str(retry_after)} if retry_after else {}
-        super().__init__(status, CODES[status], message, details, headers)
+    def __init__(
+        self, rule: str, message: str, details: dict, code: str = "risk_rejected", retry_after: int | None = None
+    ):
+        super().__init__(message, details, code=code, retry_after=retry_after)
         self.rule = rule
-        self.retry_after = retry_after
 
 
 def check_order(
@@ -162,8 +160,8 @@ def _state(account: AccountSnapshot, book) -> risk.TradingState:
 
 def _rejected(violation: risk.RiskViolation, user_id: uuid.UUID, order_id=None) -> RiskRejected:
     log.info("event=risk_rejected user_id=%s order_id=%s rule=%s", user_id, order_id or "-", violation.rule)
-    status = 423 if violation.halted else 422
-    return RiskRejected(violation.rule, violation.message, violation.details, status)
+    code = "trading_halted" if violation.halted else "risk_rejected"
+    return RiskRejected(violation.rule, violation.message, violation.details, code)
 
 
 def _bucket_key(user_id: uuid.UUID) -> str:
@@ -191,7 +189,7 @@ def _redis_round_trip(user_id: uuid.UUID, limits, mark_ids: list[int]) -> list:
                 sha = None  # Redis restarted or flushed its scripts: load it again
     except redis.RedisError as exc:
         log.warning("event=risk_redis_unavailable user_id=%s error=%s", user_id, type(exc).__name__)
-        raise APIError(503, "unavailable", "order rate limiter unavailable; try again") from None
+        raise Unavailable("order rate limiter unavailable; try again") from None
     raise AssertionError("unreachable")
 
 
@@ -203,6 +201,6 @@ def _rate_limited(user_id: uuid.UUID, limits, wait_ms: int) -> RiskRejected:
         "orders_per_second",
         f"more than {rate} orders a second (burst {burst}); retry in {retry_after}s",
         {"rule": "orders_per_second", "limit": rate, "burst": burst, "retry_after": retry_after},
-        status=429,
+        code="rate_limited",
         retry_after=retry_after,
     )
