@@ -14,7 +14,6 @@ broker events behind it on one socket.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Collection
@@ -33,6 +32,7 @@ from jobs.tick_batches import TickBatches
 from tradingapp.events import MalformedEvent
 from tradingapp.extensions import db
 from tradingapp.messaging import Topology
+from tradingapp.process import on_stop_signals
 from tradingapp.services.market.ticks import check_ticks
 
 log = logging.getLogger("jobs.consumer")
@@ -312,12 +312,10 @@ def main() -> None:
                 failed.set()
                 events.should_stop = True  # the process exits; its supervisor restarts it
 
-        def stop(_signum, _frame):
-            # Only set the flags: logging here could re-enter a half-written log line.
+        def stop() -> None:
             events.should_stop = ticks.should_stop = True
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        on_stop_signals(stop)
         thread = threading.Thread(target=run_ticks, name="ticks", daemon=True)
         thread.start()
         try:

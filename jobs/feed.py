@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import signal
 import time
 import uuid
 from collections import defaultdict
@@ -25,6 +24,7 @@ from tradingapp.domain.feed import FeedInstrument, Walk, step, walk_from_quote
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import Publisher
 from tradingapp.models import Instrument
+from tradingapp.process import StopFlag
 from tradingapp.realtime import read_quotes
 
 log = logging.getLogger("jobs.feed")
@@ -32,28 +32,6 @@ log = logging.getLogger("jobs.feed")
 REFRESH_SECONDS = 60  # how often new or removed instruments are picked up
 LOG_SECONDS = 30
 RETRY_SECONDS = 2
-
-
-class StopFlag:
-    """Set from a signal handler: a plain attribute, no lock the handler could deadlock on."""
-
-    def __init__(self):
-        self.stopped = False
-
-    def set(self) -> None:
-        self.stopped = True
-
-    def is_set(self) -> bool:
-        return self.stopped
-
-    @classmethod
-    def on_signals(cls) -> StopFlag:
-        """A flag that SIGTERM and SIGINT set (the handler only sets it: logging there could
-        re-enter a half-written log line)."""
-        flag = cls()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda _signum, _frame: flag.set())
-        return flag
 
 
 class Feed:

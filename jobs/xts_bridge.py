@@ -28,7 +28,6 @@ import requests
 import sqlalchemy as sa
 from flask import Flask
 
-from jobs.feed import StopFlag
 from tradingapp.brokers.xts.market_stream import MarketStream
 from tradingapp.brokers.xts.order_stream import OrderStream
 from tradingapp.brokers.xts.outbox import Outbox
@@ -37,6 +36,7 @@ from tradingapp.brokers.xts.stream import quiet_client_loggers
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import Publisher
 from tradingapp.models import Instrument
+from tradingapp.process import StopFlag
 
 log = logging.getLogger("jobs.xts_bridge")
 

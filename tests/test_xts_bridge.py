@@ -30,7 +30,6 @@ from kombu import Connection, Queue
 from kombu.exceptions import OperationalError
 
 from jobs.consumer import EVENTS, TICKS
-from jobs.feed import StopFlag
 from tests.conftest import consumer_thread, wait_until
 from tests.factories import make_order
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
@@ -38,6 +37,7 @@ from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.messaging import Publisher, Topology
 from tradingapp.models import Instrument, Order, ProcessedEvent, Tick, Trade
+from tradingapp.process import StopFlag
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.xts_sim_fixture"]  # the xts and xts_sim_process fixtures

@@ -1,0 +1,34 @@
+"""What our long-running processes (jobs/: worker, consumer, feed, xts_bridge) share: stopping on
+SIGTERM/SIGINT. The processes are listed in the README (Processes)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+
+def on_stop_signals(stop: Callable[[], None]) -> None:
+    """Call `stop` on SIGTERM and SIGINT. It must only set flags: logging in a signal handler
+    could re-enter a half-written log line."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop())
+
+
+class StopFlag:
+    """Set from a signal handler: a plain attribute, no lock the handler could deadlock on."""
+
+    def __init__(self):
+        self.stopped = False
+
+    def set(self) -> None:
+        self.stopped = True
+
+    def is_set(self) -> bool:
+        return self.stopped
+
+    @classmethod
+    def on_signals(cls) -> StopFlag:
+        """A flag that SIGTERM and SIGINT set."""
+        flag = cls()
+        on_stop_signals(flag.set)
+        return flag
