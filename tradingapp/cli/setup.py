@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from psycopg import sql
 
-from tradingapp.errors import APIError
+from tradingapp.domain.errors import Invalid
 from tradingapp.extensions import db
 from tradingapp.models import ROLES, Instrument, User
 from tradingapp.security.passwords import hash_password
@@ -117,11 +117,11 @@ def register(app: Flask) -> None:
     @click.password_option(help="prompted for (twice) when not given")
     def create_user_command(email, role, name, password):
         """Create a user, e.g. the first admin of a deployment."""
-        from tradingapp.api.auth import parse_email, parse_password
+        from tradingapp.services.accounts.users import parse_email, parse_password
 
         try:
             email, password = parse_email(email), parse_password(password)
-        except APIError as exc:
+        except Invalid as exc:
             raise click.BadParameter(exc.message) from None
         if db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
             raise click.ClickException(f"a user with email {email} already exists")
