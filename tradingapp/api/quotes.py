@@ -1,22 +1,13 @@
-"""Latest quotes, straight from the Redis quote cache the consumer keeps."""
+"""GET /api/v1/quotes: the latest quotes (services/market/quotes.py finds them)."""
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime
+from flask import Blueprint, jsonify, request
 
-import redis
-import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify, request
-
-from tradingapp.brokers import BrokerError, get_broker
-from tradingapp.errors import APIError, validation_error
-from tradingapp.extensions import db, get_redis
-from tradingapp.models import Instrument
-from tradingapp.realtime import QUOTE_FIELDS, is_stale, read_quotes
+from tradingapp.errors import validation_error
+from tradingapp.realtime import QUOTE_FIELDS
 from tradingapp.security.auth import login_required
-
-log = logging.getLogger(__name__)
+from tradingapp.services.market.quotes import latest_quotes
 
 bp = Blueprint("quotes", __name__, url_prefix="/api/v1/quotes")
 
@@ -36,36 +27,11 @@ def get_quotes():
     missing quote is replaced by the broker's REST quote when the broker offers one (paper: no).
     """
     ids = parse_instrument_ids(request.args.get("instrument_ids"))
-    try:
-        quotes = read_quotes(get_redis(), ids)
-    except redis.RedisError:
-        raise APIError(503, "unavailable", "quote cache unavailable") from None
-    now, stale_after = datetime.now(UTC), current_app.config["QUOTE_STALE_AFTER"]
-    stale = {iid for iid in ids if iid not in quotes or is_stale(quotes[iid], now, stale_after)}
-    fresh = broker_quotes(sorted(stale)) if stale else {}
-    quotes.update(fresh)
+    found, stale = latest_quotes(ids)
     return jsonify(
-        items=[{**serialize(quotes[iid]), "stale": iid in stale and iid not in fresh} for iid in ids if iid in quotes],
-        missing=[iid for iid in ids if iid not in quotes],
+        items=[{**serialize(found[iid]), "stale": iid in stale} for iid in ids if iid in found],
+        missing=[iid for iid in ids if iid not in found],
     )
-
-
-def broker_quotes(instrument_ids: list[int]) -> dict[int, dict]:
-    """The broker's REST quotes for stale or missing instruments, when the broker has the hook
-    (QuoteSource in brokers/base.py); an unreachable broker leaves the cached quotes as they are."""
-    source = getattr(get_broker(), "quote", None)
-    if source is None:
-        return {}
-    found = {}
-    for instrument in db.session.scalars(sa.select(Instrument).where(Instrument.id.in_(instrument_ids))):
-        try:
-            quote = source(instrument)
-        except BrokerError as exc:
-            log.warning("event=broker_quote_failed instrument_id=%s error=%s", instrument.id, exc)
-            continue
-        if quote is not None:
-            found[instrument.id] = {**quote, "instrument_id": instrument.id}
-    return found
 
 
 def parse_instrument_ids(raw: str | None) -> list[int]:
