@@ -19,7 +19,6 @@ import pytest
 import sqlalchemy as sa
 
 from jobs.consumer import EVENTS
-from jobs.worker import SweepResult, sweep_once
 from tests.conftest import consumer_thread, wait_until
 from tests.test_jobs import queued, run_worker
 from tests.test_xts_client import claimed
@@ -31,6 +30,7 @@ from tradingapp.models import Instrument, Order, OrderEvent, Trade
 from tradingapp.services.instrument_sync import scheduled_sync, sync_due
 from tradingapp.services.orders import jobqueue
 from tradingapp.services.orders.broker_events import apply_broker_event
+from tradingapp.services.orders.sweeper import SweepResult, sweep_once
 from tradingapp.services.reconcile import MISSING_EVENT, reconcile_books
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
-"""The sweeper (jobs/worker.py sweep_once) and the reconcile job on the real services: Postgres,
-RQ in Redis, the paper broker and RabbitMQ. Each sweep here is one round, run in this process."""
+"""The sweeper (services/orders/sweeper.py sweep_once) and the reconcile job on the real services:
+Postgres, RQ in Redis, the paper broker and RabbitMQ. Each sweep here is one round, run in this process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rq.job import Job, JobStatus
 from rq.scheduler import RQScheduler
 
 from jobs.order_jobs import reconcile_order
-from jobs.worker import Maintenance, sweep_once
+from jobs.worker import Maintenance
 from tests.factories import make_order
 from tests.test_jobs import book_row, queued, reload, run_worker
 from tests.test_paper_broker import set_quote
@@ -27,6 +27,7 @@ from tradingapp.services.orders import jobqueue
 from tradingapp.services.orders import state as order_state
 from tradingapp.services.orders.broker_events import apply_broker_event
 from tradingapp.services.orders.jobqueue import ORDERS, get_queue, queue_name
+from tradingapp.services.orders.sweeper import sweep_once
 
 pytestmark = pytest.mark.usefixtures("close_publisher")
 

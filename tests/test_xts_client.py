@@ -14,7 +14,6 @@ from dataclasses import replace
 import pytest
 import requests
 
-from jobs.worker import sweep_once
 from tests.conftest import wait_until
 from tests.test_crash_safety import retry_due_jobs
 from tests.test_jobs import new_order
@@ -34,6 +33,7 @@ from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, 
 from tradingapp.extensions import get_redis
 from tradingapp.services.orders import jobqueue
 from tradingapp.services.orders.submission import claim_for_submission
+from tradingapp.services.orders.sweeper import sweep_once
 
 pytest_plugins = ["tests.xts_sim_fixture", "tests.xts_client_fixture"]  # xts, xts_app, broker
 pytestmark = pytest.mark.usefixtures("close_publisher")

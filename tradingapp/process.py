@@ -1,10 +1,14 @@
 """What our long-running processes (jobs/: worker, consumer, feed, xts_bridge) share: stopping on
-SIGTERM/SIGINT. The processes are listed in the README (Processes)."""
+SIGTERM/SIGINT, and one worker per round of a duty. The processes are listed in the README (Processes)."""
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+
+from flask import current_app
+
+from tradingapp.extensions import get_redis
 
 
 def on_stop_signals(stop: Callable[[], None]) -> None:
@@ -32,3 +36,12 @@ class StopFlag:
         flag = cls()
         on_stop_signals(flag.set)
         return flag
+
+
+def claim_round(name: str, seconds: int) -> bool:
+    """Whether this process runs this round of the duty `name`: one process per `seconds` across
+    all of them (a Redis lock, never released: it expires). Needs an app context."""
+    namespace = current_app.config.get("NAMESPACE", "")
+    # One prefix for every duty's round (the sweeper's, the first): the keys stay as deployed.
+    key = f"{namespace}:orders:{name}" if namespace else f"orders:{name}"
+    return bool(get_redis().set(key, "1", nx=True, ex=seconds))
