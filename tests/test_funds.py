@@ -19,7 +19,7 @@ from tradingapp import create_app
 from tradingapp import events as ev
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
-from tradingapp.models import Position
+from tradingapp.models import Account, Position
 from tradingapp.models.types import Price, UTCDateTime
 from tradingapp.realtime import store_quote
 from tradingapp.services.accounts.positions import apply_fill_to_position
@@ -101,6 +101,15 @@ def test_the_account_shows_state_limits_and_todays_count(client, trader_headers)
     assert account["trading_state"] == "ACTIVE"
     assert account["orders_today"] == 0
     assert account["limits"]["allowed_products"] == ["MIS", "NRML", "CNC"]
+
+
+def test_reading_funds_and_account_writes_nothing(app, client, trader, trader_headers):
+    """GET routes write nothing: before its first order a user has no account row, and reads show
+    the account they start with."""
+    for path in ("/api/v1/funds", "/api/v1/account", "/api/v1/funds"):
+        get(client, trader_headers, path)
+    assert _db.session.get(Account, trader.id) is None
+    assert get(client, trader_headers, "/api/v1/funds")["cash"] == str(app.config["ACCOUNT_INITIAL_CASH"])
 
 
 def test_a_viewer_may_read_their_account_and_funds(client, make_user, auth_headers):

@@ -12,6 +12,7 @@ from tests.test_funds import fill
 from tests.test_paper_broker import set_quote
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Account, Instrument, Order, OrderEvent
+from tradingapp.services.accounts.funds import create_account
 from tradingapp.services.orders import jobqueue
 
 D = Decimal
@@ -172,7 +173,8 @@ def test_get_on_the_estimate_path_is_not_an_estimate(client, trader_headers):
 
 
 def test_an_existing_account_is_left_as_it_was(client, trader, trader_headers):
-    funds(client, trader_headers)  # creates the account
+    create_account(trader.id)
+    db.session.commit()
     account = db.session.get(Account, trader.id)
     state = (account.cash, account.orders_today, account.day, account.trading_state)
     for _ in range(3):

@@ -3,6 +3,7 @@ state, limits)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -11,7 +12,6 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
-from tradingapp.domain.risk import stricter
 from tradingapp.errors import validation_error
 from tradingapp.extensions import db
 from tradingapp.metrics import ORDERS_ACCEPTED
@@ -75,25 +75,18 @@ def close_all_positions():
 @login_required()
 def get_funds():
     summary, _limits = funds.funds_of(current_principal().id)
-    db.session.commit()  # the account may just have been created
     return jsonify({name: dec(getattr(summary, name).quantize(CENTS)) for name in FUNDS_FIELDS})
 
 
 @bp.get("/account")
 @login_required()
 def get_account():
-    """The caller's own trading state (theirs, the global one, the effective stricter one) and limits."""
-    account, settings = funds.account_and_settings(current_principal().id)
-    global_state = settings.trading_state if settings else "ACTIVE"
-    body = {
-        "user_id": str(account.user_id),
-        "trading_state": stricter(account.trading_state, global_state).value,
-        "user_trading_state": account.trading_state,
-        "global_trading_state": global_state,
-        "state_reason": account.state_reason,
-        "session_day": funds.today().isoformat(),
-        "orders_today": account.orders_today if account.day == funds.today() else 0,
-        "limits": funds.limits_of(account, settings).to_dict(),
-    }
-    db.session.commit()
-    return jsonify(body)
+    view = funds.account_view(current_principal().id)
+    return jsonify(
+        {
+            **dataclasses.asdict(view),
+            "user_id": str(view.user_id),
+            "session_day": view.session_day.isoformat(),
+            "limits": view.limits.to_dict(),
+        }
+    )

@@ -1,5 +1,6 @@
-"""Accounts and funds: the account row (created on demand), the user's book as the domain sees
-it (positions, working orders, last prices), and the funds summary of GET /funds.
+"""Accounts and funds: the account row (created by the first write that needs it; a read before
+that sees the account a user starts with), the user's book as the domain sees it (positions,
+working orders, last prices), and what GET /funds and GET /account show.
 
 The order path uses Core statements built once (`lock_account`, `read_book`): one round trip
 each, without ORM overhead, since they run on every order.
@@ -20,7 +21,7 @@ from flask import current_app
 from tradingapp.domain import margin
 from tradingapp.domain.order_lifecycle import FINAL
 from tradingapp.domain.positions import average_price, session_day
-from tradingapp.domain.risk import DAILY_LOSS_REASON
+from tradingapp.domain.risk import DAILY_LOSS_REASON, stricter
 from tradingapp.domain.risk_limits import Limits, effective
 from tradingapp.extensions import db, get_redis, upsert_insert
 from tradingapp.models import Account, Order, Position, RiskSettings
@@ -35,20 +36,27 @@ def today() -> date:
     return session_day(utcnow(), current_app.config["SESSION_TIMEZONE"])
 
 
+def _starting_values(user_id: uuid.UUID) -> dict:
+    return {
+        "user_id": user_id,
+        "cash": Decimal(current_app.config["ACCOUNT_INITIAL_CASH"]),
+        "trading_state": "ACTIVE",
+        "limit_overrides": {},
+        "orders_today": 0,
+    }
+
+
 def create_account(user_id: uuid.UUID) -> None:
     """Insert the user's account with the configured starting cash, unless it exists."""
     db.session.execute(
-        upsert_insert(Account)
-        .values(
-            user_id=user_id,
-            cash=Decimal(current_app.config["ACCOUNT_INITIAL_CASH"]),
-            trading_state="ACTIVE",
-            limit_overrides={},
-            orders_today=0,
-            updated_at=utcnow(),
-        )
-        .on_conflict_do_nothing()
+        upsert_insert(Account).values(**_starting_values(user_id), updated_at=utcnow()).on_conflict_do_nothing()
     )
+
+
+def new_account(user_id: uuid.UUID) -> Account:
+    """The account a user starts with, not added to the session: what a read shows until a write
+    (the first order, an admin's change) creates the row with the same values."""
+    return Account(**_starting_values(user_id), state_reason=None, day=None)
 
 
 @dataclass(frozen=True)
@@ -118,8 +126,8 @@ def set_user_state(user_id: uuid.UUID, state: str, reason: str | None) -> None:
 
 
 def account_and_settings(user_id: uuid.UUID) -> tuple[Account, RiskSettings | None]:
-    """The user's account (created if missing) and the global settings row (None until an admin
-    first changes something), for reading outside the order path."""
+    """The user's account (new_account's when it has no row yet) and the global settings row (None
+    until an admin first changes something), for reading outside the order path: writes nothing."""
     query = (
         sa.select(Account, RiskSettings)
         .outerjoin(RiskSettings, RiskSettings.id == GLOBAL_SETTINGS_ID)
@@ -127,9 +135,41 @@ def account_and_settings(user_id: uuid.UUID) -> tuple[Account, RiskSettings | No
     )
     row = db.session.execute(query).first()
     if row is None:
-        create_account(user_id)
-        row = db.session.execute(query).first()
+        return new_account(user_id), db.session.get(RiskSettings, GLOBAL_SETTINGS_ID)
     return row[0], row[1]
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """GET /account: the trading states (the user's, the global one and the effective stricter
+    one), today's order count as of the session day, and the effective limits."""
+
+    user_id: uuid.UUID
+    trading_state: str
+    user_trading_state: str
+    global_trading_state: str
+    state_reason: str | None
+    session_day: date
+    orders_today: int
+    limits: Limits
+
+
+def account_view(user_id: uuid.UUID) -> AccountView:
+    account, settings = account_and_settings(user_id)
+    global_state = settings.trading_state if settings else "ACTIVE"
+    day = today()
+    return AccountView(
+        user_id=account.user_id,
+        trading_state=stricter(account.trading_state, global_state).value,
+        user_trading_state=account.trading_state,
+        global_trading_state=global_state,
+        state_reason=account.state_reason,
+        session_day=day,
+        # The count is of the row's day: a new session day starts at zero (the order path rolls the
+        # row over when it next counts; a read only shows it).
+        orders_today=account.orders_today if account.day == day else 0,
+        limits=limits_of(account, settings),
+    )
 
 
 def limits_of(account: Account, settings: RiskSettings | None) -> Limits:
