@@ -32,15 +32,13 @@ from rq.scheduler import RQScheduler
 from tradingapp import create_app
 from tradingapp.extensions import db
 from tradingapp.process import claim_round
-from tradingapp.services.market.retention import prune_ticks
+from tradingapp.services.market.retention import TickRetention
 from tradingapp.services.orders.jobqueue import DEFAULT, ORDERS, queue_name
 from tradingapp.services.orders.sweeper import sweep_once
 
 log = logging.getLogger("jobs.worker")  # not "__main__" under python -m
 
 SCHEDULER_TICK = 1.0  # seconds; Retry intervals are 1, 2, 5 and 30 s (jobqueue.RETRY_INTERVALS)
-PRUNE_INTERVAL = 3600  # seconds between tick retention rounds (one worker prunes per round)
-PRUNE_FIRST_DELAY = 60  # seconds after start: a restarting worker does not prune at once
 
 
 class AppJob(Job):
@@ -110,43 +108,6 @@ class Maintenance(threading.Thread):
                 except Exception:
                     log.exception("event=sweep_failed")
         self.scheduler.stop()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-
-
-# -- tick retention ----------------------------------------------------------------------------------------
-def prune_round(app: Flask, keep_going=lambda: True) -> int | None:
-    """One retention round: ticks past TICK_RETENTION_DAYS deleted in batches (services/market/retention.py),
-    by one worker per PRUNE_INTERVAL (a Redis lock). None when another worker holds the round."""
-    with app.app_context():
-        try:
-            if not claim_round("prune-ticks", PRUNE_INTERVAL - 60):
-                return None
-            result = prune_ticks(app.config["TICK_RETENTION_DAYS"], keep_going=keep_going)
-            log.info("event=prune_ticks deleted=%d reason=%s", result.deleted, result.reason.replace(" ", "_"))
-            return result.deleted
-        finally:
-            db.session.remove()
-
-
-class TickRetention(threading.Thread):
-    """Tick retention in a thread of its own: a first prune after a long outage may take minutes,
-    and the Maintenance thread must keep moving retries and sweeping meanwhile."""
-
-    def __init__(self, app: Flask, interval: float = PRUNE_INTERVAL, first_delay: float = PRUNE_FIRST_DELAY):
-        super().__init__(name="tick-retention", daemon=True)
-        self.app, self.interval, self.first_delay = app, interval, first_delay
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        wait = self.first_delay
-        while not self._stop_event.wait(wait):
-            wait = self.interval
-            try:
-                prune_round(self.app, keep_going=lambda: not self._stop_event.is_set())
-            except Exception:  # Postgres away for a moment: try again next round
-                log.exception("event=prune_ticks_failed")
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -11,12 +11,11 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 import config
-from jobs.worker import TickRetention, prune_round
 from tests import conftest
 from tradingapp import create_app
 from tradingapp.extensions import db as _db
 from tradingapp.models import Candle1m, Tick
-from tradingapp.services.market.retention import prune_ticks, ticks_is_hypertable
+from tradingapp.services.market.retention import TickRetention, prune_round, prune_ticks, ticks_is_hypertable
 from tradingapp.services.market.ticks import check_ticks, ingest_ticks, parse_tick, store_ticks
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)

@@ -2,7 +2,8 @@
 batches, each its own short transaction (never one DELETE holding locks and bloating WAL for
 minutes). One-minute candles are kept: they are small and are the history charts read. Since a
 pruned tick's volume stays in its candle, the ingest path skips ticks older than the same cutoff
-(services/ticks.check_ticks) and `flask backfill` refuses them: none is counted twice.
+(services/market/ticks.check_ticks) and `flask backfill` refuses them: none is counted twice.
+The worker prunes hourly (TickRetention); `flask prune-ticks` prunes once.
 
 With TimescaleDB the migration made `ticks` a hypertable with a retention policy (chunks are
 dropped whole), and this job does nothing.
@@ -11,18 +12,23 @@ dropped whole), and this job does nothing.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import sqlalchemy as sa
+from flask import Flask
 
 from tradingapp.extensions import db
 from tradingapp.models.types import UTCDateTime, utcnow
+from tradingapp.process import claim_round
 
 log = logging.getLogger(__name__)
 
 BATCH = 10_000  # ticks per DELETE (and per transaction)
+PRUNE_INTERVAL = 3600  # seconds between the worker's rounds (one worker prunes per round)
+PRUNE_FIRST_DELAY = 60  # seconds after start: a restarting worker does not prune at once
 
 # Instruments that have ticks, from the primary key (instrument_id, ts, seq) one probe each (a
 # loose index scan): Postgres' SELECT DISTINCT would read every tick. SQLite (a development
@@ -103,3 +109,40 @@ def prune_ticks(
     if deleted:
         log.info("event=ticks_pruned deleted=%d cutoff=%s", deleted, cutoff.isoformat())
     return PruneResult(deleted, cutoff, "done" if keep_going() else "stopped")
+
+
+# -- the worker's rounds ------------------------------------------------------------------------
+def prune_round(app: Flask, keep_going=lambda: True) -> int | None:
+    """One retention round: ticks past TICK_RETENTION_DAYS deleted in batches (prune_ticks),
+    by one worker per PRUNE_INTERVAL (a Redis lock). None when another worker holds the round."""
+    with app.app_context():
+        try:
+            if not claim_round("prune-ticks", PRUNE_INTERVAL - 60):
+                return None
+            result = prune_ticks(app.config["TICK_RETENTION_DAYS"], keep_going=keep_going)
+            log.info("event=prune_ticks deleted=%d reason=%s", result.deleted, result.reason.replace(" ", "_"))
+            return result.deleted
+        finally:
+            db.session.remove()
+
+
+class TickRetention(threading.Thread):
+    """Tick retention in a worker thread of its own: a first prune after a long outage may take
+    minutes, and the worker's Maintenance thread must keep moving retries and sweeping meanwhile."""
+
+    def __init__(self, app: Flask, interval: float = PRUNE_INTERVAL, first_delay: float = PRUNE_FIRST_DELAY):
+        super().__init__(name="tick-retention", daemon=True)
+        self.app, self.interval, self.first_delay = app, interval, first_delay
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        wait = self.first_delay
+        while not self._stop_event.wait(wait):
+            wait = self.interval
+            try:
+                prune_round(self.app, keep_going=lambda: not self._stop_event.is_set())
+            except Exception:  # Postgres away for a moment: try again next round
+                log.exception("event=prune_ticks_failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()
