@@ -29,6 +29,7 @@ def create_app(config: Config | None = None) -> Flask:
     from tradingapp.errors import register_error_handlers
     from tradingapp.extensions import db, jwt, migrate, redis_ext, sock
     from tradingapp.security import auth
+    from tradingapp.ws import routes as ws_routes
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
@@ -39,6 +40,7 @@ def create_app(config: Config | None = None) -> Flask:
     http.init_app(app)
     metrics.init_app(app)
     register_error_handlers(app)
+    ws_routes.init_app(app)
     register_api(app)
     cli.init_app(app)
     if config.TRUSTED_PROXY_COUNT:

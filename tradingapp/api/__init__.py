@@ -1,4 +1,5 @@
-"""REST API blueprints: one module per resource, all under /api/v1 (health at the root)."""
+"""REST API blueprints: one module per resource, all under /api/v1 (health at the root). The
+WebSocket route (tradingapp/ws/) is registered by create_app beside them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,6 @@ def register_api(app: Flask) -> None:
     from tradingapp.api import health
 
     app.register_blueprint(health.bp)
-    from tradingapp.ws import routes as ws_routes
-
-    ws_routes.init_app(app)
     # Resource blueprints: add one import-and-register line per module.
     from tradingapp.api import auth
 
