@@ -342,7 +342,7 @@ def test_a_place_that_certainly_did_nothing_is_sent_again_at_once(broker, xts, t
 def test_a_place_logs_in_before_it_takes_the_order_lock(broker, xts, trader, tap, monkeypatch):
     """A login (or the wait for another process's) must not eat into the order lock's life."""
     request = order_request(trader)
-    api = broker.client(trader.id).interactive
+    api = broker.client(trader.id).interactive.session
     get_redis().delete(api.key)  # no shared session yet
     lock_held_at_login = []
     real_login = XtsSession._login_call

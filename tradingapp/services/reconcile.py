@@ -38,7 +38,8 @@ from config import ConfigError
 from tradingapp.brokers.xts import mapping as xm
 from tradingapp.brokers.xts.broker import XtsBroker, publish
 from tradingapp.brokers.xts.errors import XtsError, XtsResponseError
-from tradingapp.brokers.xts.session import XtsAccount, XtsSession
+from tradingapp.brokers.xts.interactive import Interactive
+from tradingapp.brokers.xts.session import XtsAccount
 from tradingapp.domain.order_lifecycle import FINAL, Status
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Order, OrderEvent
@@ -174,20 +175,17 @@ def _accounts(broker: XtsBroker, users: set[uuid.UUID]) -> tuple[dict[XtsAccount
     return accounts, unresolved
 
 
-def read_books(api: XtsSession, books: Books) -> None:
+def read_books(api: Interactive, books: Books) -> None:
     """One order book and one trade book request; rows of other clients' orders are left out, an
     unreadable row of ours marks its order (never a guess from half its rows)."""
-    for raw in _rows(api.call("GET", "/orders"), "order book"):
+    for raw in api.order_book():
         row = _parsed(xm.parse_order_row, raw, books)
         if row is not None and row.order_id is not None:
             books.add_order(row)
-    for raw in _rows(api.call("GET", "/orders/trades"), "trade book"):
+    for raw in api.trade_book():
         trade = _parsed(xm.parse_trade_row, raw, books)
         if trade is not None and trade.order.order_id is not None:
             books.add_trade(trade)
-
-
-_rows = xm.book_rows
 
 
 def _parsed(parse, raw: object, books: Books):

@@ -53,6 +53,7 @@ from tradingapp.brokers.xts.errors import (
     XtsUnavailable,
     XtsUnreached,
 )
+from tradingapp.brokers.xts.interactive import Interactive
 from tradingapp.brokers.xts.marketdata import MarketData
 from tradingapp.brokers.xts.portfolio import parse_balance, parse_positions
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
@@ -121,14 +122,13 @@ class OrderFacts:
 
 
 class XtsClient:
-    """One account's two API sessions over one pool of keep-alive connections."""
+    """One account's two APIs (each with its own session) over one pool of keep-alive connections."""
 
     def __init__(self, account: XtsAccount, store: TokenStore):
         self.account = account
         self.http = requests.Session()
-        self.interactive = XtsSession(account, INTERACTIVE, self.http, store)
-        self.marketdata = XtsSession(account, MARKETDATA, self.http, store)
-        self.md = MarketData(self.marketdata)
+        self.interactive = Interactive(XtsSession(account, INTERACTIVE, self.http, store))
+        self.md = MarketData(XtsSession(account, MARKETDATA, self.http, store))
 
 
 class XtsBroker:
@@ -166,7 +166,7 @@ class XtsBroker:
         an attempt whose outcome is unknown, only past the resend horizon and a lookup that misses."""
         oid = request.order_id
         api = self.client(request.user_id).interactive
-        api.login()  # before the order lock: a login (or the wait for another process's) never eats into it
+        api.session.login()  # before the order lock: a login (or the wait for another process's) never eats into it
         started = time.monotonic()
         with self._order_lock(oid, api):
             if self._tombstoned(oid):
@@ -183,7 +183,7 @@ class XtsBroker:
                 log.warning("event=xts_place_resend order_id=%s user_id=%s", oid, request.user_id)
             previous = self._record_attempt(oid)
             try:
-                result = api.call("POST", "/orders", place_body(request))
+                result = api.place(place_body(request))
             except NOT_EXECUTED as exc:
                 self._forget_attempt(oid, previous)
                 if not isinstance(exc, XtsRejected):
@@ -219,7 +219,7 @@ class XtsBroker:
                     log.info("event=xts_cancel_tombstone order_id=%s", order_id)
                     return
         try:
-            api.call("DELETE", "/orders", {"appOrderID": app_order_id, "orderUniqueIdentifier": str(order_id)})
+            api.cancel(app_order_id, order_id)
         except XtsRejected as refusal:
             if self._took_already(api, order_id, app_order_id, cancel_took):
                 log.info("event=xts_cancel_took_already order_id=%s broker_order_id=%s reason=%r", order_id,
@@ -246,7 +246,7 @@ class XtsBroker:
         try:
             if app_order_id is None:
                 raise XtsRejected(UNKNOWN_ORDER)
-            api.call("PUT", "/orders", modify_body(request, facts, app_order_id))
+            api.modify(modify_body(request, facts, app_order_id))
         except XtsRejected as refusal:
             took = app_order_id is not None and self._took_already(api, oid, app_order_id,
                                                                    modify_took(request, facts))  # fmt: skip
@@ -271,7 +271,7 @@ class XtsBroker:
             return None
         return self._lookup(api, order_id, app_order_id)
 
-    def _lookup(self, api: XtsSession, order_id: uuid.UUID, app_order_id: int | str) -> BrokerOrder | None:
+    def _lookup(self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str) -> BrokerOrder | None:
         try:
             rows = self._history(api, order_id, app_order_id)
         except XtsRejected as refusal:  # e.g. an order of an earlier day: the book holds today's only
@@ -280,13 +280,13 @@ class XtsBroker:
             return None
         return self._republish(api, order_id, app_order_id, rows)
 
-    def _history(self, api: XtsSession, order_id: uuid.UUID, app_order_id: int | str) -> list[xm.OrderRow]:
-        rows = [xm.parse_order_row(r) for r in _rows(api.call("GET", "/orders", {"appOrderID": app_order_id}))]
+    def _history(self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str) -> list[xm.OrderRow]:
+        rows = [xm.parse_order_row(r) for r in api.order_history(app_order_id)]
         if not rows or any(r.order_id != order_id for r in rows):
             raise XtsResponseError(f"history of AppOrderID {app_order_id} is not order {order_id}'s")
         return rows
 
-    def _took_already(self, api: XtsSession, order_id: uuid.UUID, app_order_id: int | str,
+    def _took_already(self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str,
                       took: Callable[[list[xm.OrderRow]], bool]) -> bool:  # fmt: skip
         """After a refused cancel or modify: whether the order's history shows the request took (an
         earlier attempt whose answer was lost: "already Cancelled"); then the rows' events go out in
@@ -300,10 +300,10 @@ class XtsBroker:
         self._republish(api, order_id, app_order_id, rows)
         return True
 
-    def _republish(self, api: XtsSession, order_id: uuid.UUID, app_order_id: int | str,
+    def _republish(self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str,
                    rows: list[xm.OrderRow]) -> BrokerOrder:  # fmt: skip
         """Publish every event the order's history and its trade rows state; the broker's standing."""
-        trades = [xm.parse_trade_row(t) for t in _rows(api.call("GET", "/orders/trades"))
+        trades = [xm.parse_trade_row(t) for t in api.trade_book()
                   if str(_field(t, "AppOrderID")) == str(app_order_id)]  # fmt: skip
         events = xm.order_events(rows, trades)
         publish(events)
@@ -313,9 +313,9 @@ class XtsBroker:
         return BrokerOrder(order_id=order_id, broker_order_id=str(app_order_id), status=summary.status,
                            filled_quantity=summary.filled_quantity)  # fmt: skip
 
-    def _find(self, api: XtsSession, order_id: uuid.UUID) -> int | None:
+    def _find(self, api: Interactive, order_id: uuid.UUID) -> int | None:
         """The AppOrderID of our order, searched in the order book by orderUniqueIdentifier."""
-        found = sorted({xm.parse_order_row(r).app_order_id for r in _rows(api.call("GET", "/orders"))
+        found = sorted({xm.parse_order_row(r).app_order_id for r in api.order_book()
                         if xm.our_order_id(_field(r, "OrderUniqueIdentifier")) == order_id})  # fmt: skip
         if len(found) > 1:
             log.error("event=xts_duplicate_at_broker order_id=%s app_order_ids=%s", order_id, found)
@@ -324,17 +324,16 @@ class XtsBroker:
     # -- books, portfolio --------------------------------------------------------------------
     def order_book(self, user_id: uuid.UUID | None = None) -> tuple[list[xm.OrderRow], int]:
         """Every order row of the day and how many unreadable rows of other orders were skipped."""
-        return parse_rows(self.client(user_id).interactive.call("GET", "/orders"), xm.parse_order_row)
+        return parse_rows(self.client(user_id).interactive.order_book(), xm.parse_order_row)
 
     def trade_book(self, user_id: uuid.UUID | None = None) -> tuple[list[xm.TradeRow], int]:
-        return parse_rows(self.client(user_id).interactive.call("GET", "/orders/trades"), xm.parse_trade_row)
+        return parse_rows(self.client(user_id).interactive.trade_book(), xm.parse_trade_row)
 
     def positions(self, user_id: uuid.UUID | None = None, day_or_net: str = "NetWise") -> list[dict]:
-        result = self.client(user_id).interactive.call("GET", "/portfolio/positions", {"dayOrNet": day_or_net})
-        return parse_positions(result)
+        return parse_positions(self.client(user_id).interactive.positions(day_or_net))
 
     def balance(self, user_id: uuid.UUID | None = None) -> dict:
-        return parse_balance(self.client(user_id).interactive.call("GET", "/user/balance"))
+        return parse_balance(self.client(user_id).interactive.balance())
 
     # -- market data (QuoteSource) -------------------------------------------------------------
     def quote(self, instrument) -> dict | None:
@@ -354,14 +353,14 @@ class XtsBroker:
         return f"{self.store.root}:{kind}:{order_id}"
 
     @contextmanager
-    def _order_lock(self, order_id: uuid.UUID, api: XtsSession):
+    def _order_lock(self, order_id: uuid.UUID, api: Interactive):
         """Held while an order's place is in flight, so a cancel of the unknown order waits for it
         (as long as one request takes; then it is retried later). It lives past the longest a call
         can take (the session is logged in before), and nothing rests on it alone: the attempt
         record (placed_at) is written before the place is sent, so a lock that expired anyway is let go
         quietly."""
-        lock = get_redis().lock(self._key("order", order_id), timeout=api.max_call_seconds() + 5,
-                                blocking_timeout=sum(api.timeout) + 1)  # fmt: skip
+        lock = get_redis().lock(self._key("order", order_id), timeout=api.session.max_call_seconds() + 5,
+                                blocking_timeout=sum(api.session.timeout) + 1)  # fmt: skip
         if not lock.acquire():
             raise XtsUnavailable(f"order {order_id}: another place or cancel of it is still in flight")
         try:
@@ -372,7 +371,7 @@ class XtsBroker:
             except redis.exceptions.LockError:
                 log.warning("event=xts_order_lock_expired order_id=%s", order_id)
 
-    def _earlier_attempt(self, api: XtsSession, order_id: uuid.UUID, action: str) -> bool:
+    def _earlier_attempt(self, api: Interactive, order_id: uuid.UUID, action: str) -> bool:
         """Whether the order was sent before (outcome unknown); XtsPlaceInFlight while that attempt
         may still land (younger than the resend horizon). Call under the order lock."""
         raw = get_redis().get(self._key("placed_at", order_id))
@@ -480,10 +479,6 @@ def order_facts(order_id: uuid.UUID) -> OrderFacts:
     return OrderFacts(*row)
 
 
-def _rows(result: object) -> list:
-    return xm.book_rows(result, "book")
-
-
 def _field(raw: object, name: str) -> object:
     if not isinstance(raw, dict):
         raise XtsResponseError(f"row is not an object but {type(raw).__name__}")
@@ -491,11 +486,11 @@ def _field(raw: object, name: str) -> object:
     return next((v for k, v in raw.items() if str(k).lower() == lowered), None)
 
 
-def parse_rows(result: object, parse: Callable) -> tuple[list, int]:
-    """Rows of a book; an unreadable row of someone else's order is skipped and counted, one of ours
-    is an error (never a silently missing fill)."""
+def parse_rows(rows: list, parse: Callable) -> tuple[list, int]:
+    """A book's rows parsed; an unreadable row of someone else's order is skipped and counted, one of
+    ours is an error (never a silently missing fill)."""
     parsed, skipped = [], 0
-    for raw in _rows(result):
+    for raw in rows:
         try:
             parsed.append(parse(raw))
         except XtsResponseError:

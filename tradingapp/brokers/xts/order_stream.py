@@ -16,6 +16,7 @@ from collections import defaultdict
 
 from tradingapp.brokers.xts import mapping
 from tradingapp.brokers.xts.errors import XtsError
+from tradingapp.brokers.xts.interactive import Interactive
 from tradingapp.brokers.xts.outbox import Outbox
 from tradingapp.brokers.xts.session import XtsSession
 from tradingapp.brokers.xts.stream import Backoff, SocketStream
@@ -23,7 +24,6 @@ from tradingapp.brokers.xts.stream import Backoff, SocketStream
 log = logging.getLogger("xts.orders")
 
 PATH = "/interactive/socket.io"
-PROBE = "/user/profile"  # a cheap call that tells whether the session is alive (and renews it if not)
 INTERVAL = "interval"
 
 
@@ -32,6 +32,7 @@ class OrderStream:
 
     def __init__(self, session: XtsSession, outbox: Outbox, eio: int, interval: float, label: str = "default"):
         self.session, self.outbox, self.label = session, outbox, label
+        self.api = Interactive(session)
         self.halt = threading.Event()
         self.reconciler = Reconciler(self.reconcile, interval, self.halt, label)
         self.counts: dict[str, int] = defaultdict(int)
@@ -42,7 +43,7 @@ class OrderStream:
                       "logout": self.on_logout, "error": self.on_error},
             stop=self.halt,
             on_connected=lambda: self.reconciler.request("connected"),
-            check_session=lambda: session.call("GET", PROBE),
+            check_session=self.api.profile,
         )  # fmt: skip
 
     def start(self) -> None:
@@ -101,9 +102,7 @@ class OrderStream:
         still waits in the outbox; a periodic run leaves out those already confirmed from this
         process too; any other publishes them all (the consumer may have refused one for now and
         applies it at a re-send)."""
-        orders = self.session.call("GET", "/orders")
-        trades = self.session.call("GET", "/orders/trades")
-        events = book_events(mapping.book_rows(orders, "order book"), mapping.book_rows(trades, "trade book"))
+        events = book_events(self.api.order_book(), self.api.trade_book())
         periodic = reason == INTERVAL
         return sum(self.outbox.add_event(event, unless_queued=True, unless_confirmed=periodic) for event in events)
 
