@@ -1,4 +1,4 @@
-"""`flask instruments sync` and services/instrument_sync.py: the XTS instrument master (the simulator
+"""`flask instruments sync` and brokers/xts/instrument_sync.py: the XTS instrument master (the simulator
 process, and master payloads through the real parser) upserted into instruments; instruments that
 left the master are inactive and refuse new orders, as do expired contracts."""
 
@@ -12,12 +12,12 @@ import sqlalchemy as sa
 
 from config import Config, ConfigError
 from tests.test_paper_broker import set_quote
+from tradingapp.brokers.xts import instrument_sync as sync
 from tradingapp.brokers.xts.errors import XtsUnavailable
 from tradingapp.brokers.xts.marketdata import MasterResult, parse_master
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Instrument
-from tradingapp.services import instrument_sync as sync
 
 pytest_plugins = ["tests.xts_sim_fixture", "tests.xts_client_fixture"]  # xts, xts_app
 

@@ -24,10 +24,10 @@ from tests.test_jobs import queued, run_worker
 from tests.test_xts_client import claimed
 from tests.xts_helpers import at_simulator, wait_sim_status
 from tradingapp import events as ev
+from tradingapp.brokers.xts.instrument_sync import scheduled_sync, sync_due
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Instrument, Order, OrderEvent, Trade
-from tradingapp.services.instrument_sync import scheduled_sync, sync_due
 from tradingapp.services.orders import jobqueue
 from tradingapp.services.orders.broker_events import apply_broker_event
 from tradingapp.services.orders.sweeper import SweepResult, sweep_once

@@ -1,5 +1,5 @@
 """`flask instruments sync`: the broker's instrument master into our instruments table
-(services/instrument_sync.py; the worker runs the same sync daily with BROKER=xts)."""
+(brokers/xts/instrument_sync.py; the worker runs the same sync daily with BROKER=xts)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def sync_command(segments):
     Needs XTS_API_URL, XTS_MD_API_KEY and XTS_MD_API_SECRET (whatever BROKER is). Exit status 1
     when the broker fails (nothing is changed then) or another sync is running."""
     from tradingapp.brokers.base import BrokerError
-    from tradingapp.services import instrument_sync as sync
+    from tradingapp.brokers.xts import instrument_sync as sync
 
     try:
         chosen = parse_segments("--segments", segments) if segments else current_app.config["XTS_SEGMENTS"]
