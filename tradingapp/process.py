@@ -1,14 +1,19 @@
 """What our long-running processes (jobs/: worker, consumer, feed, xts_bridge) share: stopping on
-SIGTERM/SIGINT, and one worker per round of a duty. The processes are listed in the README (Processes)."""
+SIGTERM/SIGINT, a duty repeated in a thread of its own, one worker per round of a duty.
+The processes are listed in the README (Processes)."""
 
 from __future__ import annotations
 
+import logging
 import signal
+import threading
 from collections.abc import Callable
 
 from flask import current_app
 
 from tradingapp.extensions import get_redis
+
+log = logging.getLogger(__name__)
 
 
 def on_stop_signals(stop: Callable[[], None]) -> None:
@@ -36,6 +41,30 @@ class StopFlag:
         flag = cls()
         on_stop_signals(flag.set)
         return flag
+
+
+class Periodic(threading.Thread):
+    """A duty in a thread of its own: at start, then every `interval` seconds (0: only at start)."""
+
+    def __init__(self, name: str, interval: float):
+        super().__init__(name=name, daemon=True)
+        self.interval = interval
+        self._stop_event = threading.Event()
+
+    def duty(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self.duty()
+            except Exception:  # Postgres, Redis or the broker away for a moment: next round
+                log.exception("event=%s_failed", self.name)
+            if not self.interval or self._stop_event.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
 
 
 def claim_round(name: str, seconds: int) -> bool:
