@@ -1,7 +1,7 @@
 """Redis side of market data and user events: the quote cache and the pub/sub channels.
 
 Writers (the consumer) and readers (REST quotes, the websocket hub, the paper broker) share
-these names, so they live in one place.
+these names, so they live in one place. The quote's shape: tradingapp/domain/quotes.py.
 """
 
 from __future__ import annotations
@@ -13,11 +13,6 @@ import orjson
 import redis
 from flask import current_app
 from redis.commands.core import Script
-
-QUOTE_FIELDS = (
-    "instrument_id", "ltp", "ltq", "bid", "ask", "bid_qty", "ask_qty",
-    "open", "high", "low", "close", "volume", "ts",
-)  # fmt: skip
 
 
 def _ns() -> str:

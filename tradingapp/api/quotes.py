@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from tradingapp.domain.quotes import quote_from_cache
 from tradingapp.errors import validation_error
-from tradingapp.realtime import QUOTE_FIELDS
 from tradingapp.security.auth import login_required
 from tradingapp.services.market.quotes import latest_quotes
 
 bp = Blueprint("quotes", __name__, url_prefix="/api/v1/quotes")
 
 MAX_IDS = 100
-INT_FIELDS = ("instrument_id", "ltq", "bid_qty", "ask_qty", "volume")
 
 
 @bp.get("")
@@ -29,7 +28,7 @@ def get_quotes():
     ids = parse_instrument_ids(request.args.get("instrument_ids"))
     found, stale = latest_quotes(ids)
     return jsonify(
-        items=[{**serialize(found[iid]), "stale": iid in stale} for iid in ids if iid in found],
+        items=[{**quote_from_cache(found[iid]), "stale": iid in stale} for iid in ids if iid in found],
         missing=[iid for iid in ids if iid not in found],
     )
 
@@ -49,12 +48,3 @@ def parse_instrument_ids(raw: str | None) -> list[int]:
     if len(ids) > MAX_IDS:
         raise validation_error(f"at most {MAX_IDS} instrument_ids per request", field="instrument_ids")
     return ids
-
-
-def serialize(cached: dict) -> dict:
-    """Cached hash values are strings; quantities go back to integers, absent fields to null."""
-    quote = {}
-    for name in QUOTE_FIELDS:
-        value = cached.get(name)
-        quote[name] = int(value) if name in INT_FIELDS and value is not None else value
-    return quote

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from tradingapp.domain.quotes import OHLC_FIELDS, QUANTITY_FIELDS, QUOTE_FIELDS
+
 try:  # the OS lock even under gevent's monkey-patching: see Connection
     from gevent.monkey import get_original
 
@@ -28,12 +30,9 @@ except ImportError:  # pragma: no cover - gevent is a dependency; plain threads 
     from _thread import allocate_lock as _os_lock
 
 MODES = ("ltp", "quote", "full")
-LTP_FIELDS = ("ltp", "ts")
-QUOTE_FIELDS = ("ltp", "ltq", "bid", "ask", "bid_qty", "ask_qty", "volume", "ts")
-FULL_FIELDS = QUOTE_FIELDS + ("open", "high", "low", "close")
-FIELDS_BY_MODE = {"ltp": LTP_FIELDS, "quote": QUOTE_FIELDS, "full": FULL_FIELDS}
-# The cache holds every value as a string; the live feed sends quantities as integers.
-QUANTITY_FIELDS = frozenset({"ltq", "bid_qty", "ask_qty", "volume"})
+# The fields of the Quote (tradingapp/domain/quotes.py) a subscriber of each mode receives.
+_QUOTE_MODE = tuple(name for name in QUOTE_FIELDS if name != "instrument_id" and name not in OHLC_FIELDS)
+FIELDS_BY_MODE = {"ltp": ("ltp", "ts"), "quote": _QUOTE_MODE, "full": _QUOTE_MODE + OHLC_FIELDS}
 USER_EVENT_TYPES = frozenset({"order", "trade", "position"})
 
 CLOSE_OVERFLOW = 1013  # "try again later": the client fell too far behind
@@ -52,6 +51,7 @@ class TooManyInstruments(Exception):
 
 
 def _quantity(value):
+    """The cache holds every value as a string; the live feed sends quantities as integers."""
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return value

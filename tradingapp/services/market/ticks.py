@@ -36,6 +36,7 @@ from flask import current_app
 from sqlalchemy.dialects import postgresql
 
 from tradingapp.domain.feed import format_ts
+from tradingapp.domain.quotes import quote_of_tick
 from tradingapp.extensions import db, get_redis, upsert_insert
 from tradingapp.models import Tick
 from tradingapp.realtime import store_quotes
@@ -327,20 +328,5 @@ def refresh_quotes(rows: list[dict]) -> None:
     # One script call: each quote is written (and published) only if newer by (ts, seq) than the
     # cached one, so a late redelivery or a second consumer never rolls the cache back.
     rows = list(latest.values())
-    store_quotes(get_redis(), [to_quote(row) for row in rows], current_app.config["QUOTE_TTL"],
+    store_quotes(get_redis(), [quote_of_tick(row) for row in rows], current_app.config["QUOTE_TTL"],
                  seqs=[row["seq"] for row in rows])  # fmt: skip
-
-
-def to_quote(row: dict) -> dict:
-    """The quote of a tick: JSON-ready (decimal strings, int quantities, ISO ts)."""
-    return {
-        "instrument_id": row["instrument_id"],
-        "ltp": str(row["ltp"]),
-        "ltq": row["ltq"],
-        **{name: None if row[name] is None else str(row[name]) for name in ("bid", "ask")},
-        "bid_qty": row["bid_qty"],
-        "ask_qty": row["ask_qty"],
-        **{name: None if row[name] is None else str(row[name]) for name in ("open", "high", "low", "close")},
-        "volume": row["volume"],
-        "ts": format_ts(row["ts"]),
-    }
