@@ -1,6 +1,6 @@
-"""services/reconcile.py and the worker's book reconcile (BROKER=xts): our working orders against the
-XTS simulator process's order and trade books, events applied by the real consumer run in-process
-(RabbitMQ, Postgres), the worker process reconciling at its start."""
+"""The book reconcile (services/orders/reconcile.py over brokers/xts/books.py) and the worker's rounds
+(BROKER=xts): our working orders against the XTS simulator process's order and trade books, events
+applied by the real consumer run in-process (RabbitMQ, Postgres), the worker reconciling at its start."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from tradingapp.extensions import get_redis
 from tradingapp.models import Instrument, Order, OrderEvent, Trade
 from tradingapp.services.orders import jobqueue
 from tradingapp.services.orders.broker_events import apply_broker_event
+from tradingapp.services.orders.reconcile import MISSING_EVENT, reconcile_books
 from tradingapp.services.orders.sweeper import SweepResult, sweep_once
-from tradingapp.services.reconcile import MISSING_EVENT, reconcile_books
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.xts_sim_fixture", "tests.xts_client_fixture"]  # xts, xts_app, broker
@@ -89,7 +89,7 @@ def fill_at_broker(xts, app_order_id) -> None:
 
 # -- settling differences -----------------------------------------------------------------------------
 def test_a_fill_during_an_outage_is_applied_once(broker, xts, trader, consumer, caplog):
-    caplog.set_level(logging.INFO, logger="tradingapp.services.reconcile")
+    caplog.set_level(logging.INFO, logger="tradingapp.services.orders.reconcile")
     order_id, app_order_id = resting(broker, xts, trader)
     fill_at_broker(xts, app_order_id)
     assert fresh(order_id).status == "OPEN"
@@ -158,7 +158,7 @@ def test_a_working_order_missing_at_the_broker_is_audited_and_left_alone(broker,
     order_id = claimed(trader).order_id
     apply_broker_event(ev.make_event(ev.ACCEPTED, order_id, "xts", "424242", "test:accepted"))  # not at the broker
     assert fresh(order_id).status == "OPEN"
-    with caplog.at_level(logging.ERROR, logger="tradingapp.services.reconcile"):
+    with caplog.at_level(logging.ERROR, logger="tradingapp.services.orders.reconcile"):
         report = reconcile_books(broker)
     assert (report.missing, report.differences, report.events_published) == (1, 0, 0)
     assert "event=reconcile_missing_at_broker order_id=" in caplog.text

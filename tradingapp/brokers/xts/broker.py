@@ -43,6 +43,7 @@ from config import ConfigError
 from tradingapp import events as ev
 from tradingapp.brokers.base import BrokerOrder, ModifyRequest, OrderRequest
 from tradingapp.brokers.xts import mapping as xm
+from tradingapp.brokers.xts.books import XtsBooks, read_books
 from tradingapp.brokers.xts.errors import (
     XtsAuthError,
     XtsError,
@@ -322,6 +323,11 @@ class XtsBroker:
         return found[0] if found else None
 
     # -- books, portfolio --------------------------------------------------------------------
+    def read_books(self, users: set[uuid.UUID]) -> XtsBooks:
+        """Our orders in the books of the users' accounts, each account's read once (the book
+        reconcile: services/orders/reconcile.py)."""
+        return read_books(self, users, publish)
+
     def order_book(self, user_id: uuid.UUID | None = None) -> tuple[list[xm.OrderRow], int]:
         """Every order row of the day and how many unreadable rows of other orders were skipped."""
         return parse_rows(self.client(user_id).interactive.order_book(), xm.parse_order_row)
