@@ -41,13 +41,13 @@ import psycopg
 import sqlalchemy as sa
 
 from bench.common import PG, ROOT, CpuMeter, _cpu_seconds, _processes, bench_environment
-from jobs.tick_batches import MAX_TICKS
 from tradingapp.domain.candles import aggregate
 from tradingapp.domain.feed import format_ts
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import Publisher
 from tradingapp.models import Candle1m
 from tradingapp.realtime import read_quotes
+from tradingapp.services.market.tick_batches import MAX_TICKS
 
 EXCHANGE_RATE = 100_000  # ticks per second of market time
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "first_ts", "last_ts", "first_seq", "last_seq")

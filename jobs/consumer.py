@@ -6,9 +6,8 @@ applied (undecodable, wrong shape, a MalformedEvent) is rejected without requeue
 routes it to the dead-letter queue; a transient failure (database or Redis down) requeues it
 after a short pause and the consumer keeps running.
 
-Market ticks are written in batches: many messages per transaction (jobs/tick_batches.py). The
-process consumes them on a connection and thread of their own, so a tick backlog never queues
-broker events behind it on one socket.
+Market ticks are written in batches, many messages per transaction (services/market/tick_batches.py),
+on a connection and thread of their own, so a tick backlog never queues broker events behind it.
 """
 
 from __future__ import annotations
@@ -28,11 +27,11 @@ from kombu import Connection
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 
-from jobs.tick_batches import TickBatches
 from tradingapp.events import MalformedEvent
 from tradingapp.extensions import db
 from tradingapp.messaging import Topology
 from tradingapp.process import on_stop_signals
+from tradingapp.services.market.tick_batches import TickBatches
 from tradingapp.services.market.ticks import check_ticks
 
 log = logging.getLogger("jobs.consumer")
@@ -76,7 +75,7 @@ class Consumer(ConsumerMixin):
         if not self.paper_exchange:
             self.queues.discard(PAPER_TICKS)
         self.retry_delay = retry_delay
-        self.ticks = TickBatches(self, TRANSIENT_ERRORS, **(tick_batch or {}))
+        self.ticks = TickBatches(app, self._retrying, self._handle, self._acked, TRANSIENT_ERRORS, **(tick_batch or {}))
         self.handled = 0  # messages settled (acked or rejected)
         self.ready = threading.Event()  # set once consuming: lets a supervisor or a test wait for it
 
@@ -226,6 +225,9 @@ class Consumer(ConsumerMixin):
                 _rollback()
                 db.session.remove()
                 time.sleep(self.retry_delay * attempt)
+
+    def _acked(self, messages: int) -> None:
+        self.handled += messages
 
     def _dead_letter(self, message, reason: str) -> None:
         log.error(

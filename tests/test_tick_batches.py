@@ -15,7 +15,6 @@ from flask_migrate import upgrade
 from kombu import Connection
 
 import config
-from jobs import tick_batches
 from jobs.consumer import Consumer
 from tests.factories import event, make_order
 from tests.test_consumer import (  # noqa: F401 (fixtures)
@@ -38,6 +37,7 @@ from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import Candle1m, Order, Tick
 from tradingapp.realtime import read_quotes
+from tradingapp.services.market import tick_batches
 from tradingapp.services.market.ticks import ingest_rows, parse_ticks, store_ticks
 
 # Batches written only when full (3 messages) or after 30 s: what a test sees is never a linger.

@@ -1,40 +1,25 @@
-"""Market ticks are written in batches: many messages per transaction, and the next batch is read
-and parsed while a writer thread writes the last one.
-
-A batch is handed to the writer once it holds `max_ticks` ticks or `max_messages` messages, once
-no message has come for `linger` seconds (none ready: a backlog fills whole batches, a live
-feed's burst is written as soon as it is read), or `max_wait` seconds after its first message
-(a steady trickle). The writer stores it in one transaction (ticks, candles, commit), then
-refreshes the quote cache. Only then are its messages acknowledged, on the consumer's own thread
-(a channel is not shared between threads). One batch is written at a time, in arrival order.
-
-Why a writer thread: per tick the consumer's thread spends ~5.7 us decoding and checking, the
-writer ~2.1 us of Python and several more waiting on Postgres and Redis (GIL released); in line
-those add up, handed over they overlap. On the 2-core bench box, where Postgres, RabbitMQ and
-Redis share the cores, that was worth little when the box was otherwise quiet (76-87k vs 73-85k
-ticks/s, alternating runs) and most when it was busy and every reply slower (54-68k vs 27-63k);
-with Postgres on a host of its own the waits are idle time of the consumer's core. (A shorter
-GIL switch interval, 0.5 ms, so the writer gets the GIL back sooner after each reply, measured
-worse: 49-70k vs 74-79k ticks/s.)
-"""
+"""The consumer's tick batches: many tick messages per transaction, the next batch read while a
+writer thread writes the last one, and each message acked only after its batch is stored. The
+consumer (jobs/consumer.py) feeds it messages and hands it its ways of settling them. README:
+Market data (the batch limits and what happens on a failure)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
-from typing import TYPE_CHECKING
 
+from flask import Flask
 from kombu.message import Message
 
 from tradingapp.extensions import db
 from tradingapp.services.market.ticks import ingest_rows
 
-if TYPE_CHECKING:
-    from jobs.consumer import Consumer
+log = logging.getLogger(__name__)
 
-log = logging.getLogger("jobs.consumer")
+Work = Callable[[], object]
 
 MAX_TICKS = 10000  # ~500 instruments a batch: the quote writes and round trips spread over more ticks
 MAX_MESSAGES = 250  # the ticks queue's prefetch is twice this: one batch filling, one being written
@@ -62,12 +47,42 @@ class TickBatch:
 
 class TickBatches:
     """The batch being filled and the one being written. Every method but the writer's runs on the
-    consumer's thread."""
+    consumer's thread.
 
-    def __init__(self, consumer: Consumer, transient: tuple[type[Exception], ...], max_ticks=MAX_TICKS,
-                 max_messages=MAX_MESSAGES, linger=LINGER, max_wait=MAX_WAIT):  # fmt: skip
-        """`transient`: the failures after which a batch is requeued rather than dead-lettered."""
-        self.consumer, self.transient = consumer, transient
+    A batch is handed to the writer once it holds `max_ticks` ticks or `max_messages` messages, once
+    no message has come for `linger` seconds (none ready: a backlog fills whole batches, a live
+    feed's burst is written as soon as it is read), or `max_wait` seconds after its first message (a
+    steady trickle). The writer stores it in one transaction (ticks, candles, commit), then refreshes
+    the quote cache; only then are its messages acked, on the consumer's thread (a channel is not
+    shared between threads). One batch is written at a time, in arrival order.
+
+    Why a writer thread: per tick the consumer's thread spends ~5.7 us decoding and checking, the
+    writer ~2.1 us of Python and several more waiting on Postgres and Redis (GIL released); in line
+    those add up, handed over they overlap. On the 2-core bench box, where Postgres, RabbitMQ and
+    Redis share the cores, that was worth little when the box was otherwise quiet (76-87k vs 73-85k
+    ticks/s, alternating runs) and most when it was busy and every reply slower (54-68k vs 27-63k);
+    with Postgres on a host of its own the waits are idle time of the consumer's core. (A shorter GIL
+    switch interval, 0.5 ms, so the writer gets the GIL back sooner after each reply, measured worse:
+    49-70k vs 74-79k ticks/s.)"""
+
+    def __init__(
+        self,
+        app: Flask,
+        retrying: Callable[[Work, str], None],
+        settle_alone: Callable[[Message, Work], None],
+        on_acked: Callable[[int], None],
+        transient: tuple[type[Exception], ...],
+        max_ticks=MAX_TICKS,
+        max_messages=MAX_MESSAGES,
+        linger=LINGER,
+        max_wait=MAX_WAIT,
+    ):
+        """The consumer's ways: `retrying(work, queue)` runs work with in-place retries of a transient
+        failure; `settle_alone(message, work)` runs one message's work and acks, requeues or
+        dead-letters it; `on_acked(n)` counts messages acked here. `transient`: the failures after
+        which a batch is requeued rather than written message by message."""
+        self.app, self.retrying, self.settle_alone, self.on_acked = app, retrying, settle_alone, on_acked
+        self.transient = transient
         self.max_ticks, self.max_messages, self.linger, self.max_wait = max_ticks, max_messages, linger, max_wait
         self.filling = TickBatch()
         self.writing: tuple[TickBatch, Future] | None = None
@@ -121,9 +136,9 @@ class TickBatches:
         """The writer thread: store the batch and refresh the quotes (a transient failure retried
         in place)."""
         rows = [row for _, part in batch.parts for row in part]
-        with self.consumer.app.app_context():
+        with self.app.app_context():
             try:
-                self.consumer._retrying(partial(ingest_rows, rows), "ticks")
+                self.retrying(partial(ingest_rows, rows), "ticks")
             finally:
                 db.session.remove()  # rolls back what a failure left open
 
@@ -142,8 +157,8 @@ class TickBatches:
         except Exception:
             log.exception("event=tick_batch_failed messages=%d ticks=%d", len(batch.parts), batch.ticks)
             for message, part in batch.parts:
-                self.consumer._handle(message, partial(ingest_rows, part))
+                self.settle_alone(message, partial(ingest_rows, part))
         else:
             for message, _ in batch.parts:
                 message.ack()
-            self.consumer.handled += len(batch.parts)
+            self.on_acked(len(batch.parts))
