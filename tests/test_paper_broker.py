@@ -20,7 +20,7 @@ from tradingapp import events as ev
 from tradingapp.brokers import get_broker, paper_book
 from tradingapp.brokers.base import ModifyRequest, OrderRequest
 from tradingapp.brokers.paper import PaperBroker, expire_session, match_ticks
-from tradingapp.domain import matching as mt
+from tradingapp.domain import session_end
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.models import PaperEvent, PaperOrder
@@ -254,7 +254,7 @@ def test_stop_limit_triggers_then_rests_at_its_limit_until_crossed(broker, tap):
 
 # -- the session end -------------------------------------------------------------------------
 def session_end_after(created: datetime) -> datetime:
-    return mt.session_end_after(created, time(15, 30), ZoneInfo("Asia/Kolkata"))
+    return session_end.session_end_after(created, time(15, 30), ZoneInfo("Asia/Kolkata"))
 
 
 def test_session_end_expires_working_orders_as_of_that_end_once(broker, tap):

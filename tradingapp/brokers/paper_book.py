@@ -32,6 +32,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from tradingapp import events as ev
 from tradingapp.domain import matching as mt
+from tradingapp.domain.session_end import last_session_end, session_end_after
 from tradingapp.extensions import db
 from tradingapp.messaging import get_publisher
 from tradingapp.models import PaperEvent, PaperOrder
@@ -83,11 +84,11 @@ class SessionClock:
     zone: ZoneInfo
 
     def expires_at(self, created_at: datetime) -> datetime:
-        return mt.session_end_after(created_at, self.end, self.zone)
+        return session_end_after(created_at, self.end, self.zone)
 
     def cutoff(self, now: datetime) -> datetime:
         """Orders created before this are past their session end at `now`."""
-        return mt.last_session_end(now, self.end, self.zone)
+        return last_session_end(now, self.end, self.zone)
 
 
 def session_clock() -> SessionClock:

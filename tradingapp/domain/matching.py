@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 BUY, SELL = "BUY", "SELL"
@@ -353,23 +353,3 @@ def _priority(order: Working, arriving: bool) -> tuple:
         price = -order.limit_price if order.side == BUY else order.limit_price
     since = order.since or datetime.min.replace(tzinfo=UTC)
     return (not order.takes_market, price, arriving, since, str(order.key))
-
-
-# -- sessions --------------------------------------------------------------------------------
-def session_end_after(moment: datetime, end: time, zone: tzinfo) -> datetime:
-    """The first session end strictly after `moment` (UTC)."""
-    local = moment.astimezone(zone)
-    close = datetime.combine(local.date(), end, tzinfo=zone)
-    if close <= local:
-        close = datetime.combine(local.date() + timedelta(days=1), end, tzinfo=zone)
-    return close.astimezone(UTC)
-
-
-def last_session_end(now: datetime, end: time, zone: tzinfo) -> datetime:
-    """The latest session end at or before `now` (UTC). An order created before it is past the
-    session end that followed its creation."""
-    local = now.astimezone(zone)
-    close = datetime.combine(local.date(), end, tzinfo=zone)
-    if close > local:
-        close = datetime.combine(local.date() - timedelta(days=1), end, tzinfo=zone)
-    return close.astimezone(UTC)

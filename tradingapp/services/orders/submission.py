@@ -16,8 +16,8 @@ from flask import current_app
 
 from tradingapp.brokers.base import ModifyRequest, OrderRequest
 from tradingapp.domain import order_lifecycle as sm
-from tradingapp.domain.matching import last_session_end
 from tradingapp.domain.risk import TradingState, stricter
+from tradingapp.domain.session_end import last_session_end
 from tradingapp.extensions import db
 from tradingapp.models import Account, Order, RiskSettings
 from tradingapp.models.risk import GLOBAL_SETTINGS_ID
