@@ -24,6 +24,7 @@ PAGES = [
     ("/", "terminal-page", "trader"),
     ("/orders", "orders-page", "trader"),
     ("/positions", "positions-page", "trader"),
+    ("/trades", "trades-page", "trader"),
     ("/funds", "funds-page", "trader"),
     ("/accounts", "accounts-page", "trader"),
     ("/admin", "admin-page", "admin"),
@@ -71,9 +72,10 @@ def trader_with_orders(trader: ApiUser) -> ApiUser:
     return trader
 
 
-def test_the_login_page_has_no_serious_accessibility_violation(stack, page):
-    page.goto(f"{stack.base_url}/login")
-    expect(page.get_by_test_id("login-form")).to_be_visible()
+@pytest.mark.parametrize(("path", "form"), [("/login", "login-form"), ("/register", "register-form")])
+def test_a_page_before_login_has_no_serious_accessibility_violation(stack, page, path, form):
+    page.goto(f"{stack.base_url}{path}")
+    expect(page.get_by_test_id(form)).to_be_visible()
     violations = blocking_violations(page)
     assert not violations, "\n".join(violations)
 
