@@ -33,8 +33,9 @@ from rq import Queue, Worker
 from bench.common import ROOT, CpuMeter, bench_environment, fmt, percentiles
 from tests.conftest import FAST_HASHER
 from tests.stack import BIN, Stack
+from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.extensions import db, get_redis
-from tradingapp.models import Order, OrderEvent, PaperOrder, User
+from tradingapp.models import Order, OrderEvent, User
 from tradingapp.realtime import store_quote
 from tradingapp.security.auth import issue_tokens
 from tradingapp.services.orders import jobqueue

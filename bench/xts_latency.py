@@ -34,9 +34,10 @@ from bench.common import bench_environment, fmt, percentiles
 from bench.order_throughput import make_users, set_quotes, start_worker
 from tests.stack import BIN, Stack
 from tests.xts_sim_fixture import APP_KEY, MD_KEY, MD_SECRET, SECRET_KEY, start_simulator, stop_simulator
+from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.brokers.xts.mapping import parse_time
 from tradingapp.extensions import db
-from tradingapp.models import Order, OrderEvent, PaperOrder
+from tradingapp.models import Order, OrderEvent
 
 LIMIT = "2755.00"  # 5% under the market: the order rests, at the simulator and at the paper exchange
 

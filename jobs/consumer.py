@@ -280,7 +280,7 @@ _next_expiry = [0.0]
 
 
 def _match_ticks(ticks: list[dict]) -> None:
-    from tradingapp.brokers.paper import expire_session, match_ticks
+    from tradingapp.brokers.paper.broker import expire_session, match_ticks
 
     if time.monotonic() >= _next_expiry[0]:
         expire_session()

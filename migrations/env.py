@@ -34,6 +34,11 @@ def get_engine_url():
 config.set_main_option('sqlalchemy.url', get_engine_url())
 target_db = current_app.extensions['migrate'].db
 
+# Every table in the metadata autogenerate compares: ours, and the paper exchange's own book
+# (it lives with the exchange, so importing tradingapp.models alone does not register it).
+import tradingapp.brokers.paper.models  # noqa: E402,F401
+import tradingapp.models  # noqa: E402,F401
+
 # other values from the config, defined by the needs of env.py,
 # can be acquired:
 # my_important_option = config.get_main_option("my_important_option")

@@ -21,10 +21,11 @@ from tests.conftest import wait_until as wait_for
 from tests.factories import event, make_order
 from tradingapp import create_app
 from tradingapp import events as ev
+from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.messaging import Publisher, Topology
-from tradingapp.models import Order, PaperOrder, Tick
+from tradingapp.models import Order, Tick
 from tradingapp.realtime import quotes_channel, read_quotes
 from tradingapp.services.market.ticks import ingest_ticks
 

@@ -26,10 +26,11 @@ from jobs.worker import Maintenance
 from tests.stack import Process, Stack
 from tests.test_jobs import book_row, reload, run_worker
 from tests.test_paper_broker import set_quote
+from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
 from tradingapp.messaging import amqp_connection, topology
-from tradingapp.models import OrderEvent, PaperOrder, Trade
+from tradingapp.models import OrderEvent, Trade
 from tradingapp.services.orders import jobqueue
 
 pytestmark = pytest.mark.usefixtures("close_publisher")

@@ -20,9 +20,10 @@ from jobs.worker import Maintenance, build_worker
 from tests.test_paper_broker import set_quote
 from tradingapp import events as ev
 from tradingapp.brokers import get_broker
+from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
-from tradingapp.models import Order, PaperOrder
+from tradingapp.models import Order
 from tradingapp.services.orders import jobqueue
 from tradingapp.services.orders.actions import cancel_order
 from tradingapp.services.orders.placement import place_order

@@ -11,8 +11,9 @@ from tests.factories import event, make_order
 from tests.test_order_actions_api import add_position
 from tests.test_paper_broker import set_quote
 from tradingapp import events as ev
+from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.extensions import db
-from tradingapp.models import Order, OrderEvent, PaperOrder
+from tradingapp.models import Order, OrderEvent
 from tradingapp.services.orders import jobqueue
 from tradingapp.services.orders.broker_events import apply_broker_event
 from tradingapp.services.orders.submission import HALTED_BEFORE_SUBMISSION

@@ -17,13 +17,14 @@ import config
 from jobs import consumer
 from tradingapp import create_app
 from tradingapp import events as ev
-from tradingapp.brokers import get_broker, paper_book
+from tradingapp.brokers import get_broker
 from tradingapp.brokers.base import ModifyRequest, OrderRequest
-from tradingapp.brokers.paper import PaperBroker, expire_session, match_ticks
+from tradingapp.brokers.paper import book as paper_book
+from tradingapp.brokers.paper.broker import PaperBroker, expire_session, match_ticks
+from tradingapp.brokers.paper.models import PaperEvent, PaperOrder
 from tradingapp.domain import session_end
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
-from tradingapp.models import PaperEvent, PaperOrder
 from tradingapp.realtime import store_quote
 
 INSTRUMENT = 1

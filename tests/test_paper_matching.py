@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradingapp.domain import matching as mt
+from tradingapp.brokers.paper import matching as mt
 
 T0 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 D = Decimal

@@ -19,9 +19,10 @@ from tests.test_jobs import book_row, queued, reload, run_worker
 from tests.test_paper_broker import set_quote
 from tradingapp import events as ev
 from tradingapp.brokers import get_broker
+from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
-from tradingapp.models import Order, PaperOrder, Trade
+from tradingapp.models import Order, Trade
 from tradingapp.models.types import utcnow
 from tradingapp.services.orders import jobqueue
 from tradingapp.services.orders import state as order_state

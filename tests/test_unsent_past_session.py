@@ -7,8 +7,9 @@ import sqlalchemy as sa
 
 from jobs.order_jobs import submit_order
 from tests.factories import make_order
+from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.extensions import db
-from tradingapp.models import Order, OrderEvent, PaperOrder
+from tradingapp.models import Order, OrderEvent
 from tradingapp.services.orders.submission import UNSENT_PAST_SESSION, claim_for_submission
 
 

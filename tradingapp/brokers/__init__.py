@@ -18,7 +18,7 @@ def get_broker(app: Flask | None = None) -> Broker:
         return broker
     name = app.config["BROKER"]
     if name == "paper":
-        from tradingapp.brokers.paper import PaperBroker
+        from tradingapp.brokers.paper.broker import PaperBroker
 
         broker = PaperBroker(max_quote_age=app.config["PAPER_MAX_QUOTE_AGE"])
     elif name == "xts":

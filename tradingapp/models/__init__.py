@@ -1,10 +1,10 @@
-"""Models, one module per aggregate; importing this package registers them all."""
+"""Our models, one module per aggregate; importing this package registers them all. The paper
+exchange's own book is tradingapp/brokers/paper/models.py (migrations/env.py registers it too)."""
 
 from tradingapp.models.broker_accounts import BrokerAccount, BrokerAccountEvent
 from tradingapp.models.instruments import Instrument
 from tradingapp.models.market import Candle1m, Tick
 from tradingapp.models.order_records import Order, OrderEvent
-from tradingapp.models.paper import PaperEvent, PaperOrder
 from tradingapp.models.risk import Account, AdminAction, RiskSettings
 from tradingapp.models.trading import Position, ProcessedEvent, Trade
 from tradingapp.models.users import ROLES, User
@@ -19,8 +19,6 @@ __all__ = [
     "Instrument",
     "Order",
     "OrderEvent",
-    "PaperEvent",
-    "PaperOrder",
     "Position",
     "ProcessedEvent",
     "ROLES",

@@ -15,7 +15,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from tradingapp.brokers.paper_book import (
+from tradingapp.brokers.paper import matching as mt
+from tradingapp.brokers.paper.book import (
     Outbox,
     SessionClock,
     apply_outcome,
@@ -29,8 +30,7 @@ from tradingapp.brokers.paper_book import (
     session_clock,
     working,
 )
-from tradingapp.domain import matching as mt
-from tradingapp.models import PaperOrder
+from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.models.types import utcnow
 
 log = logging.getLogger("tradingapp.brokers.paper")

@@ -1,10 +1,9 @@
 """The paper exchange: a broker that trades against the live market in the Redis quote cache.
 
-Its book (`paper_orders`, journal `paper_events`, see tradingapp/models/paper.py) is reached
-through a session of its own: the exchange never reads our `orders` table, exactly as a real
-broker never sees our database. The matching rules are tradingapp/domain/matching.py; the book's
-mechanics (journal, publishing, concurrency) are paper_book.py; ticks and the session end are
-paper_tape.py (match_ticks, expire_session).
+Its book (`paper_orders`, journal `paper_events`: models.py) is reached through a session of its
+own: the exchange never reads our `orders` table, exactly as a real broker never sees our
+database. The matching rules are matching.py; the book's mechanics (journal, publishing,
+concurrency) are book.py; ticks and the session end are tape.py (match_ticks, expire_session).
 
 Every state change is committed before its events are published, and every event id is
 deterministic per fact, so a crash in between is repaired by the next place(), lookup() or
@@ -22,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from tradingapp import events as ev
 from tradingapp.brokers.base import BrokerOrder, ModifyRequest, OrderRequest
-from tradingapp.brokers.paper_book import (
+from tradingapp.brokers.paper import matching as mt
+from tradingapp.brokers.paper.book import (
     BROKER,
     Outbox,
     append,
@@ -38,16 +38,15 @@ from tradingapp.brokers.paper_book import (
     session_clock,
     working,
 )
-from tradingapp.brokers.paper_tape import expire_session, match_ticks
-from tradingapp.domain import matching as mt
+from tradingapp.brokers.paper.models import PaperEvent, PaperOrder
+from tradingapp.brokers.paper.tape import expire_session, match_ticks
 from tradingapp.extensions import get_redis
-from tradingapp.models import PaperEvent, PaperOrder
 from tradingapp.models.types import utcnow
 from tradingapp.realtime import read_quotes
 
 __all__ = ["PaperBroker", "expire_session", "match_ticks"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tradingapp.brokers.paper")
 
 CANCEL_REQUESTED = "cancelled on request"
 TOMBSTONE = "cancelled before the order arrived"

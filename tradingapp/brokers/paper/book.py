@@ -31,11 +31,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from tradingapp import events as ev
-from tradingapp.domain import matching as mt
+from tradingapp.brokers.paper import matching as mt
+from tradingapp.brokers.paper.models import PaperEvent, PaperOrder
 from tradingapp.domain.session_end import last_session_end, session_end_after
 from tradingapp.extensions import db
 from tradingapp.messaging import get_publisher
-from tradingapp.models import PaperEvent, PaperOrder
 
 log = logging.getLogger("tradingapp.brokers.paper")
 
