@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { applyQuotes, flushQuotes, ingestQuote, useQuoteStore, type QuoteMap } from './quotes';
+import { applyQuotes, flushQuotes, ingestQuote, seedQuotes, useQuoteStore, type QuoteMap } from './quotes';
 
 describe('applyQuotes', () => {
   it('adds a quote and leaves other instruments the same object', () => {
@@ -58,5 +58,25 @@ describe('ingestQuote', () => {
     expect(updates).toBe(1);
     expect(useQuoteStore.getState().quotes[3].ltp).toBe('10');
     expect(useQuoteStore.getState().quotes[4].ltp).toBe('20');
+  });
+});
+
+describe('seedQuotes (a REST snapshot drawn before the first socket frame)', () => {
+  it('fills instruments with no quote yet', () => {
+    const q = seedQuotes({}, [{ instrument_id: 1, ltp: '100', close: '98', stale: false }], 5);
+    expect(q[1]).toMatchObject({ ltp: '100', close: '98', stale: false, receivedAt: 5, tick: null });
+  });
+  it('never replaces a quote the socket already gave', () => {
+    const live = applyQuotes({}, [{ instrument_id: 1, ltp: '101' }], 1);
+    const q = seedQuotes(live, [{ instrument_id: 1, ltp: '100' }, { instrument_id: 2, ltp: '50' }], 2);
+    expect(q[1]).toBe(live[1]);
+    expect(q[2].ltp).toBe('50');
+  });
+  it('is overwritten by the socket\'s next quote', () => {
+    useQuoteStore.getState().reset();
+    useQuoteStore.getState().seed([{ instrument_id: 7, ltp: '10', close: '9' }]);
+    ingestQuote({ instrument_id: 7, ltp: '10.5' });
+    flushQuotes();
+    expect(useQuoteStore.getState().quotes[7]).toMatchObject({ ltp: '10.5', close: '9', tick: 'up' });
   });
 });

@@ -62,6 +62,16 @@ export function applyQuotes(prev: QuoteMap, messages: readonly QuoteMessage[], n
   return next;
 }
 
+/** Quotes of a REST snapshot (GET /quotes): taken only for instruments with no quote yet, so a
+ * snapshot answered after the socket's first frames never puts an older price back. */
+export function seedQuotes(prev: QuoteMap, snapshot: readonly QuoteMessage[], now: number): QuoteMap {
+  return applyQuotes(
+    prev,
+    snapshot.filter((q) => prev[q.instrument_id] === undefined),
+    now,
+  );
+}
+
 function stripUndefined(msg: QuoteMessage): Partial<QuoteMessage> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(msg)) if (v !== undefined && k !== 'type') out[k] = v;
@@ -71,12 +81,14 @@ function stripUndefined(msg: QuoteMessage): Partial<QuoteMessage> {
 interface QuoteStore {
   quotes: QuoteMap;
   apply: (messages: readonly QuoteMessage[], now?: number) => void;
+  seed: (snapshot: readonly QuoteMessage[], now?: number) => void;
   reset: () => void;
 }
 
 export const useQuoteStore = create<QuoteStore>()((set) => ({
   quotes: {},
   apply: (messages, now = Date.now()) => set((s) => ({ quotes: applyQuotes(s.quotes, messages, now) })),
+  seed: (snapshot, now = Date.now()) => set((s) => ({ quotes: seedQuotes(s.quotes, snapshot, now) })),
   reset: () => set({ quotes: {} }),
 }));
 

@@ -4,18 +4,20 @@ import { api } from '@/api/client';
 import { ApiError, RateLimitedError, ValidationError } from '@/api/errors';
 import { useMeta } from '@/api/queries';
 import { qk, queryClient } from '@/api/queryClient';
-import { fetchWatchlists } from '@/features/watchlist/api';
+import { warmStart } from '@/features/watchlist/warm';
 import type { Tokens, User } from '@/api/types';
 import { useAuthStore } from '@/stores/auth';
 import { Button, Field, Input } from '@/components/ui';
 
-/** Log in; the terminal opens at once while the user and the watchlists load in parallel (the
- * first live price is what the trader waits for). */
+/** Log in. The first live price is what the trader waits for, so everything it needs starts with
+ * the login answer, in parallel, before the terminal renders: the socket connects (and
+ * authenticates), /auth/me and the watchlists are read, the watchlist's quotes are subscribed as
+ * soon as its ids are known and a REST snapshot of them is drawn if it beats the socket. */
 export async function signIn(email: string, password: string): Promise<void> {
   const tokens = await api.post<Tokens>('/auth/login', { email, password }, { anonymous: true });
   useAuthStore.getState().setTokens(tokens);
+  warmStart();
   void queryClient.prefetchQuery({ queryKey: qk.me, queryFn: () => api.get<User>('/auth/me') });
-  void queryClient.prefetchQuery({ queryKey: qk.watchlists, queryFn: fetchWatchlists });
 }
 
 export function AuthCard({ title, children }: { title: string; children: React.ReactNode }) {

@@ -38,7 +38,9 @@ function handle(msg: ServerMessage): void {
 }
 
 export const live = new LiveSocket({
-  url: async () => websocketUrl(await queryClient.fetchQuery({ queryKey: qk.meta, queryFn: fetchMeta, staleTime: 60_000 })),
+  // the cached /meta even when stale (the login page read it): its websocket_url does not change,
+  // and a refetch would hold the first connect back by a round trip
+  url: async () => websocketUrl(await queryClient.ensureQueryData({ queryKey: qk.meta, queryFn: fetchMeta })),
   token: () => useAuthStore.getState().accessToken,
   refresh: refreshAccessToken,
   endSession,
@@ -50,7 +52,8 @@ export const live = new LiveSocket({
   onReconnected: () => catchUp(queryClient),
 });
 
-/** Start the socket while logged in; swap it when the token is refreshed; stop it on logout. */
+/** Start the socket while logged in (signIn has usually started it already); swap it when the
+ * token is refreshed; stop it on logout. */
 export function useLiveConnection(): void {
   const token = useAuthStore((s) => s.accessToken);
   useEffect(() => {
@@ -75,6 +78,7 @@ export function useLiveQuotes(ids: readonly number[], mode: Mode = 'full'): void
     const list = key ? key.split(',').map(Number) : [];
     if (list.length === 0) return;
     live.subscribe(list, mode);
+    live.releasePrimed(list, mode); // the list primed at login is now wanted by this screen
     return () => live.unsubscribe(list, mode);
   }, [key, mode]);
 }

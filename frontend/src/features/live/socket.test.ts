@@ -241,4 +241,81 @@ describe('LiveSocket', () => {
     await vi.advanceTimersByTimeAsync(500);
     expect(FakeSocket.all.length).toBeGreaterThan(1);
   });
+
+  it('does not swap a socket that is still opening: it authenticates with the token of its open', async () => {
+    const { live, setToken } = setup();
+    live.start();
+    live.swap(); // the shell mounting right after signIn started the socket
+    await flush();
+    setToken('tok-3');
+    live.swap(); // a refresh while the socket opens
+    await flush();
+    expect(FakeSocket.all).toHaveLength(1);
+    FakeSocket.all[0].open();
+    expect(FakeSocket.all[0].sent[0]).toEqual({ action: 'auth', token: 'tok-3' });
+  });
+
+  it('does not swap an open socket whose token is still the current one', async () => {
+    const { live } = setup();
+    live.start();
+    await flush();
+    FakeSocket.all[0].open();
+    live.swap();
+    await flush();
+    expect(FakeSocket.all).toHaveLength(1);
+  });
+
+  it('primes a subscription before any screen wants it, sent as the socket opens', async () => {
+    const { live } = setup();
+    live.start();
+    live.prime([4, 5, 5], 'full');
+    await flush();
+    FakeSocket.all[0].open();
+    expect(FakeSocket.all[0].sent).toEqual([
+      { action: 'auth', token: 'tok-1' },
+      { action: 'subscribe', instrument_ids: [4, 5], mode: 'full' },
+    ]);
+  });
+
+  it('hands a primed subscription over to the screen that wants it, with nothing re-sent', async () => {
+    const { live } = setup();
+    live.start();
+    await flush();
+    const ws = FakeSocket.all[0];
+    ws.open();
+    live.prime([4, 5], 'full');
+    live.subscribe([4, 5, 6], 'full'); // the watchlist mounts
+    live.releasePrimed([4, 5, 6], 'full');
+    expect(ws.sent.slice(1)).toEqual([
+      { action: 'subscribe', instrument_ids: [4, 5], mode: 'full' },
+      { action: 'subscribe', instrument_ids: [6], mode: 'full' },
+    ]);
+    live.unsubscribe([4, 5, 6], 'full'); // the watchlist unmounts: nothing held back
+    expect(ws.sent.at(-1)).toEqual({ action: 'unsubscribe', instrument_ids: [4, 5, 6] });
+    expect(live.subs.size).toBe(0);
+  });
+
+  it('keeps a prime that a screen covers only in part, and drops it after its hold', async () => {
+    vi.useFakeTimers();
+    const { live } = setup();
+    live.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const ws = FakeSocket.all[0];
+    ws.open();
+    live.prime([4, 5], 'full', 10_000);
+    live.subscribe([4], 'full'); // the chart wants one of them
+    live.releasePrimed([4], 'full');
+    expect(live.subs.modeOf(5)).toBe('full');
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(ws.sent.at(-1)).toEqual({ action: 'unsubscribe', instrument_ids: [5] });
+    expect(live.subs.modeOf(4)).toBe('full');
+  });
+
+  it('drops a prime on stop (logout): the next session starts with nothing wanted', async () => {
+    const { live } = setup();
+    live.start();
+    live.prime([4], 'full');
+    live.stop();
+    expect(live.subs.size).toBe(0);
+  });
 });

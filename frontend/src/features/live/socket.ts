@@ -38,6 +38,13 @@ export class LiveSocket {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private lastMessageAt = 0;
+  /** the token the open socket authenticated with */
+  private wsToken: string | null = null;
+  /** while connect() waits for the URL */
+  private resolving = false;
+  /** the socket connect() made last (it may still be opening) */
+  private latest: WebSocket | null = null;
+  private primed: { ids: number[]; mode: Mode; timer: ReturnType<typeof setTimeout> } | null = null;
   private readonly deps: Required<Pick<SocketDeps, 'pingEvery' | 'deadAfter'>> & SocketDeps;
 
   constructor(deps: SocketDeps) {
@@ -55,6 +62,7 @@ export class LiveSocket {
   /** Close for good (logout): no reconnect. */
   stop(): void {
     this.running = false;
+    this.releasePrimed();
     this.clearTimers();
     const ws = this.ws;
     this.ws = null;
@@ -62,10 +70,40 @@ export class LiveSocket {
     this.deps.onStatus({ status: 'closed', attempt: 0, nextRetryAt: null });
   }
 
-  /** Reconnect with the current token, keeping the old socket until the new one is open. */
+  /** The access token changed: reconnect with it, keeping the old socket until the new one is
+   * open. Nothing to do while a socket is opening (it authenticates with the token current when it
+   * opens) or when the open socket already has this token. */
   swap(): void {
-    if (!this.running) return;
+    if (!this.running || this.opening) return;
+    if (this.ws?.readyState === WebSocket.OPEN && this.wsToken === this.deps.token()) return;
     void this.connect();
+  }
+
+  private get opening(): boolean {
+    return this.resolving || this.latest?.readyState === WebSocket.CONNECTING;
+  }
+
+  /** Want `ids` before any screen does (right after login, from the watchlist's answer), so their
+   * quotes are on the way while the screen renders. The hold ends when a screen wants them all
+   * (releasePrimed from useLiveQuotes), after `holdFor` ms, or on stop(). */
+  prime(ids: readonly number[], mode: Mode, holdFor = 15_000): void {
+    this.releasePrimed();
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return;
+    this.subscribe(unique, mode);
+    const timer = setTimeout(() => this.releasePrimed(), holdFor);
+    this.primed = { ids: unique, mode, timer };
+  }
+
+  /** End the prime hold: with `covering`, only when that subscription (same mode) holds every
+   * primed instrument, so nothing is unsubscribed and subscribed again. */
+  releasePrimed(covering?: readonly number[], mode?: Mode): void {
+    const p = this.primed;
+    if (!p) return;
+    if (covering && (mode !== p.mode || !p.ids.every((id) => covering.includes(id)))) return;
+    clearTimeout(p.timer);
+    this.primed = null;
+    this.unsubscribe(p.ids, p.mode);
   }
 
   /** Reconnect now (browser back online). */
@@ -128,14 +166,18 @@ export class LiveSocket {
       this.deps.onStatus({ status: this.attempt > 0 || this.opens > 0 ? 'reconnecting' : 'connecting', attempt: this.attempt, nextRetryAt: null });
     }
     let url: string;
+    this.resolving = true;
     try {
       url = await this.deps.url();
     } catch {
       this.scheduleReconnect({ code: 0, reason: 'server meta unavailable' });
       return;
+    } finally {
+      this.resolving = false;
     }
     if (!this.running) return;
     const ws = (this.deps.createSocket ?? ((u) => new WebSocket(u)))(url);
+    this.latest = ws;
     if (!replacing) this.ws = ws;
 
     ws.onopen = () => {
@@ -153,6 +195,7 @@ export class LiveSocket {
         replacing.onmessage = null;
         replacing.close(1000, 'token refreshed');
       }
+      this.wsToken = current;
       this.attempt = 0;
       this.opens += 1;
       this.lastMessageAt = Date.now();

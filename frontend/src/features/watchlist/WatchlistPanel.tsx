@@ -12,6 +12,7 @@ import { useUiStore } from '@/stores/ui';
 import { useEnsureWatchlist, useWatchlistMutations, useWatchlists } from './api';
 import { SearchBox } from './SearchBox';
 import { WatchlistRow } from './WatchlistRow';
+import { currentWatchlist } from './warm';
 
 const ROW = 48;
 
@@ -38,7 +39,7 @@ export function WatchlistPanel() {
   const baseId = useId();
 
   const all = lists.data ?? [];
-  const current = all.find((w) => w.id === watchlistId) ?? all[0];
+  const current = currentWatchlist(all, watchlistId);
   const instruments = useMemo(() => current?.instruments ?? [], [current]);
   const ids = useMemo(() => instruments.map((i) => i.id), [instruments]);
   useLiveQuotes(ids, 'full');
