@@ -31,6 +31,7 @@ from tradingapp.brokers.xts.broker import MIN_RESEND_HORIZON, PLACED_TTL, XtsBro
 from tradingapp.brokers.xts.errors import XtsAuthError, XtsRateLimited, XtsResponseError, XtsUnavailable
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
 from tradingapp.extensions import get_redis
+from tradingapp.services.accounts.broker_accounts import credentials_for
 from tradingapp.services.orders import jobqueue
 from tradingapp.services.orders.submission import claim_for_submission
 from tradingapp.services.orders.sweeper import sweep_once
@@ -162,7 +163,7 @@ def test_dealer_account_sends_its_client_id_on_every_call(xts_app, xts, monkeypa
     monkeypatch.setitem(xts_app.config, "XTS_API_KEY", "sim-dealer-key")
     monkeypatch.setitem(xts_app.config, "XTS_API_SECRET", "sim-dealer-secret")
     without = XtsBroker.from_app(xts_app)
-    dealer = XtsBroker.from_app(xts_app)
+    dealer = XtsBroker.from_app(xts_app, credentials_for)
     try:
         with pytest.raises(XtsAuthError, match="XTS_CLIENT_ID"):
             without.order_book()
@@ -174,6 +175,20 @@ def test_dealer_account_sends_its_client_id_on_every_call(xts_app, xts, monkeypa
     finally:
         without.close()
         dealer.close()
+
+
+def test_a_broker_built_without_credentials_sends_no_users_order(xts_app, xts, trader):
+    """Only a broker handed the users' credentials (the factory's) trades for them; one without them
+    serves the deployment's account alone and never guesses a user's."""
+    broker = XtsBroker.from_app(xts_app)
+    try:
+        request = order_request(trader)
+        with pytest.raises(XtsAuthError, match="without a resolver"):
+            broker.place(request)
+        assert at_simulator(xts, request.order_id) == []
+        assert broker.order_book() == ([], 0)  # the deployment's account: no user in it
+    finally:
+        broker.close()
 
 
 def test_a_users_linked_account_places_their_orders(xts_app, xts, client, trader_headers, make_user, auth_headers,
@@ -447,7 +462,7 @@ def claimed(user, **body):
 
 def test_unreachable_broker_is_unavailable(xts_app, monkeypatch, trader):
     monkeypatch.setitem(xts_app.config, "XTS_API_URL", "http://127.0.0.1:9")
-    broker = XtsBroker.from_app(xts_app)
+    broker = XtsBroker.from_app(xts_app, credentials_for)
     try:
         with pytest.raises(XtsUnavailable):
             broker.place(order_request(trader))

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from flask import current_app
+
 from config import ConfigError
 from tradingapp.brokers.xts import mapping as xm
+from tradingapp.brokers.xts.accounts import XtsCredentials, account_of
 from tradingapp.brokers.xts.errors import XtsError, XtsResponseError
 from tradingapp.brokers.xts.interactive import Interactive
 from tradingapp.brokers.xts.session import XtsAccount
@@ -117,14 +120,15 @@ class XtsBooks:
         return [trade for app_order_id in by_app for trade in self.trades.get(app_order_id, [])]
 
 
-def read_books(broker: XtsBroker, users: set[uuid.UUID], publish: Callable[[list[dict]], None]) -> XtsBooks:
-    """The books of the accounts the users' orders go through, each account read once; a user
-    without an account, or whose account's books could not be read, is left out of `read_users`."""
+def read_books(broker: XtsBroker, credentials: dict[uuid.UUID, XtsCredentials],
+               publish: Callable[[list[dict]], None]) -> XtsBooks:  # fmt: skip
+    """The books of the accounts of the users' credentials, each account read once (users who share
+    one share its read); a user whose account's books could not be read is left out of `read_users`."""
     accounts: dict[XtsAccount, set[uuid.UUID]] = defaultdict(set)
-    for user_id in sorted(users):
+    for user_id, user_credentials in credentials.items():
         try:
-            accounts[broker.accounts(user_id)].add(user_id)
-        except (XtsError, ConfigError) as exc:  # no credentials: its orders cannot be asked about
+            accounts[account_of(current_app.config, user_credentials)].add(user_id)
+        except ConfigError as exc:  # the deployment's keys without its URL: nothing can be asked
             log.warning("event=reconcile_no_account user_id=%s error=%s", user_id, exc)
     books = XtsBooks(publish, accounts=len(accounts))
     for account, account_users in accounts.items():

@@ -19,8 +19,8 @@ and from `lookup`, which re-publishes every event the order's rows state under t
 ids (mapping.py), so the consumer settles whatever the socket missed. A refusal the broker answers
 at once (HTTP 4xx) becomes order.rejected / cancel_rejected / modify_rejected with its reason.
 
-Credentials are resolved per order's user by `account_for_user`: the user's linked XTS account
-(services/accounts/broker_accounts.py), else the one in the environment.
+Credentials are handed in: whoever builds the broker passes `credentials`, a function giving a
+user's XtsCredentials (their linked account, else the deployment's; accounts.py), called per order.
 """
 
 from __future__ import annotations
@@ -39,10 +39,16 @@ import requests
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from config import ConfigError
 from tradingapp import events as ev
 from tradingapp.brokers.base import BrokerOrder, ModifyRequest, OrderRequest
 from tradingapp.brokers.xts import mapping as xm
+from tradingapp.brokers.xts.accounts import (
+    CredentialsFor,
+    CredentialsUnavailable,
+    XtsCredentials,
+    account_of,
+    env_account,
+)
 from tradingapp.brokers.xts.books import XtsBooks, read_books
 from tradingapp.brokers.xts.errors import (
     XtsAuthError,
@@ -61,7 +67,6 @@ from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, 
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import get_publisher
 from tradingapp.models import Order
-from tradingapp.services.accounts.broker_accounts import CredentialsUnavailable, credentials_for
 
 log = logging.getLogger("tradingapp.brokers.xts")
 
@@ -77,38 +82,6 @@ def resend_horizon(timeout: float) -> float:
     """How long after an attempt whose outcome is unknown the broker may still book it: well past
     the client's timeout (a broker still working on a request answers late, not never)."""
     return max(4 * timeout, MIN_RESEND_HORIZON)
-
-
-def env_account(config) -> XtsAccount:
-    missing = [name for name in ("XTS_API_URL", "XTS_API_KEY", "XTS_API_SECRET") if not config[name]]
-    if missing:
-        raise ConfigError(f"BROKER=xts needs {', '.join(missing)}")
-    return XtsAccount(url=config["XTS_API_URL"], app_key=config["XTS_API_KEY"], secret_key=config["XTS_API_SECRET"],
-                      client_id=config["XTS_CLIENT_ID"], md_app_key=config["XTS_MD_API_KEY"],
-                      md_secret_key=config["XTS_MD_API_SECRET"], md_prefix=config["XTS_MARKET_DATA_PREFIX"],
-                      timeout=float(config["XTS_TIMEOUT"]))  # fmt: skip
-
-
-def account_for_user(user_id: uuid.UUID | None) -> XtsAccount:
-    """The XTS account a user's orders go through: the user's linked account (broker_accounts),
-    else the deployment's. None (market data) is the deployment's."""
-    config = current_app.config
-    if user_id is None:
-        return env_account(config)
-    reading = db.session().in_transaction()
-    try:
-        credentials = credentials_for(user_id)
-    except CredentialsUnavailable as exc:
-        raise XtsAuthError(str(exc)) from None
-    finally:
-        if not reading:
-            db.session.rollback()  # end the read it began: no transaction stays open over a broker call
-    if credentials.source == "default":
-        return env_account(config)
-    return XtsAccount(url=config["XTS_API_URL"], app_key=credentials.app_key, secret_key=credentials.secret_key,
-                      client_id=credentials.client_id, md_app_key=credentials.md_app_key,
-                      md_secret_key=credentials.md_secret_key, md_prefix=config["XTS_MARKET_DATA_PREFIX"],
-                      timeout=float(config["XTS_TIMEOUT"]))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -135,18 +108,36 @@ class XtsClient:
 class XtsBroker:
     name = xm.BROKER
 
-    def __init__(self, store: TokenStore, accounts: Callable[[uuid.UUID | None], XtsAccount] = account_for_user):
+    def __init__(self, store: TokenStore, credentials: CredentialsFor | None = None):
         self.store = store
-        self.accounts = accounts
+        self.credentials = credentials  # None: the deployment's account only (market data, the book reads)
         self._clients: dict[XtsAccount, XtsClient] = {}
 
     @classmethod
-    def from_app(cls, app: Flask) -> XtsBroker:
+    def from_app(cls, app: Flask, credentials: CredentialsFor | None = None) -> XtsBroker:
         env_account(app.config)  # refuse to start without credentials
-        return cls(TokenStore(app.extensions["redis"], app.config.get("NAMESPACE", "")))
+        return cls(TokenStore(app.extensions["redis"], app.config.get("NAMESPACE", "")), credentials)
 
     def client(self, user_id: uuid.UUID | None = None) -> XtsClient:
-        return self.client_for(self.accounts(user_id))
+        return self.client_for(self.account(user_id))
+
+    def account(self, user_id: uuid.UUID | None) -> XtsAccount:
+        """The account a user's orders go through, from the credentials handed in (resolved per call:
+        a newly linked account takes effect at once). None (market data) is the deployment's."""
+        config = current_app.config
+        if user_id is None:
+            return env_account(config)
+        if self.credentials is None:
+            raise XtsAuthError(f"no credentials for user {user_id}: this broker was built without a resolver")
+        reading = db.session().in_transaction()
+        try:
+            credentials = self.credentials(user_id)
+        except CredentialsUnavailable as exc:
+            raise XtsAuthError(str(exc)) from None
+        finally:
+            if not reading:
+                db.session.rollback()  # end the read it began: no transaction stays open over a broker call
+        return account_of(config, credentials)
 
     def client_for(self, account: XtsAccount) -> XtsClient:
         """One account's client (the reconcile reads each account's books once, whoever its users)."""
@@ -323,10 +314,10 @@ class XtsBroker:
         return found[0] if found else None
 
     # -- books, portfolio --------------------------------------------------------------------
-    def read_books(self, users: set[uuid.UUID]) -> XtsBooks:
-        """Our orders in the books of the users' accounts, each account's read once (the book
-        reconcile: services/orders/reconcile.py)."""
-        return read_books(self, users, publish)
+    def read_books(self, credentials: dict[uuid.UUID, XtsCredentials]) -> XtsBooks:
+        """Our orders in the books of the accounts of the users' credentials (resolved by the caller),
+        each account's read once (the book reconcile: services/orders/reconcile.py)."""
+        return read_books(self, credentials, publish)
 
     def order_book(self, user_id: uuid.UUID | None = None) -> tuple[list[xm.OrderRow], int]:
         """Every order row of the day and how many unreadable rows of other orders were skipped."""

@@ -11,12 +11,12 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from tradingapp.brokers.xts.accounts import CredentialsUnavailable, XtsCredentials
 from tradingapp.domain.errors import Conflict, Invalid, NotFound, Unavailable
 from tradingapp.extensions import db
 from tradingapp.models import BrokerAccount, BrokerAccountEvent
@@ -33,25 +33,6 @@ LABEL_MAX = 64
 LINK_FIELDS = {"broker", "label", *LENGTHS}
 REPLACE_FIELDS = {"app_key", "secret_key", "md_app_key", "md_secret_key"}
 UNIQUE_ACTIVE = "uq_broker_accounts_user_broker_active"
-
-
-@dataclass(frozen=True)
-class XtsCredentials:
-    """The XTS account one user's orders go through; an empty string means none (no market-data
-    app, an investor account without client id)."""
-
-    app_key: str
-    secret_key: str = field(repr=False)
-    client_id: str = ""
-    md_app_key: str = ""
-    md_secret_key: str = field(default="", repr=False)
-    source: Literal["user", "default"] = "default"
-    account_id: uuid.UUID | None = None  # the linked account, when source is "user"
-
-
-class CredentialsUnavailable(RuntimeError):
-    """No XTS credentials for a user: nothing linked and no default configured, or a linked secret
-    that cannot be decrypted. The message says which, never a secret."""
 
 
 def credentials_for(user_id: uuid.UUID | str) -> XtsCredentials:

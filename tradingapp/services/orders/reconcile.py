@@ -23,6 +23,7 @@ from tradingapp.domain.order_lifecycle import FINAL, Status
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Order, OrderEvent
 from tradingapp.models.types import utcnow
+from tradingapp.services.accounts.broker_accounts import CredentialsUnavailable, credentials_for
 from tradingapp.services.orders import jobqueue
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Standing(Protocol):
 
 
 class Books(Protocol):
-    """What a broker's `read_books(users)` gives (brokers/xts/books.py)."""
+    """What a broker's `read_books` gives (brokers/xts/books.py)."""
 
     accounts: int
     failed_accounts: int
@@ -61,7 +62,7 @@ class Books(Protocol):
 class BookBroker(Protocol):
     name: str
 
-    def read_books(self, users: set[uuid.UUID]) -> Books: ...
+    def read_books(self, credentials: dict) -> Books: ...  # {user id: the user's credentials}
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def reconcile_books(broker: BookBroker) -> ReconcileReport:
     started = time.monotonic()
     report = ReconcileReport()
     ours = working_orders(broker.name)
-    books = broker.read_books({o.user_id for o in ours} | _users_trading_today(broker.name))
+    books = broker.read_books(_credentials({o.user_id for o in ours} | _users_trading_today(broker.name)))
     report.accounts, report.failed_accounts = books.accounts, books.failed_accounts
     checked = [o for o in ours if o.user_id in books.read_users]
     report.orders = len(checked)
@@ -144,6 +145,19 @@ def _users_trading_today(broker: str) -> set[uuid.UUID]:
     ).all()
     db.session.rollback()
     return set(users)
+
+
+def _credentials(users: set[uuid.UUID]) -> dict:
+    """Each user's broker credentials (their linked account, else the deployment's); a user without
+    any is left out: their orders cannot be asked about."""
+    found = {}
+    for user_id in sorted(users):
+        try:
+            found[user_id] = credentials_for(user_id)
+        except CredentialsUnavailable as exc:
+            log.warning("event=reconcile_no_account user_id=%s error=%s", user_id, exc)
+    db.session.rollback()  # the reads end before any broker call
+    return found
 
 
 # -- deciding ------------------------------------------------------------------------------------
