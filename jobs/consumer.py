@@ -1,5 +1,5 @@
 """The RabbitMQ consumer (`python -m jobs.consumer`): broker events, market ticks and, with the
-paper broker, the paper exchange's tick feed.
+paper broker, the ticks the exchange trades against (handed to the broker's on_ticks).
 
 Every message is acknowledged only after its database commit. A message that can never be
 applied (undecodable, wrong shape, a MalformedEvent) is rejected without requeue, so RabbitMQ
@@ -27,6 +27,7 @@ from kombu import Connection
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 
+from tradingapp.brokers import get_broker
 from tradingapp.events import MalformedEvent
 from tradingapp.extensions import db
 from tradingapp.messaging import Topology
@@ -185,7 +186,7 @@ class Consumer(ConsumerMixin):
             self.handled += 1
 
     def on_paper_ticks(self, body, message):
-        self._handle(message, lambda: _match_ticks(_tick_list(body)))
+        self._handle(message, lambda: get_broker(self.app).on_ticks(_tick_list(body)))
 
     def _handle(self, message, work) -> None:
         """Run one message's work; settle the message by what happened."""
@@ -272,20 +273,6 @@ def _decode(message: Message) -> object:
     ):
         return orjson.loads(message.body)
     return message.decode()
-
-
-# Session expiry rides on the paper tick path (no extra process), at most this often per process.
-EXPIRE_EVERY_SECONDS = 5.0
-_next_expiry = [0.0]
-
-
-def _match_ticks(ticks: list[dict]) -> None:
-    from tradingapp.brokers.paper.broker import expire_session, match_ticks
-
-    if time.monotonic() >= _next_expiry[0]:
-        expire_session()
-        _next_expiry[0] = time.monotonic() + EXPIRE_EVERY_SECONDS
-    match_ticks(ticks)
 
 
 def _rollback() -> None:

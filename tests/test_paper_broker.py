@@ -14,14 +14,14 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 import config
-from jobs import consumer
 from tradingapp import create_app
 from tradingapp import events as ev
 from tradingapp.brokers import get_broker
 from tradingapp.brokers.base import ModifyRequest, OrderRequest
 from tradingapp.brokers.paper import book as paper_book
-from tradingapp.brokers.paper.broker import PaperBroker, expire_session, match_ticks
+from tradingapp.brokers.paper.broker import PaperBroker
 from tradingapp.brokers.paper.models import PaperEvent, PaperOrder
+from tradingapp.brokers.paper.tape import expire_session, match_ticks
 from tradingapp.domain import session_end
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
@@ -295,15 +295,15 @@ def age_order(order_id, days: int) -> None:
     _db.session.commit()
 
 
-def test_consumer_paper_tick_path_expires_orders_at_most_every_few_seconds(broker, tap, monkeypatch):
-    monkeypatch.setattr(consumer, "_next_expiry", [0.0])
+def test_the_tick_path_expires_orders_at_most_every_few_seconds(broker, tap, monkeypatch):
+    monkeypatch.setattr(broker, "next_expiry", 0.0)
     first = resting_buy(broker, tap)
     age_order(first.order_id, days=2)
-    consumer._match_ticks([])
+    broker.on_ticks([])
     assert kinds(tap.drain()) == [ev.EXPIRED]
     second = resting_buy(broker, tap)
     age_order(second.order_id, days=2)
-    consumer._match_ticks([])  # within EXPIRE_EVERY_SECONDS of the last run
+    broker.on_ticks([])  # within EXPIRE_EVERY_SECONDS of the last run
     assert tap.drain() == []
     assert book_row(second.order_id).status == "open"
 

@@ -1,4 +1,4 @@
-"""The broker interface. Implementations: paper (now), XTS (later).
+"""The broker interface. Implementations: the paper exchange (paper/) and XTS (xts/).
 
 A broker is told to place, cancel or look up an order; everything the broker decides later
 (acknowledgement, fills, rejects, cancels) comes back as events on the `broker.events`
@@ -67,8 +67,18 @@ class QuoteSource(Protocol):
         Raises BrokerError when the broker cannot be reached."""
 
 
+class TickListener(Protocol):
+    """Optional broker hook: the market's ticks as the consumer receives them, for a broker that
+    trades against them (the paper exchange matches its resting orders). A real broker has its
+    own market and needs none."""
+
+    def on_ticks(self, ticks: list[dict]) -> None:
+        """Apply one message's ticks; what they cause goes out as events. Raises on a transient
+        failure (the consumer retries the message)."""
+
+
 class Broker(Protocol):
-    """A broker may also implement QuoteSource."""
+    """A broker may also implement QuoteSource and TickListener."""
 
     name: str
 

@@ -13,6 +13,7 @@ change of the order: they re-send the journal under the same ids with the origin
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime
 
@@ -44,8 +45,6 @@ from tradingapp.extensions import get_redis
 from tradingapp.models.types import utcnow
 from tradingapp.realtime import read_quotes
 
-__all__ = ["PaperBroker", "expire_session", "match_ticks"]
-
 log = logging.getLogger("tradingapp.brokers.paper")
 
 CANCEL_REQUESTED = "cancelled on request"
@@ -53,6 +52,8 @@ TOMBSTONE = "cancelled before the order arrived"
 UNKNOWN_ORDER = "unknown order"
 FRESH_COUNTERS = {"modify_seq": 0, "fill_count": 0, "event_count": 0, "published_pos": 0}
 CANCEL_REFUSALS = {mt.FILLED: "order already filled", mt.REJECTED: "order was rejected"}
+# Session expiry rides on the tick path (no extra process), at most this often per process.
+EXPIRE_EVERY_SECONDS = 5.0
 
 
 class PaperBroker:
@@ -60,6 +61,16 @@ class PaperBroker:
 
     def __init__(self, max_quote_age: int):
         self.max_quote_age = max_quote_age
+        self.next_expiry = 0.0  # time.monotonic() of the next session expiry round
+
+    # -- ticks (the consumer's paper-exchange feed) ----------------------------------------
+    def on_ticks(self, ticks: list[dict]) -> None:
+        """Resting orders meet the ticks; working orders past their session end expire first (at
+        most every EXPIRE_EVERY_SECONDS)."""
+        if time.monotonic() >= self.next_expiry:
+            expire_session()
+            self.next_expiry = time.monotonic() + EXPIRE_EVERY_SECONDS
+        match_ticks(ticks)
 
     # -- place -------------------------------------------------------------------------------
     def place(self, request: OrderRequest) -> str:
