@@ -106,13 +106,14 @@ class Maintenance(threading.Thread):
 
 # -- broker upkeep ---------------------------------------------------------------------------------------
 def broker_upkeep(app: Flask) -> list[Periodic]:
-    """The threads of the broker's duties: BROKER=xts's (brokers/xts/upkeep.py); the paper exchange
-    has none."""
+    """The threads of the broker's duties: BROKER=xts's (brokers/xts/upkeep.py), its book reconcile
+    ours (services/orders/reconcile.py); the paper exchange has none."""
     if app.config["BROKER"] != "xts":
         return []
     from tradingapp.brokers.xts.upkeep import upkeep_threads
+    from tradingapp.services.orders.reconcile import reconcile_books
 
-    return upkeep_threads(app)
+    return upkeep_threads(app, reconcile_books)
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ import pytest
 
 from jobs.worker import broker_upkeep
 from tradingapp.brokers.xts.upkeep import BookReconciler, InstrumentSync, reconcile_round, upkeep_threads
+from tradingapp.services.orders.reconcile import reconcile_books
 
 pytest_plugins = ["tests.xts_sim_fixture", "tests.xts_client_fixture"]  # xts, xts_app, broker
 
@@ -22,12 +23,13 @@ def test_xts_upkeep_is_the_book_reconcile_and_the_instrument_sync(xts_app):
 
 def test_without_a_market_data_app_there_is_no_instrument_sync(xts_app, monkeypatch, caplog):
     monkeypatch.setitem(xts_app.config, "XTS_MD_API_KEY", "")
-    assert [type(thread) for thread in upkeep_threads(xts_app)] == [BookReconciler]
+    assert [type(thread) for thread in upkeep_threads(xts_app, reconcile_books)] == [BookReconciler]
     assert "event=instruments_sync_off" in caplog.text
 
 
 @pytest.mark.usefixtures("close_publisher")
 def test_one_worker_reconciles_the_books_per_round(xts_app, broker):
-    report = reconcile_round(xts_app, lambda: broker)
+    report = reconcile_round(xts_app, lambda: broker, reconcile_books)
     assert (report.failed_accounts, report.orders) == (0, 0)
-    assert reconcile_round(xts_app, lambda: broker) is None  # the round's lock holds for RECONCILE_INTERVAL
+    # The round's lock holds for RECONCILE_INTERVAL: no second round, here or in another worker.
+    assert reconcile_round(xts_app, lambda: broker, reconcile_books) is None

@@ -1,37 +1,40 @@
 """The worker's XTS duties (BROKER=xts), each in a thread of its own (a broker round trip or a long
 download must not hold up the worker's scheduler): the book reconcile at start and every
 RECONCILE_INTERVAL, and the daily instrument sync at INSTRUMENT_SYNC_TIME. One worker runs each
-round (Redis locks). README: Reconciliation with XTS."""
+round (Redis locks). The reconcile itself is ours, not XTS's (services/orders/reconcile.py): the
+worker hands it in. README: Reconciliation with XTS."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Flask
 
 from tradingapp.brokers.xts.broker import XtsBroker
+from tradingapp.brokers.xts.instrument_sync import scheduled_sync
 from tradingapp.extensions import db
 from tradingapp.process import Periodic, claim_round
-from tradingapp.services.instrument_sync import scheduled_sync
-from tradingapp.services.reconcile import reconcile_books
 
 log = logging.getLogger(__name__)
 
 SYNC_CHECK_INTERVAL = 60  # seconds between checks whether the daily instrument sync is due
+Report = TypeVar("Report")
+Reconcile = Callable[[XtsBroker], object]  # one round against the broker's books
 
 
 class BookReconciler(Periodic):
-    """Our working orders against XTS's order and trade books (reconcile_books), with a broker of
-    its own (its connection pools are not shared with the job thread's). It replaces the sweeper's
+    """Our working orders against XTS's order and trade books (`reconcile`), with a broker of its
+    own (its connection pools are not shared with the job thread's). It replaces the sweeper's
     per-order lookups, which XTS's one-request-a-second book limit cannot serve."""
 
-    def __init__(self, app: Flask):
+    def __init__(self, app: Flask, reconcile: Reconcile):
         super().__init__("order-reconcile", app.config["RECONCILE_INTERVAL"])
-        self.app, self.broker = app, None
+        self.app, self.reconcile, self.broker = app, reconcile, None
 
     def duty(self) -> None:
-        reconcile_round(self.app, self.get_broker)
+        reconcile_round(self.app, self.get_broker, self.reconcile)
 
     def get_broker(self) -> XtsBroker:
         if self.broker is None:
@@ -46,7 +49,9 @@ class BookReconciler(Periodic):
                 self.broker.close()
 
 
-def reconcile_round(app: Flask, broker: Callable[[], XtsBroker]):
+def reconcile_round(
+    app: Flask, broker: Callable[[], XtsBroker], reconcile: Callable[[XtsBroker], Report]
+) -> Report | None:
     """One book reconcile (`broker()` gives the XtsBroker), by one worker per RECONCILE_INTERVAL (a
     Redis lock); None when another worker holds the round."""
     interval = app.config["RECONCILE_INTERVAL"]
@@ -54,7 +59,7 @@ def reconcile_round(app: Flask, broker: Callable[[], XtsBroker]):
         try:
             if not claim_round("reconcile-books", max(interval - 1, 1) if interval else 30):
                 return None
-            return reconcile_books(broker())
+            return reconcile(broker())
         finally:
             db.session.remove()
 
@@ -75,9 +80,9 @@ class InstrumentSync(Periodic):
                 db.session.remove()
 
 
-def upkeep_threads(app: Flask) -> list[Periodic]:
+def upkeep_threads(app: Flask, reconcile: Reconcile) -> list[Periodic]:
     """The threads of the worker's XTS duties (not started)."""
-    threads: list[Periodic] = [BookReconciler(app)]
+    threads: list[Periodic] = [BookReconciler(app, reconcile)]
     if app.config["XTS_MD_API_KEY"] and app.config["XTS_MD_API_SECRET"]:
         threads.append(InstrumentSync(app))
     else:
