@@ -18,7 +18,7 @@ from tradingapp import create_app
 from tradingapp import events as ev
 from tradingapp.brokers import get_broker
 from tradingapp.brokers.base import ModifyRequest, OrderRequest
-from tradingapp.brokers.paper import book as paper_book
+from tradingapp.brokers.paper import journal as paper_journal
 from tradingapp.brokers.paper.broker import PaperBroker
 from tradingapp.brokers.paper.models import PaperEvent, PaperOrder
 from tradingapp.brokers.paper.tape import expire_session, match_ticks
@@ -476,7 +476,7 @@ def test_crash_between_commit_and_publish_is_repaired_by_lookup(broker, tap, mon
     def crash(_bodies):
         raise RuntimeError("process died before publishing")
 
-    monkeypatch.setattr(paper_book, "publish", crash)
+    monkeypatch.setattr(paper_journal, "publish", crash)
     with pytest.raises(RuntimeError):
         broker.place(request)
     monkeypatch.undo()
@@ -492,7 +492,7 @@ def test_crash_between_commit_and_publish_is_repaired_by_lookup(broker, tap, mon
 def test_events_left_unsent_by_a_crash_go_out_before_the_next_fill(broker, tap, monkeypatch):
     set_quote(INSTRUMENT, "100.00", ask="100.05", ask_qty="4")
     request = order_request(quantity=10)
-    monkeypatch.setattr(paper_book, "publish", lambda _bodies: (_ for _ in ()).throw(RuntimeError("died")))
+    monkeypatch.setattr(paper_journal, "publish", lambda _bodies: (_ for _ in ()).throw(RuntimeError("died")))
     with pytest.raises(RuntimeError):
         broker.place(request)
     monkeypatch.undo()

@@ -2,8 +2,8 @@
 
 Its book (`paper_orders`, journal `paper_events`: models.py) is reached through a session of its
 own: the exchange never reads our `orders` table, exactly as a real broker never sees our
-database. The matching rules are matching.py; the book's mechanics (journal, publishing,
-concurrency) are book.py; ticks and the session end are tape.py (match_ticks, expire_session).
+database. The matching rules are matching.py; the book's mechanics are book.py (rows,
+concurrency) and journal.py (events, publishing); ticks and the session end are tape.py.
 
 Every state change is committed before its events are published, and every event id is
 deterministic per fact, so a crash in between is repaired by the next place(), lookup() or
@@ -24,21 +24,16 @@ from tradingapp import events as ev
 from tradingapp.brokers.base import BrokerOrder, ModifyRequest, OrderRequest
 from tradingapp.brokers.paper import matching as mt
 from tradingapp.brokers.paper.book import (
-    BROKER,
-    Outbox,
-    append,
     apply_outcome,
     book_session,
     close,
-    event_id,
     expire_due,
     lock_row,
-    outbox,
     retrying,
-    send,
     session_clock,
     working,
 )
+from tradingapp.brokers.paper.journal import BROKER, Outbox, append, event_id, outbox, send
 from tradingapp.brokers.paper.models import PaperEvent, PaperOrder
 from tradingapp.brokers.paper.tape import expire_session, match_ticks
 from tradingapp.extensions import get_redis

@@ -17,19 +17,17 @@ import sqlalchemy as sa
 
 from tradingapp.brokers.paper import matching as mt
 from tradingapp.brokers.paper.book import (
-    Outbox,
     SessionClock,
     apply_outcome,
     book_session,
     expire_due,
     locked,
-    outbox,
     retrying,
     save_rows,
-    send,
     session_clock,
     working,
 )
+from tradingapp.brokers.paper.journal import Outbox, outbox, send
 from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.models.types import utcnow
 
