@@ -1,4 +1,4 @@
-"""The paper exchange's matching rules (tradingapp/domain/matching.py): pure, no services."""
+"""The paper exchange's matching rules (tradingapp/brokers/paper/matching.py): pure, no services."""
 
 from __future__ import annotations
 
