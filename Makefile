@@ -72,13 +72,14 @@ certs: ## a self-signed ssl/cert.pem + ssl/key.pem for the compose frontend (kep
 browsers: ## Debian's chromium (browser tests) and nginx (the frontend proxy's test), installed with apt when missing
 	@scripts/ensure_tools.sh chromium nginx
 
-bench: $(DEV_STAMP) services ## run the benchmarks under bench/ (each prints its figures beside a raw baseline)
+bench: $(DEV_STAMP) services browsers terminal ## run the benchmarks under bench/ (each prints its figures beside a raw baseline)
 	$(BIN)/python -m bench.order_latency
 	$(BIN)/python -m bench.order_throughput
 	$(BIN)/python -m bench.xts_latency
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.candles
 	$(BIN)/python -m bench.ws_fanout
+	$(BIN)/python -m bench.terminal
 
 lint: $(DEV_STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .
