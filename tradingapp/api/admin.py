@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from tradingapp.api import schemas as s
+from tradingapp.api.openapi import ANY, doc
 from tradingapp.api.pagination import parse_limit
 from tradingapp.http import json_body
 from tradingapp.security.auth import current_principal, login_required
@@ -14,36 +16,67 @@ ADMIN = {"admin"}
 
 
 @bp.get("/users")
+@doc("Every user with role and active (admin)", response=s.AdminUserList, errors=("401", "403"))
 @login_required(roles=ADMIN)
 def list_users():
-    return jsonify(items=admin.list_users())
+    return jsonify(s.AdminUserList.dump({"items": admin.list_users()}))
 
 
 @bp.patch("/users/<user_id>")
+@doc(
+    "Change a user's role and/or active; deactivating revokes their sessions at once; an admin cannot deactivate"
+    " or demote themself (409)",
+    response=s.AdminUser,
+    body=s.UserChange,
+    errors=("400", "401", "403", "404", "409"),
+)
 @login_required(write=True, roles=ADMIN)
 def update_user(user_id: str):
-    return jsonify(admin.update_user(current_principal(), user_id, json_body()))
+    return jsonify(s.AdminUser.dump(admin.update_user(current_principal(), user_id, json_body())))
 
 
 @bp.get("/risk-limits")
+@doc(
+    "Built-in defaults, effective global limits and per-user overrides",
+    response=s.RiskLimitsView,
+    errors=("401", "403"),
+)
 @login_required(roles=ADMIN)
 def get_risk_limits():
-    return jsonify(admin.risk_limits_view())
+    return jsonify(s.RiskLimitsView.dump(admin.risk_limits_view()))
 
 
 @bp.put("/risk-limits")
+@doc(
+    "Change global limits and per-user overrides: a null value removes that override (a global one falls back to"
+    " the built-in default), users.{id}: null removes all of a user's overrides; any invalid field is a 400"
+    " naming it, and nothing changes",
+    response=s.RiskLimitsView,
+    body=s.RiskLimitsChange,
+    errors=("400", "401", "403"),
+)
 @login_required(write=True, roles=ADMIN)
 def put_risk_limits():
-    return jsonify(admin.update_risk_limits(current_principal(), json_body()))
+    return jsonify(s.RiskLimitsView.dump(admin.update_risk_limits(current_principal(), json_body())))
 
 
 @bp.get("/kill-switch")
+@doc("The global trading state and every user not ACTIVE", response=ANY, errors=("401", "403"))
 @login_required(roles=ADMIN)
 def get_trading_states():
     return jsonify(admin.trading_states())
 
 
 @bp.post("/kill-switch")
+@doc(
+    "Set the trading state of everyone (no user_id) or one user: {active: true} halts (HALTED), {active: false}"
+    " resumes (ACTIVE), or {state: ACTIVE|REDUCING|HALTED}. HALTED refuses new orders and modifications that add"
+    " exposure (423); REDUCING passes only orders that shrink a position; cancels always pass. The effective state"
+    " is the stricter of global and user",
+    response=ANY,
+    body=s.TradingStateChange,
+    errors=("400", "401", "403", "404"),
+)
 @login_required(write=True, roles=ADMIN)
 def set_trading_state():
     body = json_body()
@@ -52,6 +85,12 @@ def set_trading_state():
 
 
 @bp.get("/audit")
+@doc(
+    "Admin changes, newest first (who, when, what, before/after)",
+    response=ANY,
+    params=("limit",),
+    errors=("400", "401", "403"),
+)
 @login_required(roles=ADMIN)
 def audit_log():
     return jsonify(items=admin.audit_log(parse_limit(request.args.get("limit"))))

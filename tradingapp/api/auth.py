@@ -7,6 +7,8 @@ import logging
 
 from flask import Blueprint, jsonify, request
 
+from tradingapp.api import schemas as s
+from tradingapp.api.openapi import ANY, doc
 from tradingapp.errors import APIError, validation_error
 from tradingapp.http import json_body
 from tradingapp.security.auth import (
@@ -29,11 +31,13 @@ BAD_CREDENTIALS = "invalid email or password"
 
 
 @bp.post("/register")
+@doc("Create a trader account", ok=201, response=s.User, body=s.Register, auth=False, errors=("400", "403", "409"))
 def register():
-    return jsonify(users.register(json_body()).to_dict()), 201
+    return jsonify(s.User.dump(users.register(json_body()).to_dict())), 201
 
 
 @bp.post("/login")
+@doc("Log in", response=s.Tokens, body=s.Login, auth=False, errors=("400", "401", "429"))
 def login():
     body = json_body()
     email, password = body.get("email"), body.get("password")
@@ -42,16 +46,18 @@ def login():
     user = users.authenticate(email, password, request.remote_addr or "unknown")
     if user is None:
         raise APIError(401, "unauthorized", BAD_CREDENTIALS)
-    return jsonify(issue_tokens(user))
+    return jsonify(s.Tokens.dump(issue_tokens(user)))
 
 
 @bp.post("/refresh")
+@doc("New access token (refresh token as Bearer)", response=ANY)
 @login_required(refresh=True)
 def refresh():
     return jsonify(issue_access_token(current_user(), current_claims()["sid"]))
 
 
 @bp.post("/logout")
+@doc("Revoke this session's tokens", ok=204)
 @login_required()
 def logout():
     revoke_session(current_claims())
@@ -60,6 +66,7 @@ def logout():
 
 
 @bp.get("/me")
+@doc("The caller", response=s.User)
 @login_required()
 def me():
-    return jsonify(current_user().to_dict())
+    return jsonify(s.User.dump(current_user().to_dict()))

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, request
 
+from tradingapp.api import schemas as s
+from tradingapp.api.openapi import doc
 from tradingapp.domain.candles import DEFAULT_SPANS, INTERVALS, MAX_CANDLES, bucket_count, bucket_start
 from tradingapp.errors import not_found, validation_error
 from tradingapp.extensions import db
@@ -21,6 +23,13 @@ bp = Blueprint("candles", __name__, url_prefix="/api/v1/instruments")
 
 
 @bp.get("/<int:instrument_id>/candles")
+@doc(
+    f"OHLCV candles of [start, end), oldest first (interval {'|'.join(INTERVALS)}, default 1m; end defaults"
+    f" to now, start to a span per interval; at most {MAX_CANDLES} candles, 400 past it; 1d is the session day)",
+    response=s.CandleList,
+    params=("interval", "start", "end"),
+    errors=("400", "401", "404"),
+)
 @login_required()
 def get_candles(instrument_id: int):
     """?interval=1m|5m|15m|30m|1h|1d&start=&end= -> {"items": [...]}, oldest first. The range is
@@ -33,7 +42,7 @@ def get_candles(instrument_id: int):
     if db.session.get(Instrument, instrument_id) is None:
         raise not_found("instrument")
     candles = query_candles(instrument_id, interval, start, end, zone)
-    return jsonify(items=[_serialize(c) for c in candles])
+    return jsonify(s.CandleList.dump({"items": [_serialize(c) for c in candles]}))
 
 
 def _range(interval: str, zone: str) -> tuple[datetime, datetime]:

@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, current_app, send_from_directory
 from werkzeug.routing import PathConverter
 from werkzeug.security import safe_join
 
+from tradingapp.api.openapi import doc
 from tradingapp.errors import APIError, not_found
 
 bp = Blueprint("frontend", __name__)
@@ -38,6 +39,15 @@ def init_app(app: Flask) -> None:
 
 @bp.get("/")
 @bp.get("/<terminal_path:path>")
+@doc(
+    "The terminal: a file of its build (assets/* cached a year, immutable; others an hour), else index.html (not"
+    " cached) for the app's client routes; never /api, /health, /ready, /metrics or /ws. 404 (JSON) when the"
+    " terminal is not built",
+    response={"type": "string"},
+    content="text/html",
+    auth=False,
+    errors=("404",),
+)
 def terminal(path: str = ""):
     dist = current_app.config["FRONTEND_DIST"]
     if not os.path.isfile(os.path.join(dist, "index.html")):

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 
+from tradingapp.api import schemas as s
+from tradingapp.api.openapi import ANY, doc
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import amqp_connection
 from tradingapp.realtime import stale_instruments
@@ -23,6 +25,7 @@ STALE_LISTED = 50
 
 
 @bp.get("/health")
+@doc("Liveness", response=ANY, auth=False, errors=())
 def health():
     return jsonify(status="ok")
 
@@ -44,6 +47,12 @@ CHECKS = {"database": _check_database, "redis": _check_redis, "rabbitmq": _check
 
 
 @bp.get("/ready")
+@doc(
+    "Readiness of Postgres, Redis and RabbitMQ (503 names the one down); stale quotes are reported, not failed",
+    response=s.Readiness,
+    auth=False,
+    errors=(),
+)
 def ready():
     results, failed = {}, []
     for name, check in CHECKS.items():
@@ -61,7 +70,7 @@ def ready():
             "error": {"code": "unavailable", "message": f"{', '.join(failed)} unavailable", "details": results},
         }
         return jsonify(body), 503
-    return jsonify(status="ok", checks=results, stale_quotes=_stale_quotes())
+    return jsonify(s.Readiness.dump({"status": "ok", "checks": results, "stale_quotes": _stale_quotes()}))
 
 
 def _stale_quotes() -> dict | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
+from tradingapp.api import schemas as s
+from tradingapp.api.openapi import doc
 from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
 from tradingapp.errors import not_found, validation_error
 from tradingapp.extensions import db
@@ -15,6 +17,11 @@ bp = Blueprint("instruments", __name__, url_prefix="/api/v1/instruments")
 
 
 @bp.get("")
+@doc(
+    "Search instruments",
+    response=s.InstrumentPage,
+    params=("q", "exchange_segment", "include_inactive", "limit", "cursor"),
+)
 @login_required()
 def list_instruments():
     limit = parse_limit(request.args.get("limit"))
@@ -36,13 +43,14 @@ def list_instruments():
     rows = db.session.scalars(query).all()
     items = rows[:limit]
     next_cursor = encode_cursor([items[-1].id]) if len(rows) > limit else None
-    return jsonify(items=[i.to_dict() for i in items], next_cursor=next_cursor)
+    return jsonify(s.InstrumentPage.dump({"items": [i.to_dict() for i in items], "next_cursor": next_cursor}))
 
 
 @bp.get("/<int:instrument_id>")
+@doc("One instrument", response=s.Instrument, errors=("401", "404"))
 @login_required()
 def get_instrument(instrument_id: int):
     instrument = db.session.get(Instrument, instrument_id)
     if instrument is None:
         raise not_found("instrument")
-    return jsonify(instrument.to_dict())
+    return jsonify(s.Instrument.dump(instrument.to_dict()))

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify
 
+from tradingapp.api import schemas as s
+from tradingapp.api.openapi import doc
 from tradingapp.domain.market_hours import market_session
 from tradingapp.models.types import iso, utcnow
 
@@ -15,21 +17,28 @@ bp = Blueprint("meta", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/meta")
+@doc(
+    "Server time, session time zone and market hours, registration, broker, WebSocket address (no auth)",
+    response=s.Meta,
+    auth=False,
+    errors=(),
+)
 def meta():
     config = current_app.config
     now = utcnow()
     session = market_session(
         now, config["PAPER_SESSION_START"], config["PAPER_SESSION_END"], ZoneInfo(config["PAPER_SESSION_TZ"])
     )
-    response = jsonify(
-        server_time=iso(now),
-        timezone=config["SESSION_TIMEZONE"],
-        market={"open": session.open, "opens_at": iso(session.opens_at), "closes_at": iso(session.closes_at)},
-        registration_open=config["ALLOW_REGISTRATION"],
-        broker=config["BROKER"],
-        websocket_url=config["WEBSOCKET_PUBLIC_URL"],
-        websocket_port=config["WEBSOCKET_PORT"],
-        version=config["APP_VERSION"],
-    )
+    body = {
+        "server_time": iso(now),
+        "timezone": config["SESSION_TIMEZONE"],
+        "market": {"open": session.open, "opens_at": iso(session.opens_at), "closes_at": iso(session.closes_at)},
+        "registration_open": config["ALLOW_REGISTRATION"],
+        "broker": config["BROKER"],
+        "websocket_url": config["WEBSOCKET_PUBLIC_URL"],
+        "websocket_port": config["WEBSOCKET_PORT"],
+        "version": config["APP_VERSION"],
+    }
+    response = jsonify(s.Meta.dump(body))
     response.headers["Cache-Control"] = "no-store"  # server_time is read to correct the client's clock
     return response

@@ -3,7 +3,6 @@ state, limits)."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -11,6 +10,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
+from tradingapp.api import schemas as s
+from tradingapp.api.openapi import doc
 from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
 from tradingapp.errors import validation_error
 from tradingapp.extensions import db
@@ -24,10 +25,10 @@ from tradingapp.services.orders import actions as order_actions
 
 bp = Blueprint("portfolio", __name__, url_prefix="/api/v1")
 CENTS = Decimal("0.0001")  # the scale of every stored amount
-FUNDS_FIELDS = ("cash", "used_margin", "available", "realized_pnl", "unrealized_pnl")
 
 
 @bp.get("/trades")
+@doc("The caller's fills, newest first", response=s.TradePage, params=("order_id", "limit", "cursor"))
 @login_required()
 def list_trades():
     limit = parse_limit(request.args.get("limit"))
@@ -49,44 +50,54 @@ def list_trades():
     next_cursor = None
     if len(rows) > limit:
         next_cursor = encode_cursor([items[-1].traded_at.isoformat(), str(items[-1].id)])
-    return jsonify(items=[t.to_dict() for t in items], next_cursor=next_cursor)
+    return jsonify(s.TradePage.dump({"items": [t.to_dict() for t in items], "next_cursor": next_cursor}))
 
 
 @bp.get("/positions")
+@doc(
+    "Positions: view=net (default; held or with P&L, marked to the last price) or view=day (today's "
+    "buys, sells and realized P&L per position; the session day is SESSION_TIMEZONE's)",
+    response=s.PositionList,
+    params=("view",),
+)
 @login_required()
 def list_positions():
     view = request.args.get("view", "net")
     if view not in VIEWS:
         raise validation_error("view must be net or day", view=view)
-    return jsonify(items=positions.list_positions(current_principal().id, view, funds.today()))
+    return jsonify(
+        s.PositionList.dump({"items": positions.list_positions(current_principal().id, view, funds.today())})
+    )
 
 
 @bp.delete("/positions")
+@doc(
+    "Close every position by market orders (sliced by freeze quantity); skipped names any refused",
+    ok=202,
+    response=s.ClosedPositions,
+    errors=("401", "403"),
+)
 @login_required(write=True)
 def close_all_positions():
     """Market orders that flatten every position (services/orders/actions.py says how)."""
     orders, skipped = order_actions.close_all_positions(current_principal())
     for order in orders:
         ORDERS_ACCEPTED.labels(order.order_type).inc()
-    return jsonify(orders=[o.to_dict() for o in orders], skipped=skipped), 202
+    return jsonify(s.ClosedPositions.dump({"orders": [o.to_dict() for o in orders], "skipped": skipped})), 202
 
 
 @bp.get("/funds")
+@doc("Cash, used margin, available funds and P&L (margin model in the README)", response=s.Funds)
 @login_required()
 def get_funds():
     summary, _limits = funds.funds_of(current_principal().id)
-    return jsonify({name: dec(getattr(summary, name).quantize(CENTS)) for name in FUNDS_FIELDS})
+    return jsonify(s.Funds.dump({name: dec(value.quantize(CENTS)) for name, value in vars(summary).items()}))
 
 
 @bp.get("/account")
+@doc("The caller's effective trading state (stricter of global and own) and risk limits", response=s.Account)
 @login_required()
 def get_account():
     view = funds.account_view(current_principal().id)
-    return jsonify(
-        {
-            **dataclasses.asdict(view),
-            "user_id": str(view.user_id),
-            "session_day": view.session_day.isoformat(),
-            "limits": view.limits.to_dict(),
-        }
-    )
+    body = {**vars(view), "user_id": str(view.user_id), "session_day": view.session_day.isoformat()}
+    return jsonify(s.Account.dump({**body, "limits": view.limits.to_dict()}))

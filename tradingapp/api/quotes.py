@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from tradingapp.api import schemas as s
+from tradingapp.api.openapi import doc
 from tradingapp.domain.quotes import quote_from_cache
 from tradingapp.errors import validation_error
 from tradingapp.security.auth import login_required
@@ -15,6 +17,11 @@ MAX_IDS = 100
 
 
 @bp.get("")
+@doc(
+    "Latest cached quotes (a stale or missing one from the broker's REST quote when it has one)",
+    response=s.QuoteList,
+    params=("instrument_ids",),
+)
 @login_required()
 def get_quotes():
     """GET /api/v1/quotes?instrument_ids=1,2,3 -> {"items": [...], "missing": [...]}.
@@ -28,8 +35,12 @@ def get_quotes():
     ids = parse_instrument_ids(request.args.get("instrument_ids"))
     found, stale = latest_quotes(ids)
     return jsonify(
-        items=[{**quote_from_cache(found[iid]), "stale": iid in stale} for iid in ids if iid in found],
-        missing=[iid for iid in ids if iid not in found],
+        s.QuoteList.dump(
+            {
+                "items": [{**quote_from_cache(found[iid]), "stale": iid in stale} for iid in ids if iid in found],
+                "missing": [iid for iid in ids if iid not in found],
+            }
+        )
     )
 
 

@@ -9,27 +9,28 @@ from tradingapp.domain.feed import format_ts
 
 
 class Quote(TypedDict):
-    """Prices as exact decimal strings, quantities as integers, `ts` ISO-8601 UTC. `close` is the
-    previous session's close, the reference of the day's change."""
+    """Prices as exact decimal strings, quantities as integers, `ts` ISO-8601 UTC; None where the
+    source had no value (the feed always gives the quantities). `close` is the previous session's
+    close, the reference of the day's change."""
 
     instrument_id: int
     ltp: str
-    ltq: int
+    ltq: int | None
     bid: str | None
     ask: str | None
-    bid_qty: int
-    ask_qty: int
+    bid_qty: int | None
+    ask_qty: int | None
     open: str | None
     high: str | None
     low: str | None
     close: str | None
-    volume: int
+    volume: int | None
     ts: str
 
 
 _TYPES = get_type_hints(Quote)
 QUOTE_FIELDS = tuple(_TYPES)
-INTEGER_FIELDS = frozenset(name for name, kind in _TYPES.items() if kind is int)
+INTEGER_FIELDS = frozenset(name for name, kind in _TYPES.items() if kind in (int, int | None))
 QUANTITY_FIELDS = INTEGER_FIELDS - {"instrument_id"}
 PRICE_FIELDS = tuple(name for name, kind in _TYPES.items() if kind == str | None)
 OHLC_FIELDS = ("open", "high", "low", "close")

@@ -7,7 +7,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The terminal (index.html, not cached) */
+        /** The terminal: a file of its build (assets/* cached a year, immutable; others an hour), else index.html (not cached) for the app's client routes; never /api, /health, /ready, /metrics or /ws. 404 (JSON) when the terminal is not built */
         get: {
             parameters: {
                 query?: never;
@@ -406,9 +406,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            items: components["schemas"]["AdminUser"][];
-                        };
+                        "application/json": components["schemas"]["AdminUserList"];
                     };
                 };
                 /** @description unauthorized */
@@ -843,9 +841,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            items: components["schemas"]["BrokerAccount"][];
-                        };
+                        "application/json": components["schemas"]["BrokerAccountList"];
                     };
                 };
                 /** @description unauthorized */
@@ -1155,10 +1151,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            items: components["schemas"]["Instrument"][];
-                            next_cursor: string | null;
-                        };
+                        "application/json": components["schemas"]["InstrumentPage"];
                     };
                 };
                 /** @description validation_error */
@@ -1202,7 +1195,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    instrument_id: string;
+                    instrument_id: number;
                 };
                 cookie?: never;
             };
@@ -1262,7 +1255,7 @@ export interface paths {
                 };
                 header?: never;
                 path: {
-                    instrument_id: string;
+                    instrument_id: number;
                 };
                 cookie?: never;
             };
@@ -1274,9 +1267,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            items: components["schemas"]["Candle"][];
-                        };
+                        "application/json": components["schemas"]["CandleList"];
                     };
                 };
                 /** @description validation_error */
@@ -1416,10 +1407,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            items: components["schemas"]["Order"][];
-                            next_cursor: string | null;
-                        };
+                        "application/json": components["schemas"]["OrderPage"];
                     };
                 };
                 /** @description validation_error */
@@ -1549,9 +1537,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            cancelled: string[];
-                        };
+                        "application/json": components["schemas"]["CancelledOrders"];
                     };
                 };
                 /** @description validation_error */
@@ -1901,9 +1887,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            items: components["schemas"]["OrderEvent"][];
-                        };
+                        "application/json": components["schemas"]["OrderEventList"];
                     };
                 };
                 /** @description unauthorized */
@@ -1959,9 +1943,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            items: (components["schemas"]["Position"] | components["schemas"]["DayPosition"])[];
-                        };
+                        "application/json": components["schemas"]["PositionList"];
                     };
                 };
                 /** @description validation_error */
@@ -2002,10 +1984,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            orders: components["schemas"]["Order"][];
-                            skipped: Record<string, never>[];
-                        };
+                        "application/json": components["schemas"]["ClosedPositions"];
                     };
                 };
                 /** @description unauthorized */
@@ -2058,10 +2037,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            items: components["schemas"]["Quote"][];
-                            missing: number[];
-                        };
+                        "application/json": components["schemas"]["QuoteList"];
                     };
                 };
                 /** @description validation_error */
@@ -2119,10 +2095,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            items: components["schemas"]["Trade"][];
-                            next_cursor: string | null;
-                        };
+                        "application/json": components["schemas"]["TradePage"];
                     };
                 };
                 /** @description validation_error */
@@ -2176,9 +2149,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            items: components["schemas"]["Watchlist"][];
-                        };
+                        "application/json": components["schemas"]["WatchlistList"];
                     };
                 };
                 /** @description unauthorized */
@@ -2391,7 +2362,7 @@ export interface paths {
                 header?: never;
                 path: {
                     watchlist_id: string;
-                    instrument_id: string;
+                    instrument_id: number;
                 };
                 cookie?: never;
             };
@@ -2443,7 +2414,7 @@ export interface paths {
                 header?: never;
                 path: {
                     watchlist_id: string;
-                    instrument_id: string;
+                    instrument_id: number;
                 };
                 cookie?: never;
             };
@@ -2576,14 +2547,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            checks: Record<string, never>;
-                            stale_quotes: {
-                                count?: number;
-                                instrument_ids?: number[];
-                            } | null;
-                            status: string;
-                        };
+                        "application/json": components["schemas"]["Readiness"];
                     };
                 };
             };
@@ -2603,7 +2567,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A file of the built terminal (assets/* cached a year, immutable; others an hour), else index.html for the app's client routes; never /api, /health, /ready, /metrics or /ws. 404 (JSON) when the terminal is not built */
+        /** The terminal: a file of its build (assets/* cached a year, immutable; others an hour), else index.html (not cached) for the app's client routes; never /api, /health, /ready, /metrics or /ws. 404 (JSON) when the terminal is not built */
         get: {
             parameters: {
                 query?: never;
@@ -2648,18 +2612,18 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         Account: {
-            /** @enum {unknown} */
+            /** @enum {string} */
             global_trading_state: "ACTIVE" | "REDUCING" | "HALTED";
             limits: components["schemas"]["RiskLimits"];
             orders_today: number;
             /** Format: date */
             session_day: string;
             state_reason: string | null;
-            /** @enum {unknown} */
+            /** @enum {string} */
             trading_state: "ACTIVE" | "REDUCING" | "HALTED";
             /** Format: uuid */
             user_id: string;
-            /** @enum {unknown} */
+            /** @enum {string} */
             user_trading_state: "ACTIVE" | "REDUCING" | "HALTED";
         };
         AdminUser: {
@@ -2670,14 +2634,17 @@ export interface components {
             /** Format: uuid */
             id: string;
             name: string;
-            /** @enum {unknown} */
+            /** @enum {string} */
             role: "admin" | "trader" | "viewer";
+        };
+        AdminUserList: {
+            items: components["schemas"]["AdminUser"][];
         };
         BrokerAccount: {
             active: boolean;
             /** @example ****a1b2 */
             app_key_masked: string;
-            /** @enum {unknown} */
+            /** @constant */
             broker: "xts";
             client_id: string | null;
             /** Format: date-time */
@@ -2691,11 +2658,17 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        BrokerAccountList: {
+            items: components["schemas"]["BrokerAccount"][];
+        };
         BrokerAccountSecrets: {
-            app_key: string;
-            md_app_key: string;
-            md_secret_key: string;
-            secret_key: string;
+            app_key?: string;
+            md_app_key?: string;
+            md_secret_key?: string;
+            secret_key?: string;
+        };
+        CancelledOrders: {
+            cancelled: string[];
         };
         Candle: {
             /** @example 101.25 */
@@ -2709,6 +2682,15 @@ export interface components {
             /** Format: date-time */
             ts: string;
             volume: number;
+        };
+        CandleList: {
+            items: components["schemas"]["Candle"][];
+        };
+        ClosedPositions: {
+            orders: components["schemas"]["Order"][];
+            skipped: {
+                [key: string]: unknown;
+            }[];
         };
         DayPosition: {
             buy_average_price: string | null;
@@ -2730,11 +2712,14 @@ export interface components {
             symbol: string;
         };
         Error: {
-            error: {
-                code: string;
-                details: Record<string, never>;
-                message: string;
+            error: components["schemas"]["ErrorBody"];
+        };
+        ErrorBody: {
+            code: string;
+            details: {
+                [key: string]: unknown;
             };
+            message: string;
         };
         Funds: {
             /** @example 101.25 */
@@ -2753,7 +2738,6 @@ export interface components {
             active: boolean;
             exchange_instrument_id: number;
             exchange_segment: string;
-            /** Format: date */
             expiry: string | null;
             freeze_quantity: number | null;
             id: number;
@@ -2766,26 +2750,31 @@ export interface components {
             /** @example 101.25 */
             tick_size: string;
         };
+        InstrumentPage: {
+            items: components["schemas"]["Instrument"][];
+            next_cursor: string | null;
+        };
         Login: {
             email: string;
             password: string;
         };
+        MarketSession: {
+            /**
+             * Format: date-time
+             * @description end of the session under way, else of the next
+             */
+            closes_at: string;
+            open: boolean;
+            /**
+             * Format: date-time
+             * @description start of the session under way, else of the next
+             */
+            opens_at: string;
+        };
         Meta: {
-            /** @enum {unknown} */
+            /** @enum {string} */
             broker: "paper" | "xts";
-            market: {
-                /**
-                 * Format: date-time
-                 * @description end of the session under way, else of the next
-                 */
-                closes_at: string;
-                open: boolean;
-                /**
-                 * Format: date-time
-                 * @description start of the session under way, else of the next
-                 */
-                opens_at: string;
-            };
+            market: components["schemas"]["MarketSession"];
             registration_open: boolean;
             /**
              * Format: date-time
@@ -2804,16 +2793,16 @@ export interface components {
         };
         ModifyOrder: {
             /** @example 101.25 */
-            limit_price: string;
-            quantity: number;
+            limit_price?: string;
+            quantity?: number;
             /** @example 101.25 */
-            stop_price: string;
+            stop_price?: string;
         };
         NewBrokerAccount: {
             app_key: string;
             /**
              * @default xts
-             * @enum {unknown}
+             * @constant
              */
             broker: "xts";
             client_id?: string;
@@ -2827,16 +2816,16 @@ export interface components {
             instrument_id: number;
             /** @example 101.25 */
             limit_price?: string;
-            /** @enum {unknown} */
+            /** @enum {string} */
             order_type: "MARKET" | "LIMIT" | "STOP" | "STOP_LIMIT";
-            /** @enum {unknown} */
+            /** @enum {string} */
             product?: "MIS" | "NRML" | "CNC";
             quantity: number;
-            /** @enum {unknown} */
+            /** @enum {string} */
             side: "BUY" | "SELL";
             /** @example 101.25 */
             stop_price?: string;
-            /** @enum {unknown} */
+            /** @enum {string} */
             time_in_force?: "DAY" | "IOC";
         };
         NewWatchlist: {
@@ -2858,9 +2847,9 @@ export interface components {
             product: string;
             quantity: number;
             reject_reason: string | null;
-            /** @enum {unknown} */
+            /** @enum {string} */
             side: "BUY" | "SELL";
-            /** @enum {unknown} */
+            /** @enum {string} */
             status: "PENDING" | "SUBMITTED" | "OPEN" | "PARTIALLY_FILLED" | "FILLED" | "CANCEL_PENDING" | "CANCELLED" | "MODIFY_PENDING" | "REJECTED" | "EXPIRED";
             stop_price: string | null;
             symbol: string;
@@ -2885,10 +2874,12 @@ export interface components {
             sufficient: boolean;
         };
         OrderEvent: {
-            /** @enum {unknown} */
+            /** @enum {string} */
             actor: "user" | "system" | "broker";
             actor_id: string | null;
-            details: Record<string, never>;
+            details: {
+                [key: string]: unknown;
+            };
             event: string;
             from_status: string | null;
             id: number;
@@ -2898,6 +2889,13 @@ export interface components {
             to_status: string | null;
             /** Format: date-time */
             ts: string;
+        };
+        OrderEventList: {
+            items: components["schemas"]["OrderEvent"][];
+        };
+        OrderPage: {
+            items: components["schemas"]["Order"][];
+            next_cursor: string | null;
         };
         Position: {
             /** @example 101.25 */
@@ -2911,33 +2909,39 @@ export interface components {
             symbol: string;
             unrealized_pnl: string | null;
         };
+        PositionList: {
+            items: (components["schemas"]["Position"] | components["schemas"]["DayPosition"])[];
+        };
         Quote: {
-            /** @example 101.25 */
-            ask?: string;
-            ask_qty?: string;
-            /** @example 101.25 */
-            bid?: string;
-            bid_qty?: string;
-            /**
-             * @description the previous session's close, the reference of the day's change: change = ltp - close, % change = change / close x 100 (XTS: the touchline's Close, from which XTS computes its own PercentChange; paper feed: the last price of the previous UTC day the feed ran, else its opening price)
-             * @example 101.25
-             */
-            close?: string;
-            /** @example 101.25 */
-            high?: string;
+            ask: string | null;
+            ask_qty: number;
+            bid: string | null;
+            bid_qty: number;
+            /** @description the previous session's close, the reference of the day's change: change = ltp - close, % change = change / close x 100 (XTS: the touchline's Close, from which XTS computes its own PercentChange; paper feed: the last price of the previous UTC day the feed ran, else its opening price) */
+            close: string | null;
+            high: string | null;
             instrument_id: number;
-            /** @example 101.25 */
-            low?: string;
+            low: string | null;
             /** @example 101.25 */
             ltp: string;
-            ltq?: string;
-            /** @example 101.25 */
-            open?: string;
+            ltq: number;
+            open: string | null;
             /** @description the feed has been silent past QUOTE_STALE_AFTER */
             stale: boolean;
             /** Format: date-time */
             ts: string;
-            volume?: string;
+            volume: number;
+        };
+        QuoteList: {
+            items: components["schemas"]["Quote"][];
+            missing: number[];
+        };
+        Readiness: {
+            checks: {
+                [key: string]: string;
+            };
+            stale_quotes: components["schemas"]["StaleQuotes"] | null;
+            status: string;
         };
         Register: {
             email: string;
@@ -2945,19 +2949,19 @@ export interface components {
             password: string;
         };
         RiskLimitOverrides: {
-            allowed_products: ("MIS" | "NRML" | "CNC")[] | null;
-            allowed_segments: string[] | null;
-            margin_cnc_percent: string | null;
-            margin_mis_percent: string | null;
-            margin_nrml_percent: string | null;
-            max_daily_loss: string | null;
-            max_open_orders: number | null;
-            max_order_notional: string | null;
-            max_order_quantity: number | null;
-            max_orders_per_day: number | null;
-            max_position_quantity: number | null;
-            order_burst: number | null;
-            orders_per_second: number | null;
+            allowed_products?: ("MIS" | "NRML" | "CNC")[] | null;
+            allowed_segments?: string[] | null;
+            margin_cnc_percent?: string | null;
+            margin_mis_percent?: string | null;
+            margin_nrml_percent?: string | null;
+            max_daily_loss?: string | null;
+            max_open_orders?: number | null;
+            max_order_notional?: string | null;
+            max_order_quantity?: number | null;
+            max_orders_per_day?: number | null;
+            max_position_quantity?: number | null;
+            order_burst?: number | null;
+            orders_per_second?: number | null;
         };
         RiskLimits: {
             allowed_products: ("MIS" | "NRML" | "CNC")[];
@@ -2980,8 +2984,8 @@ export interface components {
             orders_per_second: number;
         };
         RiskLimitsChange: {
-            global: components["schemas"]["RiskLimitOverrides"];
-            users: {
+            global?: components["schemas"]["RiskLimitOverrides"];
+            users?: {
                 [key: string]: components["schemas"]["RiskLimitOverrides"] | null;
             };
         };
@@ -2991,6 +2995,10 @@ export interface components {
             users: {
                 [key: string]: components["schemas"]["RiskLimitOverrides"];
             };
+        };
+        StaleQuotes: {
+            count: number;
+            instrument_ids: number[];
         };
         Tokens: {
             access_token: string;
@@ -3008,31 +3016,35 @@ export interface components {
             /** @example 101.25 */
             price: string;
             quantity: number;
-            /** @enum {unknown} */
+            /** @enum {string} */
             side: "BUY" | "SELL";
             /** Format: date-time */
             traded_at: string;
         };
+        TradePage: {
+            items: components["schemas"]["Trade"][];
+            next_cursor: string | null;
+        };
         TradingStateChange: {
-            active: boolean;
-            reason: string;
-            /** @enum {unknown} */
-            state: "ACTIVE" | "REDUCING" | "HALTED";
+            active?: boolean;
+            reason?: string;
+            /** @enum {string} */
+            state?: "ACTIVE" | "REDUCING" | "HALTED";
             /** Format: uuid */
-            user_id: string;
+            user_id?: string;
         };
         User: {
             email: string;
             /** Format: uuid */
             id: string;
             name: string;
-            /** @enum {unknown} */
+            /** @enum {string} */
             role: "admin" | "trader" | "viewer";
         };
         UserChange: {
-            active: boolean;
-            /** @enum {unknown} */
-            role: "admin" | "trader" | "viewer";
+            active?: boolean;
+            /** @enum {string} */
+            role?: "admin" | "trader" | "viewer";
         };
         Watchlist: {
             /** Format: uuid */
@@ -3042,8 +3054,11 @@ export interface components {
             position: number;
         };
         WatchlistChange: {
-            instrument_ids: number[];
-            name: string;
+            instrument_ids?: number[];
+            name?: string;
+        };
+        WatchlistList: {
+            items: components["schemas"]["Watchlist"][];
         };
     };
     responses: never;
