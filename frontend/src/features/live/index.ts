@@ -4,7 +4,7 @@ import { useEffect } from 'react';
 import { endSession, refreshAccessToken } from '@/api/client';
 import { fetchMeta } from '@/api/queries';
 import { qk, queryClient } from '@/api/queryClient';
-import type { Order, Position } from '@/api/types';
+import type { Meta, Order, Position } from '@/api/types';
 import { websocketUrl } from '@/lib/config';
 import { useAuthStore } from '@/stores/auth';
 import { ingestQuote, type QuoteMessage } from '@/stores/quotes';
@@ -38,9 +38,12 @@ function handle(msg: ServerMessage): void {
 }
 
 export const live = new LiveSocket({
-  // the cached /meta even when stale (the login page read it): its websocket_url does not change,
-  // and a refetch would hold the first connect back by a round trip
-  url: async () => websocketUrl(await queryClient.ensureQueryData({ queryKey: qk.meta, queryFn: fetchMeta })),
+  // the cached /meta even when stale (the login page read it; its websocket_url does not change),
+  // so the socket is created in the same task as start(), before the terminal renders
+  url: () => {
+    const meta = queryClient.getQueryData<Meta>(qk.meta);
+    return meta ? websocketUrl(meta) : queryClient.fetchQuery({ queryKey: qk.meta, queryFn: fetchMeta }).then(websocketUrl);
+  },
   token: () => useAuthStore.getState().accessToken,
   refresh: refreshAccessToken,
   endSession,

@@ -318,4 +318,11 @@ describe('LiveSocket', () => {
     live.stop();
     expect(live.subs.size).toBe(0);
   });
+
+  it('creates the socket within start() when the URL is known (no wait before the first render)', () => {
+    const { live } = setup({ url: vi.fn(() => 'ws://h:1/ws') });
+    live.start();
+    expect(FakeSocket.all).toHaveLength(1);
+    expect(FakeSocket.all[0].url).toBe('ws://h:1/ws');
+  });
 });

@@ -12,7 +12,8 @@ import { Subscriptions, type Mode } from './subscriptions';
 import type { SocketStatus } from '@/stores/socket';
 
 export interface SocketDeps {
-  url: () => Promise<string>;
+  /** the socket's URL; a string when known at once (then the socket is created in the same task) */
+  url: () => string | Promise<string>;
   token: () => string | null;
   refresh: () => Promise<string>;
   endSession: (reason: string) => void;
@@ -168,7 +169,8 @@ export class LiveSocket {
     let url: string;
     this.resolving = true;
     try {
-      url = await this.deps.url();
+      const known = this.deps.url();
+      url = typeof known === 'string' ? known : await known;
     } catch {
       this.scheduleReconnect({ code: 0, reason: 'server meta unavailable' });
       return;
