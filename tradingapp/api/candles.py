@@ -9,12 +9,11 @@ from flask import Blueprint, current_app, jsonify, request
 from tradingapp.api import schemas as s
 from tradingapp.api.openapi import doc
 from tradingapp.domain.candles import DEFAULT_SPANS, INTERVALS, MAX_CANDLES, bucket_count, bucket_start
-from tradingapp.errors import not_found, validation_error
-from tradingapp.extensions import db
-from tradingapp.models import Instrument
+from tradingapp.errors import validation_error
 from tradingapp.models.types import dec, iso
 from tradingapp.security.auth import login_required
 from tradingapp.services.market.candles import query_candles
+from tradingapp.services.market.instruments import get_instrument
 
 EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
@@ -39,8 +38,7 @@ def get_candles(instrument_id: int):
         raise validation_error(f"interval must be one of {', '.join(INTERVALS)}", field="interval")
     zone = current_app.config["SESSION_TIMEZONE"]
     start, end = _range(interval, zone)
-    if db.session.get(Instrument, instrument_id) is None:
-        raise not_found("instrument")
+    get_instrument(instrument_id)  # 404 for an unknown one
     candles = query_candles(instrument_id, interval, start, end, zone)
     return jsonify(s.CandleList.dump({"items": [_serialize(c) for c in candles]}))
 

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import datetime
 
-import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api import schemas as s
 from tradingapp.api.openapi import doc
-from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
+from tradingapp.api.pagination import decode_time_cursor, encode_time_cursor, parse_limit
 from tradingapp.domain.order_lifecycle import Status
-from tradingapp.errors import not_found, validation_error
-from tradingapp.extensions import db
+from tradingapp.errors import validation_error
 from tradingapp.http import json_body
 from tradingapp.metrics import ORDERS_ACCEPTED
-from tradingapp.models import Order, OrderEvent
 from tradingapp.security.auth import current_principal, login_required
 from tradingapp.services.orders import actions as order_actions
 from tradingapp.services.orders import placement as order_service
+from tradingapp.services.orders import reads
 
 bp = Blueprint("orders", __name__, url_prefix="/api/v1/orders")
 
@@ -47,23 +43,16 @@ def place_order():
 @login_required()
 def list_orders():
     limit = parse_limit(request.args.get("limit"))
-    query = sa.select(Order).where(Order.user_id == current_principal().id)
+    statuses = None
     if status := request.args.get("status"):
-        statuses = [s.strip().upper() for s in status.split(",")]
-        unknown = [s for s in statuses if s not in Status.__members__]
+        statuses = [name.strip().upper() for name in status.split(",")]
+        unknown = [name for name in statuses if name not in Status.__members__]
         if unknown:
             raise validation_error("unknown status", status=unknown, allowed=list(Status.__members__))
-        query = query.where(Order.status.in_(statuses))
-    if (instrument_id := _instrument_filter()) is not None:
-        query = query.where(Order.instrument_id == instrument_id)
-    if cursor := request.args.get("cursor"):
-        created_at, order_id = _parse_order_cursor(cursor)
-        query = query.where(sa.tuple_(Order.created_at, Order.id) < sa.tuple_(created_at, order_id))
-    rows = db.session.scalars(query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)).all()
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)])
+    instrument_id = _instrument_filter()
+    after = decode_time_cursor(cursor) if (cursor := request.args.get("cursor")) else None
+    items, more = reads.list_orders(current_principal().id, limit, statuses, instrument_id, after)
+    next_cursor = encode_time_cursor(items[-1].created_at, items[-1].id) if more else None
     return jsonify(s.OrderPage.dump({"items": [o.to_dict() for o in items], "next_cursor": next_cursor}))
 
 
@@ -76,24 +65,8 @@ def _instrument_filter() -> int | None:
     return int(value)
 
 
-def _parse_order_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    created_at, order_id = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(created_at), uuid.UUID(order_id)
-    except (TypeError, ValueError):
-        raise validation_error("invalid cursor") from None
-
-
-def owned_order(order_id: str) -> Order:
-    """The caller's order, or 404 (another user's order is not found, not forbidden)."""
-    try:
-        oid = uuid.UUID(order_id)
-    except ValueError:
-        raise not_found("order") from None
-    order = db.session.get(Order, oid)
-    if order is None or order.user_id != current_principal().id:
-        raise not_found("order")
-    return order
+def owned_order(order_id: str):
+    return reads.own_order(current_principal().id, order_id)
 
 
 @bp.get("/<order_id>")
@@ -151,8 +124,5 @@ def cancel_all_orders():
 @doc("The order's audit trail", response=s.OrderEventList, errors=("401", "404"))
 @login_required()
 def order_events(order_id: str):
-    order = owned_order(order_id)
-    rows = db.session.scalars(
-        sa.select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
-    ).all()
-    return jsonify(s.OrderEventList.dump({"items": [e.to_dict() for e in rows]}))
+    events = reads.order_events(owned_order(order_id))
+    return jsonify(s.OrderEventList.dump({"items": [e.to_dict() for e in events]}))

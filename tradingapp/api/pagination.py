@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
+from datetime import datetime
 
 import orjson
 
@@ -38,3 +40,16 @@ def decode_cursor(cursor: str, length: int) -> list:
     if not isinstance(values, list) or len(values) != length:
         raise validation_error("invalid cursor")
     return values
+
+
+def encode_time_cursor(moment: datetime, row_id: uuid.UUID) -> str:
+    """The cursor after a row of a newest-first page keyed by (time, id)."""
+    return encode_cursor([moment.isoformat(), str(row_id)])
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    moment, row_id = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(moment), uuid.UUID(row_id)
+    except (TypeError, ValueError):
+        raise validation_error("invalid cursor") from None

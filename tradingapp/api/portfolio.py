@@ -4,24 +4,21 @@ state, limits)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from decimal import Decimal
 
-import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api import schemas as s
 from tradingapp.api.openapi import doc
-from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
+from tradingapp.api.pagination import decode_time_cursor, encode_time_cursor, parse_limit
 from tradingapp.errors import validation_error
-from tradingapp.extensions import db
 from tradingapp.metrics import ORDERS_ACCEPTED
-from tradingapp.models import Trade
 from tradingapp.models.types import dec
 from tradingapp.security.auth import current_principal, login_required
 from tradingapp.services.accounts import funds, positions
 from tradingapp.services.accounts.positions import VIEWS
 from tradingapp.services.orders import actions as order_actions
+from tradingapp.services.orders import reads
 
 bp = Blueprint("portfolio", __name__, url_prefix="/api/v1")
 CENTS = Decimal("0.0001")  # the scale of every stored amount
@@ -32,24 +29,15 @@ CENTS = Decimal("0.0001")  # the scale of every stored amount
 @login_required()
 def list_trades():
     limit = parse_limit(request.args.get("limit"))
-    query = sa.select(Trade).where(Trade.user_id == current_principal().id)
-    if order_id := request.args.get("order_id"):
+    order_id = None
+    if raw := request.args.get("order_id"):
         try:
-            query = query.where(Trade.order_id == uuid.UUID(order_id))
+            order_id = uuid.UUID(raw)
         except ValueError:
-            raise validation_error("order_id must be a UUID", order_id=order_id) from None
-    if cursor := request.args.get("cursor"):
-        traded_at, trade_id = decode_cursor(cursor, 2)
-        try:
-            key = (datetime.fromisoformat(traded_at), uuid.UUID(trade_id))
-        except (TypeError, ValueError):
-            raise validation_error("invalid cursor") from None
-        query = query.where(sa.tuple_(Trade.traded_at, Trade.id) < sa.tuple_(*key))
-    rows = db.session.scalars(query.order_by(Trade.traded_at.desc(), Trade.id.desc()).limit(limit + 1)).all()
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_cursor([items[-1].traded_at.isoformat(), str(items[-1].id)])
+            raise validation_error("order_id must be a UUID", order_id=raw) from None
+    after = decode_time_cursor(cursor) if (cursor := request.args.get("cursor")) else None
+    items, more = reads.list_trades(current_principal().id, limit, order_id, after)
+    next_cursor = encode_time_cursor(items[-1].traded_at, items[-1].id) if more else None
     return jsonify(s.TradePage.dump({"items": [t.to_dict() for t in items], "next_cursor": next_cursor}))
 
 
