@@ -28,10 +28,7 @@ def list_orders(
         query = query.where(Order.status.in_(statuses))
     if instrument_id is not None:
         query = query.where(Order.instrument_id == instrument_id)
-    if after is not None:
-        query = query.where(sa.tuple_(Order.created_at, Order.id) < sa.tuple_(*after))
-    rows = db.session.scalars(query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)).all()
-    return rows[:limit], len(rows) > limit
+    return _newest_first(query, Order.created_at, Order.id, limit, after)
 
 
 def own_order(user_id: uuid.UUID, order_id: str) -> Order:
@@ -58,7 +55,12 @@ def list_trades(
     query = sa.select(Trade).where(Trade.user_id == user_id)
     if order_id is not None:
         query = query.where(Trade.order_id == order_id)
+    return _newest_first(query, Trade.traded_at, Trade.id, limit, after)
+
+
+def _newest_first(query: sa.Select, moment, row_id, limit: int, after: Key | None) -> tuple[list, bool]:
+    """A page of `query` by (moment, row_id) descending, after `after`, and whether more follow."""
     if after is not None:
-        query = query.where(sa.tuple_(Trade.traded_at, Trade.id) < sa.tuple_(*after))
-    rows = db.session.scalars(query.order_by(Trade.traded_at.desc(), Trade.id.desc()).limit(limit + 1)).all()
+        query = query.where(sa.tuple_(moment, row_id) < sa.tuple_(*after))
+    rows = db.session.scalars(query.order_by(moment.desc(), row_id.desc()).limit(limit + 1)).all()
     return rows[:limit], len(rows) > limit
