@@ -81,3 +81,9 @@ def test_the_quote_is_the_domains_quote_and_whether_it_is_stale(client):
 )
 def test_a_request_shape_names_the_fields_its_validator_accepts(shape, accepted):
     assert {field.alias or name for name, field in shape.model_fields.items()} == set(accepted)
+
+
+def test_an_error_answer_has_the_documented_error_shape(client):
+    response = client.get("/api/v1/no-such-route")
+    assert response.status_code == 404
+    assert schemas.Error.dump(response.get_json()) == response.get_json()

@@ -64,14 +64,6 @@ def not_found(what: str = "resource") -> APIError:
     return APIError(404, "not_found", f"{what} not found")
 
 
-def conflict(message: str, **details) -> APIError:
-    return APIError(409, "conflict", message, details)
-
-
-def forbidden(message: str = "not allowed for your role") -> APIError:
-    return APIError(403, "forbidden", message)
-
-
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
