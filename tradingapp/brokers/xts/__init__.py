@@ -1,5 +1,6 @@
-"""The XTS broker (Symphony Fintech): the REST client (session, broker, marketdata), the mapping
-of XTS order and trade rows to our broker events (mapping), and the socket.io event bridge's parts.
-
-Nothing is imported here: the bridge imports `mapping` without pulling in the HTTP client.
+"""The XTS wing (Symphony Fintech), everything XTS. REST: session.py (HTTP, envelope, shared login),
+interactive.py (the Interactive API's paths), marketdata.py, portfolio.py, accounts.py (credentials
+handed in), broker.py (the Broker). Rows to events: mapping.py. The worker's duties: books.py (the
+book reconcile's reads), instrument_sync.py, upkeep.py. The event bridge: stream.py, order_stream.py,
+market_stream.py, outbox.py, ticks.py. Nothing is imported here (the bridge takes `mapping` alone).
 """
