@@ -46,8 +46,9 @@ run-xts: $(RUNTIME_STAMP) ## the same stack with BROKER=xts against the XTS simu
 	@$(BIN)/flask seed
 	@$(BIN)/python scripts/run_stack.py --xts-sim --xts-sim-port $${XTS_SIM_PORT:-9200}
 
-test: $(DEV_STAMP) services browsers ## services and browsers if needed, ruff, the terminal's tests and build, pytest
+test: $(DEV_STAMP) services browsers ## services and browsers if needed, ruff, import rules, the terminal's tests and build, pytest
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	@$(BIN)/python -m tradingapp.preflight --terminal >/dev/null || $(BIN)/python -m tradingapp.preflight --terminal
 	$(MAKE) --no-print-directory terminal
 	$(NPM) test
@@ -81,9 +82,10 @@ bench: $(DEV_STAMP) services browsers terminal ## run the benchmarks under bench
 	$(BIN)/python -m bench.ws_fanout
 	$(BIN)/python -m bench.terminal
 
-lint: $(DEV_STAMP) ## ruff check and ruff format --check
+lint: $(DEV_STAMP) ## ruff check, ruff format --check and the import rules (.importlinter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 fmt: $(DEV_STAMP) ## ruff format and the safe ruff fixes
 	$(BIN)/ruff check --fix .

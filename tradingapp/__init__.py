@@ -29,6 +29,7 @@ def create_app(config: Config | None = None) -> Flask:
     from tradingapp.errors import register_error_handlers
     from tradingapp.extensions import db, jwt, migrate, redis_ext, sock
     from tradingapp.security import auth
+    from tradingapp.services.accounts.broker_accounts import credentials_for
     from tradingapp.ws import routes as ws_routes
 
     db.init_app(app)
@@ -43,6 +44,8 @@ def create_app(config: Config | None = None) -> Flask:
     ws_routes.init_app(app)
     register_api(app)
     cli.init_app(app)
+    # The broker is handed how to find a user's XTS credentials (brokers never import services).
+    app.extensions["tradingapp.broker_credentials"] = credentials_for
     if config.TRUSTED_PROXY_COUNT:
         n = config.TRUSTED_PROXY_COUNT
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)

@@ -23,9 +23,9 @@ def get_broker(app: Flask | None = None) -> Broker:
         broker = PaperBroker(max_quote_age=app.config["PAPER_MAX_QUOTE_AGE"])
     elif name == "xts":
         from tradingapp.brokers.xts.broker import XtsBroker
-        from tradingapp.services.accounts.broker_accounts import credentials_for
 
-        broker = XtsBroker.from_app(app, credentials_for)  # each user's XTS account, resolved per order
+        # each user's XTS account, resolved per order by what create_app registered
+        broker = XtsBroker.from_app(app, app.extensions["tradingapp.broker_credentials"])
     else:
         raise ConfigError(f"BROKER must be 'paper' or 'xts', got {name!r}")
     app.extensions["tradingapp.broker"] = broker
