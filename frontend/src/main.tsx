@@ -1,7 +1,7 @@
 import { StrictMode, useEffect } from 'react';
 import { createRoot } from 'react-dom/client';
 import { QueryClientProvider } from '@tanstack/react-query';
-import { RouterProvider } from 'react-router/dom'; // with ReactDOM.flushSync, for navigate(..., { flushSync })
+import { RouterProvider } from 'react-router';
 import { queryClient } from '@/api/queryClient';
 import { router } from '@/app/router';
 import { warmStart } from '@/features/watchlist/warm';

@@ -51,9 +51,7 @@ export default function LoginPage() {
     try {
       await signIn(email.trim(), password);
       const from = (location.state as { from?: string } | null)?.from;
-      // rendered at once, not as an interruptible transition: the watchlist's rows are on the way
-      // to the first live price, and the socket and query updates arriving now would restart it
-      navigate(from && from !== '/login' ? from : '/', { replace: true, flushSync: true });
+      navigate(from && from !== '/login' ? from : '/', { replace: true });
     } catch (err) {
       if (err instanceof RateLimitedError) {
         setError(`Too many attempts. Try again in ${err.retryAfter ?? 'a few'} s.`);

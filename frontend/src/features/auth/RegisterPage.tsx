@@ -24,7 +24,7 @@ export default function RegisterPage() {
     try {
       await api.post('/auth/register', { ...form, email: form.email.trim() }, { anonymous: true });
       await signIn(form.email.trim(), form.password);
-      navigate('/', { replace: true, flushSync: true }); // as after a login (LoginPage)
+      navigate('/', { replace: true });
     } catch (err) {
       if (err instanceof ValidationError) setFields(err.fields);
       if (err instanceof ApiError) setError(err.message);
