@@ -174,6 +174,14 @@ def test_the_kill_switch_halts_everyone(client, admin_headers, trader_headers):
     )  # fmt: skip
 
 
+def test_the_account_names_the_global_halts_reason(client, admin_headers, trader_headers):
+    body = {"active": True, "reason": "exchange outage"}
+    client.post("/api/v1/admin/kill-switch", json=body, headers=admin_headers)
+    account = state_of(client, trader_headers)
+    assert (account["trading_state"], account["state_reason"]) == ("HALTED", None)
+    assert "exchange outage" in account["global_state_reason"]
+
+
 def test_the_kill_switch_off_resumes(client, admin_headers, trader_headers):
     client.post("/api/v1/admin/kill-switch", json={"active": True}, headers=admin_headers)
     client.post("/api/v1/admin/kill-switch", json={"active": False}, headers=admin_headers)

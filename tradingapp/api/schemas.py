@@ -292,6 +292,7 @@ class Account(Shape):
     user_trading_state: State
     global_trading_state: State
     state_reason: str | None
+    global_state_reason: str | None
     session_day: Day
     orders_today: int
     limits: RiskLimits

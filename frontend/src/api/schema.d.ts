@@ -2612,6 +2612,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         Account: {
+            global_state_reason: string | null;
             /** @enum {string} */
             global_trading_state: "ACTIVE" | "REDUCING" | "HALTED";
             limits: components["schemas"]["RiskLimits"];
@@ -2914,9 +2915,9 @@ export interface components {
         };
         Quote: {
             ask: string | null;
-            ask_qty: number;
+            ask_qty: number | null;
             bid: string | null;
-            bid_qty: number;
+            bid_qty: number | null;
             /** @description the previous session's close, the reference of the day's change: change = ltp - close, % change = change / close x 100 (XTS: the touchline's Close, from which XTS computes its own PercentChange; paper feed: the last price of the previous UTC day the feed ran, else its opening price) */
             close: string | null;
             high: string | null;
@@ -2924,13 +2925,13 @@ export interface components {
             low: string | null;
             /** @example 101.25 */
             ltp: string;
-            ltq: number;
+            ltq: number | null;
             open: string | null;
             /** @description the feed has been silent past QUOTE_STALE_AFTER */
             stale: boolean;
             /** Format: date-time */
             ts: string;
-            volume: number;
+            volume: number | null;
         };
         QuoteList: {
             items: components["schemas"]["Quote"][];

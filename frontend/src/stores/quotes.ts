@@ -6,7 +6,7 @@ import { create } from 'zustand';
 export interface QuoteMessage {
   instrument_id: number;
   ltp?: string;
-  ltq?: string | number;
+  ltq?: string | number | null;
   bid?: string | null;
   ask?: string | null;
   bid_qty?: string | number | null;

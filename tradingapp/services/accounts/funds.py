@@ -148,7 +148,8 @@ class AccountView:
     trading_state: str
     user_trading_state: str
     global_trading_state: str
-    state_reason: str | None
+    state_reason: str | None  # the user's own state's reason
+    global_state_reason: str | None  # the global (kill switch) state's reason
     session_day: date
     orders_today: int
     limits: Limits
@@ -164,6 +165,7 @@ def account_view(user_id: uuid.UUID) -> AccountView:
         user_trading_state=account.trading_state,
         global_trading_state=global_state,
         state_reason=account.state_reason,
+        global_state_reason=settings.state_reason if settings else None,
         session_day=day,
         # The count is of the row's day: a new session day starts at zero (the order path rolls the
         # row over when it next counts; a read only shows it).

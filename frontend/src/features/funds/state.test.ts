@@ -13,4 +13,8 @@ describe('stateReason', () => {
     expect(stateReason({ trading_state: 'HALTED', user_trading_state: 'ACTIVE', global_trading_state: 'HALTED', state_reason: 'admin: old' })).toBe('set for every user by an admin');
     expect(stateReason({ trading_state: 'HALTED', user_trading_state: 'REDUCING', global_trading_state: 'HALTED', state_reason: 'daily loss' })).toBe('set for every user by an admin');
   });
+
+  it('names the kill switch reason when the global state is in force', () => {
+    expect(stateReason({ trading_state: 'HALTED', user_trading_state: 'ACTIVE', global_trading_state: 'HALTED', state_reason: null, global_state_reason: 'admin: exchange outage' })).toBe('admin: exchange outage');
+  });
 });

@@ -1,4 +1,5 @@
 /** The header: trading state, connection, market session with the IST clock, theme, user menu. */
+import { stateReason } from '@/features/funds/state';
 import { useEffect, useRef, useState } from 'react';
 import { Link } from 'react-router';
 import { useQuery } from '@tanstack/react-query';
@@ -164,10 +165,11 @@ export function TradingStateBanner() {
   const account = useAccount().data;
   if (!account || account.trading_state === 'ACTIVE') return null;
   const halted = account.trading_state === 'HALTED';
+  const reason = stateReason(account);
   return (
     <div role="status" className={cx('shrink-0 border-b px-3 py-1 text-xs', halted ? 'border-danger/40 bg-danger/10 text-danger' : 'border-warn/40 bg-warn/10 text-warn')} data-testid="trading-state-banner" data-state={account.trading_state}>
       <b>{halted ? 'Trading halted' : 'Reducing only'}:</b> {halted ? 'new orders are refused; open orders can still be cancelled.' : 'only orders that shrink a position are accepted.'}
-      {account.state_reason && <span> Reason: {account.state_reason}</span>}
+      {reason && <span> Reason: {reason}</span>}
     </div>
   );
 }

@@ -2,6 +2,7 @@
  * validity toggles, the margin estimate and available funds before sending, an optional
  * confirmation, and the API's answer where it belongs. One client_order_id per ticket: a double
  * click or a retry after a lost answer never places two orders. */
+import { stateReason } from '@/features/funds/state';
 import { useEffect, useId, useMemo, useRef, useState, type FormEvent } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useNavigate } from 'react-router';
@@ -158,7 +159,7 @@ export function OrderTicket({ instrument, side: initialSide, onClose }: { instru
           ✕
         </button>
       </div>
-      {halted && <HaltedBanner reason={refusal?.kind === 'halted' ? refusal.reason : account.data?.state_reason} message={refusal?.kind === 'halted' ? refusal.message : undefined} />}
+      {halted && <HaltedBanner reason={refusal?.kind === 'halted' ? refusal.reason : account.data && stateReason(account.data)} message={refusal?.kind === 'halted' ? refusal.message : undefined} />}
       <div className="flex-1 space-y-3 overflow-auto p-4">
         <div className="flex flex-wrap items-center gap-2">
           <Segmented label="Order type" value={form.orderType} options={TYPES} onChange={(v) => update({ orderType: v })} testId="ticket-type" />
