@@ -1,9 +1,10 @@
 /** Shared queries of server state. Features call these hooks (or api.* in a mutation) and never
  * fetch() themselves. Lists that the socket updates live (orders, positions) use the keys in qk. */
-import { useQuery } from '@tanstack/react-query';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from './client';
 import { qk } from './queryClient';
 import type { Account, DayPosition, Funds, Instrument, Meta, Order, Page, Position, Trade, User } from './types';
+import { mergeFetchedOrders } from '@/features/live/cache';
 import { useAuthStore } from '@/stores/auth';
 
 const authed = () => Boolean(useAuthStore.getState().accessToken);
@@ -29,7 +30,15 @@ export function fetchOrders(): Promise<Page<Order>> {
 }
 /** The newest orders (working and completed); the socket keeps it live (features/live/cache.ts). */
 export function useOrders() {
-  return useQuery({ queryKey: qk.orderList, queryFn: fetchOrders });
+  const client = useQueryClient();
+  return useQuery({
+    queryKey: qk.orderList,
+    queryFn: async () => {
+      const page = await fetchOrders();
+      const cached = client.getQueryData<Page<Order>>(qk.orderList);
+      return { ...page, items: mergeFetchedOrders(cached?.items, page.items) };
+    },
+  });
 }
 export function usePositions<V extends 'net' | 'day'>(view: V) {
   return useQuery({

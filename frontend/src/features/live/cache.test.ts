@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { QueryClient } from '@tanstack/react-query';
 import { qk } from '@/api/queryClient';
 import type { Order, Page, Position } from '@/api/types';
-import { applyOrderMessage, applyPositionMessage, catchUp, onOrderUpdate, upsertOrder, upsertPosition } from './cache';
+import { applyOrderMessage, applyPositionMessage, catchUp, mergeFetchedOrders, onOrderUpdate, upsertOrder, upsertPosition } from './cache';
 
 function order(id: string, patch: Partial<Order> = {}): Order {
   return {
@@ -45,6 +45,22 @@ describe('upsertOrder', () => {
     const newer = order('a', { status: 'FILLED', updated_at: '2026-03-05T04:00:05Z' });
     const list = [newer];
     expect(upsertOrder(list, order('a', { status: 'OPEN', updated_at: '2026-03-05T04:00:01Z' }))).toBe(list);
+  });
+});
+
+describe('mergeFetchedOrders', () => {
+  it('keeps a cached copy the socket made newer than the fetched page (no PENDING over OPEN)', () => {
+    const open = order('a', { status: 'OPEN', updated_at: '2026-03-05T04:00:02Z' });
+    const stale = order('a', { status: 'PENDING', updated_at: '2026-03-05T04:00:01Z' });
+    const merged = mergeFetchedOrders([open], [stale, order('b')]);
+    expect(merged.map((o) => [o.id, o.status])).toEqual([
+      ['a', 'OPEN'],
+      ['b', 'OPEN'],
+    ]);
+  });
+  it('takes the fetched copy when it is as new or newer, and drops what the page no longer holds', () => {
+    const fetched = order('a', { status: 'FILLED', updated_at: '2026-03-05T04:00:03Z' });
+    expect(mergeFetchedOrders([order('a'), order('gone')], [fetched])).toEqual([fetched]);
   });
 });
 

@@ -18,6 +18,18 @@ export function upsertOrder(list: readonly Order[], order: Order): Order[] {
   return next;
 }
 
+/** A fetched page of orders with the cached copies kept where they are newer: a list read before
+ * an order's socket update can arrive after it, and must not roll the order back (PENDING over
+ * OPEN). Orders the page does not hold are the server's to drop. */
+export function mergeFetchedOrders(cached: readonly Order[] | undefined, fetched: readonly Order[]): Order[] {
+  if (!cached?.length) return fetched as Order[];
+  const byId = new Map(cached.map((o) => [o.id, o]));
+  return fetched.map((o) => {
+    const mine = byId.get(o.id);
+    return mine && rank(mine) > rank(o) ? mine : o;
+  });
+}
+
 /** Net positions with a socket position merged in; a position that went flat with no P&L left is
  * dropped only by a refetch (the server decides what the net view holds). */
 export function upsertPosition(list: readonly Position[], position: Partial<Position> & Pick<Position, 'instrument_id'>): Position[] {
