@@ -7,12 +7,14 @@ broken screen fails here instead of being pictured.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from playwright.sync_api import expect
 
 from tests.browser.conftest import DEMO_ADMIN, DESKTOP, PHONE
-from tests.browser.steps import NUMBER, fill_ticket, login, open_ticket, send_order, watchlist_row
+from tests.browser.steps import NUMBER, fill_ticket, live_ltp, login, on_tick, open_ticket, send_order, watchlist_row
+from tests.conftest import wait_until
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -35,11 +37,14 @@ def test_capture_the_main_screens(browser, stack, trader, admin):
     expect(page.get_by_test_id("ticket-margin-required")).to_have_text(NUMBER)
     shoot(page, "ticket")
     send_order(page, ticket)
-    expect(page.locator("[data-testid^=orders-row-][data-status=FILLED]").first).to_be_visible()
-    limit = open_ticket(page, 2, "SELL")
-    fill_ticket(limit, lots=3, order_type="LIMIT", price="99999")
+    wait_until(lambda: any(o["status"] == "FILLED" for o in trader.get("/orders")["items"]), timeout=30)
+    rest_at = on_tick(live_ltp(page, 2) * Decimal("0.9"))  # rests: a BUY 10% under the market
+    limit = open_ticket(page, 2, "BUY")
+    fill_ticket(limit, lots=3, order_type="LIMIT", price=str(rest_at))
     send_order(page, limit)
     expect(page.locator("[data-testid^=orders-row-][data-status=OPEN]").first).to_be_visible()
+    watchlist_row(page, 1).click()  # RELIANCE: the instrument with seeded history
+    expect(page.get_by_test_id("chart-symbol")).to_have_text("RELIANCE")
     shoot(page, "terminal")
 
     page.get_by_test_id("nav-positions").click()
