@@ -16,18 +16,9 @@ RABBITMQ_PORT=5672
 REDIS_START=(redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no
              --dir /var/lib/redis --logfile /var/log/redis/ci.log)
 
-say() { echo "services: $*"; }
-die() { echo "services: ERROR: $*" >&2; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root for '$*' and sudo is not installed; run it as root once"
-    fi
-}
+SCRIPT_NAME=services
+# shellcheck source=scripts/lib.sh
+source "${BASH_SOURCE[0]%/*}/lib.sh"  # no dirname: this must run on a bare PATH
 
 tcp_open() { timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 
@@ -68,13 +59,6 @@ redis_start() {
 
 rabbitmq_start() { as_root rabbitmq-server -detached; }
 
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 ||
-        die "$* missing and this machine has no apt-get: install $* with its package manager, then run this again"
-    say "installing $* with apt-get (a few minutes on a fresh machine)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
-}
 
 wait_for() {  # name check-function where-to-look
     local name="$1" check="$2" hint="$3" deadline=$((SECONDS + WAIT_SECONDS))

@@ -79,25 +79,19 @@ def test_the_images_install_the_runtime_lock_with_hashes(dockerfile):
     assert not {"requirements.lock", "*.lock"} & set(ignored)
 
 
-def test_make_installs_from_the_locks_with_hashes():
+@pytest.mark.parametrize(
+    ("target", "locked"), [("install", "requirements.lock"), ("install-dev", "requirements-dev.lock")]
+)
+def test_make_installs_from_the_locks_with_hashes(target, locked):
     dry_run = subprocess.run(
-        ["make", "-n", "-B", "install-dev", "VENV=/nonexistent-venv"],
+        ["make", "-n", "-B", target, "VENV=/nonexistent-venv"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
-    assert "--require-hashes -r requirements-dev.lock" in dry_run.stdout
-    dry_run = subprocess.run(
-        ["make", "-n", "-B", "install", "VENV=/nonexistent-venv"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert "--require-hashes -r requirements.lock" in dry_run.stdout
+    assert f"--require-hashes -r {locked}" in dry_run.stdout
 
 
 # -- the stack from the runtime lock alone -------------------------------------------------------
