@@ -20,15 +20,12 @@ from tradingapp.domain import margin, risk
 from tradingapp.domain.errors import Unavailable
 from tradingapp.domain.validation import (
     NewOrder,
-    OrderValidationError,
     check_against_market,
-    parse_instrument_id,
-    validate_new_order,
 )
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument
 from tradingapp.services.accounts import funds
-from tradingapp.services.orders.placement import instrument_spec, invalid_order, market_price, untradable
+from tradingapp.services.orders.placement import invalid_order, market_price, parse_order, untradable
 from tradingapp.services.orders.risk import RiskRejected
 
 ZERO = Decimal(0)
@@ -73,17 +70,7 @@ def validated(body: dict) -> tuple[Instrument, NewOrder, Decimal | None]:
     """The instrument, the valid order and the last price, or the 400 POST /orders answers
     (client_order_id is ignored: an estimate is never an order)."""
     body = {k: v for k, v in body.items() if k != "client_order_id"}
-    try:
-        instrument_id = parse_instrument_id(body)
-    except OrderValidationError as exc:
-        raise invalid_order(exc.errors) from None
-    instrument = db.session.get(Instrument, instrument_id)
-    if instrument is None:
-        raise invalid_order({"instrument_id": f"unknown instrument {instrument_id}"})
-    try:
-        new = validate_new_order(body, instrument_spec(instrument))
-    except OrderValidationError as exc:
-        raise invalid_order(exc.errors) from None
+    instrument, new = parse_order(body)
     if reason := untradable(instrument):
         raise invalid_order({"instrument_id": reason})
     last = market_price(instrument.id)

@@ -42,8 +42,8 @@ def invalid_order(errors: dict[str, str]) -> Invalid:
     return Invalid("invalid order", errors)
 
 
-def place_order(user: User, body: dict, idempotency_key: str | None) -> tuple[Order, bool]:
-    """(order, created). An earlier order under the same client id comes back with created=False."""
+def parse_order(body: dict, idempotency_key: str | None = None) -> tuple[Instrument, NewOrder]:
+    """The instrument and the valid new order of a POST /orders body, or Invalid (the 400)."""
     try:
         instrument_id = parse_instrument_id(body)
     except OrderValidationError as exc:
@@ -52,9 +52,14 @@ def place_order(user: User, body: dict, idempotency_key: str | None) -> tuple[Or
     if instrument is None:
         raise invalid_order({"instrument_id": f"unknown instrument {instrument_id}"})
     try:
-        new = validate_new_order(body, instrument_spec(instrument), idempotency_key)
+        return instrument, validate_new_order(body, instrument_spec(instrument), idempotency_key)
     except OrderValidationError as exc:
         raise invalid_order(exc.errors) from None
+
+
+def place_order(user: User, body: dict, idempotency_key: str | None) -> tuple[Order, bool]:
+    """(order, created). An earlier order under the same client id comes back with created=False."""
+    instrument, new = parse_order(body, idempotency_key)
     if new.client_order_id:
         existing = _existing_order(user, new)
         if existing is not None:
