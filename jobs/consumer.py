@@ -1,13 +1,7 @@
 """The RabbitMQ consumer (`python -m jobs.consumer`): broker events, market ticks and, with the
-paper broker, the ticks the exchange trades against (handed to the broker's on_ticks).
-
-Every message is acknowledged only after its database commit. A message that can never be
-applied (undecodable, wrong shape, a MalformedEvent) is rejected without requeue, so RabbitMQ
-routes it to the dead-letter queue; a transient failure (database or Redis down) requeues it
-after a short pause and the consumer keeps running.
-
-Market ticks are written in batches, many messages per transaction (services/market/tick_batches.py),
-on a connection and thread of their own, so a tick backlog never queues broker events behind it.
+paper broker, the ticks the exchange trades against (handed to the broker's on_ticks). Each
+message is acked only after its commit; poison goes to the dead-letter queue, a transient failure
+is requeued. docs/messages.md has the messages and these rules.
 """
 
 from __future__ import annotations

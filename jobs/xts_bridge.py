@@ -1,21 +1,7 @@
 """The XTS event bridge (`python -m jobs.xts_bridge`; with BROKER=xts `python -m jobs.feed` runs it).
-
-It holds XTS's two socket.io streams and turns what they say into our messages:
-- interactive (tradingapp/brokers/xts/order_stream.py): `order` and `trade` events -> broker events
-  on `broker.events` (routing key = the event type, deterministic ids from mapping.py); after every
-  (re)connect, after a publish failure recovers, and every XTS_RECONCILE_INTERVAL, the order book
-  and the trade book are read and their events published again (the consumer dedupes);
-- market data (tradingapp/brokers/xts/market_stream.py): 1501 touchlines of our instruments
-  (subscribed through the REST subscription call) -> ticks on `market.ticks`, every
-  XTS_TICK_FLUSH_MS, one message per exchange segment, like the simulated feed. Without a
-  market-data app key (XTS_MD_API_KEY) the bridge carries order events only.
-
-Each stream reconnects on its own, with capped exponential backoff and jitter; a refused connection
-or a `logout` event checks the session first (tradingapp/brokers/xts/session.py: the token is shared
-with the worker and the backend through Redis, and a stale one is replaced by exactly one login).
-Publishing is publisher-confirmed; order events wait in a bounded queue while RabbitMQ is down
-(tradingapp/brokers/xts/outbox.py). SIGTERM/SIGINT stop it: the sockets close, waiting order
-events get a few seconds to go out (what is left is published by the reconcile at the next start).
+It holds XTS's two socket.io streams and turns what they say into our messages: order and trade
+events -> `broker.events`, touchlines -> `market.ticks`. Reconnects, reconciles and publishing:
+docs/xts.md, "The event bridge".
 """
 
 from __future__ import annotations

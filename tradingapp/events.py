@@ -1,20 +1,6 @@
 """Broker events: the one schema every broker (paper, XTS bridge) publishes on `broker.events`
-and the consumer applies.
-
-    {"event_id": str (unique per broker fact, deterministic so a re-publish dedupes),
-     "type": one of EVENT_TYPES, "order_id": our order uuid, "broker": "paper",
-     "broker_order_id": str | None, "ts": ISO-8601 UTC,
-     # order.fill only:
-     "execution_id": str, "quantity": int > 0, "price": decimal string,
-     # order.modified: the order's terms now at the broker
-     "quantity": int > 0, "limit_price": decimal string | None, "stop_price": decimal string | None,
-     # order.modified / order.modify_rejected: which modification they answer (optional; when
-     # given, an answer to an older modification than the order's latest is kept out of its state)
-     "seq": int > 0,
-     # order.rejected / order.cancelled / order.cancel_rejected / order.modify_rejected / order.expired:
-     "reason": str | None}
-
-Routing key: the type (e.g. "order.fill").
+(routing key: the type, e.g. "order.fill") and the consumer applies. The message's fields, and
+what each event type carries, are in docs/messages.md.
 """
 
 from __future__ import annotations

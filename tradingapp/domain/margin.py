@@ -1,14 +1,6 @@
 """A user's book (positions, working orders, last prices) and the margin model. Plain values.
-
-Margin model (documented in the README):
-- a position blocks its exact cost |basis| (|quantity| x average price, unrounded) x the
-  product's margin % (CNC 100, NRML 25, MIS 20 by default; admin-configurable limits
-  `margin_<product>_percent`);
-- a working order blocks its remaining quantity x its price (limit, else stop, else the last
-  price) x the same %, except the part that would only close the position it opposes (on the
-  same instrument and product): closing frees margin, it never needs any;
-- cash = starting cash + realized P&L; available = cash + unrealized P&L when it is a loss
-  (gains are not lent against) - used margin.
+The model (what a position and a working order block, cash and available funds) is documented in
+README.md, "Risk, positions and funds".
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
-"""Token plumbing: issuing, revoking and checking JWTs, and the route guard.
-
-Access and refresh tokens of one login share a session id (`sid`); logout revokes the
-session in Redis, so both tokens stop working at once, for REST and WebSocket alike.
-Deactivating a user revokes all of their sessions the same way (a per-user cut-off time).
-
-A request's caller is a `Principal` (id, role). Whether the user is still active, and their role,
-come from a short-lived Redis entry read in the same round trip as the revocation keys; only on a
-miss is the users row read (and the entry written). Admin changes overwrite the entry at once; a change
-made behind the API's back (straight in the database) shows within USER_STATE_TTL.
+"""Token plumbing: issuing, revoking and checking JWTs, and the route guard. A login's tokens share
+a session id that logout revokes in Redis; a request's caller is a Principal whose active flag and
+role come from a short-lived Redis entry (see the comments by USER_STATE_TTL and _principal).
 """
 
 from __future__ import annotations
@@ -34,6 +27,10 @@ from tradingapp.extensions import db, get_redis, jwt
 from tradingapp.models import User
 
 WRITE_ROLES = {"admin", "trader"}
+# Whether a caller is still active, and their role, come from a short-lived Redis entry read in the
+# same round trip as the revocation keys (is_revoked); only on a miss is the users row read (and the
+# entry written, _principal). Admin changes overwrite the entry at once (remember_user_state); a
+# change made behind the API's back (straight in the database) shows within USER_STATE_TTL.
 USER_STATE_TTL = 60  # seconds a cached "active, role" of a user is trusted
 # Per-request values live in the request's environ, not flask.g: an app context (and its g) can
 # outlive one request, as in a test or a CLI command that serves several.
@@ -69,6 +66,9 @@ def _revoked_key(sid: str) -> str:
     return f"auth:revoked:{sid}"
 
 
+# Access and refresh tokens of one login share a session id (`sid`): logout revokes the session in
+# Redis, so both stop working at once, for REST and WebSocket alike. Deactivating a user revokes
+# all of their sessions the same way, through a per-user cut-off time (revoke_user_sessions).
 def issue_tokens(user: User) -> dict:
     sid = uuid.uuid4().hex
     claims = {"role": user.role, "sid": sid}

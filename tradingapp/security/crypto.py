@@ -1,13 +1,6 @@
-"""Encryption at rest of broker account secrets: Fernet tokens under SECRETS_ENCRYPTION_KEYS.
-
-MultiFernet: the first key encrypts, every key decrypts, and `rotate` re-encrypts under the first
-(key rotation: prepend a new key, `flask accounts rotate-keys`, then drop the old key).
-
-Outside production an empty key list means one key derived from JWT_SECRET (HKDF-SHA256): stable
-across restarts and the same in every process of a deployment (a random key would make yesterday's
-secrets unreadable and differ between the backend and the worker). A warning says so. Production
-never derives: without keys nothing is encrypted or decrypted (SecretsUnavailable), and with
-BROKER=xts it refuses to start (config.py).
+"""Encryption at rest of broker account secrets: Fernet tokens under SECRETS_ENCRYPTION_KEYS
+(MultiFernet: the first key encrypts, every key decrypts, `rotate` re-encrypts under the first).
+Key rotation and the development-only derived key: README.md, "Broker accounts", and build_box.
 """
 
 from __future__ import annotations
@@ -78,6 +71,11 @@ def derive_key(secret: str) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
+# Outside production an empty key list means one key derived from JWT_SECRET: stable across
+# restarts and the same in every process of a deployment (a random key would make yesterday's
+# secrets unreadable and differ between the backend and the worker), with a warning. Production
+# never derives: without keys nothing is encrypted or decrypted (SecretsUnavailable), and with
+# BROKER=xts it refuses to start (config.py).
 def build_box(config) -> SecretBox:
     if config.SECRETS_ENCRYPTION_KEYS:
         return SecretBox(config.SECRETS_ENCRYPTION_KEYS)

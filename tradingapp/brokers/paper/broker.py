@@ -1,13 +1,7 @@
-"""The paper exchange: a broker that trades against the live market in the Redis quote cache.
-
-Its book (`paper_orders`, journal `paper_events`: models.py) is reached through a session of its
-own: the exchange never reads our `orders` table, exactly as a real broker never sees our
-database. The matching rules are matching.py; the book's mechanics are book.py (rows,
-concurrency) and journal.py (events, publishing); ticks and the session end are tape.py.
-
-Every state change is committed before its events are published, and every event id is
-deterministic per fact, so a crash in between is repaired by the next place(), lookup() or
-change of the order: they re-send the journal under the same ids with the original times.
+"""The paper exchange: a broker that trades against the live market in the Redis quote cache,
+through a book of its own that never reads our `orders` table. Events are published after the
+commit under deterministic ids, so a crash in between is repaired by re-sending the journal.
+docs/paper-exchange.md has the module map and the rules.
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """The paper exchange's matching rules: plain values in, plain values out (no Flask, no database).
-
-An order meets the market in two ways:
-
-- Arriving (placed, triggered, or re-priced by a modification) it trades like an aggressive
-  order against the latest quote: at the touch (BUY at the ask, SELL at the bid), never worse than
-  its limit, at most the displayed size (ask_qty / bid_qty).
-- Resting, each later tick that crosses it fills it (BUY: ask <= limit, SELL: bid >= limit) at its
-  own limit price, as the passive side; a MARKET remainder fills at the then touch. A tick's
-  displayed size is shared by the orders resting on that side in price-time priority.
-
-A STOP or STOP_LIMIT order rests untriggered until the last price reaches its stop (BUY: ltp >=
-stop, SELL: ltp <= stop); it then arrives as a MARKET or a LIMIT order. IOC applies when an order
-arrives: what does not fill at once is cancelled. A side with no bid/ask falls back to the last
-price, its size the last traded quantity; a side whose size is not shown (missing or 0) limits
-nothing.
+An arriving order trades at the touch, a resting one at its limit when a tick crosses it, a stop
+rests until the last price reaches it. The rules in full: docs/paper-exchange.md.
 """
 
 from __future__ import annotations

@@ -1,26 +1,7 @@
 """The XTS broker: the broker interface (base.py) over XTS's Interactive REST API, and its
-market-data API as the QuoteSource.
-
-Our order id travels as `orderUniqueIdentifier`, so the broker's own books find it again. XTS does
-not enforce that identifier's uniqueness: exactly-once is ours. A place whose outcome is unknown
-(timeout, 5xx, a connection lost after sending, an unreadable answer) raises BrokerError. A broker
-that is slow, not down, may still book it seconds later, after a lookup of the identifier missed:
-so every attempt's time is recorded in Redis before it is sent (`placed_at`), and the order is
-sent again only once the resend horizon (max(4 x XTS_TIMEOUT, 30 s)) has passed since the last
-attempt AND a lookup made after it misses. Inside the horizon a place (the job's retry, the
-sweeper's) and a cancel of the unknown order raise XtsPlaceInFlight, a BrokerError: retried later.
-An attempt that certainly never executed (no connection made, 429, refused, login refused) is
-forgotten again.
-
-What the broker decides comes back as events on `broker.events`, as with paper: the place's
-answer ("Request sent") is the acknowledgement (order.accepted under the same id the order's New
-row maps to); everything later (RMS reject, fills, replace, cancel) arrives from the socket bridge
-and from `lookup`, which re-publishes every event the order's rows state under their deterministic
-ids (mapping.py), so the consumer settles whatever the socket missed. A refusal the broker answers
-at once (HTTP 4xx) becomes order.rejected / cancel_rejected / modify_rejected with its reason.
-
-Credentials are handed in: whoever builds the broker passes `credentials`, a function giving a
-user's XtsCredentials (their linked account, else the deployment's; accounts.py), called per order.
+market-data API as the QuoteSource. Exactly-once placing (the resend horizon), how the broker's
+decisions come back as events, and the credentials handed in: docs/xts.md, "Placing an order
+exactly once".
 """
 
 from __future__ import annotations

@@ -1,29 +1,7 @@
 """XTS order and trade rows -> our broker events (tradingapp/events.py). Pure functions, no I/O.
-
-Rows come from the order book and order history (and the socket's `order` event, MessageCode 9004)
-and from the trade book (and the `trade` event, 9005). Parsing is tolerant of what deployments
-vary in (enum spelling and case, "Buy"/"Sell", numbers as strings, thousands separators, both date
-formats, IST without an offset, ExchangeInstrumentID/-Id) and strict about the rest: a row we
-cannot read raises XtsResponseError, never an event that is silently wrong.
-
-Event ids are deterministic per broker fact, so the same fact seen twice (socket event, then a
-lookup; a reconnect) is one event to the consumer, which dedupes on event_id:
-    order.accepted   xts:accepted:{AppOrderID}
-    order.rejected   xts:rejected:{AppOrderID}
-    order.cancelled  xts:cancelled:{AppOrderID}
-    order.expired    xts:expired:{AppOrderID}
-    order.modified   xts:modified:{AppOrderID}:{quantity}:{limit}:{stop}:{epoch second of the Replaced row}
-    order.fill       xts:fill:{AppOrderID}:{ExecutionID}
-A modification is known by its terms and the second it took effect (seconds: both date styles give
-the same id). A fill id carries the AppOrderID because exchange execution ids are unique per
-segment, not across the whole account.
-
-Fills come from trade rows only (one per ExecutionID), never from CumulativeQuantity differences:
-an order-book row that lags (CumulativeQuantity 0 after a fill) produces no fill and regresses
-nothing, and the consumer's state machine never moves a status backwards.
-
-Rows whose OrderUniqueIdentifier is not one of our order ids (orders placed at the broker's own
-terminal) map to no event: `socket_events` returns None for them so the caller can count them.
+Tolerant of what deployments vary in, strict about the rest (XtsResponseError); event ids are
+deterministic per broker fact; fills come from trade rows only. The id table and the reasons:
+docs/xts.md, "XTS rows to broker events".
 """
 
 from __future__ import annotations

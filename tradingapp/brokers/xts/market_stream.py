@@ -1,17 +1,7 @@
 """The event bridge's market-data side: the XTS market-data socket.io stream (JSON, full broadcast),
 the touchline subscriptions of our instruments, and 1501 touchlines -> our ticks in the outbox.
-
-Instruments are subscribed through the REST subscription call, SUBSCRIBE_BATCH per request, after
-every (re)connect and whenever the instrument list grows. A subscription answers each instrument's
-current touchline: it is published too, so a quote is current right after a (re)connect.
-
-XTS keeps a user's subscriptions across reconnects and answers "already subscribed"
-(e-session-0002) for a whole request when any of its instruments is. The stream remembers what it
-subscribed under its session token: a batch refused that way that it subscribed itself under the
-same token is subscribed (a reconnect), and its touchlines are fetched through the quotes call
-instead (MAX_QUOTES a request). A batch subscribed by someone else (an earlier process of the same
-user) is unsubscribed and subscribed again in one go; only if the broker refuses that too is it
-sent one instrument at a time.
+How subscriptions survive reconnects and "already subscribed": docs/xts.md, "Touchline
+subscriptions".
 """
 
 from __future__ import annotations

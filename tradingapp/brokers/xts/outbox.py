@@ -1,19 +1,6 @@
-"""The bridge's publishing side: one thread, one RabbitMQ connection, publisher confirms.
-
-Order events (`broker.events`, routing key = the event type, message id = the event id) are kept
-in order until RabbitMQ confirms them: while RabbitMQ is down they wait and are retried with
-backoff, and nothing is dropped unless the queue overflows its bound. An overflow is logged as
-an error and, like every recovery after a failed publish, asks for a reconcile: the order and
-trade books hold every fact again, and their events carry the same ids, so the consumer applies
-each one once. The ids RabbitMQ confirmed are remembered (bounded), so a periodic reconcile
-publishes only what is new; one after a reconnect or a recovery publishes everything again. A
-reconcile never queues an event that is still waiting in the queue (one every interval through a
-RabbitMQ outage would otherwise add the whole books again each time); socket events go in as they
-come, duplicates too (the consumer dedupes).
-
-Ticks are live data: they are batched and published every flush interval, one message per
-exchange segment (routing key `ticks.<segment>`), like the simulated feed. A batch that cannot be
-published is dropped (a feed does not replay the past); so are the oldest ticks past the bound.
+"""The bridge's publishing side: one thread, one RabbitMQ connection, publisher confirms. Order
+events wait, in order and bounded, until RabbitMQ confirms them; ticks are batched and dropped
+when they cannot go. docs/xts.md, "Publishing", has the rules and the reconcile they ask for.
 """
 
 from __future__ import annotations

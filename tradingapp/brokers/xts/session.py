@@ -1,24 +1,6 @@
-"""HTTP to XTS: one pooled keep-alive `requests.Session`, the envelope check, and the login session.
-
-Answers (shared/xts-api.md, "Corrections and details"):
-- `{"type": "success", "result": ...}` is the result; anything else is read by `type`, never by the
-  code's prefix (a successful market-data login carries an "e-" code).
-- HTTP 4xx with type "error" and description "Invalid Token": the session is gone (expired, or a
-  login elsewhere). One new login, then the call once more. Safe for a place too: XTS checks the
-  token before it looks at the order, so a refused place created nothing.
-- HTTP 429: refused before execution, retried after a short bounded backoff (any call, a place too).
-- Other 4xx with type "error": a definite refusal (XtsRejected, with the broker's description and the
-  fields its validation names). Nothing was executed.
-- No connection made at all (XtsUnreached): nothing was sent.
-- 5xx, a connection lost after sending, timeouts (XtsUnavailable) and answers of an unexpected shape
-  (XtsResponseError): the outcome is unknown. Never retried here: a place is sent again only after
-  its resend horizon and a lookup by orderUniqueIdentifier that misses (broker.py).
-
-Sessions are shared through Redis (TokenStore), one per API and account (URL, app key and secret:
-a wrong secret logs in and fails, never rides on a session): XTS ends a session when the same user
-logs in again, so every worker process, the backend and the event bridge use one token,
-and when it dies exactly one of them logs in again (under a Redis lock) while the others pick the
-new token up instead of logging each other out.
+"""HTTP to XTS: one pooled keep-alive `requests.Session`, the envelope check, and the login session
+shared through Redis (TokenStore). What each kind of answer means (retried, refused, unknown) and
+why one login serves every process: docs/xts.md, "HTTP answers and the shared login".
 """
 
 from __future__ import annotations

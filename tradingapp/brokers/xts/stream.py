@@ -1,15 +1,6 @@
 """One XTS socket.io stream kept connected: connect with the session's current token, run until the
-connection drops or is told to go, then reconnect after an exponential backoff with jitter.
-
-The socket.io client's own reconnection is off: it would reconnect with the token it started
-with, and XTS tokens change (daily expiry, a login elsewhere). Each attempt asks for a fresh query
-(token, userID, ...) instead. After a refused connection, or when the caller says the session
-ended (a `logout` event), `check_session` runs before the next attempt: the caller checks its
-session there and logs in again if the token is stale.
-
-Engine.IO 4 (python-socketio 5) by default; Engine.IO 3 (Socket.IO 2.x, the `socketio_v4`
-package) for broker servers that still speak it. Clients are made in this thread, not the main
-one, so neither package installs its SIGINT handler over the process's own.
+connection drops or is told to go, then reconnect after an exponential backoff with jitter, with a
+fresh token (docs/xts.md, "One stream kept connected").
 """
 
 from __future__ import annotations
@@ -58,7 +49,11 @@ def quiet_client_loggers() -> None:
 
 
 def make_client(eio: int):
-    """A socket.io client speaking Engine.IO `eio` (3 or 4), and the keyword naming its path."""
+    """A socket.io client speaking Engine.IO `eio` (3 or 4), and the keyword naming its path.
+    Made in the stream's thread, not the main one, so neither package installs its SIGINT handler
+    over the process's own."""
+    # No reconnection of the client's own: it would reconnect with the token it started with, and
+    # XTS tokens change (daily expiry, a login elsewhere); SocketStream reconnects with a fresh one.
     quiet_client_loggers()
     if eio == 3:
         import socketio_v4

@@ -1,13 +1,6 @@
-"""XTS market data (1501 touchline, JSON full or partial broadcast) -> our ticks on `market.ticks`.
-
-A tick has the shape tradingapp.services.market.ticks.parse_tick validates: our instrument_id, a seq that
-only grows per instrument (clock-based, like the simulated feed's, so it still grows across
-restarts), ts ISO-8601 UTC, prices as decimal strings, integer quantities.
-
-XTS repeats a touchline whenever any of it changes (a new bid alone, too), with the day's volume
-so far. Our candles add up `ltq`, so a tick's ltq is the growth of that day volume since the last
-touchline seen for the instrument (0 when only the touch moved; 0 for the first one after a start,
-whose trades are already in the day's volume we did not see grow).
+"""XTS market data (1501 touchline, JSON full or partial broadcast) -> our ticks on `market.ticks`
+(the shape parse_tick validates: docs/messages.md). A tick's ltq is the growth of the day volume
+since the instrument's last touchline: docs/xts.md, "Touchlines to ticks".
 """
 
 from __future__ import annotations

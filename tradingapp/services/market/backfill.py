@@ -1,18 +1,7 @@
-"""Backfill from a CSV file: ticks (stored as the feed stores them, folded into the candles) or
-one-minute bars (written straight into candles_1m). `flask backfill` drives it (tradingapp/cli/market.py).
-
-Running a file twice is harmless: ticks are deduplicated by their natural key (instrument_id, ts,
-seq), so a tick already stored adds no candle volume again; a bar replaces its minute's candle.
-That holds while the ticks are kept: retention deletes ticks older than TICK_RETENTION_DAYS but
-keeps their candles, so a tick row that old (or within a day of it: the next prune may take it) is
-refused, as bars are the way to import such a range.
-
-Bars and ticks of the same minute: a bar is taken as the whole minute. It replaces the candle,
-whatever live or backfilled ticks had built there, and is stamped as spanning the full minute,
-from (its start, seq 0) to (its last microsecond, the largest seq), so a tick stored later for
-that minute (it should not come: bars are for minutes that have passed) neither moves its open
-nor its close, whatever its ts and seq, but does widen high/low and add its volume. Import bars
-for a range, or ticks for it, not both.
+"""Backfill from a CSV file (`flask backfill`, tradingapp/cli/market.py): ticks, stored as the feed
+stores them and folded into the candles, or one-minute bars written straight into candles_1m.
+Running a file twice is harmless: ticks dedupe on their key, a bar replaces its minute's candle.
+README.md, "Market data", has the file format and the rules for bars, ticks and retention.
 """
 
 from __future__ import annotations
@@ -50,6 +39,10 @@ COLUMNS = {
     },
     "bars": {"required": ("ts", "open", "high", "low", "close"), "optional": ("volume",)},
 }
+# A bar is taken as the whole minute: it replaces the candle, whatever live or backfilled ticks had
+# built there, and is stamped from (its start, seq 0) to (its last microsecond, LAST_SEQ). So a tick
+# stored later for that minute (it should not come: bars are for minutes that have passed) moves
+# neither its open nor its close, whatever its ts and seq, but does widen high/low and add volume.
 LAST_MICROSECOND = timedelta(seconds=59, microseconds=999_999)  # a bar spans its whole minute
 LAST_SEQ = 2**63 - 1  # ... and every seq of it
 RETENTION_MARGIN = timedelta(days=1)  # tick rows this close to the retention cutoff are refused too

@@ -1,22 +1,6 @@
-"""Tick ingest: validate ticks from `market.ticks`, store them with their candles, then refresh the
-quote cache.
-
-Order matters: the rows are committed first, then Redis is updated; if Redis fails the caller
-redelivers the batch, the insert is a no-op (natural key), and the cache catches up.
-
-The Postgres write path (store_ticks), chosen by measurement (scratch runs on this 2-core box,
-5000-tick batches, 500 instruments): the batch is COPYed (binary) into a temporary staging table,
-then one statement moves it into `ticks` and folds the ticks it stored into the one-minute candles,
-in SQL (no tick row comes back to Python). That statement first runs without ON CONFLICT, in a
-savepoint: with it the statement cost the server a third more (5.6 vs 4.2 us a tick), and
-duplicates only come with redeliveries. A unique violation (a redelivered or partly redelivered
-batch) rolls back to the savepoint and the same statement runs again with ON CONFLICT DO NOTHING,
-feeding the candles only from what it RETURNs: no candle counts a tick twice.
-Staging rather than COPYing straight into `ticks` (in the savepoint, then the same bytes into a
-stage for the candles): the server's work is nearly the same (COPY into ticks 26 ms vs INSERT ...
-SELECT 28 ms a batch: the key's index inserts dominate both), but COPY into ticks needs numeric
-binary values, and psycopg's Decimal dumper costs ~0.55 us a price: 19 ms of Python a batch vs
-7.6 ms here, where prices travel as their validated decimal text and Postgres casts them.
+"""Tick ingest: validate ticks from `market.ticks` (shape: docs/messages.md), store them with their
+one-minute candles, then refresh the quote cache. README.md, "Market data", says how batches are
+stored; why the Postgres write path is built as it is stands next to _store_postgres.
 """
 
 from __future__ import annotations
@@ -126,7 +110,8 @@ def parse_ticks(ticks: list) -> list[dict]:
 
 def ingest_rows(rows: list[dict]) -> int:
     """Store parsed ticks with their candles (committed), then refresh the quote cache. Returns how
-    many ticks were new."""
+    many ticks were new. In that order: if Redis fails the caller redelivers the batch, the insert
+    is a no-op (natural key), and the cache catches up."""
     if not rows:
         return 0
     stored = store_ticks(rows)
@@ -252,6 +237,20 @@ COPY_STAGE = "COPY tick_stage FROM STDIN (FORMAT BINARY)"
 _stage_row = operator.itemgetter(*TICK_COLUMNS)
 
 
+# The Postgres write path, chosen by measurement (scratch runs on a 2-core box, 5000-tick batches,
+# 500 instruments). The batch is COPYed (binary) into a temporary staging table, then one statement
+# moves it into `ticks` and folds the ticks it stored into the one-minute candles, in SQL (no tick
+# row comes back to Python).
+# - That statement first runs without ON CONFLICT, in a savepoint: with it the statement cost the
+#   server a third more (5.6 vs 4.2 us a tick), and duplicates only come with redeliveries. A unique
+#   violation (a redelivered or partly redelivered batch) rolls back to the savepoint and the same
+#   statement runs again with ON CONFLICT DO NOTHING, feeding the candles only from what it
+#   RETURNs: no candle counts a tick twice.
+# - Staging rather than COPYing straight into `ticks`: the server's work is nearly the same (COPY
+#   into ticks 26 ms vs INSERT ... SELECT 28 ms a batch: the key's index inserts dominate both), but
+#   COPY into ticks needs numeric binary values, and psycopg's Decimal dumper costs ~0.55 us a
+#   price: 19 ms of Python a batch vs 7.6 ms here, where prices travel as their validated decimal
+#   text and Postgres casts them.
 def _store_postgres(rows: list[dict]) -> int:
     session = db.session
     session.execute(STAGE_DDL)

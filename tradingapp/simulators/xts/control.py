@@ -1,18 +1,6 @@
-"""The control API under /_sim: what tests and operators use to steer the simulator.
-
-GET  /_sim/state                  knobs, prices, sessions, sockets, request and event counts
-GET  /_sim/orders                 every order's current row (all accounts) and history length
-POST /_sim/faults                 merge fault knobs (see faults.py), answers the new knobs
-POST /_sim/reset                  fresh books, prices and knobs ({"sessions": true} also ends sessions)
-POST /_sim/sessions/expire        end sessions now ({"userID", "api"} to narrow), logout event on sockets
-POST /_sim/sockets/disconnect     every socket goes: {"mode": "drop"} cuts TCP (clients reconnect), "close"
-                                  disconnects at the socket.io level; {"refuse_seconds": n} answers 503 meanwhile
-POST /_sim/price                  {exchangeSegment, exchangeInstrumentID, price, bid?, ask?, bidSize?, askSize?}
-POST /_sim/step                   {"count": n} random-walk steps of every instrument, matching after each
-POST /_sim/market                 {"frozen": bool, "display_lots": n} the timer's walk and the touch size
-POST /_sim/risk                   {margin_available, max_notional, reject_instruments: [[seg, id]], reject_next}
-POST /_sim/style                  {date_style: iso|dmy, thousands: bool, positions_shape: positionList|flat}
-Errors answer 400 {"error": "..."}; nothing changes.
+"""The control API under /_sim: what tests and operators use to steer the simulator (prices, RMS
+rejects, faults, sessions, sockets). Each route says what it takes; the table of them is in
+docs/xts-simulator.md. Errors answer 400 {"error": "..."}; nothing changes.
 """
 
 from __future__ import annotations
@@ -62,6 +50,7 @@ def _int(value, name: str, low: int = 0) -> int:
 
 @bp.get("/state")
 def state():
+    """Knobs, prices, sessions, sockets, request and event counts."""
     s = sim()
     by_uid: dict[str, list[int]] = {}
     for order in s.exchange.orders.values():
@@ -103,12 +92,14 @@ def state():
 
 @bp.get("/orders")
 def orders():
+    """Every order's current row (all accounts) and its history length."""
     ex = sim().exchange
     return jsonify(orders=[ex.current_row(o) | {"_history": len(o.history)} for o in ex.orders.values()])
 
 
 @bp.post("/faults")
 def faults():
+    """Merge fault knobs (faults.py); answers the new knobs."""
     s = sim()
     s.faults.update(_payload())
     return jsonify(faults=s.faults.as_dict())
@@ -116,12 +107,14 @@ def faults():
 
 @bp.post("/reset")
 def reset():
+    """Fresh books, prices and knobs; {"sessions": true} also ends sessions."""
     sim().reset(sessions=bool(_payload().get("sessions", False)))
     return jsonify(reset=True)
 
 
 @bp.post("/sessions/expire")
 def expire_sessions():
+    """End sessions now ({"userID", "api"} to narrow), a logout event on their sockets."""
     data = _payload()
     s = sim()
     ended = s.sessions.expire(user_id=data.get("userID"), api=data.get("api"))
@@ -131,6 +124,8 @@ def expire_sessions():
 
 @bp.post("/sockets/disconnect")
 def disconnect_sockets():
+    """{"mode": "drop"} cuts TCP (clients reconnect), "close" disconnects at the socket.io
+    level; {"refuse_seconds": n} answers 503 meanwhile."""
     data = _payload()
     refuse = data.get("refuse_seconds", 0)
     if isinstance(refuse, bool) or not isinstance(refuse, int | float) or not 0 <= refuse <= 600:
@@ -151,6 +146,7 @@ def _book(data: dict):
 
 @bp.post("/price")
 def set_price():
+    """{exchangeSegment, exchangeInstrumentID, price, bid?, ask?, bidSize?, askSize?}."""
     data = _payload()
     key, book = _book(data)
     s = sim()
@@ -171,6 +167,7 @@ def set_price():
 
 @bp.post("/step")
 def step():
+    """{"count": n} random-walk steps of every instrument, matching after each."""
     count = _int(_payload().get("count", 1), "count", 1)
     if count > 10_000:
         raise ControlError("count must be at most 10000")
@@ -182,6 +179,7 @@ def step():
 
 @bp.post("/market")
 def market():
+    """{"frozen": bool, "display_lots": n}: the timer's walk and the touch size."""
     data = _payload()
     s = sim()
     if "frozen" in data:
@@ -197,6 +195,7 @@ def market():
 
 @bp.post("/risk")
 def risk():
+    """{margin_available, max_notional, reject_instruments: [[seg, id]], reject_next}."""
     data = _payload()
     s = sim()
     r = s.exchange.risk
@@ -223,6 +222,7 @@ def risk():
 
 @bp.post("/style")
 def style():
+    """{date_style: iso|dmy, thousands: bool, positions_shape: positionList|flat}."""
     data = _payload()
     s = sim()
     checks = {"date_style": ("iso", "dmy"), "thousands": (True, False), "positions_shape": ("positionList", "flat")}
