@@ -83,15 +83,30 @@ class Consumer(ConsumerMixin):
         t.q_dead(channel).declare()
         consumers = []
         if EVENTS in self.queues:
-            consumers.append(Consumer(queues=[t.q_broker_events], callbacks=[self.on_broker_event], accept=["json"],
-                                      prefetch_count=PREFETCH))  # fmt: skip
+            consumers.append(
+                Consumer(
+                    queues=[t.q_broker_events],
+                    callbacks=[self.on_broker_event],
+                    accept=["json"],
+                    prefetch_count=PREFETCH,
+                )
+            )
         if TICKS in self.queues:
             # on_message: the body is decoded here (orjson), not by kombu's json.
-            consumers.append(Consumer(queues=[t.q_ticks], on_message=self.on_tick_message, accept=["json"],
-                                      prefetch_count=2 * self.ticks.max_messages))  # fmt: skip
+            consumers.append(
+                Consumer(
+                    queues=[t.q_ticks],
+                    on_message=self.on_tick_message,
+                    accept=["json"],
+                    prefetch_count=2 * self.ticks.max_messages,
+                )
+            )
         if PAPER_TICKS in self.queues:
-            consumers.append(Consumer(queues=[t.q_paper_ticks], callbacks=[self.on_paper_ticks], accept=["json"],
-                                      prefetch_count=PREFETCH))  # fmt: skip
+            consumers.append(
+                Consumer(
+                    queues=[t.q_paper_ticks], callbacks=[self.on_paper_ticks], accept=["json"], prefetch_count=PREFETCH
+                )
+            )
         return consumers
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
@@ -215,8 +230,9 @@ class Consumer(ConsumerMixin):
             except TRANSIENT_ERRORS as exc:
                 if attempt == IN_PLACE_RETRIES:
                     raise
-                log.warning("event=message_retry routing_key=%s attempt=%d error=%s", queue, attempt,
-                            type(exc).__name__)  # fmt: skip
+                log.warning(
+                    "event=message_retry routing_key=%s attempt=%d error=%s", queue, attempt, type(exc).__name__
+                )
                 _rollback()
                 db.session.remove()
                 time.sleep(self.retry_delay * attempt)

@@ -52,8 +52,13 @@ def submit_order(order_id: str) -> str | None:
         # ask first, so the order never reaches the broker twice.
         known = broker.lookup(oid)
         if known is not None:
-            log.info("event=submit_already_at_broker order_id=%s user_id=%s broker_order_id=%s broker_status=%s",
-                     oid, request.user_id, known.broker_order_id, known.status)  # fmt: skip
+            log.info(
+                "event=submit_already_at_broker order_id=%s user_id=%s broker_order_id=%s broker_status=%s",
+                oid,
+                request.user_id,
+                known.broker_order_id,
+                known.status,
+            )
             return known.broker_order_id
         if end_if_unsendable(oid):
             log.info("event=submit_skipped order_id=%s reason=session_over_or_halted", oid)
@@ -61,8 +66,14 @@ def submit_order(order_id: str) -> str | None:
         log.info("event=submit_resend order_id=%s user_id=%s", oid, request.user_id)
     broker_order_id = broker.place(request)
     crash_point("after_place")
-    log.info("event=submitted order_id=%s user_id=%s broker=%s broker_order_id=%s elapsed_ms=%.1f", oid,
-             request.user_id, broker.name, broker_order_id, (time.monotonic() - started) * 1000)  # fmt: skip
+    log.info(
+        "event=submitted order_id=%s user_id=%s broker=%s broker_order_id=%s elapsed_ms=%.1f",
+        oid,
+        request.user_id,
+        broker.name,
+        broker_order_id,
+        (time.monotonic() - started) * 1000,
+    )
     return broker_order_id
 
 
@@ -87,8 +98,14 @@ def modify_order(order_id: str, seq: int) -> bool:
         log.info("event=modify_skipped order_id=%s seq=%s reason=not_modify_pending", oid, seq)
         return False
     get_broker().modify(request)
-    log.info("event=modify_sent order_id=%s seq=%s quantity=%s limit_price=%s stop_price=%s", oid, seq,
-             request.quantity, request.limit_price, request.stop_price)  # fmt: skip
+    log.info(
+        "event=modify_sent order_id=%s seq=%s quantity=%s limit_price=%s stop_price=%s",
+        oid,
+        seq,
+        request.quantity,
+        request.limit_price,
+        request.stop_price,
+    )
     return True
 
 

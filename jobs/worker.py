@@ -69,8 +69,9 @@ class Maintenance(threading.Thread):
         self.app = app
         self.sweep_interval = app.config["SWEEP_INTERVAL"]
         self.queue_names = set(queue_names)
-        self.scheduler = RQScheduler(queue_names, connection=app.extensions["redis"],
-                                     logging_level=app.config["LOG_LEVEL"])  # fmt: skip
+        self.scheduler = RQScheduler(
+            queue_names, connection=app.extensions["redis"], logging_level=app.config["LOG_LEVEL"]
+        )
         self._stop_event = threading.Event()
 
     def schedule_once(self) -> None:
@@ -123,8 +124,11 @@ def main() -> int:
     threads = [maintenance, TickRetention(app), *broker_upkeep(app)]
     for thread in threads:
         thread.start()
-    log.info("event=worker_start queues=%s sweep_interval=%s", ",".join(q.name for q in worker.queues),
-             maintenance.sweep_interval)  # fmt: skip
+    log.info(
+        "event=worker_start queues=%s sweep_interval=%s",
+        ",".join(q.name for q in worker.queues),
+        maintenance.sweep_interval,
+    )
     try:
         worker.work(logging_level=app.config["LOG_LEVEL"])
     finally:

@@ -59,8 +59,9 @@ class InstrumentMap:
         return list(self.ids)
 
 
-def account_from(config, app_key: str, secret_key: str, client_id: str = "", md_app_key: str = "",
-                 md_secret_key: str = "") -> XtsAccount:  # fmt: skip
+def account_from(
+    config, app_key: str, secret_key: str, client_id: str = "", md_app_key: str = "", md_secret_key: str = ""
+) -> XtsAccount:
     return XtsAccount(
         url=config["XTS_API_URL"],
         app_key=app_key,
@@ -75,8 +76,14 @@ def account_from(config, app_key: str, secret_key: str, client_id: str = "", md_
 
 def default_account(config) -> XtsAccount:
     """The deployment's account (XTS_API_KEY/XTS_API_SECRET...; empty keys when there is none)."""
-    return account_from(config, config["XTS_API_KEY"], config["XTS_API_SECRET"], config["XTS_CLIENT_ID"],
-                        config["XTS_MD_API_KEY"], config["XTS_MD_API_SECRET"])  # fmt: skip
+    return account_from(
+        config,
+        config["XTS_API_KEY"],
+        config["XTS_API_SECRET"],
+        config["XTS_CLIENT_ID"],
+        config["XTS_MD_API_KEY"],
+        config["XTS_MD_API_SECRET"],
+    )
 
 
 def watched_accounts(config) -> dict[str, XtsAccount]:
@@ -118,13 +125,20 @@ class Bridge:
         self.orders: dict[str, OrderStream] = {}  # label -> the stream of one account
         self.market = None
         if self.account.md_app_key and self.account.md_secret_key:
-            self.market = MarketStream(XtsSession(self.account, MARKETDATA, self.http, self.store), self.outbox,
-                                       self.eio, self.halt, self.instruments.get, self.instruments.keys)  # fmt: skip
+            self.market = MarketStream(
+                XtsSession(self.account, MARKETDATA, self.http, self.store),
+                self.outbox,
+                self.eio,
+                self.halt,
+                self.instruments.get,
+                self.instruments.keys,
+            )
 
     def run(self) -> None:
         quiet_client_loggers()  # their INFO lines carry the session token
-        log.info("event=xts_bridge_started url=%s eio=%d market_data=%s", self.account.url, self.eio,
-                 self.market is not None)  # fmt: skip
+        log.info(
+            "event=xts_bridge_started url=%s eio=%d market_data=%s", self.account.url, self.eio, self.market is not None
+        )
         if self.market is None:
             log.warning("event=xts_bridge_no_market_data reason='XTS_MD_API_KEY/XTS_MD_API_SECRET not set'")
         next_refresh = next_accounts = logged_at = 0.0
@@ -173,8 +187,9 @@ class Bridge:
         for label, account in wanted.items():
             if label not in self.orders:
                 session = XtsSession(account, INTERACTIVE, self.http, self.store)
-                orders = self.orders[label] = OrderStream(session, self.outbox, self.eio,
-                                                          self.config["XTS_RECONCILE_INTERVAL"], label)  # fmt: skip
+                orders = self.orders[label] = OrderStream(
+                    session, self.outbox, self.eio, self.config["XTS_RECONCILE_INTERVAL"], label
+                )
                 orders.start()
                 log.info("event=xts_account_stream_started account=%s", label)
         if not self.orders:
@@ -204,11 +219,16 @@ class Bridge:
             for key, value in orders.counts.items():
                 counts[key] = counts.get(key, 0) + value
         streams = list(self.orders.values())
-        log.info("event=xts_bridge_progress accounts=%d interactive_connections=%d marketdata_connections=%d "
-                 "reconciles=%d %s %s", len(streams), sum(o.stream.connections for o in streams),
-                 self.market.stream.connections if self.market else 0, sum(o.reconciler.runs for o in streams),
-                 " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
-                 " ".join(f"outbox_{k}={v}" for k, v in self.outbox.stats.items()))  # fmt: skip
+        log.info(
+            "event=xts_bridge_progress accounts=%d interactive_connections=%d marketdata_connections=%d "
+            "reconciles=%d %s %s",
+            len(streams),
+            sum(o.stream.connections for o in streams),
+            self.market.stream.connections if self.market else 0,
+            sum(o.reconciler.runs for o in streams),
+            " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+            " ".join(f"outbox_{k}={v}" for k, v in self.outbox.stats.items()),
+        )
 
 
 def serve(app: Flask) -> None:

@@ -104,8 +104,14 @@ def check_rabbitmq(config: Config) -> Check:
 
 def check_postgres(config: Config) -> Check:
     address = f"{config.DB_HOST}:{config.DB_PORT}"
-    params = dict(host=config.DB_HOST, port=config.DB_PORT, user=config.DB_USER, dbname=config.DB_NAME,
-                  sslmode=config.DB_SSL_MODE, connect_timeout=int(TIMEOUT))  # fmt: skip
+    params = dict(
+        host=config.DB_HOST,
+        port=config.DB_PORT,
+        user=config.DB_USER,
+        dbname=config.DB_NAME,
+        sslmode=config.DB_SSL_MODE,
+        connect_timeout=int(TIMEOUT),
+    )
     if config.DB_PASSWORD:
         params["password"] = config.DB_PASSWORD
     try:

@@ -16,11 +16,13 @@ from flask.cli import with_appcontext
 @with_appcontext
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--kind", type=click.Choice(["ticks", "bars"]), default="ticks", show_default=True)
-@click.option("--instrument", metavar="ID|SEGMENT:SYMBOL",
-              help="the one instrument of a file without an instrument column")  # fmt: skip
+@click.option(
+    "--instrument", metavar="ID|SEGMENT:SYMBOL", help="the one instrument of a file without an instrument column"
+)
 @click.option("--timezone", "zone", metavar="ZONE", help="zone of times written without one, e.g. Asia/Kolkata")
-@click.option("--batch", type=click.IntRange(1, 100_000), default=10_000, show_default=True,
-              help="rows per transaction")  # fmt: skip
+@click.option(
+    "--batch", type=click.IntRange(1, 100_000), default=10_000, show_default=True, help="rows per transaction"
+)
 @click.option("--skip-bad", is_flag=True, help="import the good rows and list the bad ones")
 def backfill_command(csv_file, kind, instrument, zone, batch, skip_bad):
     """Backfill ticks or one-minute bars from a CSV file into the tick store and the candles.

@@ -38,9 +38,13 @@ def create_database_if_missing(config) -> bool:
     if not config.is_postgres:
         return False
     conninfo = dict(
-        host=config.DB_HOST, port=config.DB_PORT, user=config.DB_USER, dbname="postgres",
-        sslmode=config.DB_SSL_MODE, connect_timeout=5,
-    )  # fmt: skip
+        host=config.DB_HOST,
+        port=config.DB_PORT,
+        user=config.DB_USER,
+        dbname="postgres",
+        sslmode=config.DB_SSL_MODE,
+        connect_timeout=5,
+    )
     if config.DB_PASSWORD:
         conninfo["password"] = config.DB_PASSWORD
     with psycopg.connect(**conninfo, autocommit=True) as conn:

@@ -124,9 +124,18 @@ class ModifyRejected:
 
 
 Event = (
-    Submit | Accept | Reject | Fill | RequestCancel | Cancelled | CancelRejected | Expire
-    | RequestModify | Modified | ModifyRejected
-)  # fmt: skip
+    Submit
+    | Accept
+    | Reject
+    | Fill
+    | RequestCancel
+    | Cancelled
+    | CancelRejected
+    | Expire
+    | RequestModify
+    | Modified
+    | ModifyRejected
+)
 
 
 @dataclass(frozen=True)
@@ -202,8 +211,9 @@ def _fill(state: OrderState, event: Fill) -> Outcome:
     average = average_of(value, filled)
     # A fill beyond the old quantity proves the modification took effect at the broker.
     quantity = state.quantity if filled <= state.quantity else cap
-    new = replace(state, filled_quantity=filled, filled_value=value, average_price=average, acknowledged=True,
-                  quantity=quantity)  # fmt: skip
+    new = replace(
+        state, filled_quantity=filled, filled_value=value, average_price=average, acknowledged=True, quantity=quantity
+    )
     if state.is_final:
         # Its status stays (a final order never moves); the trade and position are booked.
         return Outcome(new, applied=True, reason=f"late fill after {state.status}")
@@ -271,8 +281,9 @@ def _modified(state: OrderState, event: Modified) -> Outcome:
         return _ignored(state, f"modification after final state {state.status}")
     if event.quantity < state.filled_quantity:
         return _ignored(state, f"modified quantity {event.quantity} below filled {state.filled_quantity}")
-    new = replace(state, quantity=event.quantity, limit_price=event.limit_price, stop_price=event.stop_price,
-                  acknowledged=True)  # fmt: skip
+    new = replace(
+        state, quantity=event.quantity, limit_price=event.limit_price, stop_price=event.stop_price, acknowledged=True
+    )
     if new.filled_quantity == new.quantity:
         return Outcome(replace(new, status=Status.FILLED), applied=True, reason="quantity reduced to the filled part")
     if state.status == Status.CANCEL_PENDING:

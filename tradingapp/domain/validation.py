@@ -15,9 +15,16 @@ ORDER_TYPES = ("MARKET", "LIMIT", "STOP", "STOP_LIMIT")
 PRODUCTS = ("MIS", "NRML", "CNC")
 TIMES_IN_FORCE = ("DAY", "IOC")
 FIELDS = {
-    "instrument_id", "side", "quantity", "order_type", "limit_price", "stop_price",
-    "product", "time_in_force", "client_order_id",
-}  # fmt: skip
+    "instrument_id",
+    "side",
+    "quantity",
+    "order_type",
+    "limit_price",
+    "stop_price",
+    "product",
+    "time_in_force",
+    "client_order_id",
+}
 MODIFY_FIELDS = {"quantity", "limit_price", "stop_price"}
 MAX_QUANTITY = 10_000_000
 MAX_PRICE = Decimal("100000000")
@@ -56,9 +63,15 @@ class NewOrder:
     def fingerprint(self) -> str:
         """Identity of the request's content: the same key with another body is a conflict."""
         parts = (
-            self.instrument_id, self.side, self.quantity, self.order_type,
-            _norm(self.limit_price), _norm(self.stop_price), self.product, self.time_in_force,
-        )  # fmt: skip
+            self.instrument_id,
+            self.side,
+            self.quantity,
+            self.order_type,
+            _norm(self.limit_price),
+            _norm(self.stop_price),
+            self.product,
+            self.time_in_force,
+        )
         return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
 
 
@@ -235,8 +248,9 @@ class ModifyTerms:
     stop_price: Decimal | None
 
 
-def validate_modify(body: dict, spec: InstrumentSpec, side: str, order_type: str, current: ModifyTerms,
-                    filled_quantity: int) -> ModifyTerms:  # fmt: skip
+def validate_modify(
+    body: dict, spec: InstrumentSpec, side: str, order_type: str, current: ModifyTerms, filled_quantity: int
+) -> ModifyTerms:
     """The new terms, or OrderValidationError listing every problem by field."""
     errors: dict[str, str] = {}
     unknown = sorted(set(body) - MODIFY_FIELDS)

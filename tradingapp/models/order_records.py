@@ -23,7 +23,7 @@ class Order(db.Model):
         # The risk engine's "working orders of this user" (migration 0003_risk).
         sa.Index(
             "ix_orders_user_open", "user_id", postgresql_where=sa.text(OPEN_ORDERS), sqlite_where=sa.text(OPEN_ORDERS)
-        ),  # fmt: skip
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)

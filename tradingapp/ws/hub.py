@@ -98,8 +98,13 @@ class Connection:
 
     _ids = itertools.count(1)
 
-    def __init__(self, user_id: str, max_events: int = 1000, encode: Callable[[dict], bytes] = orjson.dumps,
-                 session: dict | None = None):  # fmt: skip
+    def __init__(
+        self,
+        user_id: str,
+        max_events: int = 1000,
+        encode: Callable[[dict], bytes] = orjson.dumps,
+        session: dict | None = None,
+    ):
         self.id = next(self._ids)
         self.user_id = user_id
         self.session = session or {}  # the token's claims: expiry and revocation are checked on them
@@ -228,8 +233,14 @@ class Hub:
     full-mode subscribers when its feed has gone silent; the next live quote clears the flag.
     """
 
-    def __init__(self, max_sockets_per_user: int = 10, max_instruments: int = 200, max_events: int = 1000,
-                 encode: Callable[[dict], bytes] = orjson.dumps, stale_after: float = 10.0):  # fmt: skip
+    def __init__(
+        self,
+        max_sockets_per_user: int = 10,
+        max_instruments: int = 200,
+        max_events: int = 1000,
+        encode: Callable[[dict], bytes] = orjson.dumps,
+        stale_after: float = 10.0,
+    ):
         self.max_sockets_per_user = max_sockets_per_user
         self.max_instruments = max_instruments
         self.max_events = max_events

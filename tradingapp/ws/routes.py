@@ -98,8 +98,13 @@ def get_hub() -> Hub:
     with _start_lock:
         if "ws_hub" not in app.extensions:
             config = app.config
-            hub = Hub(config["WS_MAX_SOCKETS_PER_USER"], config["WS_MAX_INSTRUMENTS"], config["WS_MAX_QUEUED_EVENTS"],
-                      encode=encode, stale_after=config["QUOTE_STALE_AFTER"])  # fmt: skip
+            hub = Hub(
+                config["WS_MAX_SOCKETS_PER_USER"],
+                config["WS_MAX_INSTRUMENTS"],
+                config["WS_MAX_QUEUED_EVENTS"],
+                encode=encode,
+                stale_after=config["QUOTE_STALE_AFTER"],
+            )
             listener = Listener(get_redis(), hub, realtime.quotes_channel(), realtime.user_events_channel())
             listener.start()
             watcher = threading.Thread(target=_watch, args=(app, hub), name="ws-watcher", daemon=True)
@@ -153,8 +158,9 @@ def feed(ws) -> None:
             if data is not None:
                 _handle(data, conn, hub, settings)
                 if flooding(ws.input_buffer):
-                    log.warning("event=ws_client_flooding user_id=%s conn=%s pending=%d", user_id, conn.id,
-                                len(ws.input_buffer))  # fmt: skip
+                    log.warning(
+                        "event=ws_client_flooding user_id=%s conn=%s pending=%d", user_id, conn.id, len(ws.input_buffer)
+                    )
                     ws.input_buffer.clear()
                     conn.close(CLOSE_POLICY, FLOOD_REASON)
     finally:

@@ -114,17 +114,25 @@ def add_fill(book: Session, row: PaperOrder, fill: mt.Fill) -> None:
     append(book, row, ev.FILL, fill.ts, n=row.fill_count, quantity=fill.quantity, price=price)
     if row.filled_quantity >= row.quantity:
         row.status = mt.FILLED
-    log.info("event=paper_fill order_id=%s broker_order_id=%s n=%d quantity=%d price=%s filled=%d/%d",
-             row.order_id, row.broker_order_id, row.fill_count, fill.quantity, price, row.filled_quantity,
-             row.quantity)  # fmt: skip
+    log.info(
+        "event=paper_fill order_id=%s broker_order_id=%s n=%d quantity=%d price=%s filled=%d/%d",
+        row.order_id,
+        row.broker_order_id,
+        row.fill_count,
+        fill.quantity,
+        price,
+        row.filled_quantity,
+        row.quantity,
+    )
 
 
 def close(book: Session, row: PaperOrder, status: str, reason: str | None, ts: datetime) -> None:
     """End a working order: cancelled, rejected or expired."""
     row.status, row.reason = status, reason
     append(book, row, FINAL_EVENT[status], ts, reason=reason)
-    log.info("event=paper_%s order_id=%s broker_order_id=%s reason=%r", status, row.order_id, row.broker_order_id,
-             reason)  # fmt: skip
+    log.info(
+        "event=paper_%s order_id=%s broker_order_id=%s reason=%r", status, row.order_id, row.broker_order_id, reason
+    )
 
 
 def apply_outcome(book: Session, row: PaperOrder, outcome: mt.Outcome, now: datetime) -> None:
@@ -147,9 +155,21 @@ def expire_due(book: Session, row: PaperOrder, clock: SessionClock, now: datetim
 
 
 SAVED_COLUMNS = (
-    "quantity", "filled_quantity", "fill_price", "status", "reason", "limit_price", "stop_price", "triggered_at",
-    "effective_at", "matched_through", "modify_seq", "fill_count", "event_count", "updated_at",
-)  # fmt: skip
+    "quantity",
+    "filled_quantity",
+    "fill_price",
+    "status",
+    "reason",
+    "limit_price",
+    "stop_price",
+    "triggered_at",
+    "effective_at",
+    "matched_through",
+    "modify_seq",
+    "fill_count",
+    "event_count",
+    "updated_at",
+)
 
 
 def save_rows(book: Session, rows: list[PaperOrder]) -> None:

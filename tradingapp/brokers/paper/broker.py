@@ -67,9 +67,17 @@ class PaperBroker:
         quote = self._quote(request.instrument_id)  # read before any transaction: none waits on Redis
         box, row, repeat = retrying(lambda: self._place(request, quote))
         send(box)
-        log.info("event=paper_place order_id=%s user_id=%s broker_order_id=%s type=%s tif=%s status=%s filled=%d "
-                 "repeat=%s", request.order_id, request.user_id, row.broker_order_id, request.order_type,
-                 request.time_in_force, row.status, row.filled_quantity, repeat)  # fmt: skip
+        log.info(
+            "event=paper_place order_id=%s user_id=%s broker_order_id=%s type=%s tif=%s status=%s filled=%d repeat=%s",
+            request.order_id,
+            request.user_id,
+            row.broker_order_id,
+            request.order_type,
+            request.time_in_force,
+            row.status,
+            row.filled_quantity,
+            repeat,
+        )
         return row.broker_order_id
 
     def _place(self, request: OrderRequest, quote: mt.Market | None) -> tuple[Outbox, PaperOrder, bool]:
@@ -81,8 +89,7 @@ class PaperBroker:
             row = _new_row(request, now)
             book.add(row)
             book.flush()  # the row before its journal; a concurrent place fails here, retried as a repeat
-            refusal = mt.terms_refusal(row.order_type, row.time_in_force, row.quantity, row.limit_price,
-                                       row.stop_price)  # fmt: skip
+            refusal = mt.terms_refusal(row.order_type, row.time_in_force, row.quantity, row.limit_price, row.stop_price)
             outcome = None if refusal else mt.arrive(working(row, session_clock()), quote, now)
             if outcome is not None and outcome.end == mt.REJECTED:
                 refusal = outcome.reason
@@ -133,8 +140,14 @@ class PaperBroker:
         quote = None if instrument_id is None else self._quote(instrument_id)
         box, answer = retrying(lambda: self._modify(request, quote))
         send(box, answer)
-        log.info("event=paper_modify order_id=%s seq=%d quantity=%d limit_price=%s stop_price=%s", request.order_id,
-                 request.seq, request.quantity, request.limit_price, request.stop_price)  # fmt: skip
+        log.info(
+            "event=paper_modify order_id=%s seq=%d quantity=%d limit_price=%s stop_price=%s",
+            request.order_id,
+            request.seq,
+            request.quantity,
+            request.limit_price,
+            request.stop_price,
+        )
 
     def _modify(self, request: ModifyRequest, quote: mt.Market | None) -> tuple[Outbox, list[dict]]:
         now = utcnow()
@@ -142,8 +155,15 @@ class PaperBroker:
         with book_session() as book:
             row = lock_row(book, oid)
             if row is None:  # nothing to keep it in: the same refusal under the same id each time
-                refusal = ev.make_event(ev.MODIFY_REJECTED, oid, BROKER, None, event_id(oid, ev.MODIFY_REJECTED, seq),
-                                        seq=seq, reason=UNKNOWN_ORDER)  # fmt: skip
+                refusal = ev.make_event(
+                    ev.MODIFY_REJECTED,
+                    oid,
+                    BROKER,
+                    None,
+                    event_id(oid, ev.MODIFY_REJECTED, seq),
+                    seq=seq,
+                    reason=UNKNOWN_ORDER,
+                )
                 return Outbox(), [refusal]
             if _answered(book, oid, seq):  # a repeat: the same answer again, nothing changes
                 return outbox(book, [oid], everything=True), []
@@ -170,8 +190,12 @@ class PaperBroker:
             return None
         box, row = found
         send(box)
-        return BrokerOrder(order_id=row.order_id, broker_order_id=row.broker_order_id, status=row.status,
-                           filled_quantity=row.filled_quantity)  # fmt: skip
+        return BrokerOrder(
+            order_id=row.order_id,
+            broker_order_id=row.broker_order_id,
+            status=row.status,
+            filled_quantity=row.filled_quantity,
+        )
 
     def _lookup(self, order_id: uuid.UUID) -> tuple[Outbox, PaperOrder] | None:
         now = utcnow()
@@ -215,9 +239,21 @@ def _new_row(request: OrderRequest, now: datetime) -> PaperOrder:
 
 def _tombstone(order_id: uuid.UUID, now: datetime) -> PaperOrder:
     """The cancel of an order not seen yet: remembered, so a late place() of it never trades."""
-    return PaperOrder(order_id=order_id, broker_order_id=_broker_order_id(), instrument_id=0, side="", quantity=0,
-                      filled_quantity=0, order_type="", status=mt.CANCELLED, reason=TOMBSTONE, effective_at=now,
-                      created_at=now, updated_at=now, **FRESH_COUNTERS)  # fmt: skip
+    return PaperOrder(
+        order_id=order_id,
+        broker_order_id=_broker_order_id(),
+        instrument_id=0,
+        side="",
+        quantity=0,
+        filled_quantity=0,
+        order_type="",
+        status=mt.CANCELLED,
+        reason=TOMBSTONE,
+        effective_at=now,
+        created_at=now,
+        updated_at=now,
+        **FRESH_COUNTERS,
+    )
 
 
 def _broker_order_id() -> str:
@@ -229,9 +265,17 @@ def _cancel_refusal(row: PaperOrder) -> list[dict]:
     Deterministic per fill level: a retried cancel job re-sends the same refusal."""
     if row.status not in CANCEL_REFUSALS:
         return []
-    return [ev.make_event(ev.CANCEL_REJECTED, row.order_id, BROKER, row.broker_order_id,
-                          event_id(row.order_id, ev.CANCEL_REJECTED, row.filled_quantity),
-                          ts=row.updated_at, reason=CANCEL_REFUSALS[row.status])]  # fmt: skip
+    return [
+        ev.make_event(
+            ev.CANCEL_REJECTED,
+            row.order_id,
+            BROKER,
+            row.broker_order_id,
+            event_id(row.order_id, ev.CANCEL_REJECTED, row.filled_quantity),
+            ts=row.updated_at,
+            reason=CANCEL_REFUSALS[row.status],
+        )
+    ]
 
 
 def _answered(book: Session, order_id: uuid.UUID, seq: int) -> bool:
@@ -251,5 +295,13 @@ def _apply_terms(book: Session, row: PaperOrder, request: ModifyRequest, now: da
     row.limit_price, row.stop_price = mt.relevant_prices(row.order_type, request.limit_price, request.stop_price)
     row.quantity = request.quantity
     row.effective_at = now  # no tick older than the new terms fills them
-    append(book, row, ev.MODIFIED, now, n=request.seq, quantity=row.quantity, limit_price=row.limit_price,
-           stop_price=row.stop_price)  # fmt: skip
+    append(
+        book,
+        row,
+        ev.MODIFIED,
+        now,
+        n=request.seq,
+        quantity=row.quantity,
+        limit_price=row.limit_price,
+        stop_price=row.stop_price,
+    )

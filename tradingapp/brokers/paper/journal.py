@@ -39,8 +39,17 @@ def event_id(order_id: uuid.UUID, type_: str, n: int | None = None) -> str:
 def append(book: Session, row: PaperOrder, type_: str, ts: datetime, n: int | None = None, **fields) -> None:
     """Add an event to the order's journal (sent after the commit)."""
     row.event_count += 1
-    book.add(PaperEvent(order_id=row.order_id, pos=row.event_count, event_id=event_id(row.order_id, type_, n),
-                        type=type_, ts=ts, n=n, **fields))  # fmt: skip
+    book.add(
+        PaperEvent(
+            order_id=row.order_id,
+            pos=row.event_count,
+            event_id=event_id(row.order_id, type_, n),
+            type=type_,
+            ts=ts,
+            n=n,
+            **fields,
+        )
+    )
 
 
 # -- sending -------------------------------------------------------------------------------
@@ -55,11 +64,18 @@ class Outbox:
 def body(entry: PaperEvent, broker_order_id: str | None) -> dict:
     extra: dict = {}
     if entry.type == ev.FILL:
-        extra = {"execution_id": f"P-{entry.order_id.hex}-{entry.n}", "quantity": entry.quantity,
-                 "price": entry.price.quantize(PRICE_QUANTUM)}  # fmt: skip
+        extra = {
+            "execution_id": f"P-{entry.order_id.hex}-{entry.n}",
+            "quantity": entry.quantity,
+            "price": entry.price.quantize(PRICE_QUANTUM),
+        }
     elif entry.type == ev.MODIFIED:
-        extra = {"seq": entry.n, "quantity": entry.quantity, "limit_price": _quantized(entry.limit_price),
-                 "stop_price": _quantized(entry.stop_price)}  # fmt: skip
+        extra = {
+            "seq": entry.n,
+            "quantity": entry.quantity,
+            "limit_price": _quantized(entry.limit_price),
+            "stop_price": _quantized(entry.stop_price),
+        }
     elif entry.type == ev.MODIFY_REJECTED:
         extra = {"seq": entry.n, "reason": entry.reason}
     elif entry.type != ev.ACCEPTED:

@@ -41,17 +41,29 @@ def env_account(config) -> XtsAccount:
     missing = [name for name in ("XTS_API_URL", "XTS_API_KEY", "XTS_API_SECRET") if not config[name]]
     if missing:
         raise ConfigError(f"BROKER=xts needs {', '.join(missing)}")
-    return XtsAccount(url=config["XTS_API_URL"], app_key=config["XTS_API_KEY"], secret_key=config["XTS_API_SECRET"],
-                      client_id=config["XTS_CLIENT_ID"], md_app_key=config["XTS_MD_API_KEY"],
-                      md_secret_key=config["XTS_MD_API_SECRET"], md_prefix=config["XTS_MARKET_DATA_PREFIX"],
-                      timeout=float(config["XTS_TIMEOUT"]))  # fmt: skip
+    return XtsAccount(
+        url=config["XTS_API_URL"],
+        app_key=config["XTS_API_KEY"],
+        secret_key=config["XTS_API_SECRET"],
+        client_id=config["XTS_CLIENT_ID"],
+        md_app_key=config["XTS_MD_API_KEY"],
+        md_secret_key=config["XTS_MD_API_SECRET"],
+        md_prefix=config["XTS_MARKET_DATA_PREFIX"],
+        timeout=float(config["XTS_TIMEOUT"]),
+    )
 
 
 def account_of(config, credentials: XtsCredentials) -> XtsAccount:
     """The account of credentials handed in: the deployment's for its default keys."""
     if credentials.source == "default":
         return env_account(config)
-    return XtsAccount(url=config["XTS_API_URL"], app_key=credentials.app_key, secret_key=credentials.secret_key,
-                      client_id=credentials.client_id, md_app_key=credentials.md_app_key,
-                      md_secret_key=credentials.md_secret_key, md_prefix=config["XTS_MARKET_DATA_PREFIX"],
-                      timeout=float(config["XTS_TIMEOUT"]))  # fmt: skip
+    return XtsAccount(
+        url=config["XTS_API_URL"],
+        app_key=credentials.app_key,
+        secret_key=credentials.secret_key,
+        client_id=credentials.client_id,
+        md_app_key=credentials.md_app_key,
+        md_secret_key=credentials.md_secret_key,
+        md_prefix=config["XTS_MARKET_DATA_PREFIX"],
+        timeout=float(config["XTS_TIMEOUT"]),
+    )

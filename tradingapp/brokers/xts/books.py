@@ -120,8 +120,9 @@ class XtsBooks:
         return [trade for app_order_id in by_app for trade in self.trades.get(app_order_id, [])]
 
 
-def read_books(broker: XtsBroker, credentials: dict[uuid.UUID, XtsCredentials],
-               publish: Callable[[list[dict]], None]) -> XtsBooks:  # fmt: skip
+def read_books(
+    broker: XtsBroker, credentials: dict[uuid.UUID, XtsCredentials], publish: Callable[[list[dict]], None]
+) -> XtsBooks:
     """The books of the accounts of the users' credentials, each account read once (users who share
     one share its read); a user whose account's books could not be read is left out of `read_users`."""
     accounts: dict[XtsAccount, set[uuid.UUID]] = defaultdict(set)
@@ -136,8 +137,13 @@ def read_books(broker: XtsBroker, credentials: dict[uuid.UUID, XtsCredentials],
             books.read(broker.client_for(account).interactive)
         except XtsError as exc:  # nothing is concluded about these users' orders this round
             books.failed_accounts += 1
-            log.warning("event=reconcile_books_failed app_key=****%s users=%d error=%s: %s", account.app_key[-4:],
-                        len(account_users), type(exc).__name__, exc)  # fmt: skip
+            log.warning(
+                "event=reconcile_books_failed app_key=****%s users=%d error=%s: %s",
+                account.app_key[-4:],
+                len(account_users),
+                type(exc).__name__,
+                exc,
+            )
             continue
         books.read_users |= account_users
     return books

@@ -150,8 +150,13 @@ class XtsBroker:
                 known = self._find(api, oid)  # after the horizon: whatever was sent has landed by now
                 if known is not None:
                     found = self._lookup(api, oid, known)
-                    log.info("event=xts_place_found order_id=%s user_id=%s broker_order_id=%s broker_status=%s",
-                             oid, request.user_id, known, found.status if found else None)  # fmt: skip
+                    log.info(
+                        "event=xts_place_found order_id=%s user_id=%s broker_order_id=%s broker_status=%s",
+                        oid,
+                        request.user_id,
+                        known,
+                        found.status if found else None,
+                    )
                     return str(known)
                 log.warning("event=xts_place_resend order_id=%s user_id=%s", oid, request.user_id)
             previous = self._record_attempt(oid)
@@ -161,17 +166,25 @@ class XtsBroker:
                 self._forget_attempt(oid, previous)
                 if not isinstance(exc, XtsRejected):
                     raise
-                publish([ev.make_event(ev.REJECTED, oid, xm.BROKER, None, f"xts:rejected:{oid}:place",
-                                       reason=exc.reason)])  # fmt: skip
-                log.warning("event=xts_place_refused order_id=%s user_id=%s reason=%r", oid, request.user_id,
-                            exc.reason)  # fmt: skip
+                publish(
+                    [ev.make_event(ev.REJECTED, oid, xm.BROKER, None, f"xts:rejected:{oid}:place", reason=exc.reason)]
+                )
+                log.warning(
+                    "event=xts_place_refused order_id=%s user_id=%s reason=%r", oid, request.user_id, exc.reason
+                )
                 return ""
         app_order_id = read_place_answer(result, oid)
         # Known to the broker now: the record only has to outlast a book that may lag behind its answer.
         get_redis().expire(self._key("placed_at", oid), math.ceil(resend_horizon(api.account.timeout)))
         publish([ev.make_event(ev.ACCEPTED, oid, xm.BROKER, str(app_order_id), f"xts:accepted:{app_order_id}")])
-        log.info("event=xts_place order_id=%s user_id=%s broker_order_id=%s type=%s elapsed_ms=%.1f", oid,
-                 request.user_id, app_order_id, request.order_type, (time.monotonic() - started) * 1000)  # fmt: skip
+        log.info(
+            "event=xts_place order_id=%s user_id=%s broker_order_id=%s type=%s elapsed_ms=%.1f",
+            oid,
+            request.user_id,
+            app_order_id,
+            request.order_type,
+            (time.monotonic() - started) * 1000,
+        )
         return str(app_order_id)
 
     # -- cancel ------------------------------------------------------------------------------
@@ -195,14 +208,23 @@ class XtsBroker:
             api.cancel(app_order_id, order_id)
         except XtsRejected as refusal:
             if self._took_already(api, order_id, app_order_id, cancel_took):
-                log.info("event=xts_cancel_took_already order_id=%s broker_order_id=%s reason=%r", order_id,
-                         app_order_id, refusal.reason)  # fmt: skip
+                log.info(
+                    "event=xts_cancel_took_already order_id=%s broker_order_id=%s reason=%r",
+                    order_id,
+                    app_order_id,
+                    refusal.reason,
+                )
                 return
             # One refusal per cancel request: a retried job's second one finds the order no longer
             # CANCEL_PENDING, and the state machine leaves it alone.
             event_id = f"xts:cancel_rejected:{app_order_id}:{time.time_ns() // 1_000_000}"
-            publish([ev.make_event(ev.CANCEL_REJECTED, order_id, xm.BROKER, str(app_order_id), event_id,
-                                   reason=refusal.reason)])  # fmt: skip
+            publish(
+                [
+                    ev.make_event(
+                        ev.CANCEL_REJECTED, order_id, xm.BROKER, str(app_order_id), event_id, reason=refusal.reason
+                    )
+                ]
+            )
             log.info("event=xts_cancel_refused order_id=%s reason=%r", order_id, refusal.reason)
             return
         log.info("event=xts_cancel order_id=%s broker_order_id=%s", order_id, app_order_id)
@@ -221,14 +243,29 @@ class XtsBroker:
                 raise XtsRejected(UNKNOWN_ORDER)
             api.modify(modify_body(request, facts, app_order_id))
         except XtsRejected as refusal:
-            took = app_order_id is not None and self._took_already(api, oid, app_order_id,
-                                                                   modify_took(request, facts))  # fmt: skip
+            took = app_order_id is not None and self._took_already(api, oid, app_order_id, modify_took(request, facts))
             if took:
-                log.info("event=xts_modify_took_already order_id=%s seq=%d broker_order_id=%s reason=%r", oid,
-                         request.seq, app_order_id, refusal.reason)  # fmt: skip
+                log.info(
+                    "event=xts_modify_took_already order_id=%s seq=%d broker_order_id=%s reason=%r",
+                    oid,
+                    request.seq,
+                    app_order_id,
+                    refusal.reason,
+                )
                 return
-            publish([ev.make_event(ev.MODIFY_REJECTED, oid, xm.BROKER, app_order_id and str(app_order_id),
-                                   refusal_id, seq=request.seq, reason=refusal.reason)])  # fmt: skip
+            publish(
+                [
+                    ev.make_event(
+                        ev.MODIFY_REJECTED,
+                        oid,
+                        xm.BROKER,
+                        app_order_id and str(app_order_id),
+                        refusal_id,
+                        seq=request.seq,
+                        reason=refusal.reason,
+                    )
+                ]
+            )
             log.info("event=xts_modify_refused order_id=%s seq=%d reason=%r", oid, request.seq, refusal.reason)
             return
         log.info("event=xts_modify order_id=%s seq=%d broker_order_id=%s", oid, request.seq, app_order_id)
@@ -248,8 +285,12 @@ class XtsBroker:
         try:
             rows = self._history(api, order_id, app_order_id)
         except XtsRejected as refusal:  # e.g. an order of an earlier day: the book holds today's only
-            log.warning("event=xts_lookup_unknown order_id=%s broker_order_id=%s reason=%r", order_id,
-                        app_order_id, refusal.reason)  # fmt: skip
+            log.warning(
+                "event=xts_lookup_unknown order_id=%s broker_order_id=%s reason=%r",
+                order_id,
+                app_order_id,
+                refusal.reason,
+            )
             return None
         return self._republish(api, order_id, app_order_id, rows)
 
@@ -259,8 +300,9 @@ class XtsBroker:
             raise XtsResponseError(f"history of AppOrderID {app_order_id} is not order {order_id}'s")
         return rows
 
-    def _took_already(self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str,
-                      took: Callable[[list[xm.OrderRow]], bool]) -> bool:  # fmt: skip
+    def _took_already(
+        self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str, took: Callable[[list[xm.OrderRow]], bool]
+    ) -> bool:
         """After a refused cancel or modify: whether the order's history shows the request took (an
         earlier attempt whose answer was lost: "already Cancelled"); then the rows' events go out in
         place of a refusal. A history we cannot read raises (retried), never a guessed refusal."""
@@ -273,23 +315,38 @@ class XtsBroker:
         self._republish(api, order_id, app_order_id, rows)
         return True
 
-    def _republish(self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str,
-                   rows: list[xm.OrderRow]) -> BrokerOrder:  # fmt: skip
+    def _republish(
+        self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str, rows: list[xm.OrderRow]
+    ) -> BrokerOrder:
         """Publish every event the order's history and its trade rows state; the broker's standing."""
-        trades = [xm.parse_trade_row(t) for t in api.trade_book()
-                  if str(_field(t, "AppOrderID")) == str(app_order_id)]  # fmt: skip
+        trades = [xm.parse_trade_row(t) for t in api.trade_book() if str(_field(t, "AppOrderID")) == str(app_order_id)]
         events = xm.order_events(rows, trades)
         publish(events)
         summary = xm.summarize(rows, trades)
-        log.info("event=xts_lookup order_id=%s broker_order_id=%s status=%s filled=%d events=%d", order_id,
-                 app_order_id, summary.status, summary.filled_quantity, len(events))  # fmt: skip
-        return BrokerOrder(order_id=order_id, broker_order_id=str(app_order_id), status=summary.status,
-                           filled_quantity=summary.filled_quantity)  # fmt: skip
+        log.info(
+            "event=xts_lookup order_id=%s broker_order_id=%s status=%s filled=%d events=%d",
+            order_id,
+            app_order_id,
+            summary.status,
+            summary.filled_quantity,
+            len(events),
+        )
+        return BrokerOrder(
+            order_id=order_id,
+            broker_order_id=str(app_order_id),
+            status=summary.status,
+            filled_quantity=summary.filled_quantity,
+        )
 
     def _find(self, api: Interactive, order_id: uuid.UUID) -> int | None:
         """The AppOrderID of our order, searched in the order book by orderUniqueIdentifier."""
-        found = sorted({xm.parse_order_row(r).app_order_id for r in api.order_book()
-                        if xm.our_order_id(_field(r, "OrderUniqueIdentifier")) == order_id})  # fmt: skip
+        found = sorted(
+            {
+                xm.parse_order_row(r).app_order_id
+                for r in api.order_book()
+                if xm.our_order_id(_field(r, "OrderUniqueIdentifier")) == order_id
+            }
+        )
         if len(found) > 1:
             log.error("event=xts_duplicate_at_broker order_id=%s app_order_ids=%s", order_id, found)
         return found[0] if found else None
@@ -337,8 +394,11 @@ class XtsBroker:
         can take (the session is logged in before), and nothing rests on it alone: the attempt
         record (placed_at) is written before the place is sent, so a lock that expired anyway is let go
         quietly."""
-        lock = get_redis().lock(self._key("order", order_id), timeout=api.session.max_call_seconds() + 5,
-                                blocking_timeout=sum(api.session.timeout) + 1)  # fmt: skip
+        lock = get_redis().lock(
+            self._key("order", order_id),
+            timeout=api.session.max_call_seconds() + 5,
+            blocking_timeout=sum(api.session.timeout) + 1,
+        )
         if not lock.acquire():
             raise XtsUnavailable(f"order {order_id}: another place or cancel of it is still in flight")
         try:
@@ -357,10 +417,17 @@ class XtsBroker:
             return False
         age, horizon = time.time() - float(raw), resend_horizon(api.account.timeout)
         if age < horizon:
-            log.warning("event=xts_place_in_flight order_id=%s action=%s attempt_age_s=%.1f retry_after_s=%.1f",
-                        order_id, action, age, horizon - age)  # fmt: skip
-            raise XtsPlaceInFlight(f"order {order_id}: a place sent {age:.1f}s ago may still land at the broker; "
-                                   f"{action} again after {horizon - age:.0f}s")  # fmt: skip
+            log.warning(
+                "event=xts_place_in_flight order_id=%s action=%s attempt_age_s=%.1f retry_after_s=%.1f",
+                order_id,
+                action,
+                age,
+                horizon - age,
+            )
+            raise XtsPlaceInFlight(
+                f"order {order_id}: a place sent {age:.1f}s ago may still land at the broker; "
+                f"{action} again after {horizon - age:.0f}s"
+            )
         return True
 
     def _record_attempt(self, order_id: uuid.UUID) -> bytes | None:
@@ -481,8 +548,9 @@ def parse_rows(rows: list, parse: Callable) -> tuple[list, int]:
 
 
 def _tombstone_event(order_id: uuid.UUID) -> dict:
-    return ev.make_event(ev.CANCELLED, order_id, xm.BROKER, None, f"xts:cancelled:{order_id}:tombstone",
-                         reason=TOMBSTONE)  # fmt: skip
+    return ev.make_event(
+        ev.CANCELLED, order_id, xm.BROKER, None, f"xts:cancelled:{order_id}:tombstone", reason=TOMBSTONE
+    )
 
 
 def publish(events: list[dict]) -> None:

@@ -31,8 +31,18 @@ log = logging.getLogger(__name__)
 BATCH = 1000  # instruments per transaction
 LOCK_SECONDS = 1800  # a sync that died holding the lock frees it after this
 SCALE = 4  # decimal places of the tick size and strike columns
-COLUMNS = ("symbol", "name", "series", "lot_size", "tick_size", "freeze_quantity", "expiry", "strike", "option_type",
-           "active")  # fmt: skip
+COLUMNS = (
+    "symbol",
+    "name",
+    "series",
+    "lot_size",
+    "tick_size",
+    "freeze_quantity",
+    "expiry",
+    "strike",
+    "option_type",
+    "active",
+)
 LENGTHS = {"symbol": 64, "name": 128, "series": 16}
 
 
@@ -69,10 +79,15 @@ def market_data() -> Iterator[MarketData]:
             f"the instrument master comes from XTS market data: set {', '.join(missing)} "
             f"(BROKER={config['BROKER']}; with BROKER=paper the demo instruments of `flask seed` are there to trade)"
         )
-    account = XtsAccount(url=config["XTS_API_URL"], app_key=config["XTS_API_KEY"],
-                         secret_key=config["XTS_API_SECRET"], md_app_key=config["XTS_MD_API_KEY"],
-                         md_secret_key=config["XTS_MD_API_SECRET"], md_prefix=config["XTS_MARKET_DATA_PREFIX"],
-                         timeout=float(config["XTS_TIMEOUT"]))  # fmt: skip
+    account = XtsAccount(
+        url=config["XTS_API_URL"],
+        app_key=config["XTS_API_KEY"],
+        secret_key=config["XTS_API_SECRET"],
+        md_app_key=config["XTS_MD_API_KEY"],
+        md_secret_key=config["XTS_MD_API_SECRET"],
+        md_prefix=config["XTS_MARKET_DATA_PREFIX"],
+        timeout=float(config["XTS_TIMEOUT"]),
+    )
     client = XtsClient(account, TokenStore(get_redis(), config.get("NAMESPACE", "")))
     try:
         yield client.md
@@ -244,8 +259,9 @@ def scheduled_sync(now: datetime | None = None) -> SyncReport | None:
     RETRY_AFTER. None when nothing ran."""
     config, redis = current_app.config, get_redis()
     last = redis.get(_key("synced"))
-    day = sync_due(now or utcnow(), config["SESSION_TIMEZONE"], config["INSTRUMENT_SYNC_TIME"],
-                   last.decode() if last else None)  # fmt: skip
+    day = sync_due(
+        now or utcnow(), config["SESSION_TIMEZONE"], config["INSTRUMENT_SYNC_TIME"], last.decode() if last else None
+    )
     if day is None or redis.exists(_key("sync-retry")):
         return None
     try:

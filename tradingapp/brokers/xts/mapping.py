@@ -24,16 +24,34 @@ ORDER_MESSAGE, TRADE_MESSAGE = 9004, 9005
 PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED = "PendingNew", "New", "PartiallyFilled", "Filled"
 CANCELLED, REJECTED, EXPIRED = "Cancelled", "Rejected", "Expired"
 PENDING_CANCEL, PENDING_REPLACE, REPLACED = "PendingCancel", "PendingReplace", "Replaced"
-STATUSES = {s.lower(): s for s in (PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED, EXPIRED,
-                                   PENDING_CANCEL, PENDING_REPLACE, REPLACED)}  # fmt: skip
+STATUSES = {
+    s.lower(): s
+    for s in (
+        PENDING_NEW,
+        NEW,
+        PARTIALLY_FILLED,
+        FILLED,
+        CANCELLED,
+        REJECTED,
+        EXPIRED,
+        PENDING_CANCEL,
+        PENDING_REPLACE,
+        REPLACED,
+    )
+}
 # The broker holds the order: order.accepted. PendingNew too, as the place's own answer ("Request
 # sent", the order still PendingNew) is the acknowledgement; an RMS reject follows as order.rejected.
 HELD = {PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED, PENDING_CANCEL, PENDING_REPLACE, REPLACED}
 TERMINAL_EVENTS = {REJECTED: ev.REJECTED, CANCELLED: ev.CANCELLED, EXPIRED: ev.EXPIRED}
 TERMINAL = {FILLED, *TERMINAL_EVENTS}
 # BrokerOrder.status words (jobs/order_jobs.py reads filled/cancelled/rejected/expired as finished).
-STATUS_WORDS = {PENDING_NEW: "pending", FILLED: "filled", CANCELLED: "cancelled", REJECTED: "rejected",
-                EXPIRED: "expired"}  # fmt: skip
+STATUS_WORDS = {
+    PENDING_NEW: "pending",
+    FILLED: "filled",
+    CANCELLED: "cancelled",
+    REJECTED: "rejected",
+    EXPIRED: "expired",
+}
 
 # Order types: ours <-> XTS. STOP is a stop-market order.
 TO_XTS_ORDER_TYPE = {"MARKET": "MARKET", "LIMIT": "LIMIT", "STOP": "STOPMARKET", "STOP_LIMIT": "STOPLIMIT"}
@@ -279,8 +297,15 @@ def terminal_event(row: OrderRow) -> dict:
 
 def fill_event(trade: TradeRow) -> dict:
     row = trade.order
-    return _event(ev.FILL, row, f"xts:fill:{row.app_order_id}:{trade.execution_id}", trade.traded_at,
-                  execution_id=trade.execution_id, quantity=trade.quantity, price=trade.price)  # fmt: skip
+    return _event(
+        ev.FILL,
+        row,
+        f"xts:fill:{row.app_order_id}:{trade.execution_id}",
+        trade.traded_at,
+        execution_id=trade.execution_id,
+        quantity=trade.quantity,
+        price=trade.price,
+    )
 
 
 def order_row_events(row: OrderRow) -> list[dict]:

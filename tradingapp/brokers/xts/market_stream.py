@@ -47,13 +47,16 @@ class MarketStream:
         self._subscribed: set[Key] = set()
         code = xts_ticks.TOUCHLINE
         self.stream = SocketStream(
-            "marketdata", session.account.url, f"{session.account.md_prefix}/socket.io", eio,
+            "marketdata",
+            session.account.url,
+            f"{session.account.md_prefix}/socket.io",
+            eio,
             query=self._query,
             handlers={f"{code}-json-full": self.on_touchline, f"{code}-json-partial": self.on_touchline_partial},
             stop=halt,
             on_connected=lambda: self.subscribe(self.instrument_keys()),
             check_session=lambda: session.call("GET", PROBE),
-        )  # fmt: skip
+        )
 
     def threads(self) -> list[threading.Thread]:
         return [threading.Thread(target=self.stream.run, name="xts-marketdata")]
@@ -85,8 +88,9 @@ class MarketStream:
                 added = self._subscribe_again(batch)
                 newly, already = newly + added, already + len(batch) - added
             self._subscribed |= set(batch)
-        log.info("event=xts_subscribed instruments=%d newly_subscribed=%d already_subscribed=%d", len(keys), newly,
-                 already)  # fmt: skip
+        log.info(
+            "event=xts_subscribed instruments=%d newly_subscribed=%d already_subscribed=%d", len(keys), newly, already
+        )
 
     def _subscribe(self, batch: list[Key]) -> bool:
         """True when subscribed now, False when (some were) already subscribed."""

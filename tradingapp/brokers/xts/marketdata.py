@@ -121,8 +121,9 @@ def parse_master_line(line: str) -> MasterInstrument | None:
         strike = to_decimal(tail[3], "StrikePrice")
         if option_type is None or strike <= 0:
             raise XtsResponseError(f"option line with OptionType {tail[4][:8]!r} and StrikePrice {tail[3][:16]!r}")
-        return MasterInstrument(**head, display_name=_at(tail, 5) or f[4], strike=strike, option_type=option_type,
-                                **_derivative(tail))  # fmt: skip
+        return MasterInstrument(
+            **head, display_name=_at(tail, 5) or f[4], strike=strike, option_type=option_type, **_derivative(tail)
+        )
     if kind in (FUTURE, OPTION):
         raise XtsResponseError(f"derivative line with {len(f)} fields")
     return None
@@ -198,8 +199,12 @@ def cache_quote(raw: dict) -> dict | None:
     if ltp is None:
         return None
     segment = _segment_code(raw.get("ExchangeSegment"))
-    ts = (_xts_time(touch.get("LastUpdateTime"), segment) or _xts_time(touch.get("LastTradedTime"), segment)
-          or _xts_time(raw.get("ExchangeTimeStamp"), segment) or datetime.now(UTC))  # fmt: skip
+    ts = (
+        _xts_time(touch.get("LastUpdateTime"), segment)
+        or _xts_time(touch.get("LastTradedTime"), segment)
+        or _xts_time(raw.get("ExchangeTimeStamp"), segment)
+        or datetime.now(UTC)
+    )
     return {
         "ltp": ltp,
         "ltq": to_int(touch.get("LastTradedQunatity", touch.get("LastTradedQuantity", 0)), "LastTradedQuantity"),
@@ -270,8 +275,10 @@ class MarketData:
         """Quotes of (segment, exchange instrument id) pairs, MAX_QUOTES per request."""
         found = []
         for start in range(0, len(instruments), MAX_QUOTES):
-            chunk = [{"exchangeSegment": SEGMENT_CODES[segment_name(seg)], "exchangeInstrumentID": int(ex_id)}
-                     for seg, ex_id in instruments[start : start + MAX_QUOTES]]  # fmt: skip
+            chunk = [
+                {"exchangeSegment": SEGMENT_CODES[segment_name(seg)], "exchangeInstrumentID": int(ex_id)}
+                for seg, ex_id in instruments[start : start + MAX_QUOTES]
+            ]
             body = {"instruments": chunk, "xtsMessageCode": code, "publishFormat": "JSON"}
             found += parse_quotes(self.session.call("POST", "/instruments/quotes", body))
         return found
@@ -285,8 +292,9 @@ class MarketData:
                 return cache_quote(raw)
         return None
 
-    def ohlc(self, segment: str, exchange_instrument_id: int, start: datetime, end: datetime,
-             compression: int | str = 60) -> list[Bar]:  # fmt: skip
+    def ohlc(
+        self, segment: str, exchange_instrument_id: int, start: datetime, end: datetime, compression: int | str = 60
+    ) -> list[Bar]:
         params = {
             "exchangeSegment": segment_name(segment),
             "exchangeInstrumentID": exchange_instrument_id,

@@ -37,14 +37,22 @@ class OrderStream:
         self.reconciler = Reconciler(self.reconcile, interval, self.halt, label)
         self.counts: dict[str, int] = defaultdict(int)
         self.stream = SocketStream(
-            f"interactive:{label}", session.account.url, PATH, eio,
+            f"interactive:{label}",
+            session.account.url,
+            PATH,
+            eio,
             query=self._query,
-            handlers={"joined": self.on_joined, "order": self.on_order, "trade": self.on_trade,
-                      "logout": self.on_logout, "error": self.on_error},
+            handlers={
+                "joined": self.on_joined,
+                "order": self.on_order,
+                "trade": self.on_trade,
+                "logout": self.on_logout,
+                "error": self.on_error,
+            },
             stop=self.halt,
             on_connected=lambda: self.reconciler.request("connected"),
             check_session=self.api.profile,
-        )  # fmt: skip
+        )
 
     def start(self) -> None:
         self.threads = [
@@ -129,14 +137,21 @@ class Reconciler:
                     count = self.reconcile(reason)
                 except Exception as exc:  # the books could not be read: try again soon
                     delay = self.backoff.next()
-                    log.warning("event=xts_reconcile_failed account=%s reason=%s retry_in=%.1f error=%s: %s",
-                                self.label, reason, delay, type(exc).__name__, exc)  # fmt: skip
+                    log.warning(
+                        "event=xts_reconcile_failed account=%s reason=%s retry_in=%.1f error=%s: %s",
+                        self.label,
+                        reason,
+                        delay,
+                        type(exc).__name__,
+                        exc,
+                    )
                     self.halt.wait(delay)
                     continue
                 self.backoff.reset()
                 self.runs += 1
-                log.info("event=xts_reconciled account=%s reason=%s events=%d runs=%d", self.label, reason, count,
-                         self.runs)  # fmt: skip
+                log.info(
+                    "event=xts_reconciled account=%s reason=%s events=%d runs=%d", self.label, reason, count, self.runs
+                )
                 break
 
     def _wait(self) -> str | None:

@@ -45,8 +45,14 @@ class Outbox:
         self.stopping = False
         self.publisher = None
         self.failing = False  # the last publish failed: the next success is a recovery
-        self.stats = {"events": 0, "tick_messages": 0, "ticks": 0, "events_dropped": 0, "ticks_dropped": 0,
-                      "failures": 0}  # fmt: skip
+        self.stats = {
+            "events": 0,
+            "tick_messages": 0,
+            "ticks": 0,
+            "events_dropped": 0,
+            "ticks_dropped": 0,
+            "failures": 0,
+        }
 
     # -- producers (socket threads, the reconciler) ----------------------------------------------
     def add_event(self, body: dict, unless_queued: bool = False, unless_confirmed: bool = False) -> bool:
@@ -64,9 +70,13 @@ class Outbox:
                 self._dequeued(lost)
                 self.stats["events_dropped"] += 1
                 self.failing = True  # make sure a reconcile follows the recovery
-                log.error("event=xts_outbox_overflow dropped_event_id=%s type=%s order_id=%s (recovered by the "
-                          "reconcile after RabbitMQ is back)", lost.get("event_id"), lost.get("type"),
-                          lost.get("order_id"))  # fmt: skip
+                log.error(
+                    "event=xts_outbox_overflow dropped_event_id=%s type=%s order_id=%s (recovered by the "
+                    "reconcile after RabbitMQ is back)",
+                    lost.get("event_id"),
+                    lost.get("type"),
+                    lost.get("order_id"),
+                )
             self.events.append(body)
             self.queued[event_id] += 1
             self.cond.notify()
@@ -117,8 +127,11 @@ class Outbox:
         finally:
             left = self.pending_events()
             if left:
-                log.error("event=xts_outbox_stopped_with_events pending=%d (the reconcile at the next start "
-                          "publishes them again)", left)  # fmt: skip
+                log.error(
+                    "event=xts_outbox_stopped_with_events pending=%d (the reconcile at the next start "
+                    "publishes them again)",
+                    left,
+                )
             self._close()
             log.info("event=xts_outbox_stopped %s", " ".join(f"{k}={v}" for k, v in self.stats.items()))
 
@@ -170,8 +183,13 @@ class Outbox:
     def _failed(self, exc: Exception, what: str) -> None:
         self.stats["failures"] += 1
         self.failing = True
-        log.error("event=xts_publish_failed what=%s pending_events=%d error=%s: %s", what, self.pending_events(),
-                  type(exc).__name__, exc)  # fmt: skip
+        log.error(
+            "event=xts_publish_failed what=%s pending_events=%d error=%s: %s",
+            what,
+            self.pending_events(),
+            type(exc).__name__,
+            exc,
+        )
         self._close()
 
     def _succeeded(self) -> None:

@@ -130,8 +130,14 @@ class _Limited(Exception):
 class XtsSession:
     """One API (interactive or market data) of one account: calls with its shared session token."""
 
-    def __init__(self, account: XtsAccount, api: str, http: requests.Session, store: TokenStore,
-                 sleep: Callable[[float], None] = time.sleep):  # fmt: skip
+    def __init__(
+        self,
+        account: XtsAccount,
+        api: str,
+        http: requests.Session,
+        store: TokenStore,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.account, self.api, self.http, self.store = account, api, http, store
         self.sleep = sleep
         self.key = store.key(api, account)
@@ -160,8 +166,9 @@ class XtsSession:
             except _Limited as limited:
                 delay = next(delays, None)
                 if delay is None:
-                    raise XtsRateLimited(f"{method} {path}: still rate limited after {len(RATE_LIMIT_BACKOFF)} "
-                                         "retries") from None  # fmt: skip
+                    raise XtsRateLimited(
+                        f"{method} {path}: still rate limited after {len(RATE_LIMIT_BACKOFF)} retries"
+                    ) from None
                 delay = max(delay / 2 + random.uniform(0, delay / 2), min(limited.retry_after, MAX_RETRY_AFTER))
                 log.info("event=xts_rate_limited api=%s path=%s retry_in=%.2f", self.api, path, delay)
                 self.sleep(delay)
@@ -176,8 +183,9 @@ class XtsSession:
             if method in ("GET", "DELETE"):
                 response = self.http.request(method, url, params=payload, headers=headers, timeout=self.timeout)
             else:
-                response = self.http.request(method, url, data=json.dumps(payload), headers=headers,
-                                             timeout=self.timeout)  # fmt: skip
+                response = self.http.request(
+                    method, url, data=json.dumps(payload), headers=headers, timeout=self.timeout
+                )
         except requests.RequestException as exc:
             unreached = XtsUnreached if never_sent(exc) else XtsUnavailable
             raise unreached(f"{method} {path}: {type(exc).__name__}") from None
@@ -194,8 +202,10 @@ class XtsSession:
         """A dealer's session acts for a client named on every call: without one, refuse here (the
         session itself is kept for every other user of it, not logged in again per call)."""
         if self.api == INTERACTIVE and login.investor is False and not self.account.client_id:
-            raise XtsAuthError("a dealer account (isInvestorClient false) needs a client id: XTS_CLIENT_ID for "
-                               "the deployment's account, client_id for a linked one")  # fmt: skip
+            raise XtsAuthError(
+                "a dealer account (isInvestorClient false) needs a client id: XTS_CLIENT_ID for "
+                "the deployment's account, client_id for a linked one"
+            )
         return login
 
     # -- the session -------------------------------------------------------------------------
@@ -234,8 +244,12 @@ class XtsSession:
         path = "/user/session" if self.api == INTERACTIVE else "/auth/login"
         body = {"appKey": app_key, "secretKey": secret_key, "source": SOURCE}
         try:
-            response = self.http.post(self.account.root(self.api) + path, data=json.dumps(body),
-                                      headers={"Content-Type": "application/json"}, timeout=self.timeout)  # fmt: skip
+            response = self.http.post(
+                self.account.root(self.api) + path,
+                data=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout,
+            )
             result = read_answer(response, f"{self.api} login")
         except (_InvalidToken, XtsRejected) as exc:
             raise XtsAuthError(f"{self.api} login refused: {exc}") from None

@@ -130,8 +130,13 @@ class SocketStream:
         try:
             client.connect(f"{self.url}/?{urlencode(query)}", transports=["websocket"], **{path_keyword: self.path})
         except Exception as exc:  # refused (stale token?), unreachable, or a bad answer
-            log.warning("event=xts_stream_connect_failed stream=%s eio=%d error=%s: %s", self.name, self.eio,
-                        type(exc).__name__, exc)  # fmt: skip
+            log.warning(
+                "event=xts_stream_connect_failed stream=%s eio=%d error=%s: %s",
+                self.name,
+                self.eio,
+                type(exc).__name__,
+                exc,
+            )
             _quietly(client.disconnect)
             self._check_due = True
             return False
@@ -147,8 +152,7 @@ class SocketStream:
             try:
                 self.check_session()
             except Exception as exc:
-                log.warning("event=xts_session_check_failed stream=%s error=%s: %s", self.name, type(exc).__name__,
-                            exc)  # fmt: skip
+                log.warning("event=xts_session_check_failed stream=%s error=%s: %s", self.name, type(exc).__name__, exc)
                 return False
         self._check_due = False
         return True
@@ -159,8 +163,9 @@ class SocketStream:
                 try:
                     self.on_connected()
                 except Exception as exc:  # e.g. the subscription call failed: connect again later
-                    log.warning("event=xts_stream_setup_failed stream=%s error=%s: %s", self.name,
-                                type(exc).__name__, exc)  # fmt: skip
+                    log.warning(
+                        "event=xts_stream_setup_failed stream=%s error=%s: %s", self.name, type(exc).__name__, exc
+                    )
                     return
             while not self.stop.is_set() and not self._lost.wait(0.2):
                 pass

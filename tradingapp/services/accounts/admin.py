@@ -26,8 +26,9 @@ GLOBAL = "global"
 def record(admin: User, action: str, target: str, before: dict | None, after: dict | None) -> None:
     action_row = AdminAction(ts=utcnow(), admin_id=admin.id, action=action, target=target, before=before, after=after)
     db.session.add(action_row)
-    log.info("event=admin_change admin_id=%s action=%s target=%s before=%s after=%s",
-             admin.id, action, target, before, after)  # fmt: skip
+    log.info(
+        "event=admin_change admin_id=%s action=%s target=%s before=%s after=%s", admin.id, action, target, before, after
+    )
 
 
 def user_dict(user: User) -> dict:
@@ -205,22 +206,34 @@ def set_trading_state(admin: User, state: TradingState, user_id: uuid.UUID | Non
     # its exact reason text, and an admin's state must never be taken for it.
     target.state_reason = f"admin: {reason}" if reason else f"set by an admin ({admin.id})"
     target.updated_at = utcnow()
-    record(admin, "trading_state", str(user_id) if user_id else GLOBAL, before,
-           {"trading_state": state.value, "reason": target.state_reason})  # fmt: skip
+    record(
+        admin,
+        "trading_state",
+        str(user_id) if user_id else GLOBAL,
+        before,
+        {"trading_state": state.value, "reason": target.state_reason},
+    )
     db.session.commit()
-    return {"user_id": str(user_id) if user_id else None, "trading_state": state.value,
-            "previous": before["trading_state"], "reason": target.state_reason}  # fmt: skip
+    return {
+        "user_id": str(user_id) if user_id else None,
+        "trading_state": state.value,
+        "previous": before["trading_state"],
+        "reason": target.state_reason,
+    }
 
 
 def trading_states() -> dict:
     settings = db.session.get(RiskSettings, GLOBAL_SETTINGS_ID)
     accounts = db.session.scalars(sa.select(Account).where(Account.trading_state != "ACTIVE")).all()
     return {
-        "global": {"trading_state": settings.trading_state if settings else "ACTIVE",
-                   "reason": settings.state_reason if settings else None},
-        "users": [{"user_id": str(a.user_id), "trading_state": a.trading_state, "reason": a.state_reason}
-                  for a in accounts],
-    }  # fmt: skip
+        "global": {
+            "trading_state": settings.trading_state if settings else "ACTIVE",
+            "reason": settings.state_reason if settings else None,
+        },
+        "users": [
+            {"user_id": str(a.user_id), "trading_state": a.trading_state, "reason": a.state_reason} for a in accounts
+        ],
+    }
 
 
 def audit_log(limit: int) -> list[dict]:

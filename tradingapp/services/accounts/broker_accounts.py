@@ -27,8 +27,13 @@ from tradingapp.security.crypto import SecretBox, SecretsUnavailable, secret_box
 log = logging.getLogger(__name__)
 
 VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")  # no whitespace, no control characters
-LENGTHS = {"app_key": (8, 128), "secret_key": (8, 256), "md_app_key": (8, 128), "md_secret_key": (8, 256),
-           "client_id": (1, 64)}  # fmt: skip
+LENGTHS = {
+    "app_key": (8, 128),
+    "secret_key": (8, 256),
+    "md_app_key": (8, 128),
+    "md_secret_key": (8, 256),
+    "client_id": (1, 64),
+}
 LABEL_MAX = 64
 LINK_FIELDS = {"broker", "label", *LENGTHS}
 REPLACE_FIELDS = {"app_key", "secret_key", "md_app_key", "md_secret_key"}
@@ -46,8 +51,15 @@ def credentials_for(user_id: uuid.UUID | str) -> XtsCredentials:
         try:
             box = secret_box()
             md_secret = box.decrypt(account.md_secret_key_encrypted) if account.md_secret_key_encrypted else ""
-            return XtsCredentials(account.app_key, box.decrypt(account.secret_key_encrypted), account.client_id or "",
-                                  account.md_app_key or "", md_secret, "user", account.id)  # fmt: skip
+            return XtsCredentials(
+                account.app_key,
+                box.decrypt(account.secret_key_encrypted),
+                account.client_id or "",
+                account.md_app_key or "",
+                md_secret,
+                "user",
+                account.id,
+            )
         except SecretsUnavailable as exc:
             raise CredentialsUnavailable(f"linked XTS account {account.id} of user {user_id}: {exc}") from None
     config = current_app.config
@@ -55,8 +67,14 @@ def credentials_for(user_id: uuid.UUID | str) -> XtsCredentials:
         raise CredentialsUnavailable(
             f"user {user_id} has no linked XTS account and XTS_API_KEY/XTS_API_SECRET are not set"
         )
-    return XtsCredentials(config["XTS_API_KEY"], config["XTS_API_SECRET"], config["XTS_CLIENT_ID"],
-                          config["XTS_MD_API_KEY"], config["XTS_MD_API_SECRET"], "default")  # fmt: skip
+    return XtsCredentials(
+        config["XTS_API_KEY"],
+        config["XTS_API_SECRET"],
+        config["XTS_CLIENT_ID"],
+        config["XTS_MD_API_KEY"],
+        config["XTS_MD_API_SECRET"],
+        "default",
+    )
 
 
 def linked_credentials() -> list[XtsCredentials]:
@@ -73,9 +91,17 @@ def linked_credentials() -> list[XtsCredentials]:
         try:
             box = secret_box()
             md_secret = box.decrypt(account.md_secret_key_encrypted) if account.md_secret_key_encrypted else ""
-            found.append(XtsCredentials(account.app_key, box.decrypt(account.secret_key_encrypted),
-                                        account.client_id or "", account.md_app_key or "", md_secret, "user",
-                                        account.id))  # fmt: skip
+            found.append(
+                XtsCredentials(
+                    account.app_key,
+                    box.decrypt(account.secret_key_encrypted),
+                    account.client_id or "",
+                    account.md_app_key or "",
+                    md_secret,
+                    "user",
+                    account.id,
+                )
+            )
         except SecretsUnavailable as exc:
             log.error("event=broker_account_unreadable account_id=%s error=%s", account.id, exc)
     return found
@@ -96,11 +122,19 @@ def link_account(user_id: uuid.UUID, body: dict) -> dict:
         raise _already_linked(existing.id)
     now = utcnow()
     account = BrokerAccount(
-        id=uuid.uuid4(), user_id=user_id, broker=values["broker"], label=values["label"], app_key=values["app_key"],
-        secret_key_encrypted=box.encrypt(values["secret_key"]), client_id=values["client_id"],
-        md_app_key=values["md_app_key"], active=True, created_at=now, updated_at=now,
+        id=uuid.uuid4(),
+        user_id=user_id,
+        broker=values["broker"],
+        label=values["label"],
+        app_key=values["app_key"],
+        secret_key_encrypted=box.encrypt(values["secret_key"]),
+        client_id=values["client_id"],
+        md_app_key=values["md_app_key"],
+        active=True,
+        created_at=now,
+        updated_at=now,
         md_secret_key_encrypted=box.encrypt(values["md_secret_key"]) if values["md_secret_key"] else None,
-    )  # fmt: skip
+    )
     db.session.add(account)
     try:
         db.session.flush()  # a concurrent link of the same broker fails here, on the unique index
@@ -202,15 +236,27 @@ def _box() -> SecretBox:
 
 def _summary(account: BrokerAccount) -> dict:
     md_key = mask(account.md_app_key) if account.md_app_key else None
-    return {"broker": account.broker, "label": account.label, "app_key": mask(account.app_key),
-            "client_id": account.client_id, "md_app_key": md_key}  # fmt: skip
+    return {
+        "broker": account.broker,
+        "label": account.label,
+        "app_key": mask(account.app_key),
+        "client_id": account.client_id,
+        "md_app_key": md_key,
+    }
 
 
 def _record(account: BrokerAccount, actor_id: uuid.UUID, action: str, details: dict) -> None:
-    db.session.add(BrokerAccountEvent(ts=utcnow(), account_id=account.id, actor_id=actor_id, action=action,
-                                      details=details))  # fmt: skip
-    log.info("event=broker_account_%s user_id=%s account_id=%s broker=%s app_key=%s",
-             action, account.user_id, account.id, account.broker, mask(account.app_key))  # fmt: skip
+    db.session.add(
+        BrokerAccountEvent(ts=utcnow(), account_id=account.id, actor_id=actor_id, action=action, details=details)
+    )
+    log.info(
+        "event=broker_account_%s user_id=%s account_id=%s broker=%s app_key=%s",
+        action,
+        account.user_id,
+        account.id,
+        account.broker,
+        mask(account.app_key),
+    )
 
 
 # -- validation (messages name the field and the rule, never the value) ---------------------------

@@ -97,10 +97,16 @@ LOCK_AND_COUNT = (
         day=sa.case((_NEW_DAY, sa.bindparam("day", type_=sa.Date())), else_=_A.c.day),
     )
     .returning(
-        _A.c.user_id, _A.c.cash, _A.c.trading_state, _A.c.state_reason, _A.c.limit_overrides, _A.c.orders_today,
-        _GLOBAL.label("global_state"), _GLOBAL_LIMITS.label("global_limits"),
+        _A.c.user_id,
+        _A.c.cash,
+        _A.c.trading_state,
+        _A.c.state_reason,
+        _A.c.limit_overrides,
+        _A.c.orders_today,
+        _GLOBAL.label("global_state"),
+        _GLOBAL_LIMITS.label("global_limits"),
     )
-)  # fmt: skip
+)
 
 
 def lock_account(user_id: uuid.UUID, day: date, count: int) -> AccountSnapshot:
@@ -111,9 +117,15 @@ def lock_account(user_id: uuid.UUID, day: date, count: int) -> AccountSnapshot:
         create_account(user_id)
         row = db.session.execute(LOCK_AND_COUNT, params).first()
     return AccountSnapshot(
-        row.user_id, row.cash, row.trading_state, row.state_reason, row.limit_overrides or {}, row.orders_today,
-        row.global_state or "ACTIVE", row.global_limits,
-    )  # fmt: skip
+        row.user_id,
+        row.cash,
+        row.trading_state,
+        row.state_reason,
+        row.limit_overrides or {},
+        row.orders_today,
+        row.global_state or "ACTIVE",
+        row.global_limits,
+    )
 
 
 def uncount_order(user_id: uuid.UUID) -> None:
@@ -197,26 +209,43 @@ _NOT_FINAL = sa.text(f"orders.status NOT IN ({', '.join(repr(s.value) for s in s
 # Positions and working orders (grouped by instrument, product, side) in one statement.
 BOOK = sa.union_all(
     sa.select(
-        sa.literal("p").label("kind"), _P.c.instrument_id, _P.c.product, sa.cast(sa.null(), sa.String).label("side"),
-        sa.literal(0).label("count"), _P.c.quantity,
+        sa.literal("p").label("kind"),
+        _P.c.instrument_id,
+        _P.c.product,
+        sa.cast(sa.null(), sa.String).label("side"),
+        sa.literal(0).label("count"),
+        _P.c.quantity,
         sa.type_coerce(_P.c.cost_basis, _AMOUNT).label("value"),
-        sa.type_coerce(_P.c.realized_pnl, _AMOUNT).label("realized"), _P.c.day,
-        sa.type_coerce(_P.c.day_realized_pnl, _AMOUNT).label("day_realized"), sa.literal(0).label("unpriced"),
-        _P.c.day_buy_quantity.label("day_bought"), _P.c.day_sell_quantity.label("day_sold"),
+        sa.type_coerce(_P.c.realized_pnl, _AMOUNT).label("realized"),
+        _P.c.day,
+        sa.type_coerce(_P.c.day_realized_pnl, _AMOUNT).label("day_realized"),
+        sa.literal(0).label("unpriced"),
+        _P.c.day_buy_quantity.label("day_bought"),
+        _P.c.day_sell_quantity.label("day_sold"),
         sa.type_coerce(_P.c.day_sell_value - _P.c.day_buy_value, _AMOUNT).label("day_flow"),
     ).where(_P.c.user_id == sa.bindparam("uid", type_=sa.Uuid())),
     sa.select(
-        sa.literal("w"), _O.c.instrument_id, _O.c.product, _O.c.side, sa.func.count(), sa.func.sum(_REMAINING),
-        sa.func.coalesce(sa.func.sum(_REMAINING * _ORDER_PRICE), 0), sa.literal(0), sa.cast(sa.null(), sa.Date),
-        sa.literal(0), sa.func.sum(sa.case((_ORDER_PRICE.is_(None), _REMAINING), else_=0)),
-        sa.literal(0), sa.literal(0), sa.literal(0),
+        sa.literal("w"),
+        _O.c.instrument_id,
+        _O.c.product,
+        _O.c.side,
+        sa.func.count(),
+        sa.func.sum(_REMAINING),
+        sa.func.coalesce(sa.func.sum(_REMAINING * _ORDER_PRICE), 0),
+        sa.literal(0),
+        sa.cast(sa.null(), sa.Date),
+        sa.literal(0),
+        sa.func.sum(sa.case((_ORDER_PRICE.is_(None), _REMAINING), else_=0)),
+        sa.literal(0),
+        sa.literal(0),
+        sa.literal(0),
     )
     .where(
         _O.c.user_id == sa.bindparam("uid", type_=sa.Uuid()),
         _NOT_FINAL,
     )
     .group_by(_O.c.instrument_id, _O.c.product, _O.c.side),
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -238,11 +267,18 @@ def read_book(user_id: uuid.UUID, day: date) -> BookRows:
             average = average_price(r.value, r.quantity)
             holdings.append(
                 margin.Holding(
-                    r.instrument_id, r.product, r.quantity, average, r.realized,
-                    r.day_realized if today_ else ZERO, r.value,
-                    r.day_bought if today_ else 0, r.day_sold if today_ else 0, r.day_flow if today_ else ZERO,
+                    r.instrument_id,
+                    r.product,
+                    r.quantity,
+                    average,
+                    r.realized,
+                    r.day_realized if today_ else ZERO,
+                    r.value,
+                    r.day_bought if today_ else 0,
+                    r.day_sold if today_ else 0,
+                    r.day_flow if today_ else ZERO,
                 )
-            )  # fmt: skip
+            )
         else:
             working.append(margin.Working(r.instrument_id, r.product, r.side, r.count, int(r.quantity), r.value))
             if r.unpriced:

@@ -37,8 +37,9 @@ def apply_fill_to_position(order: Order, quantity: int, price: Decimal, traded_a
     before = PositionState(position.quantity, position.cost_basis, position.realized_pnl)
     state = apply_fill(before, order.side, quantity, price)
     fill_day = session_day(traded_at, current_app.config["SESSION_TIMEZONE"])
-    activity = record_day_fill(_activity(position), fill_day, order.side, quantity, price,
-                               state.realized_pnl - before.realized_pnl)  # fmt: skip
+    activity = record_day_fill(
+        _activity(position), fill_day, order.side, quantity, price, state.realized_pnl - before.realized_pnl
+    )
     position.quantity = state.quantity
     position.cost_basis = state.cost_basis
     position.average_price = state.average_price

@@ -113,8 +113,9 @@ def update_watchlist(user_id: uuid.UUID, watchlist_id: str, body: dict) -> dict:
         watchlist.name = name
     if ids is not None:
         db.session.execute(sa.delete(WatchlistItem).where(WatchlistItem.watchlist_id == watchlist.id))
-        db.session.add_all(WatchlistItem(watchlist_id=watchlist.id, instrument_id=iid, position=n)
-                           for n, iid in enumerate(ids))  # fmt: skip
+        db.session.add_all(
+            WatchlistItem(watchlist_id=watchlist.id, instrument_id=iid, position=n) for n, iid in enumerate(ids)
+        )
     watchlist.updated_at = utcnow()
     _commit(user_id, watchlist.name)
     return _dict(watchlist)

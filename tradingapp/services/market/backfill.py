@@ -206,8 +206,9 @@ def parse_bar_row(row: dict[str, str], instrument_id: int, zone: ZoneInfo | None
     if missing := [name for name in ("open", "high", "low", "close") if name not in raw]:
         raise BadRow(f"{', '.join(missing)} is empty")
     try:
-        bar = parse_tick({**raw, "instrument_id": instrument_id, "seq": 0, "ts": parse_time(row["ts"], zone),
-                          "ltp": raw["close"]})  # fmt: skip
+        bar = parse_tick(
+            {**raw, "instrument_id": instrument_id, "seq": 0, "ts": parse_time(row["ts"], zone), "ltp": raw["close"]}
+        )
     except BadTick as exc:
         raise BadRow(str(exc)) from None
     bucket = bar["ts"]
@@ -217,10 +218,18 @@ def parse_bar_row(row: dict[str, str], instrument_id: int, zone: ZoneInfo | None
     if not low <= min(open_, close) or not high >= max(open_, close):
         raise BadRow("low must be <= open and close, high >= open and close")
     return {
-        "instrument_id": instrument_id, "bucket": bucket, "open": open_, "high": high, "low": low, "close": close,
-        "volume": bar["volume"], "first_ts": bucket, "last_ts": bucket + LAST_MICROSECOND,
-        "first_seq": 0, "last_seq": LAST_SEQ,
-    }  # fmt: skip
+        "instrument_id": instrument_id,
+        "bucket": bucket,
+        "open": open_,
+        "high": high,
+        "low": low,
+        "close": close,
+        "volume": bar["volume"],
+        "first_ts": bucket,
+        "last_ts": bucket + LAST_MICROSECOND,
+        "first_seq": 0,
+        "last_seq": LAST_SEQ,
+    }
 
 
 PARSERS = {"ticks": parse_tick_row, "bars": parse_bar_row}
@@ -237,8 +246,10 @@ def time_check(kind: str, now: datetime) -> Callable[[dict], None]:
 
         def check_bar(bar: dict) -> None:
             if bar["bucket"] >= current_minute:
-                raise BadRow(f"ts {bar['bucket'].isoformat()} is the current minute or later: bars are for minutes "
-                             "that have passed")  # fmt: skip
+                raise BadRow(
+                    f"ts {bar['bucket'].isoformat()} is the current minute or later: bars are for minutes "
+                    "that have passed"
+                )
 
         return check_bar
     newest = now + MAX_AHEAD
@@ -356,8 +367,9 @@ def check_file(path: str, kind: str, instruments: Instruments, zone=None, progre
     return report
 
 
-def import_file(path: str, kind: str, instruments: Instruments, zone=None, batch: int = BATCH,
-                progress=None, now=None) -> Report:  # fmt: skip
+def import_file(
+    path: str, kind: str, instruments: Instruments, zone=None, batch: int = BATCH, progress=None, now=None
+) -> Report:
     """Write the file's good rows, `batch` per transaction; bad rows are reported, not written, and
     so are ticks repeated in the file (the first line's is written). BadFile (its `report` says
     what was written) for a file that cannot be read to its end."""

@@ -25,10 +25,18 @@ PAGE = 1000  # SQLite: candles per statement (its bind parameter limit)
 
 # Postgres types of the candle columns, for the column-array (unnest) upsert.
 CANDLE_COLUMNS = {
-    "instrument_id": "integer", "bucket": "timestamptz", "open": "numeric", "high": "numeric", "low": "numeric",
-    "close": "numeric", "volume": "bigint", "first_ts": "timestamptz", "last_ts": "timestamptz",
-    "first_seq": "bigint", "last_seq": "bigint",
-}  # fmt: skip
+    "instrument_id": "integer",
+    "bucket": "timestamptz",
+    "open": "numeric",
+    "high": "numeric",
+    "low": "numeric",
+    "close": "numeric",
+    "volume": "bigint",
+    "first_ts": "timestamptz",
+    "last_ts": "timestamptz",
+    "first_seq": "bigint",
+    "last_seq": "bigint",
+}
 
 
 def upsert_candles(ticks: list[dict]) -> int:

@@ -90,8 +90,13 @@ def check_ticks(ticks: list, now: datetime | None = None, retention_days: int | 
             bad += 1
             log.warning("event=tick_skipped reason=%s", exc)
     if bad or expired:
-        log.warning("event=ticks_parsed valid=%d skipped=%d older_than_retention=%d cutoff=%s", len(rows), bad,
-                    expired, oldest and format_ts(oldest))  # fmt: skip
+        log.warning(
+            "event=ticks_parsed valid=%d skipped=%d older_than_retention=%d cutoff=%s",
+            len(rows),
+            bad,
+            expired,
+            oldest and format_ts(oldest),
+        )
     return Parsed(rows, bad, expired)
 
 
@@ -327,5 +332,9 @@ def refresh_quotes(rows: list[dict]) -> None:
     # One script call: each quote is written (and published) only if newer by (ts, seq) than the
     # cached one, so a late redelivery or a second consumer never rolls the cache back.
     rows = list(latest.values())
-    store_quotes(get_redis(), [quote_of_tick(row) for row in rows], current_app.config["QUOTE_TTL"],
-                 seqs=[row["seq"] for row in rows])  # fmt: skip
+    store_quotes(
+        get_redis(),
+        [quote_of_tick(row) for row in rows],
+        current_app.config["QUOTE_TTL"],
+        seqs=[row["seq"] for row in rows],
+    )

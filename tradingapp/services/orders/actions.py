@@ -108,14 +108,21 @@ def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
     order = _locked_own_order(user, order_id)
     current = ModifyTerms(order.quantity, order.limit_price, order.stop_price)
     try:
-        terms = validate_modify(body, instrument_spec(order.instrument), order.side, order.order_type, current,
-                                order.filled_quantity)  # fmt: skip
+        terms = validate_modify(
+            body, instrument_spec(order.instrument), order.side, order.order_type, current, order.filled_quantity
+        )
     except OrderValidationError as exc:
         db.session.rollback()
         raise invalid_order(exc.errors) from None
     band = Decimal(current_app.config["PRICE_BAND_PCT"])
-    errors = check_against_market(order.side, order.order_type, terms.limit_price if "limit_price" in body else None,
-                                  terms.stop_price if "stop_price" in body else None, last, band)  # fmt: skip
+    errors = check_against_market(
+        order.side,
+        order.order_type,
+        terms.limit_price if "limit_price" in body else None,
+        terms.stop_price if "stop_price" in body else None,
+        last,
+        band,
+    )
     if errors:
         db.session.rollback()
         raise invalid_order(errors)
@@ -136,8 +143,16 @@ def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
         order.pending_stop_price = terms.stop_price
     payload, seq = order.to_dict(), order.modify_seq
     db.session.commit()
-    log.info("modify requested order_id=%s user_id=%s seq=%s status=%s quantity=%s limit_price=%s stop_price=%s",
-             order.id, user.id, seq, order.status, terms.quantity, terms.limit_price, terms.stop_price)  # fmt: skip
+    log.info(
+        "modify requested order_id=%s user_id=%s seq=%s status=%s quantity=%s limit_price=%s stop_price=%s",
+        order.id,
+        user.id,
+        seq,
+        order.status,
+        terms.quantity,
+        terms.limit_price,
+        terms.stop_price,
+    )
     if send:
         try:
             jobqueue.enqueue_modify(order.id, seq)
@@ -157,8 +172,14 @@ def _check_modify_risk(user: User, order: Order, terms: ModifyTerms, details: di
             raise
         # The order keeps its terms (nothing was applied); the refusal is audited, and whatever the
         # risk engine noted on the account (a daily-loss breach puts it in REDUCING) is kept.
-        order_state.record(order, "system", "modify_risk_rejected", actor_id="risk", reason=exc.message[:255],
-                           details={"rule": exc.rule, "requested": details, **exc.details})  # fmt: skip
+        order_state.record(
+            order,
+            "system",
+            "modify_risk_rejected",
+            actor_id="risk",
+            reason=exc.message[:255],
+            details={"rule": exc.rule, "requested": details, **exc.details},
+        )
         db.session.commit()
         log.info("modify refused by risk order_id=%s user_id=%s rule=%s", order.id, user.id, exc.rule)
         exc.details = {**exc.details, "order_id": str(order.id)}
@@ -211,9 +232,7 @@ def close_all_positions(user: User) -> tuple[list[Order], list[dict]]:
 def _working_exits(user: User) -> dict[tuple[int, str, str], int]:
     """Unfilled quantity of the user's working orders per (instrument, product, side)."""
     rows = db.session.execute(
-        sa.select(
-            Order.instrument_id, Order.product, Order.side, sa.func.sum(Order.quantity - Order.filled_quantity)
-        )  # fmt: skip
+        sa.select(Order.instrument_id, Order.product, Order.side, sa.func.sum(Order.quantity - Order.filled_quantity))
         .where(Order.user_id == user.id, Order.status.in_(WORKING))
         .group_by(Order.instrument_id, Order.product, Order.side)
     ).all()

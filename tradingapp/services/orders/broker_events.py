@@ -104,8 +104,13 @@ def _apply(order: Order, event: ev.BrokerEvent) -> Applied:
         result.trade = _record_trade(order, event)
         result.position = apply_fill_to_position(order, event.quantity, event.price, event.ts)
     elif event.type == ev.FILL:
-        log.warning("event=fill_refused order_id=%s user_id=%s execution_id=%s reason=%r", order.id, order.user_id,
-                    event.execution_id, outcome.reason)  # fmt: skip
+        log.warning(
+            "event=fill_refused order_id=%s user_id=%s execution_id=%s reason=%r",
+            order.id,
+            order.user_id,
+            event.execution_id,
+            outcome.reason,
+        )
         result.retry_later = True
     return result
 

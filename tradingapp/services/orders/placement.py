@@ -157,8 +157,14 @@ def _refuse(user: User, new: NewOrder, instrument: Instrument, exc: risk.RiskRej
     if existing is not None:
         raise exc
     order_state.record(order, "user", "created", actor_id=str(user.id), details={"request": _summary(new)})
-    order_state.record(order, "system", "risk_rejected", actor_id="risk", reason=exc.message[:255],
-                       details={"rule": exc.rule, **exc.details})  # fmt: skip
+    order_state.record(
+        order,
+        "system",
+        "risk_rejected",
+        actor_id="risk",
+        reason=exc.message[:255],
+        details={"rule": exc.rule, **exc.details},
+    )
     payload = order.to_dict()
     db.session.commit()
     log.info("order refused by risk order_id=%s user_id=%s rule=%s", order.id, user.id, exc.rule)

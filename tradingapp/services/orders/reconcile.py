@@ -178,9 +178,17 @@ def differs(order: Ours, standing: Standing) -> bool:
 def _settle(order: Ours, standing: Standing, books: Books, report: ReconcileReport) -> None:
     if differs(order, standing):
         _publish(order.id, books, report)
-        log.info("event=reconcile_difference order_id=%s user_id=%s status=%s filled=%d broker_status=%s "
-                 "broker_row=%s broker_filled=%d", order.id, order.user_id, order.status, order.filled_quantity,
-                 standing.status, standing.row_status, standing.filled_quantity)  # fmt: skip
+        log.info(
+            "event=reconcile_difference order_id=%s user_id=%s status=%s filled=%d broker_status=%s "
+            "broker_row=%s broker_filled=%d",
+            order.id,
+            order.user_id,
+            order.status,
+            order.filled_quantity,
+            standing.status,
+            standing.row_status,
+            standing.filled_quantity,
+        )
     elif order.status in BUSY and standing.pending != order.status:
         _resend(order, report)
 
@@ -215,8 +223,13 @@ def _not_at_broker(order: Ours, accounts_read: int, report: ReconcileReport) -> 
         return
     report.missing += 1
     if _audit_missing(order, accounts_read):
-        log.error("event=reconcile_missing_at_broker order_id=%s user_id=%s status=%s broker_order_id=%s",
-                  order.id, order.user_id, order.status, order.broker_order_id)  # fmt: skip
+        log.error(
+            "event=reconcile_missing_at_broker order_id=%s user_id=%s status=%s broker_order_id=%s",
+            order.id,
+            order.user_id,
+            order.status,
+            order.broker_order_id,
+        )
 
 
 def _audit_missing(order: Ours, accounts_read: int) -> bool:
@@ -224,13 +237,21 @@ def _audit_missing(order: Ours, accounts_read: int) -> bool:
     seen = db.session.scalar(
         sa.select(OrderEvent.id)
         .where(OrderEvent.order_id == order.id, OrderEvent.event == MISSING_EVENT, OrderEvent.ts >= order.updated_at)
-        .limit(1)  # fmt: skip
+        .limit(1)
     )
     if seen is None:
-        db.session.add(OrderEvent(order_id=order.id, actor="system", actor_id="reconcile", event=MISSING_EVENT,
-                                  from_status=order.status, to_status=order.status, reason=MISSING_REASON,
-                                  details={"broker_order_id": order.broker_order_id,
-                                           "accounts_read": accounts_read}))  # fmt: skip
+        db.session.add(
+            OrderEvent(
+                order_id=order.id,
+                actor="system",
+                actor_id="reconcile",
+                event=MISSING_EVENT,
+                from_status=order.status,
+                to_status=order.status,
+                reason=MISSING_REASON,
+                details={"broker_order_id": order.broker_order_id, "accounts_read": accounts_read},
+            )
+        )
     db.session.commit()
     return seen is None
 
@@ -253,8 +274,13 @@ def _late_fills(books: Books, working: set[uuid.UUID], report: ReconcileReport) 
         if status in FINAL and traded > filled and order_id not in books.unreadable:
             report.late_fills += 1
             _publish(order_id, books, report)
-            log.warning("event=reconcile_late_fills order_id=%s status=%s filled=%d broker_filled=%d", order_id,
-                        status, filled, traded)  # fmt: skip
+            log.warning(
+                "event=reconcile_late_fills order_id=%s status=%s filled=%d broker_filled=%d",
+                order_id,
+                status,
+                filled,
+                traded,
+            )
 
 
 def _key(suffix: str) -> str:

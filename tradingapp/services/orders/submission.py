@@ -77,9 +77,10 @@ def halted(user_id: uuid.UUID) -> bool:
         .where(Account.user_id == user_id)
     ).first()
     if states is None:
-        return db.session.scalar(
-            sa.select(RiskSettings.trading_state).where(RiskSettings.id == GLOBAL_SETTINGS_ID)
-        ) == TradingState.HALTED  # fmt: skip
+        return (
+            db.session.scalar(sa.select(RiskSettings.trading_state).where(RiskSettings.id == GLOBAL_SETTINGS_ID))
+            == TradingState.HALTED
+        )
     return stricter(states[0], states[1] or TradingState.ACTIVE) == TradingState.HALTED
 
 
@@ -95,8 +96,13 @@ def _end_unsent(order: Order, event: sm.Event) -> None:
     order_state.transition(order, event, "system", actor_id="worker")
     payload = order.to_dict()
     db.session.commit()
-    log.warning("event=ended_unsent order_id=%s user_id=%s status=%s reason=%r", order.id, order.user_id,
-                order.status, order.reject_reason)  # fmt: skip
+    log.warning(
+        "event=ended_unsent order_id=%s user_id=%s status=%s reason=%r",
+        order.id,
+        order.user_id,
+        order.status,
+        order.reject_reason,
+    )
     notify_order(order, payload)
 
 
@@ -130,8 +136,9 @@ def modify_request(order_id: uuid.UUID, seq: int) -> ModifyRequest | None:
     request = None
     pending = order is not None and order.status == sm.Status.MODIFY_PENDING and order.pending_quantity is not None
     if pending and order.modify_seq == seq:
-        request = ModifyRequest(order.id, seq, order.pending_quantity, order.pending_limit_price,
-                                order.pending_stop_price)  # fmt: skip
+        request = ModifyRequest(
+            order.id, seq, order.pending_quantity, order.pending_limit_price, order.pending_stop_price
+        )
     db.session.rollback()
     return request
 
@@ -184,8 +191,9 @@ def find_waiting_requests(older_than_seconds: int, limit: int) -> list[WorkingOr
     return [WorkingOrder(*row) for row in rows]
 
 
-def find_working_orders(older_than_seconds: int, after: tuple[datetime, uuid.UUID] | None,
-                        limit: int) -> list[WorkingOrder]:  # fmt: skip
+def find_working_orders(
+    older_than_seconds: int, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[WorkingOrder]:
     """Working orders untouched for longer than the threshold, in (updated_at, id) order after the
     cursor `after`: the sweeper walks all of them a batch per round instead of the same oldest ones."""
     query = _working(RECONCILE_STATUSES, older_than_seconds)
