@@ -140,9 +140,21 @@ def check_sample(app, instrument_id: int, day: date) -> int:
     ticks_in = sa.and_(t.instrument_id == instrument_id, t.ts >= start, t.ts < end)
     with app.app_context():
         built = [tuple(r) for r in db.session.execute(sa.select(*columns).where(candles_in).order_by(c.bucket))]
-        raws = [{"instrument_id": r.instrument_id, "ts": r.ts.isoformat(), "seq": r.seq, "ltp": str(r.ltp),
-                 "ltq": r.ltq, "bid": str(r.bid), "ask": str(r.ask), "bid_qty": r.bid_qty, "ask_qty": r.ask_qty,
-                 "volume": r.volume} for r in db.session.scalars(sa.select(t).where(ticks_in))]  # fmt: skip
+        raws = [
+            {
+                "instrument_id": r.instrument_id,
+                "ts": r.ts.isoformat(),
+                "seq": r.seq,
+                "ltp": str(r.ltp),
+                "ltq": r.ltq,
+                "bid": str(r.bid),
+                "ask": str(r.ask),
+                "bid_qty": r.bid_qty,
+                "ask_qty": r.ask_qty,
+                "volume": r.volume,
+            }
+            for r in db.session.scalars(sa.select(t).where(ticks_in))
+        ]
         db.session.execute(sa.delete(c).where(candles_in))
         db.session.execute(sa.delete(t).where(ticks_in))
         db.session.commit()
@@ -186,8 +198,12 @@ def timed(fn, runs: int, warmup: int = 10) -> dict[str, float]:
 
 def bench_headers(app) -> dict[str, str]:
     with app.app_context():
-        user = User(email="bench-candles@bench.local", password_hash=FAST_HASHER.hash("bench-password-123"),
-                    name="Bench", role="trader")  # fmt: skip
+        user = User(
+            email="bench-candles@bench.local",
+            password_hash=FAST_HASHER.hash("bench-password-123"),
+            name="Bench",
+            role="trader",
+        )
         db.session.add(user)
         db.session.commit()
         with app.test_request_context():
@@ -226,8 +242,9 @@ def measure(app, env, runs: int, day: date) -> None:
 
         sql, params = issued_sql(app, service)
         items = client.get(url, headers=headers).get_json()["items"]
-        minutes = raw.execute("SELECT count(*) FROM candles_1m WHERE instrument_id = 1 AND bucket >= %s "
-                              "AND bucket < %s", (start, end)).fetchone()[0]  # fmt: skip
+        minutes = raw.execute(
+            "SELECT count(*) FROM candles_1m WHERE instrument_id = 1 AND bucket >= %s AND bucket < %s", (start, end)
+        ).fetchone()[0]
         if interval == "1m" and [i["ts"] for i in items] != [iso(r[0]) for r in raw.execute(RAW_SQL, (1, start, end))]:
             raise SystemExit("the route's 1m candles are not the raw rows")
         base = timed(lambda q=sql, p=params: raw.execute(q, p).fetchall(), runs)
@@ -266,8 +283,10 @@ def main() -> None:
             conn.execute("VACUUM ANALYZE ticks")
             conn.execute("VACUUM ANALYZE candles_1m")
             print(f"VACUUM ANALYZE: {time.perf_counter() - started:.1f} s")
-            size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('ticks')), "
-                                "pg_size_pretty(pg_total_relation_size('candles_1m'))").fetchone()  # fmt: skip
+            size = conn.execute(
+                "SELECT pg_size_pretty(pg_total_relation_size('ticks')), "
+                "pg_size_pretty(pg_total_relation_size('candles_1m'))"
+            ).fetchone()
             print(f"ticks {size[0]}, candles_1m {size[1]} on disk")
         day = session_days(args.sessions)[-1]
         sampled = check_sample(app, 1, day)

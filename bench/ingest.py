@@ -67,13 +67,26 @@ def make_ticks(count: int, instruments: int, start: datetime, seed: int) -> list
         ltq = rng.randint(1, 500)
         volume[k] += ltq
         ltp = Decimal(prices[k]) / 20
-        ticks.append({
-            "instrument_id": k + 1, "exchange_segment": "NSECM", "exchange_instrument_id": 1000 + k,
-            "seq": base_seq + i, "ts": format_ts(start + i * step),
-            "ltp": f"{ltp:.2f}", "bid": f"{ltp - Decimal('0.05'):.2f}", "ask": f"{ltp + Decimal('0.05'):.2f}",
-            "open": "1000.00", "high": "3000.00", "low": "100.00", "close": "1000.00",
-            "ltq": ltq, "bid_qty": rng.randint(1, 5000), "ask_qty": rng.randint(1, 5000), "volume": volume[k],
-        })  # fmt: skip
+        ticks.append(
+            {
+                "instrument_id": k + 1,
+                "exchange_segment": "NSECM",
+                "exchange_instrument_id": 1000 + k,
+                "seq": base_seq + i,
+                "ts": format_ts(start + i * step),
+                "ltp": f"{ltp:.2f}",
+                "bid": f"{ltp - Decimal('0.05'):.2f}",
+                "ask": f"{ltp + Decimal('0.05'):.2f}",
+                "open": "1000.00",
+                "high": "3000.00",
+                "low": "100.00",
+                "close": "1000.00",
+                "ltq": ltq,
+                "bid_qty": rng.randint(1, 5000),
+                "ask_qty": rng.randint(1, 5000),
+                "volume": volume[k],
+            }
+        )
     return ticks
 
 
@@ -96,9 +109,13 @@ class ConsumerProcess:
 
     def __init__(self, env: dict[str, str]):
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "jobs.consumer"], cwd=ROOT, env={**env, "LOG_LEVEL": "INFO"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "jobs.consumer"],
+            cwd=ROOT,
+            env={**env, "LOG_LEVEL": "INFO"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: deque[str] = deque(maxlen=50)
         self.ticks_ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
@@ -172,10 +189,20 @@ def check(app, ticks: list[dict]) -> None:
 def raw_copy(env: dict[str, str], ticks: list[dict], batch: int) -> float:
     """psycopg binary COPY of the same rows into a fresh table like ticks; returns seconds."""
     rows = [
-        (t["instrument_id"], datetime.fromisoformat(t["ts"]), t["seq"], Decimal(t["ltp"]), t["ltq"],
-         Decimal(t["bid"]), Decimal(t["ask"]), t["bid_qty"], t["ask_qty"], t["volume"])
+        (
+            t["instrument_id"],
+            datetime.fromisoformat(t["ts"]),
+            t["seq"],
+            Decimal(t["ltp"]),
+            t["ltq"],
+            Decimal(t["bid"]),
+            Decimal(t["ask"]),
+            t["bid_qty"],
+            t["ask_qty"],
+            t["volume"],
+        )
         for t in ticks
-    ]  # fmt: skip
+    ]
     types = ["int4", "timestamptz", "int8", "numeric", "int4", "numeric", "numeric", "int4", "int4", "int8"]
     with psycopg.connect(dbname=env["DB_NAME"], **PG) as conn:
         conn.execute("CREATE TABLE ticks_raw (LIKE ticks INCLUDING ALL)")
@@ -213,8 +240,10 @@ def main() -> None:
     live = make_ticks(n, args.instruments, start + timedelta(hours=1), seed=2)
     xts = {"BROKER": "xts", "XTS_API_URL": "http://127.0.0.1:9", "XTS_API_KEY": "bench", "XTS_API_SECRET": "bench"}
     with bench_environment(**xts) as (env, app):
-        print(f"tick ingest: {n} ticks x 2 phases, {args.instruments} instruments, {per} ticks/message, "
-              f"{os.cpu_count()} cores")  # fmt: skip
+        print(
+            f"tick ingest: {n} ticks x 2 phases, {args.instruments} instruments, {per} ticks/message, "
+            f"{os.cpu_count()} cores"
+        )
         # -- 2. backlog -------------------------------------------------------------------------
         seconds = publish(app, backlog, per)
         print(f"publish (Publisher, confirms): {n / seconds:10,.0f} ticks/s  ({n / per / seconds:,.0f} messages/s)")

@@ -42,16 +42,25 @@ from tradingapp.services.orders import jobqueue
 
 LAST_PRICE = "2900.00"
 # BUY 5% under the market: inside the price band, never fills, so every order rests at the exchange.
-ORDER_BODY = ('{"instrument_id": 1, "side": "BUY", "quantity": 1, "order_type": "LIMIT", "limit_price": "2755.00", '
-              '"product": "MIS", "time_in_force": "DAY", "client_order_id": "bench-{n}"}')  # fmt: skip
+ORDER_BODY = (
+    '{"instrument_id": 1, "side": "BUY", "quantity": 1, "order_type": "LIMIT", "limit_price": "2755.00", '
+    '"product": "MIS", "time_in_force": "DAY", "client_order_id": "bench-{n}"}'
+)
 BARE_BODY = ORDER_BODY
 
 
 def make_users(app, count: int) -> list[dict]:
     """Traders with bearer headers (tokens issued directly: argon2 logins are not what is measured)."""
     with app.app_context():
-        users = [User(email=f"bench-{i}@bench.local", password_hash=FAST_HASHER.hash("bench-password-123"),
-                      name=f"Bench {i}", role="trader") for i in range(count)]  # fmt: skip
+        users = [
+            User(
+                email=f"bench-{i}@bench.local",
+                password_hash=FAST_HASHER.hash("bench-password-123"),
+                name=f"Bench {i}",
+                role="trader",
+            )
+            for i in range(count)
+        ]
         db.session.add_all(users)
         db.session.commit()
         with app.test_request_context():
@@ -62,21 +71,50 @@ def set_quotes(app) -> None:
     with app.app_context():
         pipe = get_redis().pipeline()
         for instrument_id in range(1, 6):
-            quote = {"instrument_id": instrument_id, "ltp": LAST_PRICE, "bid": LAST_PRICE, "ask": LAST_PRICE,
-                     "ts": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}  # fmt: skip
+            quote = {
+                "instrument_id": instrument_id,
+                "ltp": LAST_PRICE,
+                "bid": LAST_PRICE,
+                "ask": LAST_PRICE,
+                "ts": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+            }
             store_quote(pipe, quote, ttl=3600)
         pipe.execute()
 
 
-def load(stack: Stack, path: str, clients: int, duration: float, rate: float = 0, headers=None, first: int = 0,
-         body: str | None = BARE_BODY, meter: CpuMeter | None = None) -> dict:  # fmt: skip
-    job = {"host": "127.0.0.1", "port": stack.http_port, "method": "POST", "path": path, "body": body,
-           "clients": clients, "duration": duration, "rate": rate, "headers": headers or [],
-           "first": first}  # fmt: skip
+def load(
+    stack: Stack,
+    path: str,
+    clients: int,
+    duration: float,
+    rate: float = 0,
+    headers=None,
+    first: int = 0,
+    body: str | None = BARE_BODY,
+    meter: CpuMeter | None = None,
+) -> dict:
+    job = {
+        "host": "127.0.0.1",
+        "port": stack.http_port,
+        "method": "POST",
+        "path": path,
+        "body": body,
+        "clients": clients,
+        "duration": duration,
+        "rate": rate,
+        "headers": headers or [],
+        "first": first,
+    }
     if meter:
         meter.start()
-    done = subprocess.run([sys.executable, "-m", "bench.load"], input=json.dumps(job), capture_output=True,
-                          text=True, cwd=ROOT, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.load"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     result = json.loads(done.stdout)
     if meter:  # CPU milliseconds per answered request, by process group
         used = {**meter.stop(), "client": result["client_cpu_s"]}
@@ -205,8 +243,9 @@ def run_phases(args, app, env, stack: Stack, headers: list[dict]) -> dict:
     worker = CpuMeter({"worker": stack.processes["worker"].popen.pid}, env["DB_NAME"])
     since = datetime.now(UTC)
     worker.start()
-    r["api_at_latency_rate"] = load(stack, "/api/v1/orders", clients=2, duration=args.duration,
-                                    rate=args.latency_rate, **orders, first=2 * 10**7)  # fmt: skip
+    r["api_at_latency_rate"] = load(
+        stack, "/api/v1/orders", clients=2, duration=args.duration, rate=args.latency_rate, **orders, first=2 * 10**7
+    )
     r["broker"] = broker_latencies(app, since, orders_since(app, since))
     r["worker_cpu_ms"] = worker.stop()["worker"] * 1000 / max(len(r["broker"]["total"]), 1)
     return r
@@ -219,11 +258,16 @@ def cpu_line(result: dict) -> str:
 
 
 def report(args, r: dict) -> None:
-    print(f"order intake: gunicorn gevent x{args.workers}, Postgres, Redis; LIMIT orders from {args.users} traders; "
-          f"{args.duration:.0f} s per phase")  # fmt: skip
+    print(
+        f"order intake: gunicorn gevent x{args.workers}, Postgres, Redis; LIMIT orders from {args.users} traders; "
+        f"{args.duration:.0f} s per phase"
+    )
     print(f" closed loop, {args.clients} keep-alive clients:")
-    for key, name in (("raw", "raw WSGI (client + gunicorn floor)"), ("bare", "bare Flask route (baseline)"),
-                      ("orders", "POST /api/v1/orders")):  # fmt: skip
+    for key, name in (
+        ("raw", "raw WSGI (client + gunicorn floor)"),
+        ("bare", "bare Flask route (baseline)"),
+        ("orders", "POST /api/v1/orders"),
+    ):
         print(line(name, r[key]))
         print(cpu_line(r[key]))
     print(f"  {'orders/s : bare requests/s':<34} {r['orders']['rps'] / r['bare']['rps']:8.3f}")
@@ -240,8 +284,10 @@ def report(args, r: dict) -> None:
     print(f"  {'  claim -> place() entered':<34} {fmt(percentiles(broker['claim_to_place']))}")
     print(f"  {'empty RQ job: enqueue -> start':<34} {fmt(percentiles(r['hop']))}")
     print(f"  {'ratio p50':<34} {percentiles(broker['total'])['p50'] / percentiles(r['hop'])['p50']:.1f}x")
-    print(f"  worker CPU per order: {r['worker_cpu_ms']:.2f} ms (one worker sustains about "
-          f"{1000 / r['worker_cpu_ms']:.0f} orders/s on a free core)")  # fmt: skip
+    print(
+        f"  worker CPU per order: {r['worker_cpu_ms']:.2f} ms (one worker sustains about "
+        f"{1000 / r['worker_cpu_ms']:.0f} orders/s on a free core)"
+    )
 
 
 if __name__ == "__main__":

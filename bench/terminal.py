@@ -109,11 +109,17 @@ def react_baseline_js() -> dict[str, tuple[int, int]]:
         root = Path(tmp)
         (root / "node_modules").symlink_to(FRONTEND / "node_modules")
         (root / "main.js").write_text(REACT_ONLY)
-        (root / "index.html").write_text('<!doctype html><div id="root"></div><script type="module" src="/main.js">'
-                                         "</script>")  # fmt: skip
+        (root / "index.html").write_text(
+            '<!doctype html><div id="root"></div><script type="module" src="/main.js"></script>'
+        )
         vite = FRONTEND / "node_modules" / ".bin" / "vite"
-        done = subprocess.run([str(vite), "build", "--logLevel", "error", "--outDir", "dist"], cwd=root,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        done = subprocess.run(
+            [str(vite), "build", "--logLevel", "error", "--outDir", "dist"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"the React-only build failed:\n{done.stdout}{done.stderr}")
         return eager_js(root / "dist")
@@ -125,9 +131,17 @@ def add_instruments(app, total: int) -> list[int]:
     with app.app_context():
         have = db.session.query(Instrument).count()
         for n in range(have, total):
-            db.session.add(Instrument(exchange_segment="NSECM", exchange_instrument_id=900_000 + n,
-                                      symbol=f"BENCH{n:03d}", name=f"Bench instrument {n}", series="EQ",
-                                      lot_size=1, tick_size=Decimal("0.05")))  # fmt: skip
+            db.session.add(
+                Instrument(
+                    exchange_segment="NSECM",
+                    exchange_instrument_id=900_000 + n,
+                    symbol=f"BENCH{n:03d}",
+                    name=f"Bench instrument {n}",
+                    series="EQ",
+                    lot_size=1,
+                    tick_size=Decimal("0.05"),
+                )
+            )
         db.session.commit()
         ids = [i for (i,) in db.session.query(Instrument.id).order_by(Instrument.id)]
         db.session.remove()
@@ -315,10 +329,23 @@ class QuotePublisher(threading.Thread):
                 for i in self.ids:
                     prices[i] = max(1.0, prices[i] + self.rng.choice((-0.05, 0.0, 0.05, 0.10, -0.10)))
                     p, close = prices[i], f"{1000 + 7 * i:.2f}"
-                    batch.append({"instrument_id": i, "ltp": f"{p:.2f}", "ltq": 5, "bid": f"{p - 0.05:.2f}",
-                                  "ask": f"{p + 0.05:.2f}", "bid_qty": 100, "ask_qty": 90, "open": close,
-                                  "high": f"{p + 5:.2f}", "low": f"{p - 5:.2f}", "close": close,
-                                  "volume": volume, "ts": ts})  # fmt: skip
+                    batch.append(
+                        {
+                            "instrument_id": i,
+                            "ltp": f"{p:.2f}",
+                            "ltq": 5,
+                            "bid": f"{p - 0.05:.2f}",
+                            "ask": f"{p + 0.05:.2f}",
+                            "bid_qty": 100,
+                            "ask_qty": 90,
+                            "open": close,
+                            "high": f"{p + 5:.2f}",
+                            "low": f"{p - 5:.2f}",
+                            "close": close,
+                            "volume": volume,
+                            "ts": ts,
+                        }
+                    )
                 realtime.store_quotes(client, batch, ttl)
                 self.sent += len(batch)
                 due += self.interval
@@ -488,10 +515,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="length of each (c) window (default 60)")
     parser.add_argument("--runs", type=int, default=None, help="login runs of each page (default 5)")
     parser.add_argument("--rows", type=int, default=ROWS)
-    parser.add_argument("--source", choices=("redis", "feed"), default="redis",
-                        help="(c)'s quotes: published on the websocket's Redis channel as the consumer "
-                        "does (default), or the feed process at FEED_INTERVAL_MS=100 through RabbitMQ "
-                        "and the consumer")  # fmt: skip
+    parser.add_argument(
+        "--source",
+        choices=("redis", "feed"),
+        default="redis",
+        help="(c)'s quotes: published on the websocket's Redis channel as the consumer "
+        "does (default), or the feed process at FEED_INTERVAL_MS=100 through RabbitMQ "
+        "and the consumer",
+    )
     args = parser.parse_args()
     seconds = args.seconds or (10.0 if args.quick else 60.0)
     runs = args.runs or (3 if args.quick else 5)
@@ -507,8 +538,10 @@ def main() -> None:
         served = serving_dist(dist, Path(tmp))
         ids = add_instruments(app, args.rows)
         ws_port = free_port()
-        stack = Stack({**env, "FRONTEND_DIST": str(served), "WEBSOCKET_PORT": str(ws_port), "FEED_INTERVAL_MS": "1000"},
-                      ws_port=ws_port)  # fmt: skip
+        stack = Stack(
+            {**env, "FRONTEND_DIST": str(served), "WEBSOCKET_PORT": str(ws_port), "FEED_INTERVAL_MS": "1000"},
+            ws_port=ws_port,
+        )
         try:
             stack.start()
             login_trader = Trader(stack.base_url, ids[:6])
@@ -552,49 +585,94 @@ def main() -> None:
         finally:
             stack.stop()
 
-    print(f"\nThe terminal in chromium {CHROMIUM} at {VIEWPORT['width']}x{VIEWPORT['height']}; "
-          f"{os.cpu_count()} cores shared by the browser and every process of the stack; load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")  # fmt: skip
+    print(
+        f"\nThe terminal in chromium {CHROMIUM} at {VIEWPORT['width']}x{VIEWPORT['height']}; "
+        f"{os.cpu_count()} cores shared by the browser and every process of the stack; load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end"
+    )
     print_js(app_js, react_js)
     app_login, rest_login, ws_login = (statistics.median(logins[k]) for k in ("app", "rest", "ws"))
     print(f"\n(b) login -> first live price drawn, {runs} runs each (cold context):")
-    for name, values in (("terminal", logins["app"]), ("bare, GET /quotes", logins["rest"]),
-                         ("bare, WebSocket", logins["ws"])):  # fmt: skip
+    for name, values in (
+        ("terminal", logins["app"]),
+        ("bare, GET /quotes", logins["rest"]),
+        ("bare, WebSocket", logins["ws"]),
+    ):
         print(f"    {name:<20} " + "  ".join(f"{v:7.1f}" for v in values) + " ms")
-    how = ("the feed at FEED_INTERVAL_MS=100 (RabbitMQ, consumer, Redis, websocket)" if args.source == "feed"
-           else "quotes published on the websocket's Redis channel, 10/s per instrument")  # fmt: skip
+    how = (
+        "the feed at FEED_INTERVAL_MS=100 (RabbitMQ, consumer, Redis, websocket)"
+        if args.source == "feed"
+        else "quotes published on the websocket's Redis channel, 10/s per instrument"
+    )
     print(f"\n(c) {args.rows} rows, {how}; {seconds:g} s window each:")
     for name, r in (("terminal", app_rows), ("bare page", bare_rows)):
         per_row = r["quotes"] / max(r["seconds"], 1e-9) / args.rows
         sent = f"published {r['published_per_s'] / args.rows:.1f}/s per row, " if r["published_per_s"] else ""
-        print(f"    {name:<10} {sent}{r['quotes']:,} quotes received on {r['sockets']} socket(s) "
-              f"({per_row:.1f}/s per row), "
-              f"{r['dom_rows']} rows in the DOM, {r['frames']} frames, {r['longtasks']} long tasks, machine "
-              f"{r['machine_cores']:.2f} cores busy; heap samples (MiB) "
-              + " ".join(f"{s:.1f}" for s in r["heap_samples"]))  # fmt: skip
+        print(
+            f"    {name:<10} {sent}{r['quotes']:,} quotes received on {r['sockets']} socket(s) "
+            f"({per_row:.1f}/s per row), "
+            f"{r['dom_rows']} rows in the DOM, {r['frames']} frames, {r['longtasks']} long tasks, machine "
+            f"{r['machine_cores']:.2f} cores busy; heap samples (MiB) "
+            + " ".join(f"{s:.1f}" for s in r["heap_samples"])
+        )
 
     heap_flat = app_rows["heap_floor_growth"] <= max(0.5, 0.1 * app_rows["heap_start"])
     print("\nResults")
     row("figure", "terminal", "baseline", "target", "")
     row("initial JS, gzipped", kb(app_gz), f"{kb(react_gz)} React", "<= 250 KB", verdict(app_gz <= 250 * 1024))
-    row("login -> first live price (median)", f"{app_login:.0f} ms", f"{rest_login:.0f} / {ws_login:.0f} ms",
-        "<= 1000 ms", verdict(app_login <= TARGETS["login_ms"]))  # fmt: skip
-    row("main thread busy, long tasks", f"{app_rows['longtask_share']:.1%}", f"{bare_rows['longtask_share']:.1%}",
-        "< 50%", verdict(app_rows["longtask_share"] < TARGETS["busy"]))  # fmt: skip
-    row("main thread busy, all tasks (CDP)", f"{app_rows['task_share']:.1%}", f"{bare_rows['task_share']:.1%}",
-        "< 50%", verdict(app_rows["task_share"] < TARGETS["busy"]))  # fmt: skip
+    row(
+        "login -> first live price (median)",
+        f"{app_login:.0f} ms",
+        f"{rest_login:.0f} / {ws_login:.0f} ms",
+        "<= 1000 ms",
+        verdict(app_login <= TARGETS["login_ms"]),
+    )
+    row(
+        "main thread busy, long tasks",
+        f"{app_rows['longtask_share']:.1%}",
+        f"{bare_rows['longtask_share']:.1%}",
+        "< 50%",
+        verdict(app_rows["longtask_share"] < TARGETS["busy"]),
+    )
+    row(
+        "main thread busy, all tasks (CDP)",
+        f"{app_rows['task_share']:.1%}",
+        f"{bare_rows['task_share']:.1%}",
+        "< 50%",
+        verdict(app_rows["task_share"] < TARGETS["busy"]),
+    )
     row("  of which script", f"{app_rows['script_share']:.1%}", f"{bare_rows['script_share']:.1%}", "", "")
-    row("longest frame (rAF gap)", f"{app_rows['frame_max']:.0f} ms", f"{bare_rows['frame_max']:.0f} ms",
-        "<= 100 ms", verdict(app_rows["frame_max"] <= TARGETS["frame_ms"]))  # fmt: skip
+    row(
+        "longest frame (rAF gap)",
+        f"{app_rows['frame_max']:.0f} ms",
+        f"{bare_rows['frame_max']:.0f} ms",
+        "<= 100 ms",
+        verdict(app_rows["frame_max"] <= TARGETS["frame_ms"]),
+    )
     row("  frames over 100 ms", str(app_rows["frames_over_100"]), str(bare_rows["frames_over_100"]), "0", "")
     row("  p99 frame", f"{app_rows['frame_p99']:.0f} ms", f"{bare_rows['frame_p99']:.0f} ms", "", "")
     row("  longest animation frame (LoAF)", f"{app_rows['loaf_max']:.0f} ms", f"{bare_rows['loaf_max']:.0f} ms", "", "")
-    row("JS heap after GC, start -> end", f"{app_rows['heap_start']:.1f} -> {app_rows['heap_end']:.1f} MiB",
-        f"{bare_rows['heap_start']:.1f} -> {bare_rows['heap_end']:.1f} MiB", "", "")  # fmt: skip
-    row("  heap floor growth (2 windows)", f"{app_rows['heap_floor_growth']:+.2f} MiB",
-        f"{bare_rows['heap_floor_growth']:+.2f} MiB", "<= 10%", verdict(heap_flat) + " (flat)")  # fmt: skip
-    row("  heap slope (2 windows)", f"{app_rows['heap_slope']:+.2f} MiB/min", f"{bare_rows['heap_slope']:+.2f} MiB/min",
-        "", "")  # fmt: skip
+    row(
+        "JS heap after GC, start -> end",
+        f"{app_rows['heap_start']:.1f} -> {app_rows['heap_end']:.1f} MiB",
+        f"{bare_rows['heap_start']:.1f} -> {bare_rows['heap_end']:.1f} MiB",
+        "",
+        "",
+    )
+    row(
+        "  heap floor growth (2 windows)",
+        f"{app_rows['heap_floor_growth']:+.2f} MiB",
+        f"{bare_rows['heap_floor_growth']:+.2f} MiB",
+        "<= 10%",
+        verdict(heap_flat) + " (flat)",
+    )
+    row(
+        "  heap slope (2 windows)",
+        f"{app_rows['heap_slope']:+.2f} MiB/min",
+        f"{bare_rows['heap_slope']:+.2f} MiB/min",
+        "",
+        "",
+    )
     for name, r in (("terminal", app_rows), ("bare page", bare_rows)):
         print(f"    {name} heap after GC (s: MiB): " + "  ".join(f"{t:.0f}: {h:.2f}" for t, h in r["heap_trend"]))
 

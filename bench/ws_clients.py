@@ -132,8 +132,14 @@ async def _clients(job: dict, window, report) -> dict:
     dropped = sum(c.closed.done() for c in ready)  # a socket that ended before the end
     for client in ready:
         client.close()
-    return {"count": tally.count, "latencies": tally.latencies, "early": tally.early, "dropped": dropped,
-            "connected": len(ready), "errors": errors[:3]}  # fmt: skip
+    return {
+        "count": tally.count,
+        "latencies": tally.latencies,
+        "early": tally.early,
+        "dropped": dropped,
+        "connected": len(ready),
+        "errors": errors[:3],
+    }
 
 
 def run_clients(job: dict, window, report) -> None:

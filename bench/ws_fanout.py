@@ -58,8 +58,15 @@ def make_tokens(app, clients: int) -> list[str]:
     """One access token per client, over as few users as the per-user socket limit allows."""
     per_user = app.config["WS_MAX_SOCKETS_PER_USER"]
     with app.app_context():
-        users = [User(email=f"ws-bench-{i}@bench.local", password_hash=FAST_HASHER.hash("bench-password-123"),
-                      name=f"WS bench {i}", role="trader") for i in range(math.ceil(clients / per_user))]  # fmt: skip
+        users = [
+            User(
+                email=f"ws-bench-{i}@bench.local",
+                password_hash=FAST_HASHER.hash("bench-password-123"),
+                name=f"WS bench {i}",
+                role="trader",
+            )
+            for i in range(math.ceil(clients / per_user))
+        ]
         db.session.add_all(users)
         db.session.commit()
         with app.test_request_context():
@@ -69,9 +76,21 @@ def make_tokens(app, clients: int) -> list[str]:
 
 def quote(instrument_id: int, n: int, ts: str) -> dict:
     price = 1000 + instrument_id + (n % 100) / 20
-    return {"instrument_id": instrument_id, "ltp": f"{price:.2f}", "ltq": 1 + n % 50, "bid": f"{price - 0.05:.2f}",
-            "ask": f"{price + 0.05:.2f}", "bid_qty": 100 + n % 7, "ask_qty": 90 + n % 11, "open": "1000.00",
-            "high": "1100.00", "low": "990.00", "close": "1001.00", "volume": 10_000 + n, "ts": ts}  # fmt: skip
+    return {
+        "instrument_id": instrument_id,
+        "ltp": f"{price:.2f}",
+        "ltq": 1 + n % 50,
+        "bid": f"{price - 0.05:.2f}",
+        "ask": f"{price + 0.05:.2f}",
+        "bid_qty": 100 + n % 7,
+        "ask_qty": 90 + n % 11,
+        "open": "1000.00",
+        "high": "1100.00",
+        "low": "990.00",
+        "close": "1001.00",
+        "volume": 10_000 + n,
+        "ts": ts,
+    }
 
 
 def publish(app, rate: float, instruments: int, until: float) -> int:
@@ -150,8 +169,16 @@ def main() -> None:
     with bench_environment() as (env, app):
         tokens = make_tokens(app, args.clients)
         stack = Stack(env)
-        argv = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{stack.ws_port}",
-                "-w", str(args.workers), "wsgi:app"]  # fmt: skip
+        argv = [
+            str(BIN / "gunicorn"),
+            "-c",
+            "gunicorn.conf.py",
+            "-b",
+            f"127.0.0.1:{stack.ws_port}",
+            "-w",
+            str(args.workers),
+            "wsgi:app",
+        ]
         stack.start_one("websocket", argv, {"PORT": str(stack.ws_port), "WEBSOCKET_PORT": str(stack.ws_port)})
         children = []
         try:
@@ -183,8 +210,13 @@ def main() -> None:
             begin = time.time()
             window[0] = begin + WARMUP
             window[1] = window[0] + args.seconds
-            pids = {"websocket": workers, "load generator": [c.pid for c in children[1:]],
-                    "raw subscriber": [children[0].pid], "publisher": [os.getpid()], "redis": redis_pids()}  # fmt: skip
+            pids = {
+                "websocket": workers,
+                "load generator": [c.pid for c in children[1:]],
+                "raw subscriber": [children[0].pid],
+                "publisher": [os.getpid()],
+                "redis": redis_pids(),
+            }
             sent_before = publish(app, args.rate, args.instruments, window[0])
             cpu0 = {name: sum(_cpu_seconds(p) for p in group) for name, group in pids.items()}
             busy0, writes0 = machine_busy_seconds(), sum(write_calls(p) for p in workers)
@@ -213,29 +245,39 @@ def main() -> None:
     subscribers = args.clients * args.per_client / args.instruments
     expected = sent * subscribers
     ws_stats, raw_stats = percentiles(latencies or [0.0]), percentiles(list(raw["latencies"]) or [0.0])
-    print(f"\nWebSocket fan-out: {args.clients} clients x {args.per_client} of {args.instruments} instruments "
-          f"(mode {args.mode}), {args.rate:g} quotes/s, window {args.seconds:g}s; websocket: {args.workers} "
-          f"gevent worker(s); load generator: {args.procs} process(es)")  # fmt: skip
+    print(
+        f"\nWebSocket fan-out: {args.clients} clients x {args.per_client} of {args.instruments} instruments "
+        f"(mode {args.mode}), {args.rate:g} quotes/s, window {args.seconds:g}s; websocket: {args.workers} "
+        f"gevent worker(s); load generator: {args.procs} process(es)"
+    )
     print(f"  published         {sent_total} quotes, {sent} in the window ({sent / args.seconds:,.0f}/s)")
     share = deliveries / max(expected, 1)
     print(f"  websocket         {deliveries / args.seconds:>10,.0f} deliveries/s  {fmt(ws_stats)}")
-    print(f"                    {share:.1%} of published x subscribers ({expected / args.seconds:,.0f}/s); "
-          "the rest conflated or not yet sent")  # fmt: skip
+    print(
+        f"                    {share:.1%} of published x subscribers ({expected / args.seconds:,.0f}/s); "
+        "the rest conflated or not yet sent"
+    )
     print(f"  raw pub/sub       {raw['count'] / args.seconds:>10,.0f} messages/s    {fmt(raw_stats)}  (1 subscriber)")
     p50, p99 = (ws_stats[p] / max(raw_stats[p], 1e-9) for p in ("p50", "p99"))
-    print(f"  ratio             deliveries/s {deliveries / max(raw['count'], 1):.1f}x raw messages/s; "
-          f"latency p50 {p50:.1f}x, p99 {p99:.1f}x raw")  # fmt: skip
+    print(
+        f"  ratio             deliveries/s {deliveries / max(raw['count'], 1):.1f}x raw messages/s; "
+        f"latency p50 {p50:.1f}x, p99 {p99:.1f}x raw"
+    )
     for pid in workers:
         rss, peak = memory[pid]
         per_socket = (loaded[pid] - idle[pid]) * 1024 / max(connected / len(workers), 1)
-        print(f"  websocket worker  pid {pid}: RSS {idle[pid]:.0f} MiB idle, {loaded[pid]:.0f} MiB with sockets "
-              f"(~{per_socket:.0f} KiB each), {rss:.0f} MiB at the window's end, peak {peak:.0f} MiB")  # fmt: skip
+        print(
+            f"  websocket worker  pid {pid}: RSS {idle[pid]:.0f} MiB idle, {loaded[pid]:.0f} MiB with sockets "
+            f"(~{per_socket:.0f} KiB each), {rss:.0f} MiB at the window's end, peak {peak:.0f} MiB"
+        )
     busy = "  ".join(f"{name} {seconds / args.seconds:.2f}" for name, seconds in cpu.items())
     print(f"  CPU (cores busy)  {busy}   [{os.cpu_count()} cores]")
     per_write = deliveries / max(writes, 1)
-    print(f"  websocket CPU     {cpu['websocket'] * 1e6 / max(deliveries, 1):.1f} us per delivery "
-          f"({system / max(cpu['websocket'], 1e-9):.0%} in the kernel); "
-          f"{writes / args.seconds:,.0f} socket writes/s, {per_write:.1f} frames per write")  # fmt: skip
+    print(
+        f"  websocket CPU     {cpu['websocket'] * 1e6 / max(deliveries, 1):.1f} us per delivery "
+        f"({system / max(cpu['websocket'], 1e-9):.0%} in the kernel); "
+        f"{writes / args.seconds:,.0f} socket writes/s, {per_write:.1f} frames per write"
+    )
     if dropped or connected < args.clients:
         print(f"  !! {args.clients - connected} clients never subscribed, {dropped} sockets ended early")
         print(logs[-3000:])

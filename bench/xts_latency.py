@@ -43,8 +43,15 @@ LIMIT = "2755.00"  # 5% under the market: the order rests, at the simulator and 
 
 
 def xts_env(url: str) -> dict[str, str]:
-    return {"BROKER": "xts", "XTS_API_URL": url, "XTS_API_KEY": APP_KEY, "XTS_API_SECRET": SECRET_KEY,
-            "XTS_MD_API_KEY": MD_KEY, "XTS_MD_API_SECRET": MD_SECRET, "XTS_TIMEOUT": "7s"}  # fmt: skip
+    return {
+        "BROKER": "xts",
+        "XTS_API_URL": url,
+        "XTS_API_KEY": APP_KEY,
+        "XTS_API_SECRET": SECRET_KEY,
+        "XTS_MD_API_KEY": MD_KEY,
+        "XTS_MD_API_SECRET": MD_SECRET,
+        "XTS_TIMEOUT": "7s",
+    }
 
 
 def post_orders(stack: Stack, headers: list[dict], count: int, rate: float, tag: str) -> None:
@@ -55,8 +62,14 @@ def post_orders(stack: Stack, headers: list[dict], count: int, rate: float, tag:
     for n in range(count):
         due = started + n / rate
         time.sleep(max(due - time.monotonic(), 0))
-        body = {"instrument_id": 1, "side": "BUY", "quantity": n + 1, "order_type": "LIMIT", "limit_price": LIMIT,
-                "client_order_id": f"{tag}-{n}"}  # fmt: skip
+        body = {
+            "instrument_id": 1,
+            "side": "BUY",
+            "quantity": n + 1,
+            "order_type": "LIMIT",
+            "limit_price": LIMIT,
+            "client_order_id": f"{tag}-{n}",
+        }
         response = http.post(f"{stack.base_url}/api/v1/orders", json=body, headers=headers[n % len(headers)])
         if response.status_code != 202:
             raise SystemExit(f"order refused: {response.status_code} {response.text}\n{stack.logs()}")
@@ -98,8 +111,11 @@ def xts_phase(args, app, stack: Stack, headers: list[dict], url: str) -> dict[st
     since = datetime.now(UTC)
     post_orders(stack, headers, args.orders, args.rate, "xts")
     ours = lambda: our_orders(app, since)  # noqa: E731
-    wait_for(lambda: len(ours()) >= args.orders and sum(str(o[0]) in sim_received(url) for o in ours())
-             >= args.orders, "the simulator to receive every order", stack)  # fmt: skip
+    wait_for(
+        lambda: len(ours()) >= args.orders and sum(str(o[0]) in sim_received(url) for o in ours()) >= args.orders,
+        "the simulator to receive every order",
+        stack,
+    )
     received = sim_received(url)
     rows = ours()
     return {
@@ -145,9 +161,19 @@ def bare_http(url: str, count: int, rate: float) -> list[float]:
     started = time.monotonic()
     for n in range(count):
         time.sleep(max(started + n / rate - time.monotonic(), 0))
-        body = {"exchangeSegment": "NSECM", "exchangeInstrumentID": 2885, "productType": "MIS", "orderType": "LIMIT",
-                "orderSide": "BUY", "timeInForce": "DAY", "disclosedQuantity": 0, "orderQuantity": n + 1,
-                "limitPrice": float(LIMIT), "stopPrice": 0, "orderUniqueIdentifier": str(uuid.uuid4())}  # fmt: skip
+        body = {
+            "exchangeSegment": "NSECM",
+            "exchangeInstrumentID": 2885,
+            "productType": "MIS",
+            "orderType": "LIMIT",
+            "orderSide": "BUY",
+            "timeInForce": "DAY",
+            "disclosedQuantity": 0,
+            "orderQuantity": n + 1,
+            "limitPrice": float(LIMIT),
+            "stopPrice": 0,
+            "orderUniqueIdentifier": str(uuid.uuid4()),
+        }
         t0 = time.perf_counter()
         response = http.post(f"{url}/interactive/orders", data=json.dumps(body), headers=headers, timeout=5)
         samples.append((time.perf_counter() - t0) * 1000)
@@ -178,8 +204,11 @@ def run(args, url: str) -> dict:
         set_quotes(app)
         stack = Stack(env)
         try:
-            stack.start_one("backend", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app", "-b",
-                                        f"127.0.0.1:{stack.http_port}"], {"PORT": str(stack.http_port)})  # fmt: skip
+            stack.start_one(
+                "backend",
+                [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app", "-b", f"127.0.0.1:{stack.http_port}"],
+                {"PORT": str(stack.http_port)},
+            )
             stack.wait_http(f"{stack.base_url}/health", "backend")
             start_worker(stack, app)
             results = {"xts": xts_phase(args, app, stack, headers, url)}
@@ -194,8 +223,10 @@ def run(args, url: str) -> dict:
 
 
 def report(args, r: dict) -> None:
-    print(f"accept -> broker, {args.orders} LIMIT orders per phase at {args.rate:.0f}/s, gunicorn backend, "
-          f"one RQ worker (python -m jobs.worker), {sys.platform}")  # fmt: skip
+    print(
+        f"accept -> broker, {args.orders} LIMIT orders per phase at {args.rate:.0f}/s, gunicorn backend, "
+        f"one RQ worker (python -m jobs.worker), {sys.platform}"
+    )
     for name, title in (("xts", "BROKER=xts -> simulator over HTTP"), ("paper", "BROKER=paper (baseline)")):
         part = r[name]
         print(f" {title}:")
@@ -206,10 +237,14 @@ def report(args, r: dict) -> None:
     print(f"  {'POST /interactive/orders':<30} {fmt(percentiles(r['bare']))}")
     xts_total, paper_total = percentiles(r["xts"]["total"]), percentiles(r["paper"]["total"])
     bare, claim = percentiles(r["bare"]), percentiles(r["xts"]["claim_to_broker"])
-    print(f"  xts / paper accept->broker:   p50 {xts_total['p50'] / paper_total['p50']:.2f}x  "
-          f"p99 {xts_total['p99'] / paper_total['p99']:.2f}x")  # fmt: skip
-    print(f"  xts claim->broker / bare round trip: p50 {claim['p50'] / bare['p50']:.2f}x "
-          f"(the round trip includes the answer; claim->broker only the way there)")  # fmt: skip
+    print(
+        f"  xts / paper accept->broker:   p50 {xts_total['p50'] / paper_total['p50']:.2f}x  "
+        f"p99 {xts_total['p99'] / paper_total['p99']:.2f}x"
+    )
+    print(
+        f"  xts claim->broker / bare round trip: p50 {claim['p50'] / bare['p50']:.2f}x "
+        f"(the round trip includes the answer; claim->broker only the way there)"
+    )
 
 
 if __name__ == "__main__":
