@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from flask import jsonify
 
 from bench.common import bench_environment, fmt, percentiles
-from tests.conftest import FAST_HASHER, PG
+from tests.support.env import FAST_HASHER, PG
 from tradingapp.domain.candles import DEFAULT_SPANS
 from tradingapp.extensions import db
 from tradingapp.models import Candle1m, Tick, User

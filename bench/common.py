@@ -15,7 +15,7 @@ import psycopg  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 
 from config import TestConfig  # noqa: E402
-from tests.conftest import PG, test_env  # noqa: E402
+from tests.support.env import PG, test_env  # noqa: E402
 from tradingapp import create_app  # noqa: E402
 from tradingapp.cli import seed_demo_data  # noqa: E402
 from tradingapp.extensions import get_redis  # noqa: E402

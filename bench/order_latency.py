@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from kombu import Connection, Exchange, Queue
 
 from bench.common import PG, bench_environment, fmt, percentiles
-from tests.stack import Stack
+from tests.support.stack import Stack
 from tradingapp.extensions import db
 from tradingapp.models import Order, OrderEvent
 

@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from rq import Queue, Worker
 
 from bench.common import ROOT, CpuMeter, bench_environment, fmt, percentiles
-from tests.conftest import FAST_HASHER
-from tests.stack import BIN, Stack
+from tests.support.env import FAST_HASHER
+from tests.support.stack import BIN, Stack
 from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Order, OrderEvent, User

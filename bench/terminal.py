@@ -27,7 +27,7 @@ issue 11, each beside a baseline measured in the same run:
     python -m bench.terminal [--quick] [--seconds 60] [--runs 5] [--rows 200] [--source redis|feed]
 
 --quick: 10 s windows and 3 login runs. The build is frontend/dist, rebuilt when its sources
-changed (tests/frontend_build.py; TRADINGAPP_FRONTEND_DIST names another build).
+changed (tests/support/frontend_build.py; TRADINGAPP_FRONTEND_DIST names another build).
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from bench.common import bench_environment
-from tests.frontend_build import FRONTEND, built_dist
-from tests.stack import Stack, free_port
+from tests.support.frontend_build import FRONTEND, built_dist
+from tests.support.net import free_port
+from tests.support.stack import Stack
 from tradingapp import realtime
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument

@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 
 from bench.common import _cpu_seconds, _processes, bench_environment, fmt, percentiles
 from bench.ws_clients import run_clients, run_raw_subscriber
-from tests.conftest import FAST_HASHER
-from tests.stack import BIN, Stack
+from tests.support.env import FAST_HASHER
+from tests.support.stack import BIN, Stack
 from tradingapp import realtime
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import User

@@ -32,8 +32,8 @@ import sqlalchemy as sa
 
 from bench.common import bench_environment, fmt, percentiles
 from bench.order_throughput import make_users, set_quotes, start_worker
-from tests.stack import BIN, Stack
-from tests.xts_sim_fixture import APP_KEY, MD_KEY, MD_SECRET, SECRET_KEY, start_simulator, stop_simulator
+from tests.support.stack import BIN, Stack
+from tests.support.xts_sim import APP_KEY, MD_KEY, MD_SECRET, SECRET_KEY, start_simulator, stop_simulator
 from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.brokers.xts.mapping import parse_time
 from tradingapp.extensions import db

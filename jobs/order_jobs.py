@@ -6,7 +6,7 @@ happens under a row lock and a resend asks the broker first. Brokers differ on a
 paper dedupes on our order id; XTS does not, so its place refuses (XtsPlaceInFlight, retried later)
 to send an order again until an earlier attempt can no longer land (brokers/xts/broker.py).
 
-`crash_point` marks where the crash-safety tests kill the worker (tests/test_crash_safety.py).
+`crash_point` marks where the crash-safety tests kill the worker (tests/jobs/test_crash_safety.py).
 """
 
 from __future__ import annotations

@@ -3,20 +3,15 @@ RabbitMQ namespace (prefixed exchange/queue names and Redis channels) of its own
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
-import time
 import uuid
 
-import psycopg
 import pytest
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 from flask_migrate import upgrade
 from kombu import Connection, Queue
 
 from config import TestConfig
+from tests.support.env import FAST_HASHER, TABLES, admin_conn, test_env
 from tradingapp import create_app
 from tradingapp.cli import seed_demo_data
 from tradingapp.extensions import db as _db
@@ -25,41 +20,11 @@ from tradingapp.messaging import Topology
 from tradingapp.models import User
 from tradingapp.security.auth import issue_tokens
 
-RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
-PG = {
-    "host": os.environ.get("TEST_DB_HOST", "127.0.0.1"),
-    "port": int(os.environ.get("TEST_DB_PORT", "5432")),
-    "user": os.environ.get("TEST_DB_USER", "postgres"),
-}
+# Fixtures shared by folders: the consumer on a thread, the XTS simulator and an app wired to it.
+pytest_plugins = ["tests.support.consumer", "tests.support.xts_sim", "tests.support.xts_client"]
+
+
 # Cheap hashing for tests only; production uses argon2's defaults.
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-def test_env(**overrides) -> dict[str, str]:
-    """The environment of this test run: what the in-process app and spawned processes use."""
-    env = {
-        "APP_ENV": "test",
-        "DB_HOST": PG["host"],
-        "DB_PORT": str(PG["port"]),
-        "DB_USER": PG["user"],
-        "DB_NAME": f"tradingapp_test_{RUN_ID}",
-        "DB_SSL_MODE": "disable",
-        "REDIS_HOST": os.environ.get("TEST_REDIS_HOST", "127.0.0.1"),
-        "REDIS_PORT": os.environ.get("TEST_REDIS_PORT", "6379"),
-        "REDIS_DB": os.environ.get("TEST_REDIS_DB", "13"),
-        "RABBITMQ_HOST": os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1"),
-        "NAMESPACE": f"t{RUN_ID}",
-        "JWT_SECRET": "test-secret-that-is-long-enough-for-hs256-0123456789",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.update(overrides)
-    return env
-
-
-def _admin_conn():
-    return psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **PG)
-
-
 @pytest.fixture(scope="session")
 def env() -> dict[str, str]:
     return test_env()
@@ -67,7 +32,7 @@ def env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def app(env):
-    with _admin_conn() as conn:
+    with admin_conn() as conn:
         conn.execute(f'CREATE DATABASE "{env["DB_NAME"]}"')
     application = create_app(TestConfig(env))
     with application.app_context():
@@ -77,7 +42,7 @@ def app(env):
     with application.app_context():
         _db.session.remove()
         _db.engine.dispose()
-    with _admin_conn() as conn:
+    with admin_conn() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{env["DB_NAME"]}" WITH (FORCE)')
     _delete_rabbitmq_namespace(application.config["AMQP_URL"], env["NAMESPACE"])
 
@@ -93,11 +58,6 @@ def _delete_rabbitmq_namespace(url: str, namespace: str) -> None:
                 exchange(channel).delete()
     except Exception:  # cleanup is best effort: a missing queue is already clean
         pass
-
-
-TABLES = (
-    "candles_1m, ticks, paper_orders, processed_events, positions, trades, order_events, orders, instruments, users"
-)
 
 
 @pytest.fixture
@@ -226,37 +186,3 @@ def tap(app, db):
     events = EventTap(app)
     yield events
     events.close()
-
-
-def wait_until(predicate, timeout: float = 10, details=lambda: "", interval: float = 0.05):
-    """The first truthy value of predicate() within timeout seconds, else AssertionError (with details())."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s. {details()}")
-
-
-@contextlib.contextmanager
-def consumer_thread(app, queues: set[str]):
-    """The real Kombu consumer of `queues` (jobs.consumer EVENTS / TICKS) in a thread of this
-    process, on purged queues; stopped and its connection released on exit."""
-    from jobs.consumer import Consumer
-
-    topology = Topology(app.config["NAMESPACE"])
-    with Connection(app.config["AMQP_URL"]) as conn:
-        topology.declare(conn)
-        for queue in topology.all_queues():
-            queue(conn.default_channel).purge()
-    running = Consumer(app, Connection(app.config["AMQP_URL"]), paper_exchange=False, retry_delay=0.2, queues=queues)
-    thread = threading.Thread(target=running.run, kwargs={"safety_interval": 0.1}, daemon=True)
-    thread.start()
-    assert running.ready.wait(10)
-    try:
-        yield running
-    finally:
-        running.should_stop = True
-        thread.join(10)
-        running.connection.release()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 
 @dataclass

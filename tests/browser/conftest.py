@@ -27,11 +27,11 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser.api import ApiUser
-from tests.conftest import TABLES
-from tests.frontend_build import built_dist
-from tests.stack import Stack, free_port
-from tradingapp.cli import DEMO_INSTRUMENTS, seed_demo_data
-from tradingapp.extensions import db, get_redis
+from tests.support.frontend_build import built_dist
+from tests.support.net import free_port
+from tests.support.stack import Stack, reset_to_demo_data, started
+from tradingapp.cli import DEMO_INSTRUMENTS
+from tradingapp.extensions import db
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or Path(__file__).parent / "artifacts")
@@ -91,24 +91,14 @@ def _seed_candles(instrument_id: int, minutes: int) -> None:
 
 @pytest.fixture(scope="package")
 def stack(app, env, frontend_dist):
-    with app.app_context():
-        db.session.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
-        db.session.commit()
-        get_redis().flushdb()
-        seed_demo_data()
-        _seed_candles(CANDLE_INSTRUMENT, CANDLE_MINUTES)
-        db.session.commit()
-        db.session.remove()
+    reset_to_demo_data(app, lambda: _seed_candles(CANDLE_INSTRUMENT, CANDLE_MINUTES))
     ws_port = free_port()
     running = Stack(
         {**env, "FEED_INTERVAL_MS": "250", "FRONTEND_DIST": str(frontend_dist), "WEBSOCKET_PORT": str(ws_port)},
         ws_port=ws_port,
     )
-    try:
-        running.start()
+    with started(running):
         yield running
-    finally:
-        running.stop()
 
 
 def restart_websocket(stack: Stack) -> None:

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import DEMO_ADMIN, DESKTOP, PHONE
 from tests.browser.steps import NUMBER, fill_ticket, live_ltp, login, on_tick, open_ticket, send_order, watchlist_row
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.api import ApiUser
 from tests.browser.conftest import DEMO_ADMIN
 from tests.browser.steps import login
-from tests.frontend_build import FRONTEND
+from tests.support.frontend_build import FRONTEND
 
 pytestmark = pytest.mark.e2e
 BLOCKING = {"serious", "critical"}

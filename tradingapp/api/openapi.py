@@ -3,7 +3,7 @@
 Each view declares its operation with `@doc` (summary, body and response shapes from
 api/schemas.py, error statuses, query parameters); path parameters come from the URL rule, schemas
 from pydantic's JSON Schema of the shapes. A route without `@doc` is missing from the document, and
-tests/test_openapi.py fails on it.
+tests/api/test_openapi.py fails on it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ built from them (api/openapi.py) and every declared response goes out through it
 Enumerations and limits come from the domain, the quote from domain/quotes.py.
 
 Request bodies are checked by the domain's and services' validators, whose messages clients rely
-on; the body shapes here document them (tests/test_openapi.py holds the field names together).
+on; the body shapes here document them (tests/api/test_openapi.py holds the field names together).
 """
 
 from __future__ import annotations

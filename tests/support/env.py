@@ -1,0 +1,47 @@
+"""The environment of a test run: its database, Redis db and RabbitMQ namespace, and what spawned
+processes are given."""
+
+import os
+import uuid
+
+import psycopg
+from argon2 import PasswordHasher
+
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+PG = {
+    "host": os.environ.get("TEST_DB_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("TEST_DB_PORT", "5432")),
+    "user": os.environ.get("TEST_DB_USER", "postgres"),
+}
+# Cheap hashing for tests only; production uses argon2's defaults.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def test_env(**overrides) -> dict[str, str]:
+    """The environment of this test run: what the in-process app and spawned processes use."""
+    env = {
+        "APP_ENV": "test",
+        "DB_HOST": PG["host"],
+        "DB_PORT": str(PG["port"]),
+        "DB_USER": PG["user"],
+        "DB_NAME": f"tradingapp_test_{RUN_ID}",
+        "DB_SSL_MODE": "disable",
+        "REDIS_HOST": os.environ.get("TEST_REDIS_HOST", "127.0.0.1"),
+        "REDIS_PORT": os.environ.get("TEST_REDIS_PORT", "6379"),
+        "REDIS_DB": os.environ.get("TEST_REDIS_DB", "13"),
+        "RABBITMQ_HOST": os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1"),
+        "NAMESPACE": f"t{RUN_ID}",
+        "JWT_SECRET": "test-secret-that-is-long-enough-for-hs256-0123456789",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update(overrides)
+    return env
+
+
+def admin_conn():
+    return psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **PG)
+
+
+TABLES = (
+    "candles_1m, ticks, paper_orders, processed_events, positions, trades, order_events, orders, instruments, users"
+)
