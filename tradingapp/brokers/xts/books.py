@@ -12,7 +12,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from flask import current_app
 
@@ -23,9 +22,6 @@ from tradingapp.brokers.xts.errors import XtsError, XtsResponseError
 from tradingapp.brokers.xts.interactive import Interactive
 from tradingapp.brokers.xts.session import XtsAccount
 from tradingapp.domain.order_lifecycle import Status
-
-if TYPE_CHECKING:
-    from tradingapp.brokers.xts.broker import XtsBroker
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +117,13 @@ class XtsBooks:
 
 
 def read_books(
-    broker: XtsBroker, credentials: dict[uuid.UUID, XtsCredentials], publish: Callable[[list[dict]], None]
+    interactive_for: Callable[[XtsAccount], Interactive],
+    credentials: dict[uuid.UUID, XtsCredentials],
+    publish: Callable[[list[dict]], None],
 ) -> XtsBooks:
     """The books of the accounts of the users' credentials, each account read once (users who share
-    one share its read); a user whose account's books could not be read is left out of `read_users`."""
+    one share its read) through `interactive_for` (the broker's client of the account); a user whose
+    account's books could not be read is left out of `read_users`."""
     accounts: dict[XtsAccount, set[uuid.UUID]] = defaultdict(set)
     for user_id, user_credentials in credentials.items():
         try:
@@ -134,7 +133,7 @@ def read_books(
     books = XtsBooks(publish, accounts=len(accounts))
     for account, account_users in accounts.items():
         try:
-            books.read(broker.client_for(account).interactive)
+            books.read(interactive_for(account))
         except XtsError as exc:  # nothing is concluded about these users' orders this round
             books.failed_accounts += 1
             log.warning(

@@ -355,7 +355,7 @@ class XtsBroker:
     def read_books(self, credentials: dict[uuid.UUID, XtsCredentials]) -> XtsBooks:
         """Our orders in the books of the accounts of the users' credentials (resolved by the caller),
         each account's read once (the book reconcile: services/orders/reconcile.py)."""
-        return read_books(self, credentials, publish)
+        return read_books(lambda account: self.client_for(account).interactive, credentials, publish)
 
     def order_book(self, user_id: uuid.UUID | None = None) -> tuple[list[xm.OrderRow], int]:
         """Every order row of the day and how many unreadable rows of other orders were skipped."""

@@ -19,6 +19,7 @@ from decimal import Decimal
 from tradingapp.simulators.xts import rows
 from tradingapp.simulators.xts.instruments import Instrument
 from tradingapp.simulators.xts.market import Book, Market
+from tradingapp.simulators.xts.orders import Fill, Order, Position
 
 WORKING = {"New", "PartiallyFilled", "Replaced", "PendingReplace", "PendingCancel"}
 MODIFIABLE = {"New", "PartiallyFilled", "Replaced"}
@@ -28,68 +29,6 @@ MARGIN_RATE = {"MIS": Decimal("0.2"), "NRML": Decimal("1"), "CNC": Decimal("1")}
 
 class OrderError(Exception):
     """A request the broker refuses outright (HTTP 400), nothing changed."""
-
-
-@dataclass
-class Fill:
-    execution_id: str
-    price: Decimal
-    quantity: int
-    time: datetime
-    status: str
-    cum_qty: int
-    leaves_qty: int
-    avg_price: Decimal
-
-
-@dataclass
-class Order:
-    app_order_id: int
-    login_id: str
-    client_id: str
-    instrument: Instrument
-    side: str
-    order_type: str
-    product: str
-    tif: str
-    quantity: int
-    disclosed_qty: int
-    limit_price: Decimal
-    stop_price: Decimal
-    unique_id: str
-    created_at: datetime
-    updated_at: datetime
-    status: str = "PendingNew"
-    exchange_order_id: str = ""
-    exchange_time: datetime | None = None
-    cum_qty: int = 0
-    avg_price: Decimal = Decimal(0)
-    reason: str = ""
-    triggered: bool = False
-    resting: bool = False
-    pending_change: dict | None = None
-    history: list[dict] = field(default_factory=list)
-    fills: list[Fill] = field(default_factory=list)
-
-    @property
-    def leaves_qty(self) -> int:
-        return self.quantity - self.cum_qty
-
-    @property
-    def is_stop(self) -> bool:
-        return self.order_type in ("STOPMARKET", "STOPLIMIT")
-
-
-@dataclass
-class Position:
-    login_id: str
-    client_id: str
-    instrument: Instrument
-    product: str
-    buy_qty: int = 0
-    sell_qty: int = 0
-    buy_amount: Decimal = Decimal(0)
-    sell_amount: Decimal = Decimal(0)
 
 
 @dataclass

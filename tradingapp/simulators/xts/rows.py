@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tradingapp.simulators.xts.exchange import Fill, Order, Position
+from tradingapp.simulators.xts.orders import Fill, Order, Position
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 XTS_EPOCH_OFFSET = 315513000  # Unix time = XTS exchange time + this (1980-01-01 00:00 IST)
