@@ -1,7 +1,10 @@
-"""Sockets for tests: a free port, a listening check, a TCP relay that can be cut."""
+"""Sockets for tests: a free port, a listening check, a TCP relay that can be cut, slowed and restored."""
+
+from __future__ import annotations
 
 import socket
 import threading
+import time
 
 
 def free_port() -> int:
@@ -16,16 +19,29 @@ def listening(port: int) -> bool:
 
 
 class TcpProxy:
-    """A TCP relay to RabbitMQ that can be cut and restored: a broker restart, as the client sees it."""
+    """A TCP relay in front of a service (RabbitMQ by default): the network between the app and the
+    service, as the app sees it.
+
+    - cut(): every connection is dropped and new ones are refused (a broker restart, a partition
+      that resets connections); restore() (or start() again) accepts again.
+    - latency: seconds added to every chunk relayed, each way (0: none).
+    - reset(): drop the connections open now but keep accepting (a connection reset storm).
+    A service that refuses the relay's own connection (down, restarting) closes the client's: the
+    relay itself never stops."""
 
     def __init__(self, port: int, target=("127.0.0.1", 5672)):
         self.port, self.target = port, target
         self.sockets: list[socket.socket] = []
         self.listener: socket.socket | None = None
+        self.latency = 0.0
+        self.accepted = 0  # connections relayed since start
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
         threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    restore = start
 
     def _accept(self, listener) -> None:
         while True:
@@ -33,15 +49,27 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
-            self.sockets += [client, upstream]
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if listener is not self.listener:  # cut while connecting
+                    client.close()
+                    upstream.close()
+                    return
+                self.sockets += [client, upstream]
+                self.accepted += 1
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src, dst) -> None:
+    def _pipe(self, src, dst) -> None:
         try:
             while data := src.recv(65536):
+                if self.latency:
+                    time.sleep(self.latency)
                 dst.sendall(data)
         except OSError:
             pass
@@ -52,16 +80,32 @@ class TcpProxy:
                 except OSError:
                     pass
 
-    def cut(self) -> None:
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close alone does not
-        except OSError:
-            pass
-        self.listener.close()
-        for s in self.sockets:
+    @property
+    def conns(self) -> int:
+        """Sockets held open (two per relayed connection)."""
+        with self._lock:
+            return sum(1 for s in self.sockets if s.fileno() != -1)
+
+    def reset(self) -> None:
+        with self._lock:
+            sockets, self.sockets = self.sockets, []
+        for s in sockets:
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             s.close()
-        self.sockets = []
+
+    def cut(self) -> None:
+        with self._lock:
+            listener, self.listener = self.listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close alone does not
+            except OSError:
+                pass
+            listener.close()
+        self.reset()
+
+    def close(self) -> None:
+        self.cut()

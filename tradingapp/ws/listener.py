@@ -2,6 +2,9 @@
 
 Started lazily by the first WebSocket connection, so only the process that serves sockets
 subscribes. It reconnects with backoff when Redis goes away and never dies on a bad message.
+Pub/sub keeps nothing for a subscriber that is away: at each re-subscription the sockets already
+open (which may have missed order events meanwhile, unknowingly) are closed with 1012, so their
+clients reconnect and re-read their books, as they do after any reconnect.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from tradingapp.ws.hub import Hub
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 10.0
+CLOSE_RESYNC = 1012  # "service restart": reconnect, then re-read what the socket may have missed
+RESYNC_REASON = "live feed interrupted: reconnect and re-read"
 
 
 class Listener:
@@ -66,7 +71,7 @@ class Listener:
                 message = pubsub.get_message(timeout=1.0)
                 if message and message["type"] == "subscribe":
                     self.ready.set()
-                    log.info("event=ws_listener_subscribed")
+                    log.info("event=ws_listener_subscribed resynced=%d", self.resync())
                 elif message:
                     self.dispatch(message)
             while not self._stop.is_set():
@@ -76,6 +81,14 @@ class Listener:
         finally:
             self.ready.clear()
             pubsub.close()
+
+    def resync(self) -> int:
+        """Close every socket open now (none at the first subscription: sockets register once the
+        listener is up or has timed out); returns how many."""
+        connections = self.hub.connections()
+        for conn in connections:
+            conn.close(CLOSE_RESYNC, RESYNC_REASON)
+        return len(connections)
 
     def dispatch(self, message: dict) -> None:
         """Route one pub/sub message; a malformed one is logged and dropped."""
