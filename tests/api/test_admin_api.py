@@ -136,14 +136,14 @@ def test_null_for_a_global_limit_restores_the_default(client, admin_headers):
 def test_invalid_limits_are_400_with_field_errors_and_change_nothing(client, admin_headers, trader):
     body = {
         "global": {"max_open_orders": 9, "max_order_notional": "-1"},
-        "users": {str(trader.id): {"allowed_products": []}, str(uuid.uuid4()): {}},
+        "users": {str(trader.id): {"allowed_products": []}, "not-a-user-id": {}},
     }
     response = client.put("/api/v1/admin/risk-limits", json=body, headers=admin_headers)
     assert response.status_code == 400
     details = response.get_json()["error"]["details"]
     assert "global.max_order_notional" in details
     assert f"users.{trader.id}.allowed_products" in details
-    assert any(key.startswith("users.") and "unknown" in value for key, value in details.items())
+    assert "users" in details  # the key that is not a user id
     view = client.get("/api/v1/admin/risk-limits", headers=admin_headers).get_json()
     assert view["global"]["max_open_orders"] == 1000 and view["users"] == {}
     assert actions() == []
@@ -240,6 +240,7 @@ def test_a_state_change_is_recorded(client, admin, admin_headers):
      {"active": True, "extra": 1}],
 )  # fmt: skip
 def test_a_bad_kill_switch_body_is_400(client, admin_headers, body):
+    """The document's oneOf: exactly one of active and state."""
     assert client.post("/api/v1/admin/kill-switch", json=body, headers=admin_headers).status_code == 400
 
 
@@ -285,3 +286,14 @@ def test_a_request_racing_a_demotion_cannot_cache_the_old_role(client, make_user
         sa.event.remove(_db.engine, "after_cursor_execute", demote_in_between)
     assert fired and in_flight.status_code == 200  # already past its check when the demotion landed
     assert client.get("/api/v1/admin/users", headers=headers).status_code == 403
+
+
+def test_limits_for_an_unknown_user_are_a_422_and_change_nothing(client, admin_headers, trader):
+    body = {"global": {"max_open_orders": 9}, "users": {str(uuid.uuid4()): {"max_open_orders": 3}}}
+    response = client.put("/api/v1/admin/risk-limits", json=body, headers=admin_headers)
+    assert response.status_code == 422
+    details = response.get_json()["error"]["details"]
+    assert any(key.startswith("users.") and "unknown" in value for key, value in details.items())
+    view = client.get("/api/v1/admin/risk-limits", headers=admin_headers).get_json()
+    assert view["global"]["max_open_orders"] == 1000 and view["users"] == {}
+    assert actions() == []

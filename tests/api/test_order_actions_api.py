@@ -65,24 +65,26 @@ def test_modify_in_a_state_that_cannot_take_it_is_a_409(client, trader, trader_h
 
 
 @pytest.mark.parametrize(
-    "body",
-    [{}, {"quantity": 0}, {"quantity": "20"}, {"limit_price": "100.01"}, {"side": "SELL"}, {"stop_price": "99"},
-     {"quantity": 5}, {"limit_price": None}],
+    ("body", "status"),
+    [({}, 400), ({"quantity": 0}, 400), ({"quantity": "20"}, 400), ({"side": "SELL"}, 400),
+     ({"limit_price": None}, 400), ({"limit_price": "100.01"}, 422), ({"stop_price": "99"}, 422),
+     ({"quantity": 5}, 422)],
 )  # fmt: skip
-def test_bad_modify_is_a_400_and_changes_nothing(client, trader, trader_headers, body):
+def test_bad_modify_is_refused_and_changes_nothing(client, trader, trader_headers, body, status):
+    """400: the body does not match the document; 422: the order refuses it (tick, type, filled quantity)."""
     order = make_order(trader, status="PARTIALLY_FILLED", broker_order_id="P1", filled_quantity=5)
     response = client.patch(f"/api/v1/orders/{order.id}", json=body, headers=trader_headers)
-    assert response.status_code == 400, response.get_json()
+    assert response.status_code == status, response.get_json()
     row = reload(order.id)
     assert (row.status, row.quantity, row.modify_seq) == ("PARTIALLY_FILLED", 10, 0)
     assert events_of(order.id) == []
 
 
-def test_modify_outside_the_price_band_is_a_400(client, trader, trader_headers):
+def test_modify_outside_the_price_band_is_a_422(client, trader, trader_headers):
     set_quote(1, "100.00")
     order = make_order(trader, status="OPEN", broker_order_id="P1", limit_price="99.00")
     response = client.patch(f"/api/v1/orders/{order.id}", json={"limit_price": "50.00"}, headers=trader_headers)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "price band" in response.get_json()["error"]["details"]["limit_price"]
 
 
@@ -178,7 +180,7 @@ def test_duplicate_guard_window_is_configurable(app, client, trader_headers, mon
 def test_limit_price_outside_the_band_is_refused_and_writes_nothing(client, trader_headers):
     set_quote(1, "2500.00")
     response = client.post("/api/v1/orders", json={**LIMIT, "limit_price": "1500.00"}, headers=trader_headers)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "20% around the last price 2500.00" in response.get_json()["error"]["details"]["limit_price"]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
 
@@ -187,7 +189,7 @@ def test_buy_stop_below_the_market_is_refused(client, trader_headers):
     set_quote(1, "2500.00")
     body = {**LIMIT, "order_type": "STOP", "limit_price": None, "stop_price": "2490.00"}
     response = client.post("/api/v1/orders", json={k: v for k, v in body.items() if v}, headers=trader_headers)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "above the last price" in response.get_json()["error"]["details"]["stop_price"]
 
 
@@ -203,7 +205,7 @@ def test_quantity_above_the_freeze_quantity_is_refused(client, trader_headers):
     db.session.get(Instrument, 1).freeze_quantity = 5
     db.session.commit()
     response = client.post("/api/v1/orders", json=LIMIT, headers=trader_headers)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "freeze quantity 5" in response.get_json()["error"]["details"]["quantity"]
 
 

@@ -87,19 +87,34 @@ BAD_BODIES = [
     ({**LIMIT, "quantity": -10}, "quantity"),
     ({**LIMIT, "quantity": "10"}, "quantity"),
     ({**LIMIT, "side": "HOLD"}, "side"),
-    ({**LIMIT, "limit_price": "2500.03"}, "limit_price"),
     ({**LIMIT, "limit_price": None}, "limit_price"),
-    ({**LIMIT, "instrument_id": 999}, "instrument_id"),
+    ({**LIMIT, "limit_price": 2500}, "limit_price"),
     ({**LIMIT, "instrument_id": "1"}, "instrument_id"),
     ({**LIMIT, "order_type": "ICEBERG"}, "order_type"),
-    ({**MARKET, "instrument_id": 6, "quantity": 10}, "quantity"),  # lot size 75
+    ({**MARKET, "limit_price": "2500"}, "body"),
 ]
 
 
 @pytest.mark.parametrize(("body", "field"), BAD_BODIES)
-def test_bad_order_is_a_400_naming_the_field_and_writes_nothing(client, trader_headers, body, field):
+def test_an_order_not_matching_the_document_is_a_400_and_writes_nothing(client, trader_headers, body, field):
     response = client.post("/api/v1/orders", json=body, headers=trader_headers)
     assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_error" and field in error["details"]
+    assert order_count() == 0 and queued_job_ids() == []
+
+
+REFUSED_BODIES = [
+    ({**LIMIT, "limit_price": "2500.03"}, "limit_price"),  # tick 0.05
+    ({**LIMIT, "instrument_id": 999}, "instrument_id"),  # no such instrument
+    ({**MARKET, "instrument_id": 6, "quantity": 10}, "quantity"),  # lot size 75
+]
+
+
+@pytest.mark.parametrize(("body", "field"), REFUSED_BODIES)
+def test_an_order_the_instrument_refuses_is_a_422_naming_the_field(client, trader_headers, body, field):
+    response = client.post("/api/v1/orders", json=body, headers=trader_headers)
+    assert response.status_code == 422
     error = response.get_json()["error"]
     assert error["code"] == "validation_error" and field in error["details"]
     assert order_count() == 0 and queued_job_ids() == []
@@ -169,9 +184,19 @@ def test_orders_list_filters_by_status(client, trader, trader_headers):
     assert client.get("/api/v1/orders?status=NOPE", headers=trader_headers).status_code == 400
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=abc", "limit=100000", "cursor=!!!", "instrument_id=x"])
-def test_bad_list_parameters_are_a_400(client, trader_headers, query):
-    assert client.get(f"/api/v1/orders?{query}", headers=trader_headers).status_code == 400
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=abc", "limit=100000", "instrument_id=x", "instrument_id=2147483648", "status=open",
+     "status=OPEN,", "limit=1&limit=2", "colour=red"],
+)  # fmt: skip
+def test_list_parameters_not_matching_the_document_are_a_400(client, trader_headers, query):
+    response = client.get(f"/api/v1/orders?{query}", headers=trader_headers)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "validation_error"
+
+
+def test_a_cursor_that_does_not_decode_is_a_422(client, trader_headers):
+    response = client.get("/api/v1/orders?cursor=!!!", headers=trader_headers)
+    assert response.status_code == 422 and response.get_json()["error"]["details"] == {}
 
 
 def test_cancel_of_a_pending_order_is_immediate(client, trader_headers):

@@ -55,7 +55,7 @@ def test_instruments_without_a_cached_quote_are_listed_as_missing(client, trader
 
 def test_repeated_ids_give_one_quote(client, trader_headers):
     cache_quote(1, "2900.05")
-    body = client.get("/api/v1/quotes?instrument_ids=1,1, 1", headers=trader_headers).get_json()
+    body = client.get("/api/v1/quotes?instrument_ids=1,1,1", headers=trader_headers).get_json()
     assert len(body["items"]) == 1
 
 
@@ -74,6 +74,9 @@ def test_quotes_require_login(client):
         "?instrument_ids=0",
         "?instrument_ids=-2",
         "?instrument_ids=1,,2",
+        "?instrument_ids=1, 2",
+        "?instrument_ids=1&instrument_ids=2",
+        "?instrument_ids=1&extra=2",
         "?instrument_ids=99999999999",
         "?instrument_ids=" + ",".join(str(i) for i in range(1, 102)),
     ],

@@ -103,8 +103,8 @@ def test_a_name_of_40_characters_is_accepted(client, trader_headers):
     ids=["missing", "null", "number", "empty", "blank", "41 chars", "NUL", "control char", "unknown field"],
 )  # fmt: skip
 def test_a_bad_name_is_a_400_and_creates_nothing(client, trader_headers, body):
-    body = error(client.post(BASE, json=body, headers=trader_headers), 400, "validation_error")
-    assert set(body["details"]) & {"name", "unknown_fields"}
+    details = error(client.post(BASE, json=body, headers=trader_headers), 400, "validation_error")["details"]
+    assert set(details) & {"name", "unknown_fields"} or details.get("field") == "name"
     assert count(Watchlist) == 0
 
 
@@ -201,7 +201,6 @@ def test_name_and_instruments_change_together(client, trader_headers):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"instrument_ids": [1, 999]}, "instrument_ids"),
         ({"instrument_ids": [1, 2, 1]}, "instrument_ids"),
         ({"instrument_ids": list(range(1, MAX_INSTRUMENTS + 2))}, "instrument_ids"),
         ({"instrument_ids": "1,2"}, "instrument_ids"),
@@ -215,7 +214,7 @@ def test_name_and_instruments_change_together(client, trader_headers):
         ({}, "body"),
         ({"position": 2}, "unknown_fields"),
     ],
-    ids=["unknown instrument", "duplicate", "251", "string", "string id", "bool id", "zero", "past int32", "null",
+    ids=["duplicate", "251", "string", "string id", "bool id", "zero", "past int32", "null",
          "empty name", "valid name with duplicates", "empty body", "unknown field"],
 )  # fmt: skip
 def test_bad_changes_are_a_400_and_change_nothing(client, trader_headers, body, field):
@@ -223,15 +222,18 @@ def test_bad_changes_are_a_400_and_change_nothing(client, trader_headers, body, 
     client.put(f"{BASE}/{watchlist['id']}/instruments/2", headers=trader_headers)
     before = listed(client, trader_headers)
     response = client.patch(f"{BASE}/{watchlist['id']}", json=body, headers=trader_headers)
-    assert field in error(response, 400, "validation_error")["details"]
+    details = error(response, 400, "validation_error")["details"]
+    assert any(key == field or key.startswith(f"{field}.") for key in details), details
     assert listed(client, trader_headers) == before
 
 
-def test_unknown_instruments_are_named(client, trader_headers):
+def test_unknown_instruments_are_named_in_a_422_and_change_nothing(client, trader_headers):
+    """The body matches the document; the stored instruments refuse it."""
     watchlist = create(client, trader_headers)
     response = client.patch(f"{BASE}/{watchlist['id']}", json={"instrument_ids": [998, 1, 999]},
                             headers=trader_headers)  # fmt: skip
-    assert error(response, 400, "validation_error")["details"] == {"instrument_ids": "unknown instruments: 998, 999"}
+    assert error(response, 422, "validation_error")["details"] == {"instrument_ids": "unknown instruments: 998, 999"}
+    assert listed(client, trader_headers)[0]["instruments"] == []
 
 
 def test_250_instruments_fit_in_one_patch(client, trader_headers):

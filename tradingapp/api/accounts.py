@@ -3,6 +3,8 @@ responses carry a masked app key and has_secret."""
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, jsonify
 
 from tradingapp.api import schemas as s
@@ -18,7 +20,6 @@ bp = Blueprint("broker_accounts", __name__, url_prefix="/api/v1/broker-accounts"
 @doc(
     "The caller's active linked broker accounts (app keys masked, secrets never returned)",
     response=s.BrokerAccountList,
-    errors=("401",),
 )
 @login_required()
 def list_accounts():
@@ -32,32 +33,32 @@ def list_accounts():
     ok=201,
     response=s.BrokerAccount,
     body=s.NewBrokerAccount,
-    errors=("400", "401", "403", "409", "503"),
+    errors=("403", "409", "503"),
 )
 @login_required(write=True)
 def link_account():
     return jsonify(s.BrokerAccount.dump(broker_accounts.link_account(current_principal().id, json_body()))), 201
 
 
-@bp.put("/<account_id>")
+@bp.put("/<uuid:account_id>")
 @doc(
     "Replace the account's secrets: {secret_key, app_key?} and/or {md_secret_key, md_app_key?}",
     response=s.BrokerAccount,
     body=s.BrokerAccountSecrets,
-    errors=("400", "401", "403", "404", "503"),
+    errors=("403", "404", "503"),
 )
 @login_required(write=True)
-def replace_secrets(account_id: str):
-    account = broker_accounts.replace_secrets(current_principal().id, account_id, json_body())
+def replace_secrets(account_id: uuid.UUID):
+    account = broker_accounts.replace_secrets(current_principal().id, str(account_id), json_body())
     return jsonify(s.BrokerAccount.dump(account))
 
 
-@bp.delete("/<account_id>")
+@bp.delete("/<uuid:account_id>")
 @doc(
     "Unlink: the account is deactivated and its secrets erased; orders then use the default account",
     response=s.BrokerAccount,
-    errors=("401", "403", "404"),
+    errors=("403", "404"),
 )
 @login_required(write=True)
-def unlink_account(account_id: str):
-    return jsonify(s.BrokerAccount.dump(broker_accounts.unlink_account(current_principal().id, account_id)))
+def unlink_account(account_id: uuid.UUID):
+    return jsonify(s.BrokerAccount.dump(broker_accounts.unlink_account(current_principal().id, str(account_id))))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api import schemas as s
-from tradingapp.api.openapi import ANY, doc
+from tradingapp.api.openapi import doc
 from tradingapp.api.pagination import parse_limit
 from tradingapp.http import json_body
 from tradingapp.security.auth import current_principal, login_required
@@ -16,30 +18,30 @@ ADMIN = {"admin"}
 
 
 @bp.get("/users")
-@doc("Every user with role and active (admin)", response=s.AdminUserList, errors=("401", "403"))
+@doc("Every user with role and active (admin)", response=s.AdminUserList, errors=("403",))
 @login_required(roles=ADMIN)
 def list_users():
     return jsonify(s.AdminUserList.dump({"items": admin.list_users()}))
 
 
-@bp.patch("/users/<user_id>")
+@bp.patch("/users/<uuid:user_id>")
 @doc(
     "Change a user's role and/or active; deactivating revokes their sessions at once; an admin cannot deactivate"
     " or demote themself (409)",
     response=s.AdminUser,
     body=s.UserChange,
-    errors=("400", "401", "403", "404", "409"),
+    errors=("403", "404", "409"),
 )
 @login_required(write=True, roles=ADMIN)
-def update_user(user_id: str):
-    return jsonify(s.AdminUser.dump(admin.update_user(current_principal(), user_id, json_body())))
+def update_user(user_id: uuid.UUID):
+    return jsonify(s.AdminUser.dump(admin.update_user(current_principal(), str(user_id), json_body())))
 
 
 @bp.get("/risk-limits")
 @doc(
     "Built-in defaults, effective global limits and per-user overrides",
     response=s.RiskLimitsView,
-    errors=("401", "403"),
+    errors=("403",),
 )
 @login_required(roles=ADMIN)
 def get_risk_limits():
@@ -50,10 +52,10 @@ def get_risk_limits():
 @doc(
     "Change global limits and per-user overrides: a null value removes that override (a global one falls back to"
     " the built-in default), users.{id}: null removes all of a user's overrides; any invalid field is a 400"
-    " naming it, and nothing changes",
+    " naming it (422 for a value the rules refuse, such as an unknown user), and nothing changes",
     response=s.RiskLimitsView,
     body=s.RiskLimitsChange,
-    errors=("400", "401", "403"),
+    errors=("403",),
 )
 @login_required(write=True, roles=ADMIN)
 def put_risk_limits():
@@ -61,10 +63,10 @@ def put_risk_limits():
 
 
 @bp.get("/kill-switch")
-@doc("The global trading state and every user not ACTIVE", response=ANY, errors=("401", "403"))
+@doc("The global trading state and every user not ACTIVE", response=s.TradingStates, errors=("403",))
 @login_required(roles=ADMIN)
 def get_trading_states():
-    return jsonify(admin.trading_states())
+    return jsonify(s.TradingStates.dump(admin.trading_states()))
 
 
 @bp.post("/kill-switch")
@@ -73,24 +75,25 @@ def get_trading_states():
     " resumes (ACTIVE), or {state: ACTIVE|REDUCING|HALTED}. HALTED refuses new orders and modifications that add"
     " exposure (423); REDUCING passes only orders that shrink a position; cancels always pass. The effective state"
     " is the stricter of global and user",
-    response=ANY,
+    response=s.TradingStateSet,
     body=s.TradingStateChange,
-    errors=("400", "401", "403", "404"),
+    errors=("403", "404"),
 )
 @login_required(write=True, roles=ADMIN)
 def set_trading_state():
     body = json_body()
     state, user_id = admin.parse_state_body(body)
-    return jsonify(admin.set_trading_state(current_principal(), state, user_id, body.get("reason")))
+    changed = admin.set_trading_state(current_principal(), state, user_id, body.get("reason"))
+    return jsonify(s.TradingStateSet.dump(changed))
 
 
 @bp.get("/audit")
 @doc(
     "Admin changes, newest first (who, when, what, before/after)",
-    response=ANY,
+    response=s.AdminActionList,
     params=("limit",),
-    errors=("400", "401", "403"),
+    errors=("403",),
 )
 @login_required(roles=ADMIN)
 def audit_log():
-    return jsonify(items=admin.audit_log(parse_limit(request.args.get("limit"))))
+    return jsonify(s.AdminActionList.dump({"items": admin.audit_log(parse_limit(request.args.get("limit")))}))

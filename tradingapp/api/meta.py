@@ -21,7 +21,6 @@ bp = Blueprint("meta", __name__, url_prefix="/api/v1")
     "Server time, session time zone and market hours, registration, broker, WebSocket address (no auth)",
     response=s.Meta,
     auth=False,
-    errors=(),
 )
 def meta():
     config = current_app.config

@@ -25,7 +25,7 @@ AMOUNT = Decimal("0.0001")  # the scale of every stored amount, as GET /funds sh
     " queued. 422 price_unavailable when there is no last price to value a MARKET order",
     response=s.OrderEstimate,
     body=s.NewOrder,
-    errors=("400", "401", "422", "503"),
+    errors=("503",),
 )
 @login_required()
 def estimate():

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
+import uuid
 
 from flask import Blueprint, jsonify, request
 
 from tradingapp.api import schemas as s
 from tradingapp.api.openapi import doc
 from tradingapp.api.pagination import decode_time_cursor, encode_time_cursor, parse_limit
-from tradingapp.domain.order_lifecycle import Status
-from tradingapp.errors import validation_error
+from tradingapp.domain.validation import CLIENT_ORDER_ID
 from tradingapp.http import json_body
 from tradingapp.metrics import ORDERS_ACCEPTED
 from tradingapp.security.auth import current_principal, login_required
@@ -23,11 +22,14 @@ bp = Blueprint("orders", __name__, url_prefix="/api/v1/orders")
 
 @bp.post("")
 @doc(
-    "Place an order (202 new; 200 the earlier order of the same client_order_id or Idempotency-Key)",
+    "Place an order (202 new; 200 the earlier order of the same client_order_id or Idempotency-Key; 409 the"
+    " same key with another body)",
     ok=202,
     response=s.Order,
     body=s.NewOrder,
-    errors=("400", "401", "403", "409", "422", "423", "429"),
+    errors=("403", "409", "423", "429"),
+    also={"200": "the earlier order of the same client_order_id or Idempotency-Key (nothing new is placed)"},
+    headers={"Idempotency-Key": {"type": "string", "pattern": CLIENT_ORDER_ID.pattern}},
 )
 @login_required(write=True)
 def place_order():
@@ -39,68 +41,63 @@ def place_order():
 
 
 @bp.get("")
-@doc("The caller's orders, newest first", response=s.OrderPage, params=("status", "instrument_id", "limit", "cursor"))
+@doc(
+    "The caller's orders, newest first (status: comma-separated statuses)",
+    response=s.OrderPage,
+    params=("status", "instrument_id", "limit", "cursor"),
+)
 @login_required()
 def list_orders():
     limit = parse_limit(request.args.get("limit"))
-    statuses = None
-    if status := request.args.get("status"):
-        statuses = [name.strip().upper() for name in status.split(",")]
-        unknown = [name for name in statuses if name not in Status.__members__]
-        if unknown:
-            raise validation_error("unknown status", status=unknown, allowed=list(Status.__members__))
-    instrument_id = _instrument_filter()
+    status = request.args.get("status")
+    statuses = status.split(",") if status else None
     after = decode_time_cursor(cursor) if (cursor := request.args.get("cursor")) else None
-    items, more = reads.list_orders(current_principal().id, limit, statuses, instrument_id, after)
+    items, more = reads.list_orders(current_principal().id, limit, statuses, _instrument_filter(), after)
     next_cursor = encode_time_cursor(items[-1].created_at, items[-1].id) if more else None
     return jsonify(s.OrderPage.dump({"items": [o.to_dict() for o in items], "next_cursor": next_cursor}))
 
 
 def _instrument_filter() -> int | None:
     value = request.args.get("instrument_id")
-    if not value:
-        return None
-    if not re.fullmatch(r"[0-9]{1,9}", value):
-        raise validation_error("instrument_id must be an integer", instrument_id=value)
-    return int(value)
+    return int(value) if value else None  # the gate checked it against schemas.Query
 
 
-def owned_order(order_id: str):
-    return reads.own_order(current_principal().id, order_id)
+def owned_order(order_id: uuid.UUID):
+    return reads.own_order(current_principal().id, str(order_id))
 
 
-@bp.get("/<order_id>")
-@doc("One order", response=s.Order, errors=("401", "404"))
+@bp.get("/<uuid:order_id>")
+@doc("One order", response=s.Order, errors=("404",))
 @login_required()
-def get_order(order_id: str):
+def get_order(order_id: uuid.UUID):
     return jsonify(s.Order.dump(owned_order(order_id).to_dict()))
 
 
-@bp.patch("/<order_id>")
+@bp.patch("/<uuid:order_id>")
 @doc(
     "Modify a working order (quantity is the new total); MODIFY_PENDING until the broker answers",
     ok=202,
     response=s.Order,
     body=s.ModifyOrder,
-    errors=("400", "401", "403", "404", "409", "422", "423", "429"),
+    errors=("403", "404", "409", "423", "429"),
 )
 @login_required(write=True)
-def modify_order(order_id: str):
+def modify_order(order_id: uuid.UUID):
     body = json_body()
     order = owned_order(order_id)
     order = order_actions.modify_order(current_principal(), order.id, body)
     return jsonify(s.Order.dump(order.to_dict())), 202
 
 
-@bp.delete("/<order_id>")
+@bp.delete("/<uuid:order_id>")
 @doc(
     "Request cancellation (again while CANCEL_PENDING re-sends it)",
     ok=202,
     response=s.Order,
-    errors=("401", "403", "404", "409"),
+    errors=("403", "404", "409"),
 )
 @login_required(write=True)
-def cancel_order(order_id: str):
+def cancel_order(order_id: uuid.UUID):
     order = owned_order(order_id)
     order = order_actions.cancel_order(current_principal(), order.id)
     return jsonify(s.Order.dump(order.to_dict())), 202
@@ -112,7 +109,7 @@ def cancel_order(order_id: str):
     ok=202,
     response=s.CancelledOrders,
     params=("instrument_id",),
-    errors=("400", "401", "403"),
+    errors=("403",),
 )
 @login_required(write=True)
 def cancel_all_orders():
@@ -120,9 +117,9 @@ def cancel_all_orders():
     return jsonify(s.CancelledOrders.dump({"cancelled": [str(i) for i in ids]})), 202
 
 
-@bp.get("/<order_id>/events")
-@doc("The order's audit trail", response=s.OrderEventList, errors=("401", "404"))
+@bp.get("/<uuid:order_id>/events")
+@doc("The order's audit trail", response=s.OrderEventList, errors=("404",))
 @login_required()
-def order_events(order_id: str):
+def order_events(order_id: uuid.UUID):
     events = reads.order_events(owned_order(order_id))
     return jsonify(s.OrderEventList.dump({"items": [e.to_dict() for e in events]}))

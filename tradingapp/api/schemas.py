@@ -1,9 +1,10 @@
 """The REST API's request and response shapes, declared once (pydantic v2): the OpenAPI document is
-built from them (api/openapi.py) and every declared response goes out through its shape (`dump`).
-Enumerations and limits come from the domain, the quote from domain/quotes.py.
+built from them (api/openapi.py), every request body and query is checked against its shape before
+the view runs (400 when it does not match), and every declared response goes out through its shape
+(`dump`). Enumerations and limits come from the domain, the quote from domain/quotes.py.
 
-Request bodies are checked by the domain's and services' validators, whose messages clients rely
-on; the body shapes here document them (tests/api/test_openapi.py holds the field names together).
+A request that matches its shape may still be refused by the domain's and services' rules that
+depend on stored data (a lot size, a tick size, a known user): that is a 422 (README, "API").
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Annotated, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tradingapp.domain import margin
+from tradingapp.api.pagination import MAX_LIMIT
+from tradingapp.domain import margin, risk_limits, validation
+from tradingapp.domain.candles import INTERVALS
 from tradingapp.domain.order_lifecycle import Status
 from tradingapp.domain.quotes import Quote as QuoteShape
 from tradingapp.domain.risk import TradingState
@@ -23,6 +26,7 @@ from tradingapp.domain.validation import ORDER_TYPES, PRODUCTS, SIDES, TIMES_IN_
 from tradingapp.models.broker_accounts import BROKERS
 from tradingapp.models.users import ROLES
 from tradingapp.services.accounts import broker_accounts, users, watchlists
+from tradingapp.services.accounts.positions import VIEWS
 
 
 def one_of(values) -> Any:
@@ -30,9 +34,34 @@ def one_of(values) -> Any:
 
 
 Dec = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["101.25"])]
+
+
+def positive_decimal(high: int, places: int, zero: bool = False) -> Any:
+    """A decimal string above 0 (or from 0, `zero`) up to `high` (a power of ten) with at most
+    `places` decimals, as the domain reads one: the range spelled as a pattern, since JSON Schema
+    bounds only numbers."""
+    digits = len(str(high)) - 1
+    fraction = rf"(\.[0-9]{{1,{places}}})?"
+    below_one = "|".join(
+        rf"0\.{'0' * zeros}[1-9]" + (f"[0-9]{{0,{places - zeros - 1}}}" if zeros < places - 1 else "")
+        for zeros in range(places)
+    )
+    parts = [rf"[1-9][0-9]{{0,{digits - 1}}}{fraction}", rf"{high}(\.0{{1,{places}}})?"]
+    parts.append(rf"0{fraction}" if zero else below_one)
+    return Annotated[str, Field(pattern=f"^({'|'.join(parts)})$", examples=["101.25"])]
+
+
+Price = positive_decimal(int(validation.MAX_PRICE), validation.PRICE_DECIMALS)
+Amount = positive_decimal(int(risk_limits.MAX_AMOUNT), risk_limits.AMOUNT_DECIMALS)
+Percent = positive_decimal(100, risk_limits.AMOUNT_DECIMALS, zero=True)
+InstrumentId = Annotated[int, Field(ge=1, le=validation.MAX_ID)]
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"  # no control characters (Unicode category Cc)
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL's text holds no NUL
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
-Uuid = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+Uuid = Annotated[
+    str, Field(pattern=r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$", json_schema_extra={"format": "uuid"})
+]
 Object = dict[str, Any]
 Side = one_of(SIDES)
 Role = one_of(ROLES)
@@ -40,7 +69,7 @@ State = one_of(TradingState)
 
 
 class Shape(BaseModel):
-    """A body as clients see it: nothing undeclared."""
+    """A body as clients see it: nothing undeclared, and no null where a field is not nullable."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -88,18 +117,24 @@ class Tokens(Shape):
     expires_in: int
 
 
+# An address as services/accounts/users.py reads one: trimmed, then EMAIL_RE (and no control character).
+EMAIL = r"^\s*[^@\s\x00-\x1f\x7f]+@[^@\s.\x00-\x1f\x7f]+(\.[^@\s.\x00-\x1f\x7f]+)+\s*$"
+
+
 class Register(Shape):
-    email: Annotated[str, Field(max_length=users.MAX_EMAIL)]
+    email: Annotated[str, Field(max_length=users.MAX_EMAIL, pattern=EMAIL)]
     password: Annotated[str, Field(min_length=users.MIN_PASSWORD, max_length=users.MAX_PASSWORD)]
-    name: Annotated[str, Field(max_length=users.MAX_NAME)] = None
+    name: Annotated[str, Field(max_length=users.MAX_NAME, pattern=NO_NUL)] = None
 
 
 class Login(BaseModel):  # other fields are ignored
-    email: str
-    password: str
+    email: Annotated[str, Field(min_length=1, pattern=NO_NUL)]
+    password: Annotated[str, Field(min_length=1)]
 
 
 class UserChange(Shape):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     role: Role = None
     active: bool = None
 
@@ -152,22 +187,41 @@ Quote = create_model(
 
 
 # -- orders, trades, positions --------------------------------------------------------------------
+Quantity = Annotated[int, Field(ge=1, le=validation.MAX_QUANTITY)]
+ClientOrderId = Annotated[str, Field(pattern=validation.CLIENT_ORDER_ID.pattern)]
+
+
+def _prices_by_order_type() -> list[dict]:
+    """Which of limit_price and stop_price each order type requires and forbids (domain/validation.py)."""
+    rules = []
+    for order_type in ORDER_TYPES:
+        needs = [f"{kind}_price" for kind in ("limit", "stop") if kind in order_type.lower().split("_")]
+        forbids = [name for name in ("limit_price", "stop_price") if name not in needs]
+        then = {"required": needs, "not": {"anyOf": [{"required": [name]} for name in forbids]}}
+        rules.append({"if": {"properties": {"order_type": {"const": order_type}}}, "then": then})
+    return rules
+
+
 class NewOrder(Shape):
-    instrument_id: int
+    model_config = ConfigDict(json_schema_extra={"allOf": _prices_by_order_type()})
+
+    instrument_id: InstrumentId
     side: Side
-    quantity: Annotated[int, Field(ge=1)]
+    quantity: Quantity
     order_type: one_of(ORDER_TYPES)
-    limit_price: Dec = None
-    stop_price: Dec = None
+    limit_price: Price = None
+    stop_price: Price = None
     product: one_of(PRODUCTS) = None
     time_in_force: one_of(TIMES_IN_FORCE) = None
-    client_order_id: Annotated[str, Field(max_length=64)] = None
+    client_order_id: ClientOrderId = None
 
 
 class ModifyOrder(Shape):
-    quantity: Annotated[int, Field(ge=1)] = None
-    limit_price: Dec = None
-    stop_price: Dec = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    quantity: Quantity = None
+    limit_price: Price = None
+    stop_price: Price = None
 
 
 class Order(Shape):
@@ -254,11 +308,15 @@ Funds = create_model("Funds", __base__=Shape, **{f.name: (Dec, ...) for f in dat
 
 
 def _limit(name: str, kind: Any) -> Any:
+    """A limit as domain/risk_limits.py parses it: its parser (PARSERS) by name."""
     if kind is int:
-        return Annotated[int, Field(ge=1)]
+        return Annotated[int, Field(ge=1, le=risk_limits.MAX_INT)]
     if kind is Decimal:
-        return Dec
-    return list[one_of(PRODUCTS)] if name == "allowed_products" else list[str]
+        return Percent if name.endswith("_percent") else Amount
+    if name == "allowed_products":
+        return Annotated[list[one_of(PRODUCTS)], Field(min_length=1)]
+    segment = Annotated[str, Field(pattern=risk_limits.SEGMENT_RE.pattern)]
+    return Annotated[list[segment], Field(min_length=1)]
 
 
 _LIMITS = {name: _limit(name, kind) for name, kind in get_type_hints(Limits).items()}
@@ -276,14 +334,49 @@ class RiskLimitsView(Shape):
 
 class RiskLimitsChange(Shape):
     global_: RiskLimitOverrides = Field(None, alias="global")
-    users: dict[str, RiskLimitOverrides | None] = None
+    users: dict[Uuid, RiskLimitOverrides | None] = None
 
 
 class TradingStateChange(Shape):
+    """Exactly one of active and state."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["active"]}, {"required": ["state"]}]})
+
     active: bool = None
     state: State = None
     user_id: Uuid = None
-    reason: Annotated[str, Field(max_length=200)] = None
+    reason: Annotated[str, Field(max_length=200, pattern=NO_NUL)] = None
+
+
+class TradingStateEntry(Shape):
+    trading_state: State
+    reason: str | None
+
+
+class UserTradingState(TradingStateEntry):
+    user_id: Uuid
+
+
+class TradingStates(Shape):
+    global_: TradingStateEntry = Field(alias="global")
+    users: list[UserTradingState] = Field(description="every user not ACTIVE")
+
+
+class TradingStateSet(Shape):
+    user_id: Uuid | None = Field(description="null: the global state")
+    trading_state: State
+    previous: State
+    reason: str
+
+
+class AdminAction(Shape):
+    id: int
+    ts: Time
+    admin_id: Uuid
+    action: str
+    target: str
+    before: Object | None
+    after: Object | None
 
 
 class Account(Shape):
@@ -321,16 +414,31 @@ class BrokerAccount(Shape):
 
 
 class NewBrokerAccount(Shape):
+    """md_app_key and md_secret_key come together."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {"md_app_key": ["md_secret_key"], "md_secret_key": ["md_app_key"]}}
+    )
+
     broker: one_of(BROKERS) = BROKERS[0]
     app_key: _credential("app_key")
     secret_key: _credential("secret_key", secret=True)
     client_id: _credential("client_id") = None
     md_app_key: _credential("md_app_key") = None
     md_secret_key: _credential("md_secret_key", secret=True) = None
-    label: Annotated[str, Field(max_length=broker_accounts.LABEL_MAX)] = None
+    label: Annotated[str, Field(max_length=broker_accounts.LABEL_MAX, pattern=NO_CONTROL)] = None
 
 
 class BrokerAccountSecrets(Shape):
+    """secret_key (with app_key when it changed) and/or md_secret_key (with md_app_key)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": ["secret_key"]}, {"required": ["md_secret_key"]}],
+            "dependentRequired": {"app_key": ["secret_key"], "md_app_key": ["md_secret_key"]},
+        }
+    )
+
     app_key: _credential("app_key") = None
     secret_key: _credential("secret_key", secret=True) = None
     md_app_key: _credential("md_app_key") = None
@@ -338,7 +446,11 @@ class BrokerAccountSecrets(Shape):
 
 
 # -- watchlists -----------------------------------------------------------------------------------
-WatchlistName = Annotated[str, Field(min_length=1, max_length=watchlists.NAME_MAX)]
+# 1 to NAME_MAX characters once trimmed, no control characters (services/accounts/watchlists.py).
+_NAME_CHAR, _NAME_EDGE = r"[^\x00-\x1f\x7f-\x9f]", r"[^\x00-\x1f\x7f-\x9f\s]"
+WatchlistName = Annotated[
+    str, Field(pattern=rf"^\s*{_NAME_EDGE}({_NAME_CHAR}{{0,{watchlists.NAME_MAX - 2}}}{_NAME_EDGE})?\s*$")
+]
 
 
 class Watchlist(Shape):
@@ -353,9 +465,11 @@ class NewWatchlist(Shape):
 
 
 class WatchlistChange(Shape):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     name: WatchlistName = None
     instrument_ids: Annotated[
-        list[int], Field(max_length=watchlists.MAX_INSTRUMENTS, json_schema_extra={"uniqueItems": True})
+        list[InstrumentId], Field(max_length=watchlists.MAX_INSTRUMENTS, json_schema_extra={"uniqueItems": True})
     ] = None
 
 
@@ -390,6 +504,30 @@ class Readiness(Shape):
     stale_quotes: StaleQuotes | None
 
 
+# -- query parameters -----------------------------------------------------------------------------
+MAX_QUOTE_IDS = 100
+
+
+class Query(Shape):
+    """Every query parameter of the API, by name: a route names the ones it takes (`@doc(params=)`);
+    a field without a default is required wherever it is taken. An array goes as one comma-separated
+    value (style form, explode false)."""
+
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = None
+    cursor: Annotated[str, Field(description="next_cursor of the previous page")] = None
+    status: Annotated[list[one_of(Status)], Field(min_length=1)] = None
+    instrument_id: InstrumentId = None
+    order_id: Uuid = None
+    view: one_of(VIEWS) = None
+    q: Annotated[str, Field(pattern=NO_NUL, description="text in the symbol or name")] = None
+    exchange_segment: Annotated[str, Field(pattern=NO_NUL)] = None
+    include_inactive: bool = None
+    interval: one_of(INTERVALS) = None
+    start: Time = None
+    end: Time = None
+    instrument_ids: Annotated[list[InstrumentId], Field(min_length=1, max_length=MAX_QUOTE_IDS)]
+
+
 # -- lists and pages ------------------------------------------------------------------------------
 InstrumentPage = items_of(Instrument, "InstrumentPage", page=True)
 OrderPage = items_of(Order, "OrderPage", page=True)
@@ -398,6 +536,7 @@ CandleList = items_of(Candle, "CandleList")
 OrderEventList = items_of(OrderEvent, "OrderEventList")
 PositionList = items_of(Position | DayPosition, "PositionList")
 AdminUserList = items_of(AdminUser, "AdminUserList")
+AdminActionList = items_of(AdminAction, "AdminActionList")
 BrokerAccountList = items_of(BrokerAccount, "BrokerAccountList")
 WatchlistList = items_of(Watchlist, "WatchlistList")
 QuoteList = items_of(Quote, "QuoteList", missing=(list[int], ...))

@@ -3,6 +3,8 @@ their own too: a watchlist is not trading. The rules: tradingapp/services/accoun
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, jsonify
 
 from tradingapp.api import schemas as s
@@ -18,7 +20,6 @@ bp = Blueprint("watchlists", __name__, url_prefix="/api/v1/watchlists")
 @doc(
     "The caller's watchlists, by position then creation (none: an empty list; nothing is created)",
     response=s.WatchlistList,
-    errors=("401",),
 )
 @login_required()
 def list_watchlists():
@@ -32,50 +33,52 @@ def list_watchlists():
     ok=201,
     response=s.Watchlist,
     body=s.NewWatchlist,
-    errors=("400", "401", "409", "422"),
+    errors=("409",),
 )
 @login_required()
 def create_watchlist():
     return jsonify(s.Watchlist.dump(watchlists.create_watchlist(current_principal().id, json_body()))), 201
 
 
-@bp.patch("/<watchlist_id>")
+@bp.patch("/<uuid:watchlist_id>")
 @doc(
     "Rename and/or replace the instruments (instrument_ids in the new order: how a list is reordered); an unknown"
     f" or repeated id, or more than {watchlists.MAX_INSTRUMENTS}, is a 400 and nothing changes",
     response=s.Watchlist,
     body=s.WatchlistChange,
-    errors=("400", "401", "404", "409"),
+    errors=("404", "409"),
 )
 @login_required()
-def update_watchlist(watchlist_id: str):
-    watchlist = watchlists.update_watchlist(current_principal().id, watchlist_id, json_body())
+def update_watchlist(watchlist_id: uuid.UUID):
+    watchlist = watchlists.update_watchlist(current_principal().id, str(watchlist_id), json_body())
     return jsonify(s.Watchlist.dump(watchlist))
 
 
-@bp.delete("/<watchlist_id>")
-@doc("Delete a watchlist", ok=204, errors=("401", "404"))
+@bp.delete("/<uuid:watchlist_id>")
+@doc("Delete a watchlist", ok=204, errors=("404",))
 @login_required()
-def delete_watchlist(watchlist_id: str):
-    watchlists.delete_watchlist(current_principal().id, watchlist_id)
+def delete_watchlist(watchlist_id: uuid.UUID):
+    watchlists.delete_watchlist(current_principal().id, str(watchlist_id))
     return "", 204
 
 
-@bp.put("/<watchlist_id>/instruments/<int:instrument_id>")
+@bp.put("/<uuid:watchlist_id>/instruments/<int:instrument_id>")
 @doc(
     "Append an instrument (already there: 200, unchanged); unknown instrument 404; list full"
     f" ({watchlists.MAX_INSTRUMENTS}) 422",
     response=s.Watchlist,
-    errors=("401", "404", "422"),
+    errors=("404", "422"),
 )
 @login_required()
-def add_instrument(watchlist_id: str, instrument_id: int):
-    return jsonify(s.Watchlist.dump(watchlists.add_instrument(current_principal().id, watchlist_id, instrument_id)))
+def add_instrument(watchlist_id: uuid.UUID, instrument_id: int):
+    return jsonify(
+        s.Watchlist.dump(watchlists.add_instrument(current_principal().id, str(watchlist_id), instrument_id))
+    )
 
 
-@bp.delete("/<watchlist_id>/instruments/<int:instrument_id>")
-@doc("Remove an instrument (not in the list: 404)", response=s.Watchlist, errors=("401", "404"))
+@bp.delete("/<uuid:watchlist_id>/instruments/<int:instrument_id>")
+@doc("Remove an instrument (not in the list: 404)", response=s.Watchlist, errors=("404",))
 @login_required()
-def remove_instrument(watchlist_id: str, instrument_id: int):
-    watchlist = watchlists.remove_instrument(current_principal().id, watchlist_id, instrument_id)
+def remove_instrument(watchlist_id: uuid.UUID, instrument_id: int):
+    watchlist = watchlists.remove_instrument(current_principal().id, str(watchlist_id), instrument_id)
     return jsonify(s.Watchlist.dump(watchlist))

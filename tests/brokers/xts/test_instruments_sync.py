@@ -161,7 +161,7 @@ def test_an_instrument_that_left_the_master_is_deactivated_and_refuses_orders(ap
     set_quote(tcs, "4100.00")
     response = client.post("/api/v1/orders", json={"instrument_id": tcs, "side": "BUY", "quantity": 1,
                                                   "order_type": "MARKET"}, headers=trader_headers)  # fmt: skip
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "no longer in the broker's instrument master" in response.get_json()["error"]["details"]["instrument_id"]
     listed = client.get("/api/v1/instruments?q=tcs", headers=trader_headers).get_json()["items"]
     assert listed == []
@@ -186,7 +186,7 @@ def test_an_expired_contract_refuses_orders(app, db, client, trader_headers):
     set_quote(future.id, "24000.00")
     response = client.post("/api/v1/orders", json={"instrument_id": future.id, "side": "BUY", "quantity": 75,
                                                   "order_type": "MARKET"}, headers=trader_headers)  # fmt: skip
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "expired on" in response.get_json()["error"]["details"]["instrument_id"]
 
 

@@ -121,7 +121,7 @@ def test_a_second_account_of_the_same_broker_is_a_conflict_and_nothing_is_writte
         ({"app_key": 12345678}, "app_key"),
         ({"secret_key": ["Recognisable-S3cret-7f3a9c"]}, "secret_key"),
         ({"md_app_key": MD_APP_KEY}, "md_secret_key"),
-        ({"md_secret_key": MD_SECRET}, "md_secret_key"),
+        ({"md_secret_key": MD_SECRET}, "md_app_key"),
         ({"client_id": "two words"}, "client_id"),
         ({"label": "x" * 65}, "label"),
         ({"label": "tab\there"}, "label"),
@@ -186,7 +186,6 @@ def test_put_can_replace_the_app_key_with_its_secret_and_add_a_market_data_app(c
     [
         ({}, "body"),
         ({"app_key": "rotated-app-key-4321"}, "secret_key"),
-        ({"md_secret_key": MD_SECRET}, "md_app_key"),  # the account has no market-data app
         ({"secret_key": "with space " + SECRET}, "secret_key"),
         ({"secret_key": "New-Secret-0000", "label": "x"}, "unknown_fields"),
     ],
@@ -198,6 +197,15 @@ def test_a_bad_put_changes_nothing(client, trader, trader_headers, body, field):
     assert_no_secret(response.get_data(as_text=True))
     assert credentials_for(trader.id).secret_key == SECRET
     assert stored_rows() == (1, 1)
+
+
+def test_a_market_data_secret_for_an_account_without_a_market_data_app_is_a_422(client, trader, trader_headers):
+    """The body matches the document; the stored account refuses it."""
+    account_id = link(client, trader_headers).get_json()["id"]
+    response = client.put(f"{URL}/{account_id}", json={"md_secret_key": MD_SECRET}, headers=trader_headers)
+    assert response.status_code == 422 and "md_app_key" in response.get_json()["error"]["details"]
+    assert_no_secret(response.get_data(as_text=True))
+    assert credentials_for(trader.id).secret_key == SECRET
 
 
 def test_unlink_erases_the_secrets_and_falls_back_to_the_default(client, app, trader, trader_headers, monkeypatch):

@@ -191,7 +191,7 @@ def error(response) -> dict:
 def test_a_range_past_the_cap_is_refused_naming_the_cap(client, trader_headers, db):
     response = client.get(url(interval="1m", start="2026-01-01T00:00:00Z", end="2026-01-05T00:00:00Z"),
                           headers=trader_headers)  # fmt: skip
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "at most 5000" in error(response)["message"] and "narrow start/end" in error(response)["message"]
     assert error(response)["details"]["max_candles"] == 5000
 
@@ -203,13 +203,24 @@ def test_a_range_past_the_cap_is_refused_naming_the_cap(client, trader_headers, 
         ({"start": "yesterday"}, "start"),
         ({"end": "2026-13-01T00:00:00Z"}, "end"),
         ({"start": "2026-01-01T00:00:00"}, "start"),
+    ],
+)
+def test_an_interval_or_time_not_matching_the_document_is_400_naming_it(client, trader_headers, db, args, field):
+    response = client.get(url(**args), headers=trader_headers)
+    assert response.status_code == 400
+    assert error(response)["code"] == "validation_error" and field in error(response)["details"]
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
         ({"start": "0001-01-01T00:00:00Z"}, "start"),
         ({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "start"),
     ],
 )
-def test_bad_interval_or_times_are_400_naming_the_field(client, trader_headers, db, args, field):
+def test_times_out_of_range_or_order_are_422_naming_the_field(client, trader_headers, db, args, field):
     response = client.get(url(**args), headers=trader_headers)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert (error(response)["code"], error(response)["details"]["field"]) == ("validation_error", field)
 
 
