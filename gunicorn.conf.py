@@ -8,10 +8,13 @@ from config import load_config
 
 _config = load_config()
 
-bind = f"0.0.0.0:{_config.PORT}"
+# 127.0.0.1 unless BIND_HOST says otherwise (production: every interface, behind its proxy).
+bind = _config.bind_address
 workers = _config.WEB_CONCURRENCY
 # gevent: thousands of idle WebSocket connections and slow broker calls cost a greenlet, not a thread.
-worker_class = "gevent"
+# gunicorn's gevent worker, with the requests gunicorn refuses itself (414, 431, 400) answered in the
+# API's JSON error envelope instead of gunicorn's HTML page.
+worker_class = "tradingapp.gunicorn_worker.JsonErrorGeventWorker"
 # A websocket worker holds each client's socket for its whole session (and a gevent worker stops
 # accepting at worker_connections), so the websocket process allows ten times the backend's.
 worker_connections = 10000 if _config.PORT == _config.WEBSOCKET_PORT else 1000
@@ -19,7 +22,18 @@ worker_connections = 10000 if _config.PORT == _config.WEBSOCKET_PORT else 1000
 timeout = 30
 # On SIGTERM, in-flight requests get this long before workers are killed; the supervisor waits longer.
 graceful_timeout = 10
+# Also how long a new connection may take to send its request line and headers (gevent's worker reads
+# them under this timeout): a half-open request holds a greenlet this long at most. A body is read
+# without one: slow clients are the job of the buffering proxy in front (frontend/nginx/: whole
+# requests only reach gunicorn), which every exposed deployment must have.
 keepalive = 5
+# gunicorn's own request limits, stated: a request line up to 4094 bytes (the API's longest, 100
+# instrument ids or a cursor, is far below), at most 50 header fields (a browser sends ~20 and
+# nginx adds 5) of up to 8190 bytes each (a bearer token is under 1 KiB). Past them: 414 and 431
+# in the JSON envelope. nginx's large_client_header_buffers (4 x 8k) refuses larger ones first.
+limit_request_line = 4094
+limit_request_fields = 50
+limit_request_field_size = 8190
 
 accesslog = "-"
 errorlog = "-"

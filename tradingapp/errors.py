@@ -20,10 +20,14 @@ HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
+    417: "expectation_failed",
     422: "validation_error",
     423: "trading_halted",
     429: "rate_limited",
+    431: "headers_too_large",
+    501: "not_implemented",
     503: "unavailable",
 }
 

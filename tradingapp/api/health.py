@@ -4,10 +4,17 @@
 as `stale_quotes: {count, instrument_ids}` (the longest silent first, at most STALE_LISTED). It does
 not fail readiness for them: a silent instrument is a market-data condition, not a broken process,
 and failing the probe would take every backend out of rotation for it.
+
+Postgres and Redis are asked on the app's pooled connections. RabbitMQ has none to lend, and a
+probe opens one (a TCP connect and an AMQP handshake on the broker): so its result is kept for
+RABBITMQ_PROBE_SECONDS per process, and a flood of /ready costs the broker one connection per
+process per interval whatever its size.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -22,6 +29,10 @@ from tradingapp.realtime import stale_instruments
 bp = Blueprint("health", __name__)
 
 STALE_LISTED = 50
+# Orchestrators probe every 10 s (Kubernetes' default) to 30 s (docker-compose.yml's healthcheck):
+# a result up to 5 s old is as fresh as their next look needs, and a broker that went down shows
+# in the first probe after it.
+RABBITMQ_PROBE_SECONDS = 5.0
 
 
 @bp.get("/health")
@@ -38,9 +49,46 @@ def _check_redis() -> None:
     get_redis().ping()
 
 
-def _check_rabbitmq() -> None:
+class ProbeFailed(Exception):
+    """A probe's failure as kept: the name of what it raised."""
+
+
+class CachedProbe:
+    """One probe's last result, reused for `seconds`. One caller at a time runs the probe; callers
+    arriving meanwhile wait for it and take its result (gevent patches the lock)."""
+
+    def __init__(self, probe, seconds: float):
+        self.probe, self.seconds = probe, seconds
+        self.lock = threading.Lock()
+        self.checked_at: float | None = None
+        self.error: str | None = None
+
+    def check(self) -> None:
+        with self.lock:
+            if self.checked_at is None or time.monotonic() - self.checked_at >= self.seconds:
+                try:
+                    self.probe()
+                    self.error = None
+                except Exception as exc:  # kept and raised again to every caller of the interval
+                    self.error = type(exc).__name__
+                self.checked_at = time.monotonic()
+            error = self.error
+        if error is not None:
+            raise ProbeFailed(error)
+
+
+def _connect_rabbitmq() -> None:
     with amqp_connection() as conn:
         conn.ensure_connection(max_retries=1, timeout=3)
+
+
+def _check_rabbitmq() -> None:
+    probe = current_app.extensions.get("tradingapp.rabbitmq_probe")
+    if probe is None:
+        probe = current_app.extensions.setdefault(
+            "tradingapp.rabbitmq_probe", CachedProbe(_connect_rabbitmq, RABBITMQ_PROBE_SECONDS)
+        )
+    probe.check()
 
 
 CHECKS = {"database": _check_database, "redis": _check_redis, "rabbitmq": _check_rabbitmq}
@@ -60,7 +108,8 @@ def ready():
             check()
             results[name] = "ok"
         except Exception as exc:  # a readiness probe reports any failure, it never raises
-            current_app.logger.warning("readiness check failed check=%s error=%s", name, type(exc).__name__)
+            error = str(exc) if isinstance(exc, ProbeFailed) else type(exc).__name__
+            current_app.logger.warning("readiness check failed check=%s error=%s", name, error)
             results[name] = "unavailable"
             failed.append(name)
     if failed:

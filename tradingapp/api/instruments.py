@@ -6,8 +6,7 @@ from flask import Blueprint, jsonify, request
 
 from tradingapp.api import schemas as s
 from tradingapp.api.openapi import doc
-from tradingapp.api.pagination import decode_cursor, encode_cursor, parse_limit
-from tradingapp.errors import validation_error
+from tradingapp.api.pagination import decode_id_cursor, encode_cursor, parse_limit
 from tradingapp.security.auth import login_required
 from tradingapp.services.market import instruments as reference
 
@@ -23,11 +22,7 @@ bp = Blueprint("instruments", __name__, url_prefix="/api/v1/instruments")
 @login_required()
 def list_instruments():
     limit = parse_limit(request.args.get("limit"))
-    after_id = None
-    if cursor := request.args.get("cursor"):
-        (after_id,) = decode_cursor(cursor, 1)
-        if not isinstance(after_id, int):
-            raise validation_error("invalid cursor")
+    after_id = decode_id_cursor(cursor) if (cursor := request.args.get("cursor")) else None
     items, more = reference.search_instruments(
         limit,
         text=request.args.get("q", "").strip(),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 
+from tradingapp.domain.validation import MAX_ID
 from tradingapp.errors import validation_error
 
 DEFAULT_LIMIT = 50
@@ -48,8 +49,22 @@ def encode_time_cursor(moment: datetime, row_id: uuid.UUID) -> str:
 
 
 def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """What encode_time_cursor made: an aware ISO time and a UUID, both strings; anything else is a 400."""
     moment, row_id = decode_cursor(cursor, 2)
+    if not isinstance(moment, str) or not isinstance(row_id, str):
+        raise validation_error("invalid cursor")
     try:
-        return datetime.fromisoformat(moment), uuid.UUID(row_id)
-    except (TypeError, ValueError):
+        moment, row_id = datetime.fromisoformat(moment), uuid.UUID(row_id)
+        if moment.tzinfo is None:  # the time columns hold UTC and refuse a naive time
+            raise ValueError(moment)
+        return moment.astimezone(UTC), row_id
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to UTC
         raise validation_error("invalid cursor") from None
+
+
+def decode_id_cursor(cursor: str) -> int:
+    """The cursor after a row of a page keyed by an integer id: an id the column can hold."""
+    (row_id,) = decode_cursor(cursor, 1)
+    if isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 <= row_id <= MAX_ID:
+        raise validation_error("invalid cursor")
+    return row_id

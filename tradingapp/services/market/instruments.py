@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from tradingapp.domain.errors import NotFound
+from tradingapp.domain.validation import MAX_ID
 from tradingapp.extensions import db
 from tradingapp.models import Instrument
 
@@ -31,7 +32,8 @@ def search_instruments(
 
 
 def get_instrument(instrument_id: int) -> Instrument:
-    instrument = db.session.get(Instrument, instrument_id)
+    # An id past the column's range is never looked up: PostgreSQL would refuse the parameter.
+    instrument = db.session.get(Instrument, instrument_id) if 0 < instrument_id <= MAX_ID else None
     if instrument is None:
         raise NotFound("instrument not found")
     return instrument
