@@ -22,6 +22,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,14 +61,14 @@ for template in "$TRADINGAPP_TEMPLATES"/*.template; do
 done
 """
 
-# Stands in for the image's stock /etc/nginx/nginx.conf (whose http block includes conf.d/*.conf),
-# with every path inside the test's directory.
+# Stands in for the image's stock /etc/nginx/nginx.conf (whose http block includes conf.d/*.conf and
+# whose workers take 1024 connections each), with every path inside the test's directory.
 MAIN_CONF = """\
 {user}
 worker_processes 1;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log info;
-events {{ worker_connections 256; }}
+events {{ worker_connections 1024; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
@@ -107,6 +108,7 @@ class Nginx:
     http_port: int = field(default_factory=free_port)
     https_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    conn_per_address: int = 100
 
     @property
     def conf(self) -> Path:
@@ -130,6 +132,7 @@ class Nginx:
             "NGINX_ROOT": str(self.root),
             "NGINX_ACCESS_LOG": str(self.access_log),
             "MAX_REQUEST_BYTES": str(self.max_request_bytes),
+            "NGINX_CONN_PER_ADDRESS": str(self.conn_per_address),
         }
 
     def render(self) -> None:
@@ -626,6 +629,147 @@ def test_a_slow_client_reaches_the_backend_only_with_its_whole_body(workdir, sit
     finally:
         server.stop()
         listener.close()
+
+
+# -- slow, half-open and greedy clients -----------------------------------------------------------
+HALF_OPEN = 600  # past half of a worker's 1024 connections; each costs nginx an idle socket
+HEALTH_SECONDS = 1.0  # the finding: 4 s for /health while gunicorn held 1,050 half-open requests
+
+
+# The attacker's address: the flood comes from another loopback address than the tests' own
+# requests, as it would from another host (nginx's per-address limit is the attacker's alone).
+ATTACKER = "127.0.0.2"
+
+
+def _connect(nginx: Nginx, source: str = "127.0.0.1") -> socket.socket:
+    return socket.create_connection(("127.0.0.1", nginx.https_port), timeout=10, source_address=(source, 0))
+
+
+def _tls(nginx: Nginx, cert: str, source: str = "127.0.0.1") -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=cert)
+    context.set_alpn_protocols(["http/1.1"])
+    return context.wrap_socket(_connect(nginx, source), server_hostname="127.0.0.1")
+
+
+def _half_open(nginx: Nginx, cert: str, count: int) -> list[socket.socket]:
+    """Clients that never finish, from ATTACKER: half connect and send nothing (no TLS hello), half
+    finish TLS and send part of their headers, or all of them and a body that never comes."""
+    held: list[socket.socket] = []
+    for i in range(count):
+        if i % 2:
+            held.append(_connect(nginx, ATTACKER))
+            continue
+        client = _tls(nginx, cert, ATTACKER)
+        if i % 4:
+            client.sendall(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 500\r\n\r\n{")
+        else:
+            client.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        held.append(client)
+    return held
+
+
+def test_half_open_clients_through_nginx_do_not_stall_health(nginx, cert):
+    held = _half_open(nginx, cert, HALF_OPEN)
+    try:
+        took = []
+        for _ in range(10):
+            started = time.monotonic()
+            response = get(nginx, cert, "/health")
+            took.append(time.monotonic() - started)
+            assert response.status_code == 200
+        assert max(took) < HEALTH_SECONDS, took
+        # And nginx lets none of them linger: client_header_timeout / client_body_timeout (10 s).
+        deadline = time.monotonic() + 20
+        lingering = [client for client in held if not _closed_by_nginx(client, deadline)]
+        assert not lingering, f"{len(lingering)} of {len(held)} still open"
+    finally:
+        for client in held:
+            client.close()
+
+
+def _closed_by_nginx(client: socket.socket, deadline: float) -> bool:
+    client.settimeout(max(deadline - time.monotonic(), 0.1))
+    try:
+        while client.recv(4096):  # a 408 first, perhaps; then the end of the stream
+            pass
+        return True
+    except (ssl.SSLError, ConnectionResetError):  # reset_timedout_connection on
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_half_open_clients_never_reach_the_backend(workdir, site, certs, cert, max_request_bytes):
+    listener = socket.create_server(("127.0.0.1", 0), backlog=256)
+    listener.settimeout(2)
+    server = Nginx(nginx_binary(), workdir / "half-open", site, certs, f"127.0.0.1:{listener.getsockname()[1]}",
+                   f"127.0.0.1:{free_port()}", max_request_bytes)  # fmt: skip
+    server.start()
+    held = _half_open(server, cert, 100)
+    try:
+        with pytest.raises(TimeoutError):
+            listener.accept()  # not one of them was handed to the backend
+    finally:
+        for client in held:
+            client.close()
+        server.stop()
+        listener.close()
+
+
+def test_requests_in_progress_per_address_are_bounded_with_a_json_429(workdir, site, certs, cert, max_request_bytes):
+    # A backend that accepts and never answers: every proxied request stays in progress.
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    listener.settimeout(0.1)
+    taken: list[socket.socket] = []
+
+    def accepted() -> int:
+        try:
+            while True:
+                taken.append(listener.accept()[0])
+        except TimeoutError:
+            return len(taken)
+
+    server = Nginx(nginx_binary(), workdir / "per-address", site, certs, f"127.0.0.1:{listener.getsockname()[1]}",
+                   f"127.0.0.1:{free_port()}", max_request_bytes, conn_per_address=3)  # fmt: skip
+    server.start()
+    waiting = [_tls(server, cert) for _ in range(3)]
+    try:
+        for client in waiting:
+            client.sendall(b"GET /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        wait_until(lambda: accepted() >= 3, timeout=10)
+        response = get(server, cert, "/api/v1/orders")
+        assert response.status_code == 429
+        assert response.json()["error"]["code"] == "rate_limited"
+        assert response.headers["Retry-After"] == "1"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert get(server, cert, "/").status_code == 429  # the address's budget covers the whole server
+    finally:
+        for client in waiting + taken:
+            client.close()
+        server.stop()
+        listener.close()
+
+
+def test_a_request_line_or_headers_over_nginx_limits_get_the_json_envelope(nginx, cert):
+    long_line = get(nginx, cert, "/api/v1/instruments?q=" + "A" * 9000)
+    assert long_line.status_code == 414
+    assert long_line.json()["error"]["code"] == "uri_too_long"
+    big_header = get(nginx, cert, "/api/v1/instruments", headers={"X-Big": "B" * 9000})
+    assert big_header.status_code == 431
+    assert big_header.json()["error"]["code"] == "headers_too_large"
+    for response in (long_line, big_header):
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_api_answers_carry_each_header_once_and_are_not_stored(nginx, cert, token):
+    for path, headers in (("/api/v1/orders", {"Authorization": f"Bearer {token}"}), ("/api/v1/orders", {}),
+                          ("/health", {})):  # fmt: skip
+        response = get(nginx, cert, path, headers=headers)
+        raw = response.raw.headers
+        for name in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy"):
+            assert len(raw.getlist(name)) == 1, (path, name, raw.getlist(name))
+        assert response.headers["Cache-Control"] == "no-store", path
 
 
 # -- the terminal in a real browser, through nginx ------------------------------------------------
