@@ -8,10 +8,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
-from kombu import Connection, Queue
+from kombu import Connection
 
 from config import TestConfig
 from tests.support.env import FAST_HASHER, TABLES, admin_conn, test_env
+from tests.support.taps import Tap
 from tradingapp import create_app
 from tradingapp.cli import seed_demo_data
 from tradingapp.extensions import db as _db
@@ -143,34 +144,6 @@ def seeded_demo(db):
     seed_demo_data()
 
 
-class EventTap:
-    """An exclusive queue bound to every routing key of broker.events, read with basic_get.
-    Publisher confirms mean an event is on this queue by the time publish() returns."""
-
-    def __init__(self, app):
-        self.connection = Connection(app.config["AMQP_URL"], connect_timeout=5)
-        topology = Topology(app.config["NAMESPACE"])
-        topology.broker_events(self.connection.default_channel).declare()
-        queue = Queue(f"{topology.names['broker_events']}.tap-{uuid.uuid4().hex[:8]}", topology.broker_events,
-                      routing_key="#", exclusive=True, auto_delete=True)  # fmt: skip
-        self.queue = self.connection.SimpleQueue(queue, accept=["json"])
-
-    def drain(self) -> list[dict]:
-        """Every event published so far, in order."""
-        bodies = []
-        while True:
-            try:
-                message = self.queue.get_nowait()
-            except self.queue.Empty:
-                return bodies
-            bodies.append(message.payload)
-            message.ack()
-
-    def close(self) -> None:
-        self.queue.close()
-        self.connection.release()
-
-
 @pytest.fixture(scope="module")
 def close_publisher(app):
     """Code under test publishes through the app's process-wide publisher: close it with the module."""
@@ -183,6 +156,6 @@ def close_publisher(app):
 @pytest.fixture
 def tap(app, db):
     """Every broker event published during the test, read with tap.drain()."""
-    events = EventTap(app)
+    events = Tap(app, "broker_events")
     yield events
     events.close()

@@ -16,7 +16,16 @@ from kombu import Connection
 import config
 from jobs.consumer import Consumer
 from tests.support import wait_until as wait_for
-from tests.support.consumer import TS, dead_letters, publish_raw, publish_ticks, tick, tick_count
+from tests.support.consumer import (
+    TS,
+    dead_letters,
+    publish_event,
+    publish_raw,
+    publish_ticks,
+    tick,
+    tick_count,
+    wait_for_status,
+)
 from tests.support.factories import event, make_order
 from tests.support.net import free_port
 from tradingapp import create_app
@@ -24,7 +33,7 @@ from tradingapp import events as ev
 from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
-from tradingapp.models import Order, Tick
+from tradingapp.models import Tick
 from tradingapp.realtime import quotes_channel, read_quotes
 from tradingapp.services.market.ticks import ingest_ticks
 
@@ -156,15 +165,8 @@ def test_redis_outage_retries_the_message_until_redis_is_back(env, start_consume
 def test_broker_event_is_applied_to_its_order(start_consumer, publisher, trader):
     order = make_order(trader, status="SUBMITTED")
     start_consumer()
-    body = event(ev.ACCEPTED, order, broker_order_id="P77")
-    publisher.publish("broker_events", ev.ACCEPTED, body, message_id=body["event_id"])
-
-    def is_open():
-        status = _db.session.scalar(sa.select(Order.status).filter_by(id=order.id))
-        _db.session.rollback()
-        return status == "OPEN"
-
-    wait_for(is_open)
+    publish_event(publisher, event(ev.ACCEPTED, order, broker_order_id="P77"))
+    wait_for_status(order.id, "OPEN")
 
 
 @pytest.fixture

@@ -26,17 +26,17 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
-from kombu import Connection, Queue
 from kombu.exceptions import OperationalError
 
 from jobs.consumer import EVENTS, TICKS
 from tests.support import ROOT, wait_until
 from tests.support.consumer import consumer_thread
 from tests.support.factories import make_order
+from tests.support.taps import Tap
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
-from tradingapp.messaging import Publisher, Topology
+from tradingapp.messaging import Publisher
 from tradingapp.models import Instrument, Order, ProcessedEvent, Tick, Trade
 from tradingapp.process import StopFlag
 
@@ -162,33 +162,19 @@ def reliance() -> int:
 
 
 # -- taps and the consumer ----------------------------------------------------------------------
-class TickTap:
-    """An exclusive queue on market.ticks: every tick message the bridge published."""
+class TickTap(Tap):
+    """Every tick message the bridge published on market.ticks, kept across drains."""
 
     def __init__(self, app):
-        self.connection = Connection(app.config["AMQP_URL"], connect_timeout=5)
-        topology = Topology(app.config["NAMESPACE"])
-        topology.market_ticks(self.connection.default_channel).declare()
-        queue = Queue(f"{topology.names['market_ticks']}.tap-{uuid.uuid4().hex[:8]}", topology.market_ticks,
-                      routing_key="#", exclusive=True, auto_delete=True)  # fmt: skip
-        self.queue = self.connection.SimpleQueue(queue, accept=["json"])
+        super().__init__(app, "market_ticks")
         self.messages: list[tuple[str, dict]] = []
 
     def drain(self) -> list[tuple[str, dict]]:
-        while True:
-            try:
-                message = self.queue.get_nowait()
-            except self.queue.Empty:
-                return self.messages
-            self.messages.append((message.delivery_info["routing_key"], message.payload))
-            message.ack()
+        self.messages += self.received()
+        return self.messages
 
     def ticks(self) -> list[dict]:
         return [tick for _key, body in self.drain() for tick in body["ticks"]]
-
-    def close(self) -> None:
-        self.queue.close()
-        self.connection.release()
 
 
 @pytest.fixture

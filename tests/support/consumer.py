@@ -14,7 +14,7 @@ from jobs.consumer import Consumer
 from tests.support import wait_until
 from tradingapp.extensions import db as _db
 from tradingapp.messaging import Publisher, Topology
-from tradingapp.models import Tick
+from tradingapp.models import Order, Tick
 
 TS = datetime.now(UTC).replace(microsecond=0)
 
@@ -139,3 +139,19 @@ def consumer_thread(app, queues: set[str]):
         running.should_stop = True
         thread.join(10)
         running.connection.release()
+
+
+def publish_event(publisher, body: dict) -> None:
+    """Publish a broker event body (tests/support/factories.event) as the bridge or the paper exchange does."""
+    publisher.publish("broker_events", body["type"], body, message_id=body["event_id"])
+
+
+def wait_for_status(order_id, status: str) -> None:
+    """Wait until the consumer has committed `status` on the order (each poll ends its read)."""
+
+    def reached():
+        current = _db.session.scalar(sa.select(Order.status).filter_by(id=order_id))
+        _db.session.rollback()
+        return current == status
+
+    wait_until(reached)

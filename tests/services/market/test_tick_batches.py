@@ -20,10 +20,12 @@ from tests.support import wait_until as wait_for
 from tests.support.consumer import (
     TS,
     dead_letters,
+    publish_event,
     publish_raw,
     publish_ticks,
     tick,
     tick_count,
+    wait_for_status,
 )
 from tests.support.factories import event, make_order
 from tests.support.net import TcpProxy, free_port
@@ -31,7 +33,7 @@ from tradingapp import create_app
 from tradingapp import events as ev
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
-from tradingapp.models import Candle1m, Order, Tick
+from tradingapp.models import Candle1m, Tick
 from tradingapp.realtime import read_quotes
 from tradingapp.services.market import tick_batches
 from tradingapp.services.market.ticks import ingest_rows, parse_ticks, store_ticks
@@ -294,15 +296,8 @@ def test_a_broker_event_is_applied_while_a_tick_batch_is_being_written(app, db, 
     try:
         publish_ticks(publisher, [tick(1, seq=1)])
         assert writing.wait(10)
-        body = event(ev.ACCEPTED, order, broker_order_id="P1")
-        publisher.publish("broker_events", ev.ACCEPTED, body, message_id=body["event_id"])
-
-        def is_open():
-            status = _db.session.scalar(sa.select(Order.status).filter_by(id=order.id))
-            _db.session.rollback()
-            return status == "OPEN"
-
-        wait_for(is_open)
+        publish_event(publisher, event(ev.ACCEPTED, order, broker_order_id="P1"))
+        wait_for_status(order.id, "OPEN")
         assert tick_count() == 0  # the tick batch is still being written
         release.set()
         wait_for(lambda: tick_count() == 1)
