@@ -55,7 +55,9 @@ PATH_SCHEMAS = {
     "int": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
     "uuid": {"type": "string", "format": "uuid"},
 }
-INTEGER = re.compile(r"-?[0-9]+")
+# At most 18 digits read as an integer (int() of 5000 digits raised ValueError, a 500): a longer run stays
+# a string, which the schema refuses with a 400.
+INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
