@@ -171,6 +171,20 @@ def hang_up(hang: dict) -> Response:
     return Response(b"", 504)
 
 
+def order_request(app_order_id: int, data: dict, code: str, request_change, complete):
+    """A modify or cancel of one order: the exchange takes the request now ("Request sent") and
+    completes it a moment later, as XTS does; an order it cannot act on is a 400."""
+    state = sim()
+    try:
+        order = state.exchange.find(app_order_id, client_id(data))
+        request_change(order)
+    except OrderError as err:
+        raise BrokerError(400, f"e-orders-{code}", str(err), {}) from None
+    state.later(complete, order)
+    result = {"AppOrderID": order.app_order_id, "OrderUniqueIdentifier": order.unique_id}
+    return ok(result, f"s-orders-{code}", "Request sent")
+
+
 @bp.put("/orders")
 @broker_route("modify")
 def modify():
@@ -184,16 +198,13 @@ def modify():
         "modifiedStopPrice": price(data, "modifiedStopPrice"),
         "modifiedTimeInForce": choice(data, "modifiedTimeInForce", TIFS),
     }
-    app_order_id = whole(data, "appOrderID", 1)
-    state = sim()
-    try:
-        order = state.exchange.find(app_order_id, client_id(data))
-        state.exchange.request_modify(order, change)
-    except OrderError as err:
-        raise BrokerError(400, "e-orders-0002", str(err), {}) from None
-    state.later(state.exchange.complete_modify, order)
-    return ok(
-        {"AppOrderID": order.app_order_id, "OrderUniqueIdentifier": order.unique_id}, "s-orders-0002", "Request sent"
+    exchange = sim().exchange
+    return order_request(
+        whole(data, "appOrderID", 1),
+        data,
+        "0002",
+        lambda order: exchange.request_modify(order, change),
+        exchange.complete_modify,
     )
 
 
@@ -201,16 +212,9 @@ def modify():
 @broker_route("cancel")
 def cancel():
     params = query()
-    app_order_id = whole(params, "appOrderID", 1, "query")
-    state = sim()
-    try:
-        order = state.exchange.find(app_order_id, client_id(params))
-        state.exchange.request_cancel(order)
-    except OrderError as err:
-        raise BrokerError(400, "e-orders-0003", str(err), {}) from None
-    state.later(state.exchange.complete_cancel, order)
-    return ok(
-        {"AppOrderID": order.app_order_id, "OrderUniqueIdentifier": order.unique_id}, "s-orders-0003", "Request sent"
+    exchange = sim().exchange
+    return order_request(
+        whole(params, "appOrderID", 1, "query"), params, "0003", exchange.request_cancel, exchange.complete_cancel
     )
 
 

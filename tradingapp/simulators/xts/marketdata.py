@@ -105,6 +105,16 @@ def quotes_list(instruments) -> list[dict]:
     ]
 
 
+def quotes_result(instruments, code: int) -> dict:
+    """The instruments' current quotes, as the quotes call and a subscription both answer them."""
+    market = sim().market
+    return {
+        "mdp": code,
+        "quotesList": quotes_list(instruments),
+        "listQuotes": [market.quote_json(market.book(*i.key), code) for i in instruments],
+    }
+
+
 @bp.post("/instruments/quotes")
 @broker_route("quotes", api="marketdata")
 def quotes():
@@ -117,44 +127,34 @@ def quotes():
     if str(data.get("publishFormat", "JSON")).upper() != "JSON":
         raise bad_request("publishFormat", "must be JSON on this server", "any.allowOnly")
     instruments = instrument_list(data)
-    market = sim().market
-    result = {
-        "mdp": code,
-        "quotesList": quotes_list(instruments),
-        "listQuotes": [market.quote_json(market.book(*i.key), code) for i in instruments],
-    }
-    return ok(result, "s-quotes-0001", "Get quotes successfully!")
+    return ok(quotes_result(instruments, code), "s-quotes-0001", "Get quotes successfully!")
+
+
+def subscription_request() -> tuple[int, list, set, set]:
+    """A (un)subscription's message code and instruments, the user's subscriptions (kept by the
+    simulator, changed in place) and the (segment, id, code) keys the request names."""
+    data = body()
+    code = message_code(data)
+    instruments = instrument_list(data)
+    subs = sim().subscriptions.setdefault(g.session.account.user_id, set())
+    return code, instruments, subs, {(i.segment_code, i.exchange_instrument_id, code) for i in instruments}
 
 
 @bp.post("/instruments/subscription")
 @broker_route("subscribe", api="marketdata")
 def subscribe():
-    data = body()
-    code = message_code(data)
-    instruments = instrument_list(data)
-    state = sim()
-    subs = state.subscriptions.setdefault(g.session.account.user_id, set())
-    wanted = {(i.segment_code, i.exchange_instrument_id, code) for i in instruments}
+    code, instruments, subs, wanted = subscription_request()
     if wanted & subs:
         raise BrokerError(400, "e-session-0002", "Instrument Already Subscribed !", {})
     subs |= wanted
-    market = state.market
-    result = {
-        "mdp": code,
-        "quotesList": quotes_list(instruments),
-        "listQuotes": [market.quote_json(market.book(*i.key), code) for i in instruments],
-    }
-    return ok(result, "s-session-0001", "Instrument subscribed successfully!")
+    return ok(quotes_result(instruments, code), "s-session-0001", "Instrument subscribed successfully!")
 
 
 @bp.put("/instruments/subscription")
 @broker_route("unsubscribe", api="marketdata")
 def unsubscribe():
-    data = body()
-    code = message_code(data)
-    instruments = instrument_list(data)
-    subs = sim().subscriptions.setdefault(g.session.account.user_id, set())
-    subs -= {(i.segment_code, i.exchange_instrument_id, code) for i in instruments}
+    code, instruments, subs, wanted = subscription_request()
+    subs -= wanted
     return ok(
         {"mdp": code, "unsubList": quotes_list(instruments)}, "s-session-0003", "Instrument unsubscribed successfully!"
     )

@@ -40,23 +40,24 @@ def _ist(moment: datetime) -> datetime:
     return moment.astimezone(IST)
 
 
-def local_time(moment: datetime | None, style: RowStyle) -> str:
-    """IST wall clock without an offset: '2020-12-29T13:12:36.8657664' or '29-12-2020 13:12:36'."""
+def _row_time(moment: datetime | None, style: RowStyle, iso_tail) -> str:
+    """IST wall clock as the row style writes it: '29-12-2020 13:12:36', or ISO with `iso_tail(ist)`."""
     if moment is None:
         return UNSET_TIME
     ist = _ist(moment)
     if style.date_style == "dmy":
         return ist.strftime("%d-%m-%Y %H:%M:%S")
-    return f"{ist:%Y-%m-%dT%H:%M:%S}.{ist.microsecond:06d}0"
+    return f"{ist:%Y-%m-%dT%H:%M:%S}{iso_tail(ist)}"
+
+
+def local_time(moment: datetime | None, style: RowStyle) -> str:
+    """IST wall clock without an offset: '2020-12-29T13:12:36.8657664' or '29-12-2020 13:12:36'."""
+    return _row_time(moment, style, lambda ist: f".{ist.microsecond:06d}0")
 
 
 def exchange_time(moment: datetime | None, style: RowStyle) -> str:
-    if moment is None:
-        return UNSET_TIME
-    ist = _ist(moment)
-    if style.date_style == "dmy":
-        return ist.strftime("%d-%m-%Y %H:%M:%S")
-    return f"{ist:%Y-%m-%dT%H:%M:%S}+05:30"
+    """IST with its offset: '2020-12-29T13:12:36+05:30' or '29-12-2020 13:12:36'."""
+    return _row_time(moment, style, lambda ist: "+05:30")
 
 
 def api_time(moment: datetime | None) -> str:
