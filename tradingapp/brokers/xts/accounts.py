@@ -36,27 +36,35 @@ class CredentialsUnavailable(RuntimeError):
 CredentialsFor = Callable[[uuid.UUID], XtsCredentials]  # raises CredentialsUnavailable
 
 
-def env_account(config) -> XtsAccount:
-    """The deployment's account (XTS_API_KEY, XTS_API_SECRET, XTS_CLIENT_ID, the market-data app)."""
-    missing = [name for name in ("XTS_API_URL", "XTS_API_KEY", "XTS_API_SECRET") if not config[name]]
-    if missing:
-        raise ConfigError(f"BROKER=xts needs {', '.join(missing)}")
-    return XtsAccount(
-        url=config["XTS_API_URL"],
+def env_credentials(config) -> XtsCredentials:
+    """The deployment's own keys (XTS_API_KEY, XTS_API_SECRET, XTS_CLIENT_ID, the market-data app)."""
+    return XtsCredentials(
         app_key=config["XTS_API_KEY"],
         secret_key=config["XTS_API_SECRET"],
         client_id=config["XTS_CLIENT_ID"],
         md_app_key=config["XTS_MD_API_KEY"],
         md_secret_key=config["XTS_MD_API_SECRET"],
-        md_prefix=config["XTS_MARKET_DATA_PREFIX"],
-        timeout=float(config["XTS_TIMEOUT"]),
     )
+
+
+def env_account(config) -> XtsAccount:
+    """The deployment's account; refused (ConfigError) without its URL, app key and secret."""
+    missing = [name for name in ("XTS_API_URL", "XTS_API_KEY", "XTS_API_SECRET") if not config[name]]
+    if missing:
+        raise ConfigError(f"BROKER=xts needs {', '.join(missing)}")
+    return account_at(config, env_credentials(config))
 
 
 def account_of(config, credentials: XtsCredentials) -> XtsAccount:
     """The account of credentials handed in: the deployment's for its default keys."""
     if credentials.source == "default":
         return env_account(config)
+    return account_at(config, credentials)
+
+
+def account_at(config, credentials: XtsCredentials) -> XtsAccount:
+    """Credentials at the deployment's XTS: its URL (XTS_API_URL, from the environment only: a user
+    never names the server the platform calls), market-data prefix and timeout."""
     return XtsAccount(
         url=config["XTS_API_URL"],
         app_key=credentials.app_key,

@@ -22,6 +22,7 @@ from flask import Flask, current_app
 
 from tradingapp import events as ev
 from tradingapp.brokers.base import BrokerOrder, ModifyRequest, OrderRequest
+from tradingapp.brokers.xts import errors as xe
 from tradingapp.brokers.xts import mapping as xm
 from tradingapp.brokers.xts.accounts import (
     CredentialsFor,
@@ -31,16 +32,6 @@ from tradingapp.brokers.xts.accounts import (
     env_account,
 )
 from tradingapp.brokers.xts.books import XtsBooks, read_books
-from tradingapp.brokers.xts.errors import (
-    XtsAuthError,
-    XtsError,
-    XtsPlaceInFlight,
-    XtsRateLimited,
-    XtsRejected,
-    XtsResponseError,
-    XtsUnavailable,
-    XtsUnreached,
-)
 from tradingapp.brokers.xts.interactive import Interactive
 from tradingapp.brokers.xts.marketdata import MarketData
 from tradingapp.brokers.xts.portfolio import parse_balance, parse_positions
@@ -56,7 +47,8 @@ TOMBSTONE_TTL = 7 * 86400
 UNKNOWN_ORDER = "order not found at the broker"
 MIN_RESEND_HORIZON = 30.0  # seconds: a place whose outcome is unknown may land this long after it was sent
 PLACED_TTL = 86400  # an attempt's record outlives the order's session (an unsent order expires at its end)
-NOT_EXECUTED = (XtsRejected, XtsUnreached, XtsRateLimited, XtsAuthError)  # a place that certainly did nothing
+# A place that certainly did nothing.
+NOT_EXECUTED = (xe.XtsRejected, xe.XtsUnreached, xe.XtsRateLimited, xe.XtsAuthError)
 
 
 def resend_horizon(timeout: float) -> float:
@@ -109,12 +101,12 @@ class XtsBroker:
         if user_id is None:
             return env_account(config)
         if self.credentials is None:
-            raise XtsAuthError(f"no credentials for user {user_id}: this broker was built without a resolver")
+            raise xe.XtsAuthError(f"no credentials for user {user_id}: this broker was built without a resolver")
         reading = db.session().in_transaction()
         try:
             credentials = self.credentials(user_id)
         except CredentialsUnavailable as exc:
-            raise XtsAuthError(str(exc)) from None
+            raise xe.XtsAuthError(str(exc)) from None
         finally:
             if not reading:
                 db.session.rollback()  # end the read it began: no transaction stays open over a broker call
@@ -164,7 +156,7 @@ class XtsBroker:
                 result = api.place(place_body(request))
             except NOT_EXECUTED as exc:
                 self._forget_attempt(oid, previous)
-                if not isinstance(exc, XtsRejected):
+                if not isinstance(exc, xe.XtsRejected):
                     raise
                 publish(
                     [ev.make_event(ev.REJECTED, oid, xm.BROKER, None, f"xts:rejected:{oid}:place", reason=exc.reason)]
@@ -206,7 +198,7 @@ class XtsBroker:
                     return
         try:
             api.cancel(app_order_id, order_id)
-        except XtsRejected as refusal:
+        except xe.XtsRejected as refusal:
             if self._took_already(api, order_id, app_order_id, cancel_took):
                 log.info(
                     "event=xts_cancel_took_already order_id=%s broker_order_id=%s reason=%r",
@@ -240,9 +232,9 @@ class XtsBroker:
         refusal_id = f"xts:modify_rejected:{oid}:{request.seq}"
         try:
             if app_order_id is None:
-                raise XtsRejected(UNKNOWN_ORDER)
+                raise xe.XtsRejected(UNKNOWN_ORDER)
             api.modify(modify_body(request, facts, app_order_id))
-        except XtsRejected as refusal:
+        except xe.XtsRejected as refusal:
             took = app_order_id is not None and self._took_already(api, oid, app_order_id, modify_took(request, facts))
             if took:
                 log.info(
@@ -284,7 +276,7 @@ class XtsBroker:
     def _lookup(self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str) -> BrokerOrder | None:
         try:
             rows = self._history(api, order_id, app_order_id)
-        except XtsRejected as refusal:  # e.g. an order of an earlier day: the book holds today's only
+        except xe.XtsRejected as refusal:  # e.g. an order of an earlier day: the book holds today's only
             log.warning(
                 "event=xts_lookup_unknown order_id=%s broker_order_id=%s reason=%r",
                 order_id,
@@ -297,7 +289,7 @@ class XtsBroker:
     def _history(self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str) -> list[xm.OrderRow]:
         rows = [xm.parse_order_row(r) for r in api.order_history(app_order_id)]
         if not rows or any(r.order_id != order_id for r in rows):
-            raise XtsResponseError(f"history of AppOrderID {app_order_id} is not order {order_id}'s")
+            raise xe.XtsResponseError(f"history of AppOrderID {app_order_id} is not order {order_id}'s")
         return rows
 
     def _took_already(
@@ -308,7 +300,7 @@ class XtsBroker:
         place of a refusal. A history we cannot read raises (retried), never a guessed refusal."""
         try:
             rows = self._history(api, order_id, app_order_id)
-        except XtsRejected:
+        except xe.XtsRejected:
             return False
         if not took(rows):
             return False
@@ -400,7 +392,7 @@ class XtsBroker:
             blocking_timeout=sum(api.session.timeout) + 1,
         )
         if not lock.acquire():
-            raise XtsUnavailable(f"order {order_id}: another place or cancel of it is still in flight")
+            raise xe.XtsUnavailable(f"order {order_id}: another place or cancel of it is still in flight")
         try:
             yield
         finally:
@@ -424,7 +416,7 @@ class XtsBroker:
                 age,
                 horizon - age,
             )
-            raise XtsPlaceInFlight(
+            raise xe.XtsPlaceInFlight(
                 f"order {order_id}: a place sent {age:.1f}s ago may still land at the broker; "
                 f"{action} again after {horizon - age:.0f}s"
             )
@@ -468,7 +460,7 @@ def modify_took(request: ModifyRequest, facts: OrderFacts) -> Callable[[list[xm.
 def place_body(request: OrderRequest) -> dict:
     order_type = xm.TO_XTS_ORDER_TYPE.get(request.order_type)
     if order_type is None:
-        raise XtsRejected(f"order type {request.order_type} is not supported by XTS")
+        raise xe.XtsRejected(f"order type {request.order_type} is not supported by XTS")
     return {
         "exchangeSegment": request.exchange_segment,
         "exchangeInstrumentID": request.exchange_instrument_id,
@@ -505,11 +497,11 @@ def _price(value: Decimal | None) -> float:
 def read_place_answer(result: object, order_id: uuid.UUID) -> int:
     """The AppOrderID of a place answer; an answer that is not about our order is unreadable."""
     if not isinstance(result, dict):
-        raise XtsResponseError(f"place answered {type(result).__name__}, not an object")
+        raise xe.XtsResponseError(f"place answered {type(result).__name__}, not an object")
     app_order_id = xm.to_int(result.get("AppOrderID"), "AppOrderID", 1)
     echoed = result.get("OrderUniqueIdentifier")
     if echoed is not None and xm.our_order_id(echoed) != order_id:
-        raise XtsResponseError(f"place answer names orderUniqueIdentifier {str(echoed)[:40]!r}, not {order_id}")
+        raise xe.XtsResponseError(f"place answer names orderUniqueIdentifier {str(echoed)[:40]!r}, not {order_id}")
     return app_order_id
 
 
@@ -520,13 +512,13 @@ def order_facts(order_id: uuid.UUID) -> OrderFacts:
     with db.engine.connect() as conn:
         row = conn.execute(sa.select(*columns).where(Order.id == order_id)).first()
     if row is None:
-        raise XtsError(f"order {order_id} is not in our database")
+        raise xe.XtsError(f"order {order_id} is not in our database")
     return OrderFacts(*row)
 
 
 def _field(raw: object, name: str) -> object:
     if not isinstance(raw, dict):
-        raise XtsResponseError(f"row is not an object but {type(raw).__name__}")
+        raise xe.XtsResponseError(f"row is not an object but {type(raw).__name__}")
     lowered = name.lower()
     return next((v for k, v in raw.items() if str(k).lower() == lowered), None)
 
@@ -538,7 +530,7 @@ def parse_rows(rows: list, parse: Callable) -> tuple[list, int]:
     for raw in rows:
         try:
             parsed.append(parse(raw))
-        except XtsResponseError:
+        except xe.XtsResponseError:
             if isinstance(raw, dict) and xm.our_order_id(_field(raw, "OrderUniqueIdentifier")) is not None:
                 raise
             skipped += 1

@@ -19,9 +19,10 @@ from flask import current_app
 from redis.exceptions import LockError
 
 from tradingapp.brokers.base import BrokerError
+from tradingapp.brokers.xts.accounts import account_at, env_credentials
 from tradingapp.brokers.xts.broker import XtsClient
 from tradingapp.brokers.xts.marketdata import EQUITY, MarketData, MasterInstrument
-from tradingapp.brokers.xts.session import TokenStore, XtsAccount
+from tradingapp.brokers.xts.session import TokenStore
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument
 from tradingapp.models.types import utcnow
@@ -79,16 +80,8 @@ def market_data() -> Iterator[MarketData]:
             f"the instrument master comes from XTS market data: set {', '.join(missing)} "
             f"(BROKER={config['BROKER']}; with BROKER=paper the demo instruments of `flask seed` are there to trade)"
         )
-    account = XtsAccount(
-        url=config["XTS_API_URL"],
-        app_key=config["XTS_API_KEY"],
-        secret_key=config["XTS_API_SECRET"],
-        md_app_key=config["XTS_MD_API_KEY"],
-        md_secret_key=config["XTS_MD_API_SECRET"],
-        md_prefix=config["XTS_MARKET_DATA_PREFIX"],
-        timeout=float(config["XTS_TIMEOUT"]),
-    )
-    client = XtsClient(account, TokenStore(get_redis(), config.get("NAMESPACE", "")))
+    store = TokenStore(get_redis(), config.get("NAMESPACE", ""))
+    client = XtsClient(account_at(config, env_credentials(config)), store)
     try:
         yield client.md
     finally:

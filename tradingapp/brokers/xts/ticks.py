@@ -64,58 +64,86 @@ def from_xts_time(seconds: int, segment: str) -> datetime:
     return datetime.fromtimestamp(seconds + (XTS_EPOCH_OFFSET if segment in XTS_EPOCH_SEGMENTS else 0), UTC)
 
 
+# Where each touchline value stands in a full (JSON) and a partial ('ltp:...,v:...') broadcast.
+FULL_FIELDS = {
+    "ltp": "LastTradedPrice",
+    "open": "Open",
+    "high": "High",
+    "low": "Low",
+    "close": "Close",
+    "volume": "TotalTradedQuantity",
+    "updated": "LastUpdateTime",
+    "traded": "LastTradedTime",
+}
+PARTIAL_FIELDS = {
+    "ltp": "ltp",
+    "open": "o",
+    "high": "h",
+    "low": "l",
+    "close": "c",
+    "volume": "v",
+    "updated": "lut",
+    "traded": "ltt",
+}
+
+
 def parse_full(payload: str | bytes | dict) -> Touchline:
     """A `1501-json-full` payload (a JSON string, as the socket sends it, or the parsed object)."""
-    try:
-        data = json.loads(payload, parse_float=Decimal) if isinstance(payload, str | bytes) else payload
-        touch = data["Touchline"]
-        bid, ask = touch.get("BidInfo") or {}, touch.get("AskInfo") or {}
-        return Touchline(
-            segment=segment_name(data["ExchangeSegment"]),
-            exchange_instrument_id=int(data["ExchangeInstrumentID"]),
-            ltp=_price(touch.get("LastTradedPrice")),
-            bid=_price(bid.get("Price")),
-            ask=_price(ask.get("Price")),
-            bid_qty=_qty(bid.get("Size")),
-            ask_qty=_qty(ask.get("Size")),
-            open=_price(touch.get("Open")),
-            high=_price(touch.get("High")),
-            low=_price(touch.get("Low")),
-            close=_price(touch.get("Close")),
-            volume=_qty(touch.get("TotalTradedQuantity")),
-            exchange_time=_time(touch.get("LastUpdateTime")) or _time(touch.get("LastTradedTime")),
-        )
-    except BadQuote:
-        raise
-    except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation) as exc:
-        raise BadQuote(f"unreadable touchline: {type(exc).__name__}: {exc}") from None
+    return _read("touchline", lambda: _full(payload))
+
+
+def _full(payload: str | bytes | dict) -> Touchline:
+    data = json.loads(payload, parse_float=Decimal) if isinstance(payload, str | bytes) else payload
+    touch = data["Touchline"]
+    bid, ask = touch.get("BidInfo") or {}, touch.get("AskInfo") or {}
+    levels = (_qty(bid.get("Size")), _price(bid.get("Price"))), (_qty(ask.get("Size")), _price(ask.get("Price")))
+    key = (data["ExchangeSegment"], data["ExchangeInstrumentID"])
+    return _touchline(key, touch, FULL_FIELDS, *levels)
 
 
 def parse_partial(payload: str) -> Touchline:
     """A `1501-json-partial` payload: 't:1_2885,ltp:2900.05,ltq:10,v:5000,...,ai:0|size|price|n,bi:...'."""
+    return _read("partial touchline", lambda: _partial(payload))
+
+
+def _partial(payload: str) -> Touchline:
+    fields = dict(part.split(":", 1) for part in payload.strip().split(",") if ":" in part)
+    segment, _, instrument = fields["t"].partition("_")
+    return _touchline((segment, instrument), fields, PARTIAL_FIELDS, _level(fields.get("bi")), _level(fields.get("ai")))
+
+
+def _read(what: str, parse) -> Touchline:
+    """`parse()`, with whatever it could not read as a BadQuote."""
     try:
-        fields = dict(part.split(":", 1) for part in payload.strip().split(",") if ":" in part)
-        segment, _, instrument = fields["t"].partition("_")
-        ask, bid = _level(fields.get("ai")), _level(fields.get("bi"))
-        return Touchline(
-            segment=segment_name(segment),
-            exchange_instrument_id=int(instrument),
-            ltp=_price(fields.get("ltp")),
-            bid=bid[1],
-            ask=ask[1],
-            bid_qty=bid[0],
-            ask_qty=ask[0],
-            open=_price(fields.get("o")),
-            high=_price(fields.get("h")),
-            low=_price(fields.get("l")),
-            close=_price(fields.get("c")),
-            volume=_qty(fields.get("v")),
-            exchange_time=_time(fields.get("lut")) or _time(fields.get("ltt")),
-        )
+        return parse()
     except BadQuote:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation) as exc:
-        raise BadQuote(f"unreadable partial touchline: {type(exc).__name__}: {exc}") from None
+        raise BadQuote(f"unreadable {what}: {type(exc).__name__}: {exc}") from None
+
+
+def _touchline(key: tuple, values: dict, names: dict[str, str], bid: tuple, ask: tuple) -> Touchline:
+    """A touchline of instrument `key` (segment, exchange instrument id), its values read from
+    `values` under `names` (FULL_FIELDS or PARTIAL_FIELDS), its best levels as (size, price)."""
+
+    def value(name: str) -> object:
+        return values.get(names[name])
+
+    return Touchline(
+        segment=segment_name(key[0]),
+        exchange_instrument_id=int(key[1]),
+        ltp=_price(value("ltp")),
+        bid=bid[1],
+        ask=ask[1],
+        bid_qty=bid[0],
+        ask_qty=ask[0],
+        open=_price(value("open")),
+        high=_price(value("high")),
+        low=_price(value("low")),
+        close=_price(value("close")),
+        volume=_qty(value("volume")),
+        exchange_time=_time(value("updated")) or _time(value("traded")),
+    )
 
 
 def _level(value: str | None) -> tuple[int, Decimal | None]:
