@@ -226,15 +226,24 @@ def test_order_through_our_api_reaches_the_simulator_once_and_fills(xts_app, xts
     set_quote(1, MARKET)
     order_id = place_via_api(client, trader_headers)
     run_worker(xts_app)
-    [app_order_id] = at_simulator(xts, order_id)
-    settle(tap)
-    order = reload(order_id)
-    assert (order.status, order.broker_order_id) == ("OPEN", str(app_order_id))
+    assert placed_once(xts, tap, order_id).status == "OPEN"
     known = xts_app.extensions["tradingapp.broker"].lookup(order_id)  # what the bridge would deliver
     assert (known.status, known.filled_quantity) == ("filled", 10)
     assert [e["type"] for e in settle(tap)] == [ev.ACCEPTED, ev.FILL]
     order = reload(order_id)
     assert (order.status, order.filled_quantity, order.broker) == ("FILLED", 10, "xts")
+
+
+def placed_once(xts, tap, order_id, sent: int | None = None):
+    """The order is at the simulator exactly once (after `sent` place requests, when given) and ours,
+    its events applied, carries that AppOrderID: our order, reloaded."""
+    [app_order_id] = at_simulator(xts, order_id)
+    if sent is not None:
+        assert xts.state()["requests"]["place"] == sent
+    settle(tap)
+    order = reload(order_id)
+    assert order.broker_order_id == str(app_order_id)
+    return order
 
 
 def run_with_one_retry(app) -> None:
@@ -264,11 +273,8 @@ def test_a_place_accepted_but_not_answered_is_looked_up_not_sent_again(xts_app, 
     order_id = place_via_api(client, trader_headers)
     run_with_one_retry(xts_app)
     assert f"event=submit_already_at_broker order_id={order_id}" in jobs_log.text
-    [app_order_id] = at_simulator(xts, order_id)
-    assert xts.state()["requests"]["place"] == 1
-    settle(tap)
-    order = reload(order_id)
-    assert (order.status, order.broker_order_id, order.filled_quantity) == ("FILLED", str(app_order_id), 10)
+    order = placed_once(xts, tap, order_id, sent=1)
+    assert (order.status, order.filled_quantity) == ("FILLED", 10)
 
 
 def resubmit_by_the_sweeper(app, monkeypatch, order_id) -> None:
@@ -294,10 +300,7 @@ def test_a_slow_place_past_the_timeout_is_never_sent_twice(xts_app, xts, client,
     past_the_horizon(xts_app, order_id)
     resubmit_by_the_sweeper(xts_app, monkeypatch, order_id)
     assert f"event=submit_already_at_broker order_id={order_id}" in jobs_log.text
-    [app_order_id] = at_simulator(xts, order_id)
-    assert xts.state()["requests"]["place"] == 1
-    settle(tap)
-    assert reload(order_id).broker_order_id == str(app_order_id)
+    placed_once(xts, tap, order_id, sent=1)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
@@ -315,10 +318,7 @@ def test_a_5xx_before_the_work_is_sent_again_once_past_the_horizon(xts_app, xts,
     past_the_horizon(xts_app, order_id)
     resubmit_by_the_sweeper(xts_app, monkeypatch, order_id)
     assert f"event=xts_place_resend order_id={order_id}" in jobs_log.text
-    [app_order_id] = at_simulator(xts, order_id)
-    assert xts.state()["requests"]["place"] == 2
-    settle(tap)
-    assert reload(order_id).broker_order_id == str(app_order_id)
+    placed_once(xts, tap, order_id, sent=2)
 
 
 def test_a_place_that_certainly_did_nothing_is_sent_again_at_once(broker, xts, trader, tap):
@@ -416,9 +416,7 @@ def test_broker_down_leaves_the_order_submitted_and_the_sweeper_resolves_it(xts_
     assert sweep_once(xts_app).submits == 1
     run_worker(xts_app)
     assert f"event=submit_resend order_id={order_id}" in jobs_log.text
-    [app_order_id] = at_simulator(xts, order_id)
-    settle(tap)
-    assert reload(order_id).broker_order_id == str(app_order_id)
+    placed_once(xts, tap, order_id)
 
 
 @pytest.mark.parametrize("kind", ["non_json", "truncated", "wrong_shape", "no_envelope"])

@@ -47,6 +47,13 @@ def order_id(response) -> int:
     return body["result"]["AppOrderID"]
 
 
+def listening(xts):
+    """A session and its interactive socket's events."""
+    session = xts.login()
+    _, events = xts.interactive_socket(session)
+    return session, events
+
+
 def final(events, app_order_id, status="Filled", timeout=5.0):
     events.wait_for(lambda _: status in events.statuses(app_order_id), timeout)
     return events.of("order", app_order_id)[-1]
@@ -79,8 +86,7 @@ def test_unknown_token_answers_400_invalid_token(xts):
 
 
 def test_expired_session_is_invalid_token_and_its_socket_gets_logout(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     assert xts.control("sessions/expire", {"userID": "SIMUSER1"})["expired"] == 1
     events.wait_for(lambda items: any(n == "logout" for n, _ in items))
     r = xts.call("GET", "/interactive/orders", session["token"])
@@ -118,8 +124,7 @@ def test_dealer_must_name_its_client(xts):
 
 # ---- order life cycle -----------------------------------------------------------------------------
 def test_market_order_fills_with_events_and_book_rows(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     app_id = order_id(xts.place(session["token"], orderUniqueIdentifier="mkt-1"))
     row = final(events, app_id)
     assert events.statuses(app_id) == ["PendingNew", "New", "Filled"]
@@ -147,8 +152,7 @@ def test_market_order_fills_with_events_and_book_rows(xts):
 
 
 def test_partial_fills_as_the_touch_refreshes(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     xts.control("market", {"display_lots": 40})
     xts.price("NSECM", 2885, "2900", ask="2900.10", askSize=30)
     app_id = order_id(xts.place(session["token"], orderQuantity=50))
@@ -162,8 +166,7 @@ def test_partial_fills_as_the_touch_refreshes(xts):
 
 
 def test_limit_order_rests_and_fills_at_its_price_when_crossed(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     xts.price("NSECM", 3045, "800", bid="799.95", ask="800.05")
     app_id = order_id(xts.place(session["token"], exchangeInstrumentID=3045, orderType="LIMIT", limitPrice=790))
     events.wait_for(lambda _: "New" in events.statuses(app_id))
@@ -175,8 +178,7 @@ def test_limit_order_rests_and_fills_at_its_price_when_crossed(xts):
 
 
 def test_modify_goes_pending_replace_then_replaced_and_keeps_the_order_id(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     xts.price("NSECM", 1594, "1900", bid="1899.95", ask="1900.05")
     app_id = order_id(
         xts.place(
@@ -209,8 +211,7 @@ def test_modify_goes_pending_replace_then_replaced_and_keeps_the_order_id(xts):
 
 
 def test_cancel_goes_pending_cancel_then_cancelled_and_a_filled_order_cannot_be_cancelled(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     resting = order_id(xts.place(session["token"], orderType="LIMIT", limitPrice=2500))
     events.wait_for(lambda _: "New" in events.statuses(resting))
     r = xts.call(
@@ -226,8 +227,7 @@ def test_cancel_goes_pending_cancel_then_cancelled_and_a_filled_order_cannot_be_
 
 
 def test_rms_reject_arrives_later_as_a_rejected_order_event(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     xts.control("risk", {"margin_available": "1000"})
     app_id = order_id(xts.place(session["token"], productType="CNC"))
     row = final(events, app_id, "Rejected")
@@ -239,8 +239,7 @@ def test_rms_reject_arrives_later_as_a_rejected_order_event(xts):
 
 
 def test_quantity_off_the_lot_size_is_rejected(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     app_id = order_id(
         xts.place(
             session["token"], exchangeSegment="NSEFO", exchangeInstrumentID=35001, productType="NRML", orderQuantity=10
@@ -250,8 +249,7 @@ def test_quantity_off_the_lot_size_is_rejected(xts):
 
 
 def test_stop_market_waits_for_its_trigger(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     xts.price("NSECM", 11536, "4100", bid="4099.95", ask="4100.05")
     app_id = order_id(
         xts.place(
@@ -267,8 +265,7 @@ def test_stop_market_waits_for_its_trigger(xts):
 
 
 def test_ioc_remainder_is_cancelled(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     xts.price("NSECM", 2885, "2900", ask="2900.10", askSize=4)
     app_id = order_id(xts.place(session["token"], timeInForce="IOC", orderQuantity=10))
     row = final(events, app_id, "Cancelled")
@@ -276,8 +273,7 @@ def test_ioc_remainder_is_cancelled(xts):
 
 
 def test_with_an_acknowledgement_delay_the_answer_comes_before_any_event(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     xts.faults(ack_delay_ms=300)
     app_id = order_id(xts.place(session["token"]))
     (row,) = xts.call("GET", "/interactive/orders", session["token"]).json()["result"]
@@ -323,8 +319,7 @@ def test_5xx_after_the_work_leaves_the_order_placed(xts):
 
 
 def test_place_accepted_but_the_answer_never_comes(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     xts.faults(hang_place={"count": 1, "mode": "sleep", "seconds": 3})
     with pytest.raises(requests.Timeout):
         xts.place(session["token"], orderUniqueIdentifier="lost-answer", timeout=0.5)
@@ -372,8 +367,7 @@ def test_rate_limits_answer_429(xts):
 
 
 def test_stale_order_book_row(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     app_id = order_id(xts.place(session["token"]))
     final(events, app_id)
     xts.faults(stale_order_book=1)
@@ -399,8 +393,7 @@ def test_bad_knobs_are_refused_and_change_nothing(xts):
 
 # ---- socket faults --------------------------------------------------------------------------------
 def test_dropped_duplicated_and_reordered_events(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     xts.faults(events={"drop_next": 1, "kinds": ["order"]})
     dropped = order_id(xts.place(session["token"], orderUniqueIdentifier="d"))
     final(events, dropped)
@@ -516,8 +509,7 @@ def test_ohlc_answers_bars_in_data_reponse(xts):
 
 
 def test_positions_shape_and_date_style_switch(xts):
-    session = xts.login()
-    _, events = xts.interactive_socket(session)
+    session, events = listening(xts)
     xts.control("style", {"positions_shape": "flat", "date_style": "dmy", "thousands": False})
     app_id = order_id(xts.place(session["token"]))
     row = final(events, app_id)
