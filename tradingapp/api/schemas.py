@@ -56,7 +56,7 @@ Amount = positive_decimal(int(risk_limits.MAX_AMOUNT), risk_limits.AMOUNT_DECIMA
 Percent = positive_decimal(100, risk_limits.AMOUNT_DECIMALS, zero=True)
 InstrumentId = Annotated[int, Field(ge=1, le=validation.MAX_ID)]
 NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"  # no control characters (Unicode category Cc)
-NO_NUL = r"^[^\x00]*$"  # PostgreSQL's text holds no NUL
+NO_NUL = r"^[^\x00]*$"  # no field takes a NUL (tradingapp/http.py refuses it in any body or query)
 Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
 Uuid = Annotated[
@@ -123,13 +123,13 @@ EMAIL = r"^\s*[^@\s\x00-\x1f\x7f]+@[^@\s.\x00-\x1f\x7f]+(\.[^@\s.\x00-\x1f\x7f]+
 
 class Register(Shape):
     email: Annotated[str, Field(max_length=users.MAX_EMAIL, pattern=EMAIL)]
-    password: Annotated[str, Field(min_length=users.MIN_PASSWORD, max_length=users.MAX_PASSWORD)]
+    password: Annotated[str, Field(min_length=users.MIN_PASSWORD, max_length=users.MAX_PASSWORD, pattern=NO_NUL)]
     name: Annotated[str, Field(max_length=users.MAX_NAME, pattern=NO_NUL)] = None
 
 
-class Login(BaseModel):  # other fields are ignored
+class Login(Shape):
     email: Annotated[str, Field(min_length=1, pattern=NO_NUL)]
-    password: Annotated[str, Field(min_length=1)]
+    password: Annotated[str, Field(min_length=1, pattern=NO_NUL)]
 
 
 class UserChange(Shape):
@@ -197,7 +197,9 @@ def _prices_by_order_type() -> list[dict]:
     for order_type in ORDER_TYPES:
         needs = [f"{kind}_price" for kind in ("limit", "stop") if kind in order_type.lower().split("_")]
         forbids = [name for name in ("limit_price", "stop_price") if name not in needs]
-        then = {"required": needs, "not": {"anyOf": [{"required": [name]} for name in forbids]}}
+        then: dict = {"required": needs}
+        if forbids:
+            then["not"] = {"anyOf": [{"required": [name]} for name in forbids]}
         rules.append({"if": {"properties": {"order_type": {"const": order_type}}}, "then": then})
     return rules
 
@@ -514,7 +516,7 @@ class Query(Shape):
     value (style form, explode false)."""
 
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = None
-    cursor: Annotated[str, Field(description="next_cursor of the previous page")] = None
+    cursor: Annotated[str, Field(pattern=NO_NUL, description="next_cursor of the previous page")] = None
     status: Annotated[list[one_of(Status)], Field(min_length=1)] = None
     instrument_id: InstrumentId = None
     order_id: Uuid = None
