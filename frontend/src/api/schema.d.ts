@@ -26,6 +26,15 @@ export interface paths {
                         "text/html": string;
                     };
                 };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description not_found */
                 404: {
                     headers: {
@@ -71,7 +80,7 @@ export interface paths {
                         "application/json": components["schemas"]["Account"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -110,7 +119,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    limit?: string;
+                    limit?: number;
                 };
                 header?: never;
                 path?: never;
@@ -124,10 +133,10 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["AdminActionList"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -187,7 +196,16 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["TradingStates"];
+                    };
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
                 /** @description unauthorized */
@@ -231,10 +249,10 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["TradingStateSet"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -263,6 +281,33 @@ export interface paths {
                 };
                 /** @description not_found */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -304,6 +349,15 @@ export interface paths {
                         "application/json": components["schemas"]["RiskLimitsView"];
                     };
                 };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description unauthorized */
                 401: {
                     headers: {
@@ -324,7 +378,7 @@ export interface paths {
                 };
             };
         };
-        /** Change global limits and per-user overrides: a null value removes that override (a global one falls back to the built-in default), users.{id}: null removes all of a user's overrides; any invalid field is a 400 naming it, and nothing changes */
+        /** Change global limits and per-user overrides: a null value removes that override (a global one falls back to the built-in default), users.{id}: null removes all of a user's overrides; any invalid field is a 400 naming it (422 for a value the rules refuse, such as an unknown user), and nothing changes */
         put: {
             parameters: {
                 query?: never;
@@ -347,7 +401,7 @@ export interface paths {
                         "application/json": components["schemas"]["RiskLimitsView"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -367,6 +421,33 @@ export interface paths {
                 };
                 /** @description forbidden */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -407,6 +488,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminUserList"];
+                    };
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
                 /** @description unauthorized */
@@ -475,7 +565,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminUser"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -520,6 +610,33 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         trace?: never;
@@ -556,7 +673,7 @@ export interface paths {
                         "application/json": components["schemas"]["Tokens"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -574,7 +691,34 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description rate_limited */
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description rate_limited (Retry-After says when to try again) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -617,7 +761,7 @@ export interface paths {
                     };
                     content?: never;
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -669,7 +813,7 @@ export interface paths {
                         "application/json": components["schemas"]["User"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -725,7 +869,7 @@ export interface paths {
                         "application/json": Record<string, never>;
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -783,7 +927,7 @@ export interface paths {
                         "application/json": components["schemas"]["User"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -803,6 +947,33 @@ export interface paths {
                 };
                 /** @description conflict */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -844,6 +1015,15 @@ export interface paths {
                         "application/json": components["schemas"]["BrokerAccountList"];
                     };
                 };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description unauthorized */
                 401: {
                     headers: {
@@ -879,7 +1059,7 @@ export interface paths {
                         "application/json": components["schemas"]["BrokerAccount"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -908,6 +1088,33 @@ export interface paths {
                 };
                 /** @description conflict */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -965,7 +1172,7 @@ export interface paths {
                         "application/json": components["schemas"]["BrokerAccount"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -994,6 +1201,33 @@ export interface paths {
                 };
                 /** @description not_found */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1032,6 +1266,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["BrokerAccount"];
+                    };
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
                 /** @description unauthorized */
@@ -1094,7 +1337,7 @@ export interface paths {
                         "application/json": components["schemas"]["Funds"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1135,8 +1378,8 @@ export interface paths {
                 query?: {
                     q?: string;
                     exchange_segment?: string;
-                    include_inactive?: string;
-                    limit?: string;
+                    include_inactive?: boolean;
+                    limit?: number;
                     cursor?: string;
                 };
                 header?: never;
@@ -1154,7 +1397,7 @@ export interface paths {
                         "application/json": components["schemas"]["InstrumentPage"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1165,6 +1408,15 @@ export interface paths {
                 };
                 /** @description unauthorized */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1210,6 +1462,15 @@ export interface paths {
                         "application/json": components["schemas"]["Instrument"];
                     };
                 };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description unauthorized */
                 401: {
                     headers: {
@@ -1249,7 +1510,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    interval?: string;
+                    interval?: "1m" | "5m" | "15m" | "30m" | "1h" | "1d";
                     start?: string;
                     end?: string;
                 };
@@ -1270,7 +1531,7 @@ export interface paths {
                         "application/json": components["schemas"]["CandleList"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1290,6 +1551,15 @@ export interface paths {
                 };
                 /** @description not_found */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1333,6 +1603,15 @@ export interface paths {
                         "application/json": components["schemas"]["Meta"];
                     };
                 };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -1369,6 +1648,15 @@ export interface paths {
                         "application/json": Record<string, never>;
                     };
                 };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -1386,13 +1674,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's orders, newest first */
+        /** The caller's orders, newest first (status: comma-separated statuses) */
         get: {
             parameters: {
                 query?: {
-                    status?: string;
-                    instrument_id?: string;
-                    limit?: string;
+                    status?: ("PENDING" | "SUBMITTED" | "OPEN" | "PARTIALLY_FILLED" | "FILLED" | "CANCEL_PENDING" | "CANCELLED" | "MODIFY_PENDING" | "REJECTED" | "EXPIRED")[];
+                    instrument_id?: number;
+                    limit?: number;
                     cursor?: string;
                 };
                 header?: never;
@@ -1410,7 +1698,7 @@ export interface paths {
                         "application/json": components["schemas"]["OrderPage"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1428,14 +1716,25 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
-        /** Place an order (202 new; 200 the earlier order of the same client_order_id or Idempotency-Key) */
+        /** Place an order (202 new; 200 the earlier order of the same client_order_id or Idempotency-Key; 409 the same key with another body) */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    "Idempotency-Key"?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -1445,6 +1744,15 @@ export interface paths {
                 };
             };
             responses: {
+                /** @description the earlier order of the same client_order_id or Idempotency-Key (nothing new is placed) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Order"];
+                    };
+                };
                 /** @description success */
                 202: {
                     headers: {
@@ -1454,7 +1762,7 @@ export interface paths {
                         "application/json": components["schemas"]["Order"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1490,7 +1798,25 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description risk_rejected (details name the rule and the numbers) */
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1508,7 +1834,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description rate_limited */
+                /** @description rate_limited (Retry-After says when to try again) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1523,7 +1849,7 @@ export interface paths {
         delete: {
             parameters: {
                 query?: {
-                    instrument_id?: string;
+                    instrument_id?: number;
                 };
                 header?: never;
                 path?: never;
@@ -1540,7 +1866,7 @@ export interface paths {
                         "application/json": components["schemas"]["CancelledOrders"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1560,6 +1886,15 @@ export interface paths {
                 };
                 /** @description forbidden */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1606,7 +1941,7 @@ export interface paths {
                         "application/json": components["schemas"]["OrderEstimate"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1624,7 +1959,25 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description risk_rejected (details name the rule and the numbers) */
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1678,6 +2031,15 @@ export interface paths {
                         "application/json": components["schemas"]["Order"];
                     };
                 };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description unauthorized */
                 401: {
                     headers: {
@@ -1719,6 +2081,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Order"];
+                    };
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
                 /** @description unauthorized */
@@ -1786,7 +2157,7 @@ export interface paths {
                         "application/json": components["schemas"]["Order"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1831,7 +2202,25 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description risk_rejected (details name the rule and the numbers) */
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1849,7 +2238,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description rate_limited */
+                /** @description rate_limited (Retry-After says when to try again) */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1888,6 +2277,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["OrderEventList"];
+                    };
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
                 /** @description unauthorized */
@@ -1929,7 +2327,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    view?: string;
+                    view?: "net" | "day";
                 };
                 header?: never;
                 path?: never;
@@ -1946,7 +2344,7 @@ export interface paths {
                         "application/json": components["schemas"]["PositionList"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1957,6 +2355,15 @@ export interface paths {
                 };
                 /** @description unauthorized */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1985,6 +2392,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["ClosedPositions"];
+                    };
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
                 /** @description unauthorized */
@@ -2022,8 +2438,8 @@ export interface paths {
         /** Latest cached quotes (a stale or missing one from the broker's REST quote when it has one) */
         get: {
             parameters: {
-                query?: {
-                    instrument_ids?: string;
+                query: {
+                    instrument_ids: number[];
                 };
                 header?: never;
                 path?: never;
@@ -2040,7 +2456,7 @@ export interface paths {
                         "application/json": components["schemas"]["QuoteList"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2051,6 +2467,15 @@ export interface paths {
                 };
                 /** @description unauthorized */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2080,7 +2505,7 @@ export interface paths {
             parameters: {
                 query?: {
                     order_id?: string;
-                    limit?: string;
+                    limit?: number;
                     cursor?: string;
                 };
                 header?: never;
@@ -2098,7 +2523,7 @@ export interface paths {
                         "application/json": components["schemas"]["TradePage"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2109,6 +2534,15 @@ export interface paths {
                 };
                 /** @description unauthorized */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2152,6 +2586,15 @@ export interface paths {
                         "application/json": components["schemas"]["WatchlistList"];
                     };
                 };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description unauthorized */
                 401: {
                     headers: {
@@ -2187,7 +2630,7 @@ export interface paths {
                         "application/json": components["schemas"]["Watchlist"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2214,7 +2657,25 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description risk_rejected (details name the rule and the numbers) */
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2259,6 +2720,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content?: never;
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
                 };
                 /** @description unauthorized */
                 401: {
@@ -2307,7 +2777,7 @@ export interface paths {
                         "application/json": components["schemas"]["Watchlist"];
                     };
                 };
-                /** @description validation_error */
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2336,6 +2806,33 @@ export interface paths {
                 };
                 /** @description conflict */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description payload_too_large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description unsupported_media_type (the body must be application/json) */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2377,6 +2874,15 @@ export interface paths {
                         "application/json": components["schemas"]["Watchlist"];
                     };
                 };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description unauthorized */
                 401: {
                     headers: {
@@ -2395,7 +2901,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description risk_rejected (details name the rule and the numbers) */
+                /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2427,6 +2933,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Watchlist"];
+                    };
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
                 /** @description unauthorized */
@@ -2480,6 +2995,15 @@ export interface paths {
                         "application/json": Record<string, never>;
                     };
                 };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -2513,6 +3037,15 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content?: never;
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
                 };
             };
         };
@@ -2548,6 +3081,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Readiness"];
+                    };
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
             };
@@ -2586,6 +3128,15 @@ export interface paths {
                     };
                     content: {
                         "text/html": string;
+                    };
+                };
+                /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
                     };
                 };
                 /** @description not_found */
@@ -2627,6 +3178,24 @@ export interface components {
             /** @enum {string} */
             user_trading_state: "ACTIVE" | "REDUCING" | "HALTED";
         };
+        AdminAction: {
+            action: string;
+            /** Format: uuid */
+            admin_id: string;
+            after: {
+                [key: string]: unknown;
+            } | null;
+            before: {
+                [key: string]: unknown;
+            } | null;
+            id: number;
+            target: string;
+            /** Format: date-time */
+            ts: string;
+        };
+        AdminActionList: {
+            items: components["schemas"]["AdminAction"][];
+        };
         AdminUser: {
             active: boolean;
             /** Format: date-time */
@@ -2662,12 +3231,13 @@ export interface components {
         BrokerAccountList: {
             items: components["schemas"]["BrokerAccount"][];
         };
+        /** @description secret_key (with app_key when it changed) and/or md_secret_key (with md_app_key). */
         BrokerAccountSecrets: {
             app_key?: string;
             md_app_key?: string;
             md_secret_key?: string;
             secret_key?: string;
-        };
+        } | unknown | unknown;
         CancelledOrders: {
             cancelled: string[];
         };
@@ -2799,6 +3369,7 @@ export interface components {
             /** @example 101.25 */
             stop_price?: string;
         };
+        /** @description md_app_key and md_secret_key come together. */
         NewBrokerAccount: {
             app_key: string;
             /**
@@ -2828,7 +3399,7 @@ export interface components {
             stop_price?: string;
             /** @enum {string} */
             time_in_force?: "DAY" | "IOC";
-        };
+        } & (unknown & unknown & unknown & unknown);
         NewWatchlist: {
             name: string;
         };
@@ -3026,6 +3597,7 @@ export interface components {
             items: components["schemas"]["Trade"][];
             next_cursor: string | null;
         };
+        /** @description Exactly one of active and state. */
         TradingStateChange: {
             active?: boolean;
             reason?: string;
@@ -3033,6 +3605,25 @@ export interface components {
             state?: "ACTIVE" | "REDUCING" | "HALTED";
             /** Format: uuid */
             user_id?: string;
+        } & (unknown | unknown);
+        TradingStateEntry: {
+            reason: string | null;
+            /** @enum {string} */
+            trading_state: "ACTIVE" | "REDUCING" | "HALTED";
+        };
+        TradingStateSet: {
+            /** @enum {string} */
+            previous: "ACTIVE" | "REDUCING" | "HALTED";
+            reason: string;
+            /** @enum {string} */
+            trading_state: "ACTIVE" | "REDUCING" | "HALTED";
+            /** @description null: the global state */
+            user_id: string | null;
+        };
+        TradingStates: {
+            global: components["schemas"]["TradingStateEntry"];
+            /** @description every user not ACTIVE */
+            users: components["schemas"]["UserTradingState"][];
         };
         User: {
             email: string;
@@ -3046,6 +3637,13 @@ export interface components {
             active?: boolean;
             /** @enum {string} */
             role?: "admin" | "trader" | "viewer";
+        };
+        UserTradingState: {
+            reason: string | null;
+            /** @enum {string} */
+            trading_state: "ACTIVE" | "REDUCING" | "HALTED";
+            /** Format: uuid */
+            user_id: string;
         };
         Watchlist: {
             /** Format: uuid */
