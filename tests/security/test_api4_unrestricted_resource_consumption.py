@@ -172,6 +172,15 @@ def test_an_instrument_id_past_the_integer_column_is_a_404(client, trader_header
     assert response.get_json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize("method", ["put", "delete"])
+def test_an_id_past_the_column_on_a_route_with_other_methods_is_a_404_not_a_405(client, trader_headers, method):
+    # Two rules share the path (PUT and DELETE); the refused id must not turn into "wrong method".
+    path = f"/api/v1/watchlists/{UUID}/instruments/2147483648"
+    response = getattr(client, method)(path, headers=trader_headers)
+    assert response.status_code == 404, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
 def test_the_largest_id_the_column_holds_is_an_ordinary_404(client, trader_headers):
     for path in ("/api/v1/instruments/2147483647", "/api/v1/instruments/2147483647/candles"):
         response = client.get(path, headers=trader_headers)
