@@ -68,6 +68,17 @@ def past_the_horizon(app, order_id) -> None:
     get_redis().set(broker._key("placed_at", order_id), repr(time.time() - horizon - 1), ex=PLACED_TTL)
 
 
+def filled_and_settled(broker, xts, trader, tap) -> tuple:
+    """An order of ours placed through `broker`, filled at the simulator, its events applied:
+    (its OrderRequest, its AppOrderID)."""
+    request = claimed(trader)
+    app_order_id = int(broker.place(request))
+    wait_sim_status(xts, app_order_id, "Filled")
+    broker.lookup(request.order_id)
+    settle(tap)
+    return request, app_order_id
+
+
 def claimed(user, **body):
     """An order of ours in Postgres, claimed for submission as the worker does: its OrderRequest."""
     set_quote(1, MARKET)
