@@ -16,7 +16,16 @@ from tests.support import wait_until as wait_for
 from tests.support.env import test_env as env_for
 from tests.support.factories import new_order, reload, set_quote
 from tests.support.jobs import run_worker
-from tests.support.xts import MARKET, at_simulator, claimed, past_the_horizon, place_via_api, settle, wait_sim_status
+from tests.support.xts import (
+    MARKET,
+    at_simulator,
+    claimed,
+    filled_and_settled,
+    past_the_horizon,
+    place_via_api,
+    settle,
+    wait_sim_status,
+)
 from tradingapp import create_app
 from tradingapp import events as ev
 from tradingapp.brokers import get_broker
@@ -31,16 +40,6 @@ pytestmark = pytest.mark.usefixtures("close_publisher")
 
 
 # -- refusals ------------------------------------------------------------------------------------
-
-
-def filled_and_settled(broker, xts, trader, tap):
-    """An order of ours placed, filled at the simulator, and its events applied: its OrderRequest."""
-    request = claimed(trader)
-    app_order_id = int(broker.place(request))
-    wait_sim_status(xts, app_order_id, "Filled")
-    broker.lookup(request.order_id)
-    settle(tap)
-    return request
 
 
 def test_rms_rejection_makes_our_order_rejected_with_the_brokers_reason(xts_app, xts, client, trader_headers, tap):
@@ -112,7 +111,7 @@ def test_cancel_through_our_api_cancels_at_the_broker(xts_app, xts, client, trad
 
 
 def test_modify_and_cancel_of_a_filled_order_are_refused_with_the_reason(broker, xts, trader, tap):
-    request = filled_and_settled(broker, xts, trader, tap)
+    request, _ = filled_and_settled(broker, xts, trader, tap)
     broker.modify(ModifyRequest(request.order_id, 1, 20, None, None))
     broker.cancel(request.order_id)
     refusals = tap.drain()
@@ -244,7 +243,7 @@ def test_lookup_of_an_order_never_placed_is_none(broker, xts, trader, tap):
 
 
 def test_a_stale_order_book_never_regresses_the_lookup(broker, xts, trader, tap):
-    request = filled_and_settled(broker, xts, trader, tap)
+    request, _ = filled_and_settled(broker, xts, trader, tap)
     xts.faults(stale_order_book=5)  # the book shows each order's previous row
     known = broker.lookup(request.order_id)
     assert (known.status, known.filled_quantity) == ("filled", 10)

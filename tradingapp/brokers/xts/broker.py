@@ -36,6 +36,7 @@ from tradingapp.brokers.xts.interactive import Interactive
 from tradingapp.brokers.xts.marketdata import MarketData
 from tradingapp.brokers.xts.portfolio import parse_balance, parse_positions
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
+from tradingapp.brokers.xts.untrusted import same, shown
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import get_publisher
 from tradingapp.models import Order
@@ -311,7 +312,7 @@ class XtsBroker:
         self, api: Interactive, order_id: uuid.UUID, app_order_id: int | str, rows: list[xm.OrderRow]
     ) -> BrokerOrder:
         """Publish every event the order's history and its trade rows state; the broker's standing."""
-        trades = [xm.parse_trade_row(t) for t in api.trade_book() if str(_field(t, "AppOrderID")) == str(app_order_id)]
+        trades = [xm.parse_trade_row(t) for t in api.trade_book() if _of_order(t, app_order_id)]
         events = xm.order_events(rows, trades)
         publish(events)
         summary = xm.summarize(rows, trades)
@@ -498,10 +499,10 @@ def read_place_answer(result: object, order_id: uuid.UUID) -> int:
     """The AppOrderID of a place answer; an answer that is not about our order is unreadable."""
     if not isinstance(result, dict):
         raise xe.XtsResponseError(f"place answered {type(result).__name__}, not an object")
-    app_order_id = xm.to_int(result.get("AppOrderID"), "AppOrderID", 1)
+    app_order_id = xm.to_int(result.get("AppOrderID"), "AppOrderID", 1, xm.MAX_ID)
     echoed = result.get("OrderUniqueIdentifier")
     if echoed is not None and xm.our_order_id(echoed) != order_id:
-        raise xe.XtsResponseError(f"place answer names orderUniqueIdentifier {str(echoed)[:40]!r}, not {order_id}")
+        raise xe.XtsResponseError(f"place answer names orderUniqueIdentifier {shown(echoed)}, not {order_id}")
     return app_order_id
 
 
@@ -521,6 +522,11 @@ def _field(raw: object, name: str) -> object:
         raise xe.XtsResponseError(f"row is not an object but {type(raw).__name__}")
     lowered = name.lower()
     return next((v for k, v in raw.items() if str(k).lower() == lowered), None)
+
+
+def _of_order(raw: object, app_order_id: int | str) -> bool:
+    """Whether a book row is of the order AppOrderID (compared as text: a number or a string)."""
+    return same(_field(raw, "AppOrderID"), str(app_order_id))
 
 
 def parse_rows(rows: list, parse: Callable) -> tuple[list, int]:

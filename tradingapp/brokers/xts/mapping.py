@@ -6,15 +6,16 @@ docs/xts.md, "XTS rows to broker events".
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from tradingapp import events as ev
+from tradingapp.brokers.xts import untrusted
 from tradingapp.brokers.xts.errors import XtsResponseError
+from tradingapp.brokers.xts.untrusted import MAX_ID
 
 BROKER = "xts"
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
@@ -60,6 +61,7 @@ SIDES = {"buy": "BUY", "sell": "SELL"}
 WITH_LIMIT, WITH_STOP = {"LIMIT", "STOP_LIMIT"}, {"STOP", "STOP_LIMIT"}
 
 UNSET_DATES = ("1980-01-01", "01-01-1980")
+REASON_CHARS = 200  # a CancelRejectReason kept (events and logs carry it)
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?\s*(Z|[+-]\d{2}:?\d{2})?$")
 _DMY = re.compile(r"^(\d{2})-(\d{2})-(\d{4})[ T](\d{2}):(\d{2}):(\d{2})$")
 _SEPARATORS = re.compile(r"[\s_\-]")
@@ -69,7 +71,7 @@ _SEPARATORS = re.compile(r"[\s_\-]")
 def parse_time(value: object) -> datetime | None:
     """An XTS time as aware UTC: ISO-like ('2020-12-29T13:12:36.8657664', optionally with an offset)
     or '14-05-2021 11:17:29'; no offset means IST. The unset time (1980-01-01) and '' are None."""
-    text = "" if value is None else str(value).strip()
+    text = untrusted.text(value, "time", limit=64)
     if not text or text.startswith(UNSET_DATES):
         return None
     match = _ISO.match(text)
@@ -98,48 +100,38 @@ def _offset(text: str) -> timezone:
     return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
 
 
-def to_int(value: object, name: str, minimum: int = 0) -> int:
-    """An integer sent as a number or a string ('10', '10.0' too); bools and fractions refused."""
-    if isinstance(value, bool) or value is None:
-        raise XtsResponseError(f"{name} is not a whole number: {value!r}")
-    try:
-        number = Decimal(str(value).strip().replace(",", ""))
-    except InvalidOperation:
-        raise XtsResponseError(f"{name} is not a whole number: {str(value)[:30]!r}") from None
-    if not number.is_finite() or number != number.to_integral_value() or number < minimum:
-        raise XtsResponseError(f"{name} is not a whole number >= {minimum}: {value!r}")
-    return int(number)
+def to_int(value: object, name: str, minimum: int = 0, maximum: int = untrusted.MAX_QUANTITY) -> int:
+    """An integer sent as a number or a string ('10', '10.0' too), from `minimum` to `maximum`;
+    bools, fractions, and anything past the bounds refused before it is converted."""
+    return untrusted.whole(value, name, minimum, maximum)
 
 
 def to_decimal(value: object, name: str, blank_ok: bool = False) -> Decimal | None:
     """A price sent as a number or a string, thousands separators allowed ('2,853.50'); '' is None
-    where the field may be empty (OrderAverageTradedPrice before a fill)."""
-    if isinstance(value, bool):
-        raise XtsResponseError(f"{name} is not a number: {value!r}")
-    text = "" if value is None else str(value).strip().replace(",", "")
-    if not text:
+    where the field may be empty (OrderAverageTradedPrice before a fill). Never negative."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         if blank_ok:
             return None
         raise XtsResponseError(f"{name} is missing")
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise XtsResponseError(f"{name} is not a number: {text[:30]!r}") from None
-    if not number.is_finite() or number < 0:
-        raise XtsResponseError(f"{name} is not a non-negative number: {text[:30]!r}")
+    number = untrusted.number(value, name)
+    if number < 0:
+        raise XtsResponseError(f"{name} is negative: {untrusted.shown(value)}")
     return number
 
 
 def enum(value: object, table: dict[str, str], name: str) -> str:
-    key = _SEPARATORS.sub("", str(value or "")).lower()
+    key = _SEPARATORS.sub("", untrusted.text(value, name, limit=40)).lower()
     if key not in table:
-        raise XtsResponseError(f"unknown {name} {str(value)[:30]!r}")
+        raise XtsResponseError(f"unknown {name} {untrusted.shown(value)}")
     return table[key]
 
 
 def our_order_id(value: object) -> uuid.UUID | None:
-    """The order id we sent as orderUniqueIdentifier, or None for anyone else's identifier."""
-    text = str(value or "").strip()
+    """The order id we sent as orderUniqueIdentifier, or None for anyone else's identifier (or for
+    a value that is no identifier at all: a list, an object, a number)."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    text = value.strip()
     try:
         order_id = uuid.UUID(text)
     except ValueError:
@@ -200,12 +192,10 @@ class TradeRow:
 
 
 def _loads(raw: object) -> dict:
-    """A row as the REST answer or the socket sends it (a JSON string): a dict with lower-case keys."""
+    """A row as the REST answer or the socket sends it (a JSON string of at most MAX_EVENT_CHARS):
+    a dict with lower-case keys."""
     if isinstance(raw, str | bytes):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise XtsResponseError("row is not valid JSON") from None
+        raw = untrusted.loads(raw, "row", limit=untrusted.MAX_EVENT_CHARS)
     if not isinstance(raw, dict):
         raise XtsResponseError(f"row is not an object but {type(raw).__name__}")
     return {str(k).lower(): v for k, v in raw.items()}
@@ -222,8 +212,8 @@ def parse_order_row(raw: object) -> OrderRow:
     """An order row (trade rows carry the same fields). Raises XtsResponseError when unreadable."""
     row = _loads(raw)
     try:
-        app_order_id = to_int(_need(row, "AppOrderID"), "AppOrderID", 1)
-        quantity = to_int(_need(row, "OrderQuantity"), "OrderQuantity")
+        app_order_id = to_int(_need(row, "AppOrderID"), "AppOrderID", 1, MAX_ID)
+        quantity = to_int(_need(row, "OrderQuantity"), "OrderQuantity", 1)
         filled = to_int(_need(row, "CumulativeQuantity"), "CumulativeQuantity")
         ex_id, sequence = row.get("exchangeinstrumentid"), row.get("sequencenumber")
         parsed = OrderRow(
@@ -237,15 +227,15 @@ def parse_order_row(raw: object) -> OrderRow:
             limit_price=to_decimal(row.get("orderprice", 0), "OrderPrice"),
             stop_price=to_decimal(row.get("orderstopprice", 0), "OrderStopPrice"),
             average_price=to_decimal(row.get("orderaveragetradedprice"), "OrderAverageTradedPrice", blank_ok=True),
-            reason=str(row.get("cancelrejectreason") or "").strip(),
-            sequence=None if sequence in (None, "") else to_int(sequence, "SequenceNumber"),
+            reason=untrusted.text(row.get("cancelrejectreason"), "CancelRejectReason")[:REASON_CHARS],
+            sequence=None if sequence in (None, "") else to_int(sequence, "SequenceNumber", 0, MAX_ID),
             updated_at=parse_time(_need(row, "LastUpdateDateTime")),
             exchange_time=parse_time(row.get("exchangetransacttime")),
-            exchange_segment=str(row.get("exchangesegment") or ""),
-            exchange_instrument_id=None if ex_id in (None, "") else to_int(ex_id, "ExchangeInstrumentID"),
+            exchange_segment=untrusted.text(row.get("exchangesegment"), "ExchangeSegment", limit=16),
+            exchange_instrument_id=None if ex_id in (None, "") else to_int(ex_id, "ExchangeInstrumentID", 1, MAX_ID),
         )
     except XtsResponseError as exc:
-        raise XtsResponseError(f"order row {row.get('apporderid')!r}: {exc}") from None
+        raise XtsResponseError(f"order row {untrusted.shown(row.get('apporderid'))}: {exc}") from None
     if filled > quantity:
         raise XtsResponseError(f"order row {app_order_id}: CumulativeQuantity {filled} > OrderQuantity {quantity}")
     return parsed
@@ -256,7 +246,7 @@ def parse_trade_row(raw: object) -> TradeRow:
     order = parse_order_row(raw)
     row = _loads(raw)
     try:
-        execution_id = str(_need(row, "ExecutionID")).strip()
+        execution_id = untrusted.text(_need(row, "ExecutionID"), "ExecutionID", limit=64)
         if not execution_id:
             raise XtsResponseError("ExecutionID is empty")
         price = to_decimal(_need(row, "LastTradedPrice"), "LastTradedPrice")

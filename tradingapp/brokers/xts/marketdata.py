@@ -9,14 +9,15 @@ that cannot be read (or of an instrument type we do not trade) is skipped and co
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
+from tradingapp.brokers.xts import untrusted
 from tradingapp.brokers.xts.errors import XtsResponseError
 from tradingapp.brokers.xts.mapping import IST, to_decimal, to_int
 from tradingapp.brokers.xts.session import XtsSession
+from tradingapp.brokers.xts.untrusted import LAST_SECOND, MAX_ID
 from tradingapp.domain.feed import format_ts
 
 SEGMENT_CODES = {"NSECM": 1, "NSEFO": 2, "NSECD": 3, "BSECM": 11, "BSEFO": 12, "MCXFO": 51}
@@ -71,7 +72,7 @@ class Bar:
 
 # -- instrument master ---------------------------------------------------------------------------
 def segment_name(value: object) -> str:
-    text = str(value or "").strip().upper()
+    text = untrusted.text(value, "ExchangeSegment", limit=16).upper()
     if text.isdigit() and int(text) in SEGMENT_NAMES:
         return SEGMENT_NAMES[int(text)]
     if text not in SEGMENT_CODES:
@@ -102,7 +103,7 @@ def parse_master_line(line: str) -> MasterInstrument | None:
         raise XtsResponseError("TickSize must be positive")
     head = {
         "exchange_segment": segment_name(f[0]),
-        "exchange_instrument_id": to_int(f[1], "ExchangeInstrumentID", 1),
+        "exchange_instrument_id": to_int(f[1], "ExchangeInstrumentID", 1, MAX_ID),
         "instrument_type": kind,
         "name": f[3],
         "symbol": f[4] or f[6],
@@ -136,7 +137,7 @@ def _at(values: list[str], index: int) -> str:
 def _derivative(tail: list[str]) -> dict:
     underlying = tail[0]
     return {
-        "underlying_instrument_id": to_int(underlying, "UnderlyingInstrumentId", -1) if underlying else None,
+        "underlying_instrument_id": to_int(underlying, "UnderlyingInstrumentId", -1, MAX_ID) if underlying else None,
         "underlying_index_name": tail[1],
         "expiry": _expiry(tail[2]),
     }
@@ -163,13 +164,10 @@ def parse_master(text: object) -> MasterResult:
 # -- quotes ------------------------------------------------------------------------------------
 def _xts_time(value: object, segment: int | None) -> datetime | None:
     """An exchange time as UTC; None when absent, zero or implausible (another epoch than assumed)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str) or not str(value).strip():
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or str(value).strip() == "":
         return None
-    try:
-        seconds = int(Decimal(str(value)))
-    except InvalidOperation:
-        raise XtsResponseError(f"unreadable exchange time {str(value)[:20]!r}") from None
-    if seconds <= 0:
+    seconds = int(untrusted.number(value, "exchange time"))
+    if not 0 < seconds < LAST_SECOND:
         return None
     moment = datetime.fromtimestamp(seconds + (XTS_EPOCH_OFFSET if segment in XTS_EPOCH_SEGMENTS else 0), UTC)
     return moment if abs(moment - datetime.now(UTC)) <= MAX_CLOCK_SKEW else None
@@ -216,7 +214,7 @@ def cache_quote(raw: dict) -> dict | None:
         "high": _quote_price(touch.get("High"), "High"),
         "low": _quote_price(touch.get("Low"), "Low"),
         "close": _quote_price(touch.get("Close"), "Close"),
-        "volume": to_int(touch.get("TotalTradedQuantity", 0), "TotalTradedQuantity"),
+        "volume": to_int(touch.get("TotalTradedQuantity", 0), "TotalTradedQuantity", 0, MAX_ID),
         "ts": format_ts(ts),
     }
 
@@ -229,10 +227,7 @@ def parse_quotes(result: object) -> list[dict]:
     quotes = []
     for item in items:
         if isinstance(item, str):
-            try:
-                item = json.loads(item)
-            except ValueError:
-                raise XtsResponseError("a listQuotes entry is not valid JSON") from None
+            item = untrusted.loads(item, "a listQuotes entry", limit=untrusted.MAX_EVENT_CHARS)
         if not isinstance(item, dict):
             raise XtsResponseError("a listQuotes entry is not an object")
         quotes.append(item)
@@ -258,9 +253,9 @@ def parse_bars(result: object) -> list[Bar]:
         if len(f) < 6:
             raise XtsResponseError(f"OHLC bar with {len(f)} fields")
         prices = [to_decimal(v, name) for v, name in zip(f[1:5], ("open", "high", "low", "close"), strict=True)]
-        start = datetime.fromtimestamp(to_int(f[0], "bar time", 1) - IST_SECONDS, UTC)
-        oi = to_int(f[6], "oi") if len(f) > 6 and f[6] else 0
-        bars.append(Bar(start, *prices, volume=to_int(f[5], "volume"), oi=oi))
+        start = datetime.fromtimestamp(to_int(f[0], "bar time", 1, LAST_SECOND) - IST_SECONDS, UTC)
+        oi = to_int(f[6], "oi", 0, MAX_ID) if len(f) > 6 and f[6] else 0
+        bars.append(Bar(start, *prices, volume=to_int(f[5], "volume", 0, MAX_ID), oi=oi))
     return bars
 
 
@@ -287,8 +282,8 @@ class MarketData:
         """One instrument's touchline in the quote cache's shape; None when XTS has none."""
         code = SEGMENT_CODES[segment_name(segment)]
         for raw in self.quotes([(segment, exchange_instrument_id)]):
-            same = str(raw.get("ExchangeSegment")) in (str(code), segment_name(segment))
-            if same and str(raw.get("ExchangeInstrumentID")) == str(exchange_instrument_id):
+            same = untrusted.same(raw.get("ExchangeSegment"), str(code), segment_name(segment))
+            if same and untrusted.same(raw.get("ExchangeInstrumentID"), str(exchange_instrument_id)):
                 return cache_quote(raw)
         return None
 

@@ -20,6 +20,7 @@ from tradingapp.brokers.xts.interactive import Interactive
 from tradingapp.brokers.xts.outbox import Outbox
 from tradingapp.brokers.xts.session import XtsSession
 from tradingapp.brokers.xts.stream import Backoff, SocketStream
+from tradingapp.brokers.xts.untrusted import shown
 
 log = logging.getLogger("xts.orders")
 
@@ -98,11 +99,11 @@ class OrderStream:
 
     def on_logout(self, payload=None) -> None:
         """The broker ended the session (expiry, a login elsewhere): check it, then reconnect."""
-        log.warning("event=xts_interactive_logout account=%s payload=%s", self.label, str(payload)[:200])
+        log.warning("event=xts_interactive_logout account=%s payload=%s", self.label, shown(payload, 200))
         self.stream.reconnect(check_session=True)
 
     def on_error(self, payload=None) -> None:
-        log.warning("event=xts_interactive_error account=%s payload=%s", self.label, str(payload)[:200])
+        log.warning("event=xts_interactive_error account=%s payload=%s", self.label, shown(payload, 200))
 
     # -- reconcile ------------------------------------------------------------------------------
     def reconcile(self, reason: str = "connected") -> int:

@@ -7,10 +7,12 @@ anything else is an XtsResponseError.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
+from tradingapp.brokers.xts import untrusted
 from tradingapp.brokers.xts.errors import XtsResponseError
 from tradingapp.brokers.xts.mapping import to_int
+from tradingapp.brokers.xts.untrusted import MAX_ID, MAX_QUANTITY
 
 AMOUNTS = {
     "buy_average_price": "BuyAveragePrice",
@@ -30,16 +32,10 @@ BALANCE_AMOUNTS = {
 
 
 def amount(value: object, name: str) -> Decimal:
-    """Money as a number or a string ('1,234.50', '-12.00'); signed."""
-    if isinstance(value, bool) or value is None:
-        raise XtsResponseError(f"{name} is missing or not a number")
-    try:
-        number = Decimal(str(value).strip().replace(",", ""))
-    except InvalidOperation:
-        raise XtsResponseError(f"{name} is not a number: {str(value)[:30]!r}") from None
-    if not number.is_finite():
-        raise XtsResponseError(f"{name} is not a finite number")
-    return number
+    """Money as a number or a string ('1,234.50', '-12.00'); signed, bounded (untrusted.number)."""
+    if value is None:
+        raise XtsResponseError(f"{name} is missing")
+    return untrusted.number(value, name)
 
 
 def _lower(row: object) -> dict:
@@ -52,11 +48,11 @@ def parse_position(raw: object) -> dict:
     row = _lower(raw)
     quantity = row.get("quantity", row.get("netposition"))
     position = {
-        "exchange_segment": str(row.get("exchangesegment") or ""),
-        "exchange_instrument_id": to_int(row.get("exchangeinstrumentid"), "ExchangeInstrumentID", 1),
-        "trading_symbol": str(row.get("tradingsymbol") or ""),
-        "product": str(row.get("producttype") or ""),
-        "quantity": to_int(quantity, "Quantity", -(10**15)),
+        "exchange_segment": untrusted.text(row.get("exchangesegment"), "ExchangeSegment", limit=16),
+        "exchange_instrument_id": to_int(row.get("exchangeinstrumentid"), "ExchangeInstrumentID", 1, MAX_ID),
+        "trading_symbol": untrusted.text(row.get("tradingsymbol"), "TradingSymbol", limit=64),
+        "product": untrusted.text(row.get("producttype"), "ProductType", limit=16),
+        "quantity": to_int(quantity, "Quantity", -MAX_QUANTITY),
         "buy_quantity": to_int(row.get("openbuyquantity", 0), "OpenBuyQuantity"),
         "sell_quantity": to_int(row.get("opensellquantity", 0), "OpenSellQuantity"),
     }

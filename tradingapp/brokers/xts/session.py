@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import redis
 import requests
 import urllib3
 
+from tradingapp.brokers.xts import untrusted
 from tradingapp.brokers.xts.errors import (
     XtsAuthError,
     XtsRateLimited,
@@ -36,6 +38,11 @@ MAX_RETRY_AFTER = 2.0  # a Retry-After header is honoured up to this
 CONNECT_TIMEOUT = 3.05
 DEFAULT_TOKEN_TTL = 8 * 3600  # when the token says nothing of its expiry
 MAX_TOKEN_TTL = 24 * 3600
+MAX_TOKEN_CHARS = 4096  # an XTS session token is a JWT of ~300 characters
+CHUNK = 64 * 1024  # an answer is read this much at a time, counted against its cap and deadline
+# Answers bigger than MAX_ANSWER_BYTES: the instrument master (docs/xts.md, "Reading what XTS sends").
+BIG_ANSWERS = {"/instruments/master": untrusted.MAX_MASTER_BYTES}
+BIG_ANSWER_SECONDS = 120.0  # the master's download, whatever the timeout (tens of MiB)
 
 
 @dataclass(frozen=True)
@@ -110,9 +117,9 @@ def token_ttl(token: str) -> int:
     """Seconds the token lives (XTS tokens are JWTs with an exp), a minute early; a default otherwise."""
     try:
         expires = jwt.decode(token, options={"verify_signature": False}).get("exp")
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError, RecursionError):  # an unreadable payload: NaN, 5000 digits, nesting
         return DEFAULT_TOKEN_TTL
-    if not isinstance(expires, int | float):
+    if isinstance(expires, bool) or not isinstance(expires, int | float) or not 0 < expires < 2**40:
         return DEFAULT_TOKEN_TTL
     return int(min(max(expires - time.time() - 60, 60), MAX_TOKEN_TTL))
 
@@ -179,22 +186,20 @@ class XtsSession:
             payload["clientID"] = self.account.client_id
         headers = {"Authorization": token, "Content-Type": "application/json"}
         url = self.account.root(self.api) + path
+        body = {"params": payload} if method in ("GET", "DELETE") else {"data": json.dumps(payload)}
         try:
-            if method in ("GET", "DELETE"):
-                response = self.http.request(method, url, params=payload, headers=headers, timeout=self.timeout)
-            else:
-                response = self.http.request(
-                    method, url, data=json.dumps(payload), headers=headers, timeout=self.timeout
-                )
+            response = self.http.request(method, url, headers=headers, timeout=self.timeout, stream=True, **body)
         except requests.RequestException as exc:
             unreached = XtsUnreached if never_sent(exc) else XtsUnavailable
             raise unreached(f"{method} {path}: {type(exc).__name__}") from None
-        return read_answer(response, f"{method} {path}")
+        limit = BIG_ANSWERS.get(path, untrusted.MAX_ANSWER_BYTES)
+        seconds = BIG_ANSWER_SECONDS if path in BIG_ANSWERS else self.account.timeout
+        return read_answer(response, f"{method} {path}", limit, seconds)
 
     def max_call_seconds(self) -> float:
         """The longest one `call` takes: every try to its timeouts (the 429 retries with their
         waits, and after an Invalid Token the wait for the login lock, one login, the call again)."""
-        request = sum(self.timeout)
+        request = sum(self.timeout) + self.account.timeout  # connect, the first byte, then the whole body
         waits = sum(max(delay, MAX_RETRY_AFTER) for delay in RATE_LIMIT_BACKOFF)
         return (len(RATE_LIMIT_BACKOFF) + 3) * request + waits + self.login_lock_seconds
 
@@ -249,17 +254,21 @@ class XtsSession:
                 data=json.dumps(body),
                 headers={"Content-Type": "application/json"},
                 timeout=self.timeout,
+                stream=True,
             )
-            result = read_answer(response, f"{self.api} login")
+            result = read_answer(response, f"{self.api} login", seconds=self.account.timeout)
         except (_InvalidToken, XtsRejected) as exc:
             raise XtsAuthError(f"{self.api} login refused: {exc}") from None
         except _Limited:
             raise XtsUnavailable(f"{self.api} login rate limited") from None
         except requests.RequestException as exc:
             raise XtsUnavailable(f"{self.api} login: {type(exc).__name__}") from None
-        if not isinstance(result, dict) or not isinstance(result.get("token"), str) or not result["token"]:
+        token = result.get("token") if isinstance(result, dict) else None
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
             raise XtsResponseError(f"{self.api} login answered without a token")
-        login = Login(result["token"], str(result.get("userID") or ""), result.get("isInvestorClient"))
+        investor = result.get("isInvestorClient")
+        user_id = untrusted.text(result.get("userID"), "userID", limit=64)
+        login = Login(token, user_id, investor if isinstance(investor, bool) else None)
         log.info("event=xts_login api=%s user_id=%s", self.api, login.user_id)
         return login
 
@@ -273,44 +282,76 @@ def never_sent(exc: requests.RequestException) -> bool:
     return isinstance(exc, requests.ConnectionError) and isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
-def read_answer(response: requests.Response, what: str):
-    """The result of an XTS answer, or the exception that says what it was."""
+def read_answer(response: requests.Response, what: str, limit: int = untrusted.MAX_ANSWER_BYTES, seconds: float = 30.0):
+    """The result of an XTS answer, or the exception that says what it was. The body is read at
+    most `limit` bytes (decompressed) and `seconds` long, then parsed as untrusted JSON."""
     status = response.status_code
     if status >= 500:
+        response.close()
         raise XtsUnavailable(f"{what}: HTTP {status}")
     if status == 429:
+        response.close()
         raise _Limited(_retry_after(response))
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        raise XtsResponseError(f"{what}: HTTP {status} answer is not JSON") from None
+    data = untrusted.loads(read_body(response, what, limit, seconds), f"{what}: HTTP {status} answer")
     if not isinstance(data, dict) or data.get("type") not in ("success", "error"):
         raise XtsResponseError(f"{what}: HTTP {status} answer has no XTS envelope")
-    description = str(data.get("description") or "").strip()
+    description = _text(data.get("description"))
     if data["type"] == "error":
         if 400 <= status < 500 and description.lower() == "invalid token":
             raise _InvalidToken()
         if 400 <= status < 500:
-            raise XtsRejected(_reason(description, data.get("result")), str(data.get("code") or ""), status)
+            raise XtsRejected(_reason(description, data.get("result")), _text(data.get("code"), 64), status)
         raise XtsResponseError(f"{what}: HTTP {status} with an error envelope: {description[:200]}")
     if not 200 <= status < 300 or "result" not in data:
         raise XtsResponseError(f"{what}: HTTP {status} success without a result")
     return data["result"]
 
 
+def read_body(response: requests.Response, what: str, limit: int, seconds: float) -> bytes:
+    """The answer's body, refused (XtsResponseError) past `limit` bytes, declared or received, and
+    given up (XtsUnavailable) past `seconds`: a broker dripping bytes within the read timeout, or a
+    small gzip that inflates to gigabytes, costs the bound and no more."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and len(declared) < 20 and int(declared) > limit:
+        response.close()
+        raise XtsResponseError(f"{what}: answer of {declared} bytes, more than the {limit} accepted")
+    deadline = time.monotonic() + seconds
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_content(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise XtsResponseError(f"{what}: answer past the {limit} bytes accepted")
+            if time.monotonic() > deadline:
+                raise XtsUnavailable(f"{what}: answer still arriving after {seconds:.0f} s")
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise XtsUnavailable(f"{what}: answer cut off: {type(exc).__name__}") from None
+    finally:
+        response.close()
+    return b"".join(chunks)
+
+
 def _retry_after(response: requests.Response) -> float:
     try:
-        return max(float(response.headers.get("Retry-After", 0)), 0.0)
+        seconds = float(response.headers.get("Retry-After", 0))
     except ValueError:
         return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _text(value: object, limit: int = 200) -> str:
+    """A free-text field of an answer (a description, a message), cut to `limit`; "" for a field
+    that is not text."""
+    return value.strip()[:limit] if isinstance(value, str) else ""
 
 
 def _reason(description: str, result: object) -> str:
     """The broker's description, with the messages of the fields its validation names."""
     messages = []
     errors = result.get("errors") if isinstance(result, dict) else None
-    for error in errors if isinstance(errors, list) else []:
+    for error in errors[:10] if isinstance(errors, list) else []:
         if isinstance(error, dict) and isinstance(error.get("messages"), list):
-            messages += [str(m) for m in error["messages"]]
+            messages += [_text(m) for m in error["messages"][:10] if isinstance(m, str)]
     reason = description or "refused by the broker"
     return f"{reason}: {'; '.join(messages)}" if messages else reason

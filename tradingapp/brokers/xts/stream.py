@@ -12,6 +12,10 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+import websocket
+
+from tradingapp.brokers.xts.untrusted import MAX_FRAME_BYTES
+
 log = logging.getLogger("xts.stream")
 
 # A connection that lived this long was healthy: the next drop starts the backoff from its base.
@@ -48,10 +52,41 @@ def quiet_client_loggers() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class _BoundedFrames(websocket.frame_buffer):
+    """A frame whose declared length is past MAX_FRAME_BYTES is refused before its payload is read."""
+
+    def recv_length(self) -> None:
+        super().recv_length()
+        if self.length is not None and self.length > MAX_FRAME_BYTES:
+            raise websocket.WebSocketPayloadException(f"a frame of {self.length} bytes, past {MAX_FRAME_BYTES}")
+
+
+class _BoundedMessages(websocket.continuous_frame):
+    """A message sent in fragments is refused once they add up past MAX_FRAME_BYTES."""
+
+    def add(self, frame) -> None:
+        super().add(frame)
+        if self.cont_data and len(self.cont_data[1]) > MAX_FRAME_BYTES:
+            raise websocket.WebSocketPayloadException(f"a message past {MAX_FRAME_BYTES} bytes")
+
+
+class BoundedWebSocket(websocket.WebSocket):
+    """websocket-client's socket with a cap on what one message may weigh: the Engine.IO client
+    drops the connection on the refusal (logged), and SocketStream connects again. Without it a
+    hostile server could send one frame of 2^63 bytes and the client would try to read it all."""
+
+    def __init__(self, *args, fire_cont_frame: bool = False, skip_utf8_validation: bool = False, **kwargs):
+        kwargs.update(fire_cont_frame=fire_cont_frame, skip_utf8_validation=skip_utf8_validation)
+        super().__init__(*args, **kwargs)
+        self.frame_buffer = _BoundedFrames(self._recv, skip_utf8_validation)
+        self.cont_frame = _BoundedMessages(fire_cont_frame, skip_utf8_validation)
+
+
 def make_client(eio: int):
     """A socket.io client speaking Engine.IO `eio` (3 or 4), and the keyword naming its path.
     Made in the stream's thread, not the main one, so neither package installs its SIGINT handler
-    over the process's own."""
+    over the process's own. Engine.IO 4 reads through BoundedWebSocket; the Engine.IO 3 package
+    takes no socket class, so there the payload caps of the handlers bound the cost (docs/xts.md)."""
     # No reconnection of the client's own: it would reconnect with the token it started with, and
     # XTS tokens change (daily expiry, a login elsewhere); SocketStream reconnects with a fresh one.
     quiet_client_loggers()
@@ -62,7 +97,13 @@ def make_client(eio: int):
         return client, "socketio_v4_path"
     import socketio
 
-    client = socketio.Client(reconnection=False, handle_sigint=False, logger=False, engineio_logger=False)
+    client = socketio.Client(
+        reconnection=False,
+        handle_sigint=False,
+        logger=False,
+        engineio_logger=False,
+        websocket_extra_options={"class_": BoundedWebSocket},
+    )
     return client, "socketio_path"
 
 

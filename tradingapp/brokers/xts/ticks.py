@@ -5,12 +5,14 @@ since the instrument's last touchline: docs/xts.md, "Touchlines to ticks".
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from tradingapp.brokers.xts import untrusted
+from tradingapp.brokers.xts.errors import XtsResponseError
+from tradingapp.brokers.xts.untrusted import LAST_SECOND, MAX_EVENT_CHARS, MAX_ID, MAX_QUANTITY
 from tradingapp.domain.feed import format_ts
 
 # XTS exchange times of segments 1-3 count seconds from 1980-01-01 00:00 IST: Unix time = XTS time
@@ -21,6 +23,7 @@ SEGMENT_CODES = {name: code for code, name in SEGMENT_NAMES.items()}
 XTS_EPOCH_SEGMENTS = frozenset({"NSECM", "NSEFO", "NSECD"})
 TOUCHLINE = 1501
 PRICE_QUANTUM = Decimal("0.0001")
+MAX_PRICE = Decimal(10) ** 14  # the consumer's bound too (services/market/ticks.py)
 # An exchange time further than this from our clock is not believed (a deployment counting from
 # another epoch, a zero): the tick takes the time it was received.
 MAX_CLOCK_SKEW = timedelta(hours=12)
@@ -93,10 +96,10 @@ def parse_full(payload: str | bytes | dict) -> Touchline:
 
 
 def _full(payload: str | bytes | dict) -> Touchline:
-    data = json.loads(payload, parse_float=Decimal) if isinstance(payload, str | bytes) else payload
+    data = untrusted.loads(payload, "touchline", MAX_EVENT_CHARS) if isinstance(payload, str | bytes) else payload
     touch = data["Touchline"]
     bid, ask = touch.get("BidInfo") or {}, touch.get("AskInfo") or {}
-    levels = (_qty(bid.get("Size")), _price(bid.get("Price"))), (_qty(ask.get("Size")), _price(ask.get("Price")))
+    levels = (_size(bid.get("Size")), _price(bid.get("Price"))), (_size(ask.get("Size")), _price(ask.get("Price")))
     key = (data["ExchangeSegment"], data["ExchangeInstrumentID"])
     return _touchline(key, touch, FULL_FIELDS, *levels)
 
@@ -107,19 +110,22 @@ def parse_partial(payload: str) -> Touchline:
 
 
 def _partial(payload: str) -> Touchline:
+    if len(payload) > MAX_EVENT_CHARS:
+        raise BadQuote(f"partial touchline of {len(payload)} characters")
     fields = dict(part.split(":", 1) for part in payload.strip().split(",") if ":" in part)
     segment, _, instrument = fields["t"].partition("_")
     return _touchline((segment, instrument), fields, PARTIAL_FIELDS, _level(fields.get("bi")), _level(fields.get("ai")))
 
 
 def _read(what: str, parse) -> Touchline:
-    """`parse()`, with whatever it could not read as a BadQuote."""
+    """`parse()`, with whatever it could not read as a BadQuote (values are checked before any
+    arithmetic: untrusted.py)."""
     try:
         return parse()
     except BadQuote:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation) as exc:
-        raise BadQuote(f"unreadable {what}: {type(exc).__name__}: {exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation, XtsResponseError) as exc:
+        raise BadQuote(f"unreadable {what}: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def _touchline(key: tuple, values: dict, names: dict[str, str], bid: tuple, ask: tuple) -> Touchline:
@@ -131,7 +137,7 @@ def _touchline(key: tuple, values: dict, names: dict[str, str], bid: tuple, ask:
 
     return Touchline(
         segment=segment_name(key[0]),
-        exchange_instrument_id=int(key[1]),
+        exchange_instrument_id=untrusted.whole(key[1], "ExchangeInstrumentID", 1, MAX_ID),
         ltp=_price(value("ltp")),
         bid=bid[1],
         ask=ask[1],
@@ -141,7 +147,7 @@ def _touchline(key: tuple, values: dict, names: dict[str, str], bid: tuple, ask:
         high=_price(value("high")),
         low=_price(value("low")),
         close=_price(value("close")),
-        volume=_qty(value("volume")),
+        volume=_size(value("volume"), MAX_ID),
         exchange_time=_time(value("updated")) or _time(value("traded")),
     )
 
@@ -152,18 +158,19 @@ def _level(value: str | None) -> tuple[int, Decimal | None]:
         return 0, None
     parts = value.split("|")
     if len(parts) < 3:
-        raise BadQuote(f"unreadable price level {value!r}")
-    return _qty(parts[1]), _price(parts[2])
+        raise BadQuote(f"unreadable price level {untrusted.shown(value)}")
+    return _size(parts[1]), _price(parts[2])
 
 
 def _price(value: object) -> Decimal | None:
-    """A positive price with at most 4 places, or None (XTS sends 0 for 'none')."""
+    """A positive price with at most 4 places, or None (XTS sends 0 for 'none'); a negative one, or
+    one past MAX_PRICE, is no price at all (BadQuote)."""
     if value is None or value == "" or isinstance(value, bool):
         return None
-    price = Decimal(str(value).replace(",", ""))
-    if not price.is_finite():
-        raise BadQuote(f"price {value!r} is not finite")
-    if price <= 0:
+    price = untrusted.number(value, "price")
+    if price < 0 or price >= MAX_PRICE:
+        raise BadQuote(f"price {untrusted.shown(value)} is out of range")
+    if price == 0:
         return None
     return price.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP).normalize() if _places(price) > 4 else price
 
@@ -173,18 +180,22 @@ def _places(price: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
-def _qty(value: object) -> int:
+def _size(value: object, maximum: int = MAX_QUANTITY) -> int:
+    """A quantity (a level's size, the day volume): a fraction is cut, a negative one refused."""
     if value is None or value == "":
         return 0
-    number = Decimal(str(value).replace(",", ""))
-    return max(int(number), 0)
+    size = int(untrusted.number(value, "quantity"))
+    if not 0 <= size <= maximum:
+        raise BadQuote(f"quantity {untrusted.shown(value)} is out of range")
+    return size
 
 
 def _time(value: object) -> int | None:
+    """XTS seconds; None when absent, zero, negative or past LAST_SECOND (no time at all)."""
     if value is None or value == "":
         return None
-    seconds = int(Decimal(str(value)))
-    return seconds if seconds > 0 else None
+    seconds = int(untrusted.number(value, "time"))
+    return seconds if 0 < seconds < LAST_SECOND else None
 
 
 def _text(price: Decimal | None) -> str | None:

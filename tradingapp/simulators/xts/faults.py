@@ -13,6 +13,8 @@ import random
 from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field
 
+from tradingapp.simulators.xts import hostile as hostile_kinds
+
 ROUTES = {
     "login",
     "logout",
@@ -79,6 +81,8 @@ class Faults:
     fail_next: dict[str, dict] = field(default_factory=dict)  # route -> {count, status, after}
     hang_place: dict = field(default_factory=lambda: {"count": 0, "mode": "sleep", "seconds": 30.0})
     malformed: dict[str, dict] = field(default_factory=dict)  # route -> {count, kind}
+    hostile: dict[str, dict] = field(default_factory=dict)  # route -> {count, kind, field, bytes} (hostile.py)
+    hostile_events: dict = field(default_factory=lambda: {"count": 0})  # {count, kind, field, bytes, events}
     events: EventFaults = field(default_factory=EventFaults)
     rate_limit: bool = True
     order_rate: int = 10
@@ -114,6 +118,17 @@ class Faults:
     def take_malformed(self, route: str) -> str | None:
         entry = self._take(self.malformed, route)
         return entry["kind"] if entry else None
+
+    def take_hostile(self, route: str) -> dict | None:
+        return self._take(self.hostile, route)
+
+    def take_hostile_event(self, name: str) -> dict | None:
+        """The hostile spec for this socket event, if one is due (its count is used up)."""
+        spec = self.hostile_events
+        if spec.get("count", 0) > 0 and name in spec["events"]:
+            spec["count"] -= 1
+            return dict(spec)
+        return None
 
     def take_hang(self) -> dict | None:
         if self.hang_place.get("count", 0) > 0:
@@ -161,6 +176,17 @@ class Faults:
             if kind not in MALFORMED_KINDS:
                 raise FaultError(f"malformed kind is one of {', '.join(MALFORMED_KINDS)}")
             self.malformed[route] = {"count": _int(spec.get("count", 1), "count", 0, 10_000), "kind": kind}
+
+    def _set_hostile(self, value) -> None:
+        for route, spec in _route_map(value).items():
+            self.hostile[route] = _hostile(spec)
+
+    def _set_hostile_events(self, value) -> None:
+        spec = _hostile(value)
+        events = value.get("events", ["order", "trade"])
+        if not isinstance(events, list) or not events or not set(events) <= set(hostile_kinds.EVENTS):
+            raise FaultError(f"hostile_events.events is a list drawn from {', '.join(hostile_kinds.EVENTS)}")
+        self.hostile_events = spec | {"events": list(events)}
 
     def _set_hang_place(self, value) -> None:
         value = {"count": value} if isinstance(value, int) else value
@@ -222,6 +248,24 @@ def _route_map(value) -> dict:
     if unknown:
         raise FaultError(f"unknown route {sorted(unknown)[0]!r}")
     return value
+
+
+def _hostile(spec) -> dict:
+    """{count, kind, field?, bytes?}: what hostile.py writes in place of the answer or the field."""
+    if not isinstance(spec, dict) or spec.get("kind") not in hostile_kinds.KINDS:
+        kinds = ", ".join(hostile_kinds.KINDS)
+        raise FaultError(f"a hostile spec is {{count, kind, field, bytes}}, its kind one of {kinds}")
+    name = spec.get("field")
+    if name is None and spec["kind"] not in hostile_kinds.WHOLE_OK:
+        raise FaultError(f"hostile kind {spec['kind']} needs the field it replaces")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise FaultError("hostile field is the name of a field")
+    return {
+        "count": _int(spec.get("count", 1), "count", 0, 10_000),
+        "kind": spec["kind"],
+        "field": name,
+        "bytes": _int(spec.get("bytes", hostile_kinds.DEFAULT_BYTES), "bytes", 1, 2**31),
+    }
 
 
 def _int(value, name: str, low: int, high: int) -> int:

@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 import gevent
 from flask import Response, current_app, g, request
 
+from tradingapp.simulators.xts import hostile
+
 JSON = "application/json; charset=utf-8"
 GATEWAY_PAGE = "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center><hr>nginx</body></html>"
 GATEWAY_TITLES = {502: "502 Bad Gateway", 503: "503 Service Temporarily Unavailable", 504: "504 Gateway Time-out"}
@@ -124,6 +126,17 @@ def malformed(kind: str, status: int, data: dict) -> Response:
     return Response(json.dumps(data | {"result": wrong}), status, content_type=JSON)
 
 
+def hostile_answer(spec: dict, status: int, data: dict) -> Response:
+    """The answer as a hostile broker would send it (hostile.py): a field replaced, the result
+    (the envelope's "result") replaced, or a streamed giant or gzip bomb."""
+    if spec["kind"] in hostile.STREAMED:
+        head = json.dumps({k: v for k, v in data.items() if k != "result"})[:-1] + ', "result": '
+        chunks, headers = hostile.streamed(spec, head)
+        return Response(chunks, status, content_type=JSON, headers=headers)
+    spec = spec | {"field": spec["field"] or "result"}
+    return Response(hostile.poisoned(data, spec), status, content_type=JSON)
+
+
 def broker_route(route: str, api: str | None = "interactive"):
     """Wrap a view in the fault pipeline. The view returns (status, envelope) or a Response."""
 
@@ -158,6 +171,9 @@ def broker_route(route: str, api: str | None = "interactive"):
             kind = faults.take_malformed(route)
             if kind:
                 return malformed(kind, code, data)
+            spec = faults.take_hostile(route)
+            if spec:
+                return hostile_answer(spec, code, data)
             return Response(json.dumps(data), code, content_type=JSON)
 
         return handler

@@ -23,6 +23,8 @@ import socketio
 import socketio_v4
 from gevent.queue import Empty, Queue
 
+from tradingapp.simulators.xts import hostile
+
 log = logging.getLogger("xts_sim.streams")
 INTERACTIVE_PATH = "/interactive/socket.io"
 MD_PATHS = ("/apimarketdata/socket.io", "/marketdata/socket.io")
@@ -144,7 +146,8 @@ class Streams:
 
     def _emit(self, item) -> None:
         kind, login_id, row = item
-        payload = json.dumps(row)
+        spec = self.faults().take_hostile_event(kind)
+        payload = hostile.poisoned(row, spec) if spec else json.dumps(row)
         for server in self.interactive:
             server.emit(kind, payload, room=f"i:{login_id}")
         self.stats["sent"] += 1
@@ -176,6 +179,11 @@ class Streams:
 
     # ---- market data -----------------------------------------------------------------------------
     def publish_quote(self, user: str, code: int, full: str, partial: str) -> None:
+        faults = self.faults()
+        spec = faults.take_hostile_event(f"{code}-json-full")
+        full = hostile.poisoned(json.loads(full), spec) if spec else full
+        spec = faults.take_hostile_event(f"{code}-json-partial")
+        partial = hostile.poisoned_partial(partial, spec) if spec else partial
         for server in self.marketdata:
             server.emit(f"{code}-json-full", full, room=f"m:{user}:full")
             server.emit(f"{code}-json-partial", partial, room=f"m:{user}:partial")
