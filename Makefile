@@ -25,7 +25,7 @@ export BROKER ?= paper
 
 .DEFAULT_GOAL := help
 .PHONY: help run run-xts test bench lint fmt migrate seed preflight services install install-dev lock clean xts-sim \
-	terminal browsers certs screenshots chaos
+	terminal browsers certs screenshots chaos audit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ bench: $(DEV_STAMP) services browsers terminal ## run the benchmarks under bench
 
 chaos: $(DEV_STAMP) services ## every fault (kill -9, restarts, cuts, latency) under order load on throwaway services; table + JSON
 	$(BIN)/python -m tests.chaos $(CHAOS_FLAGS)
+
+audit: $(DEV_STAMP) ## the locks against the vendored advisory snapshot (advisories/; docs/dependencies.md)
+	$(BIN)/python scripts/audit_deps.py
 
 lint: $(DEV_STAMP) ## ruff check, ruff format --check and the import rules (.importlinter)
 	$(BIN)/ruff check .
