@@ -7,7 +7,7 @@ from tradingapp.models.market import Candle1m, Tick
 from tradingapp.models.order_records import Order, OrderEvent
 from tradingapp.models.risk import Account, AdminAction, RiskSettings
 from tradingapp.models.trading import Position, ProcessedEvent, Trade
-from tradingapp.models.users import ROLES, User
+from tradingapp.models.users import ROLES, RevokedSession, User
 from tradingapp.models.watchlists import Watchlist, WatchlistItem
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Position",
     "ProcessedEvent",
     "ROLES",
+    "RevokedSession",
     "RiskSettings",
     "Tick",
     "Trade",

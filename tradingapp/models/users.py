@@ -22,6 +22,21 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(sa.String(16), default="trader")
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Every token carries the generation it was issued under; raising it (deactivation) ends every
+    # token the user holds, whatever second it was issued in. The authority: this row, not Redis.
+    token_generation: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     def to_dict(self) -> dict:
         return {"id": str(self.id), "email": self.email, "name": self.name, "role": self.role}
+
+
+class RevokedSession(db.Model):
+    """A logged-out session (the `sid` its access and refresh tokens share), kept until its tokens
+    would have expired anyway. Redis caches it (tradingapp/security/auth.py); this table decides."""
+
+    __tablename__ = "revoked_sessions"
+
+    sid: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, sa.ForeignKey("users.id", ondelete="CASCADE"))
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
