@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 import os
 import re
+import secrets
 from base64 import urlsafe_b64decode
 from datetime import time
 from pathlib import Path
@@ -17,7 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 BASE_DIR = Path(__file__).resolve().parent
 
+# The constant every checkout once shared: production refuses it, development no longer uses it.
 DEFAULT_JWT_SECRET = "dev-only-jwt-secret-not-for-production"
+# Outside production an unset JWT_SECRET is this install's own random secret, made once (mode 0600,
+# git-ignored): a constant would let anyone who can reach a developer's stack mint an admin token.
+DEV_JWT_SECRET_FILE = BASE_DIR / "instance" / "dev-jwt-secret"
 # Passwords a production deployment must not run with.
 WEAK_PASSWORDS = {"", "guest", "postgres", "password", "changeme", "secret", "redis"}
 
@@ -123,6 +128,33 @@ def parse_ws_url(name: str, value: str | None) -> str | None:
     return url
 
 
+def dev_jwt_secret(path: Path | None = None) -> str:
+    """This install's development secret: read from `path` (DEV_JWT_SECRET_FILE), made there first
+    when missing (48 random bytes, url-safe; the file mode 0600). Processes starting together agree:
+    the file is written whole under another name, then linked into place, and a process that loses
+    the race reads the winner's."""
+    path = path or DEV_JWT_SECRET_FILE
+    try:
+        secret = path.read_text().strip()
+    except FileNotFoundError:
+        secret = ""
+    if secret:
+        return secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: theirs is the one
+    finally:
+        draft.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
 def git_version(root: Path) -> str:
     """The short commit of the checkout at `root` (read from .git, no git binary), else "dev"."""
     try:
@@ -151,6 +183,11 @@ class Config:
         self._env = e
         # Server
         self.PORT = parse_int("PORT", e.get("PORT"), 8080)
+        # The address gunicorn listens on (both servers). Loopback unless said otherwise: a developer's
+        # stack is not for the network. Production (containers, behind a proxy) listens on every interface.
+        self.BIND_HOST = (e.get("BIND_HOST") or "").strip() or (
+            "0.0.0.0" if self.ENV_NAME == "production" else "127.0.0.1"
+        )
         self.WEBSOCKET_PORT = parse_int("WEBSOCKET_PORT", e.get("WEBSOCKET_PORT"), 8081)
         self.API_BASE_URL = e.get("API_BASE_URL") or f"http://localhost:{self.PORT}"
         self.CORS_ALLOWED_ORIGINS = parse_list(e.get("CORS_ALLOWED_ORIGINS"), [])
@@ -209,6 +246,13 @@ class Config:
         self.XTS_TIMEOUT = parse_duration("XTS_TIMEOUT", e.get("XTS_TIMEOUT"), 7)
         # Dealer accounts act for a client: sent as clientID on every call (empty: an investor account).
         self.XTS_CLIENT_ID = e.get("XTS_CLIENT_ID", "")
+        # With BROKER=xts, whether a user without a linked XTS account trades through the deployment's
+        # own (XTS_API_KEY): every such user's orders and positions then mix in one broker account.
+        # Off in production (such a user's order is refused until they link one), on elsewhere (the
+        # simulator, demo users); a single-owner deployment turns it on knowingly.
+        self.XTS_SHARED_ACCOUNT = parse_bool(
+            "XTS_SHARED_ACCOUNT", e.get("XTS_SHARED_ACCOUNT"), self.ENV_NAME != "production"
+        )
         # The event bridge's socket.io protocol: Engine.IO 4 (Socket.IO 3+), or 3 for broker servers
         # still on Socket.IO 2.x.
         self.XTS_SOCKETIO_EIO = parse_int("XTS_SOCKETIO_EIO", e.get("XTS_SOCKETIO_EIO"), 4)
@@ -231,7 +275,9 @@ class Config:
         # Empty outside production: a key derived from JWT_SECRET, with a warning (tradingapp/security/crypto.py).
         self.SECRETS_ENCRYPTION_KEYS = parse_fernet_keys("SECRETS_ENCRYPTION_KEYS", e.get("SECRETS_ENCRYPTION_KEYS"))
         # Auth
-        self.JWT_SECRET = e.get("JWT_SECRET") or DEFAULT_JWT_SECRET
+        # Production takes it from the environment only (and refuses to start without it); elsewhere
+        # an unset secret is this install's random one (dev_jwt_secret).
+        self.JWT_SECRET = e.get("JWT_SECRET") or ("" if self.ENV_NAME == "production" else dev_jwt_secret())
         self.JWT_SECRET_KEY = self.JWT_SECRET
         self.SECRET_KEY = self.JWT_SECRET
         self.JWT_EXPIRATION = parse_duration("JWT_EXPIRATION", e.get("JWT_EXPIRATION"), 24 * 3600)
@@ -242,9 +288,23 @@ class Config:
         self.JWT_REFRESH_TOKEN_EXPIRES = self.JWT_REFRESH_EXPIRATION
         self.JWT_ALGORITHM = "HS256"
         self.JWT_TOKEN_LOCATION = ["headers"]
-        self.ALLOW_REGISTRATION = parse_bool("ALLOW_REGISTRATION", e.get("ALLOW_REGISTRATION"), True)
+        # Open outside production; a production deployment opens it knowingly (docs/security.md).
+        self.ALLOW_REGISTRATION = parse_bool(
+            "ALLOW_REGISTRATION", e.get("ALLOW_REGISTRATION"), self.ENV_NAME != "production"
+        )
+        # Registrations (valid bodies, each an argon2 hash) accepted per client address in each window.
+        self.REGISTER_MAX_PER_ADDRESS = parse_int("REGISTER_MAX_PER_ADDRESS", e.get("REGISTER_MAX_PER_ADDRESS"), 5)
+        self.REGISTER_WINDOW = parse_duration("REGISTER_WINDOW", e.get("REGISTER_WINDOW"), 3600)
+        # Failed logins (docs/security.md): an account and address pair has LOGIN_MAX_FAILURES free
+        # failures, then waits 1 s, 2 s, 4 s ... up to LOGIN_LOCKOUT before each next try; an address has
+        # LOGIN_ADDRESS_MAX_FAILURES across all accounts, then the same backoff. Failures are
+        # forgotten LOGIN_FAILURE_MEMORY after the last one. Never a lock on the account itself.
         self.LOGIN_MAX_FAILURES = parse_int("LOGIN_MAX_FAILURES", e.get("LOGIN_MAX_FAILURES"), 5)
         self.LOGIN_LOCKOUT = parse_duration("LOGIN_LOCKOUT", e.get("LOGIN_LOCKOUT"), 15 * 60)
+        self.LOGIN_ADDRESS_MAX_FAILURES = parse_int(
+            "LOGIN_ADDRESS_MAX_FAILURES", e.get("LOGIN_ADDRESS_MAX_FAILURES"), 50
+        )
+        self.LOGIN_FAILURE_MEMORY = parse_duration("LOGIN_FAILURE_MEMORY", e.get("LOGIN_FAILURE_MEMORY"), 24 * 3600)
         # Market data and the paper broker
         self.QUOTE_TTL = parse_duration("QUOTE_TTL", e.get("QUOTE_TTL"), 3600)
         self.QUOTE_STALE_AFTER = parse_duration("QUOTE_STALE_AFTER", e.get("QUOTE_STALE_AFTER"), 10)
@@ -292,7 +352,10 @@ class Config:
         self.WS_PING_INTERVAL = parse_duration("WS_PING_INTERVAL", e.get("WS_PING_INTERVAL"), 20)
         self.WS_MAX_MESSAGE_BYTES = parse_int("WS_MAX_MESSAGE_BYTES", e.get("WS_MAX_MESSAGE_BYTES"), 16 * 1024)
         self.WS_MAX_INSTRUMENTS = parse_int("WS_MAX_INSTRUMENTS", e.get("WS_MAX_INSTRUMENTS"), 200)
+        # Per user across every websocket process: each socket holds a lease in Redis, renewed while it
+        # lives, so the sockets of a process killed without closing them free their places within WS_SLOT_LEASE.
         self.WS_MAX_SOCKETS_PER_USER = parse_int("WS_MAX_SOCKETS_PER_USER", e.get("WS_MAX_SOCKETS_PER_USER"), 10)
+        self.WS_SLOT_LEASE = max(parse_duration("WS_SLOT_LEASE", e.get("WS_SLOT_LEASE"), 15), 1)
         self.WS_MAX_QUEUED_EVENTS = parse_int("WS_MAX_QUEUED_EVENTS", e.get("WS_MAX_QUEUED_EVENTS"), 1000)
         # A socket whose single send is blocked this long (client stopped reading) is dropped.
         self.WS_SEND_TIMEOUT = parse_duration("WS_SEND_TIMEOUT", e.get("WS_SEND_TIMEOUT"), 30)
@@ -314,6 +377,12 @@ class Config:
             f"postgresql+psycopg://{auth}@{self.DB_HOST}:{self.DB_PORT}/{quote(self.DB_NAME, safe='')}"
             f"?sslmode={self.DB_SSL_MODE}"
         )
+
+    @property
+    def bind_address(self) -> str:
+        """host:port for gunicorn's bind (an IPv6 host in brackets)."""
+        host = f"[{self.BIND_HOST}]" if ":" in self.BIND_HOST else self.BIND_HOST
+        return f"{host}:{self.PORT}"
 
     @property
     def is_postgres(self) -> bool:
