@@ -8,7 +8,8 @@ from config import load_config
 
 _config = load_config()
 
-bind = f"0.0.0.0:{_config.PORT}"
+# 127.0.0.1 unless BIND_HOST says otherwise (production: every interface, behind its proxy).
+bind = _config.bind_address
 workers = _config.WEB_CONCURRENCY
 # gevent: thousands of idle WebSocket connections and slow broker calls cost a greenlet, not a thread.
 # gunicorn's gevent worker, with the requests gunicorn refuses itself (414, 431, 400) answered in the
