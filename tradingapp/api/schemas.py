@@ -127,6 +127,13 @@ class Register(Shape):
     name: Annotated[str, Field(max_length=users.MAX_NAME, pattern=NO_NUL)] = None
 
 
+class RegisterAccepted(Shape):
+    """The same for a new email and a taken one: the answer reveals no account."""
+
+    status: Literal["accepted"]
+    message: str
+
+
 class Login(Shape):
     email: Annotated[str, Field(min_length=1, pattern=NO_NUL)]
     password: Annotated[str, Field(min_length=1, pattern=NO_NUL)]
