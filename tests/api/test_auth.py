@@ -1,4 +1,5 @@
-"""Auth API on the real services: registration, login and its throttle, tokens, logout."""
+"""Auth API on the real services: registration, login and its throttle, tokens, logout. The attacks
+on them, named for what they attack: tests/security/test_api2_broken_authentication.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from flask_jwt_extended import create_access_token, decode_token
 import config
 from tests.support import env as test_run
 from tradingapp import create_app
+from tradingapp.api.auth import REGISTERED
 from tradingapp.extensions import db as _db
 from tradingapp.models import User
 from tradingapp.security.passwords import burn_verification, hash_password, needs_rehash, verify_password
@@ -86,11 +88,10 @@ def timed(fn, *args) -> float:
 
 def test_register_creates_a_trader(client):
     response = client.post(REGISTER, json={"email": " Bob@Example.COM ", "password": "s3cret-enough", "name": "Bob"})
-    assert response.status_code == 201
-    body = response.get_json()
-    assert body == {"id": body["id"], "email": "bob@example.com", "name": "Bob", "role": "trader"}
-    stored = _db.session.get(User, uuid.UUID(body["id"]))
-    assert stored.active and verify_password(stored.password_hash, "s3cret-enough")
+    assert (response.status_code, response.get_json()) == (202, REGISTERED)
+    stored = _db.session.query(User).one()
+    assert (stored.email, stored.name, stored.role, stored.active) == ("bob@example.com", "Bob", "trader", True)
+    assert verify_password(stored.password_hash, "s3cret-enough")
 
 
 def test_registered_user_can_log_in(client):
@@ -104,7 +105,7 @@ def test_register_refuses_fields_it_does_not_own(client, extra):
     assert response.status_code == 400
     error = response.get_json()["error"]
     assert error["code"] == "validation_error"
-    assert error["details"]["fields"] == list(extra)
+    assert error["details"]["unknown_fields"] == ", ".join(extra)  # the API gate's answer (api/openapi.py)
     assert _db.session.query(User).count() == 0
 
 
@@ -125,17 +126,21 @@ def test_register_refuses_fields_it_does_not_own(client, extra):
 def test_register_rejects_invalid_fields(client, body, field):
     response = client.post(REGISTER, json=body)
     assert response.status_code == 400
-    assert response.get_json()["error"]["details"]["field"] == field
+    assert list(response.get_json()["error"]["details"]) == [field]
     assert _db.session.query(User).count() == 0
 
 
-def test_register_with_a_taken_email_is_a_conflict(client, user):
-    response = client.post(REGISTER, json={"email": "ALICE@example.com", "password": "s3cret-enough"})
-    assert response.status_code == 409
-    assert response.get_json()["error"]["code"] == "conflict"
+def test_register_with_a_taken_email_answers_as_for_a_new_one_and_changes_nothing(client, user):
+    before = (user.password_hash, user.name)
+    response = client.post(REGISTER, json={"email": "ALICE@example.com", "password": "s3cret-enough", "name": "Eve"})
+    assert (response.status_code, response.get_json()) == (202, REGISTERED)
+    _db.session.expire_all()
+    stored = _db.session.query(User).one()
+    assert (stored.password_hash, stored.name) == before
+    assert login(client, "alice@example.com", "s3cret-enough").status_code == 401
 
 
-def test_register_racing_another_insert_of_the_same_email_is_a_conflict(client, env):
+def test_register_racing_another_insert_of_the_same_email_keeps_the_first(client, env):
     # An uncommitted row is invisible to the pre-check; our INSERT then waits on the unique
     # index and fails when the other transaction commits: the race path, deterministically.
     other = psycopg.connect(dbname=env["DB_NAME"], **test_run.PG)
@@ -151,8 +156,8 @@ def test_register_racing_another_insert_of_the_same_email_is_a_conflict(client, 
     finally:
         committer.join()
         other.close()
-    assert response.status_code == 409
-    assert response.get_json()["error"]["code"] == "conflict"
+    assert (response.status_code, response.get_json()) == (202, REGISTERED)
+    assert _db.session.query(User).one().password_hash == "x"
 
 
 def test_register_is_refused_when_registration_is_disabled(app, client, monkeypatch):
@@ -219,58 +224,109 @@ def test_login_without_a_password_is_a_validation_error(client, user):
     assert response.status_code == 400
 
 
-# -- throttling ------------------------------------------------------------------------
+# -- throttling (the policy: docs/security.md) -----------------------------------------
 
 
-def fail_until_limit(client, app, email: str, ip: str = "127.0.0.1") -> None:
-    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
-        assert login(client, email, "wrong-password", ip=ip).status_code == 401
+def fail(client, email: str, times: int, ip: str = "127.0.0.1") -> list[int]:
+    return [login(client, email, "wrong-password", ip=ip).status_code for _ in range(times)]
 
 
-def test_repeated_failures_lock_the_email_with_retry_after(client, app, user):
-    fail_until_limit(client, app, user.email)
-    response = login(client, user.email, "wrong-password")
+def test_failures_past_the_free_ones_make_the_pair_wait_with_retry_after(client, app, user):
+    free = app.config["LOGIN_MAX_FAILURES"]
+    assert fail(client, user.email, free + 1) == [401] * (free + 1)  # the last one starts a 1 s wait
+    response = login(client, user.email)  # even the right password: it is not looked at meanwhile
     assert response.status_code == 429
     assert response.get_json()["error"]["code"] == "rate_limited"
-    assert 0 < int(response.headers["Retry-After"]) <= app.config["LOGIN_LOCKOUT"]
+    assert response.headers["Retry-After"] == "1"
 
 
-def test_a_locked_email_refuses_even_the_right_password_from_another_ip(client, app, user):
-    fail_until_limit(client, app, user.email)
-    assert login(client, user.email, ip="10.9.9.9").status_code == 429
+def test_each_failure_past_the_free_ones_doubles_the_wait(client, app, user):
+    free = app.config["LOGIN_MAX_FAILURES"]
+    fail(client, user.email, free + 1)
+    time.sleep(1.05)
+    assert fail(client, user.email, 1) == [401]
+    assert login(client, user.email).headers["Retry-After"] == "2"
 
 
-def test_the_lock_ends_when_the_window_passes(client, app, user, monkeypatch):
+def test_the_wait_never_exceeds_login_lockout(client, app, user, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_MAX_FAILURES", 0)
     monkeypatch.setitem(app.config, "LOGIN_LOCKOUT", 1)
-    fail_until_limit(client, app, user.email)
-    assert login(client, user.email).status_code == 429
-    time.sleep(1.1)
+    for _ in range(3):
+        assert fail(client, user.email, 1) == [401]
+        assert login(client, user.email).headers["Retry-After"] == "1"
+        time.sleep(1.05)
     assert login(client, user.email).status_code == 200
 
 
-def test_a_lock_on_one_email_leaves_other_accounts_alone(client, app, user, make_user):
-    other = make_user(email="other@example.com")
-    fail_until_limit(client, app, user.email)
-    assert login(client, other.email, ip="10.1.1.1").status_code == 200
+def test_the_wait_ends_and_the_right_password_then_works(client, app, user):
+    fail(client, user.email, app.config["LOGIN_MAX_FAILURES"] + 1)
+    assert login(client, user.email).status_code == 429
+    time.sleep(1.05)
+    assert login(client, user.email).status_code == 200
 
 
-def test_successful_login_clears_the_email_failure_count(client, app, user):
-    limit = app.config["LOGIN_MAX_FAILURES"]
-    for _ in range(limit - 1):
-        login(client, user.email, "wrong-password", ip="10.0.0.1")
+def test_a_waiting_pair_leaves_the_same_account_from_another_address_alone(client, app, user):
+    fail(client, user.email, app.config["LOGIN_MAX_FAILURES"] + 3, ip="10.9.9.9")
+    assert login(client, user.email, ip="10.9.9.9").status_code == 429
+    assert login(client, user.email, ip="10.1.1.1").status_code == 200
+
+
+def test_successful_login_clears_the_pairs_failure_count(client, app, user):
+    free = app.config["LOGIN_MAX_FAILURES"]
+    assert fail(client, user.email, free, ip="10.0.0.1") == [401] * free
     assert login(client, user.email, ip="10.0.0.1").status_code == 200
-    for _ in range(limit - 1):
-        login(client, user.email, "wrong-password", ip="10.0.0.2")
-    assert login(client, user.email, ip="10.0.0.2").status_code == 200
+    assert fail(client, user.email, free, ip="10.0.0.1") == [401] * free
+    assert login(client, user.email, ip="10.0.0.1").status_code == 200
 
 
-def test_many_failures_from_one_ip_lock_that_ip_across_emails(client, app, make_user, monkeypatch):
-    monkeypatch.setitem(app.config, "LOGIN_MAX_FAILURES", 1)
+def test_many_failures_from_one_address_across_accounts_make_that_address_wait(client, app, make_user, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_ADDRESS_MAX_FAILURES", 3)
     victims = [make_user() for _ in range(5)]
-    for victim in victims[:4]:  # each email fails once; the IP's budget is 4 x the email's
-        login(client, victim.email, "wrong-password", ip="10.6.6.6")
-    assert login(client, victims[4].email, ip="10.6.6.6").status_code == 429
+    for victim in victims[:4]:  # one failure each: no pair waits, the address's fourth failure does
+        assert fail(client, victim.email, 1, ip="10.6.6.6") == [401]
+    response = login(client, victims[4].email, ip="10.6.6.6")
+    assert (response.status_code, response.headers["Retry-After"]) == (429, "1")
     assert login(client, victims[4].email, ip="10.7.7.7").status_code == 200
+
+
+def test_one_good_login_does_not_reset_an_addresss_failures(client, app, make_user, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_ADDRESS_MAX_FAILURES", 2)
+    sprayed = [make_user() for _ in range(3)]
+    mine = make_user()
+    fail(client, sprayed[0].email, 1, ip="10.6.6.7")
+    fail(client, sprayed[1].email, 1, ip="10.6.6.7")
+    assert login(client, mine.email, ip="10.6.6.7").status_code == 200
+    assert fail(client, sprayed[2].email, 1, ip="10.6.6.7") == [401]  # the third: a wait begins
+    assert login(client, mine.email, ip="10.6.6.7").status_code == 429
+
+
+def test_ipv6_addresses_of_one_64_block_count_as_one_address(client, app, make_user, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_ADDRESS_MAX_FAILURES", 2)
+    victims = [make_user() for _ in range(3)]
+    for n, victim in enumerate(victims):
+        assert fail(client, victim.email, 1, ip=f"2001:db8:1:2::{n + 1:x}") == [401]
+    assert login(client, victims[0].email, ip="2001:db8:1:2:ffff::9").status_code == 429
+    assert login(client, victims[0].email, ip="2001:db8:1:3::1").status_code == 200
+
+
+def test_registration_is_throttled_per_address_with_retry_after(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "REGISTER_MAX_PER_ADDRESS", 2)
+    bodies = [{"email": f"r{n}@example.com", "password": "s3cret-enough"} for n in range(4)]
+    codes = [
+        client.post(REGISTER, json=body, environ_base={"REMOTE_ADDR": "10.3.3.3"}).status_code for body in bodies[:3]
+    ]
+    assert codes == [202, 202, 429]
+    refused = client.post(REGISTER, json=bodies[3], environ_base={"REMOTE_ADDR": "10.3.3.3"})
+    assert 0 < int(refused.headers["Retry-After"]) <= app.config["REGISTER_WINDOW"]
+    assert client.post(REGISTER, json=bodies[3], environ_base={"REMOTE_ADDR": "10.4.4.4"}).status_code == 202
+    assert _db.session.query(User).count() == 3
+
+
+def test_an_invalid_registration_costs_no_place_in_the_address_budget(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "REGISTER_MAX_PER_ADDRESS", 1)
+    for _ in range(3):
+        assert client.post(REGISTER, json={"email": "bad", "password": "s3cret-enough"}).status_code == 400
+    assert client.post(REGISTER, json={"email": "ok@example.com", "password": "s3cret-enough"}).status_code == 202
 
 
 # -- refresh, logout, me ---------------------------------------------------------------
@@ -305,6 +361,14 @@ def test_logout_revokes_the_access_token(client, tokens):
 
 def test_logout_revokes_the_refresh_token(client, tokens):
     client.post(LOGOUT, headers=bearer(tokens["access_token"]))
+    assert client.post(REFRESH, headers=bearer(tokens["refresh_token"])).status_code == 401
+
+
+def test_logout_with_the_refresh_token_revokes_the_whole_session(client, tokens):
+    refreshed = client.post(REFRESH, headers=bearer(tokens["refresh_token"])).get_json()["access_token"]
+    assert client.post(LOGOUT, headers=bearer(tokens["refresh_token"])).status_code == 204
+    for token in (tokens["access_token"], refreshed):
+        assert client.get(ME, headers=bearer(token)).status_code == 401
     assert client.post(REFRESH, headers=bearer(tokens["refresh_token"])).status_code == 401
 
 

@@ -1,5 +1,6 @@
 """Auth: register, log in (throttled), refresh, log out, and who am I. The rules:
-tradingapp/services/accounts/users.py."""
+tradingapp/services/accounts/users.py; the tokens: tradingapp/security/auth.py; the policy:
+docs/security.md."""
 
 from __future__ import annotations
 
@@ -28,12 +29,22 @@ bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
 # One message for unknown user, wrong password and inactive account: no account enumeration.
 BAD_CREDENTIALS = "invalid email or password"
+# One answer for a new email and a taken one (no account enumeration): the client logs in next.
+REGISTERED = {"status": "accepted", "message": "registration accepted: log in with this email and password"}
 
 
 @bp.post("/register")
-@doc("Create a trader account", ok=201, response=s.User, body=s.Register, auth=False, errors=("400", "403", "409"))
+@doc(
+    "Create a trader account (the same 202 whether or not the email was taken; then log in)",
+    ok=202,
+    response=s.RegisterAccepted,
+    body=s.Register,
+    auth=False,
+    errors=("400", "403", "429"),
+)
 def register():
-    return jsonify(s.User.dump(users.register(json_body()).to_dict())), 201
+    users.register(json_body(), request.remote_addr)
+    return jsonify(s.RegisterAccepted.dump(REGISTERED)), 202
 
 
 @bp.post("/login")
@@ -43,7 +54,7 @@ def login():
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
         raise validation_error("email and password are required strings", fields=["email", "password"])
-    user = users.authenticate(email, password, request.remote_addr or "unknown")
+    user = users.authenticate(email, password, request.remote_addr)
     if user is None:
         raise APIError(401, "unauthorized", BAD_CREDENTIALS)
     return jsonify(s.Tokens.dump(issue_tokens(user)))
@@ -57,8 +68,8 @@ def refresh():
 
 
 @bp.post("/logout")
-@doc("Revoke this session's tokens", ok=204)
-@login_required()
+@doc("Revoke this session's tokens (the access or the refresh token as Bearer)", ok=204)
+@login_required(any_token=True)
 def logout():
     revoke_session(current_claims())
     log.info("event=logout user_id=%s", current_principal().id)

@@ -15,7 +15,7 @@ from tradingapp.extensions import db, upsert_insert
 from tradingapp.models import ROLES, Account, AdminAction, RiskSettings, User
 from tradingapp.models.risk import GLOBAL_SETTINGS_ID
 from tradingapp.models.types import iso, utcnow
-from tradingapp.security.auth import remember_user_state, revoke_user_sessions
+from tradingapp.security.auth import end_all_sessions, remember_user_state
 from tradingapp.services.accounts.funds import create_account
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,9 @@ def list_users() -> list[dict]:
 
 
 def update_user(admin: User, raw_id: str, body: dict) -> dict:
-    """Change role and/or active; deactivating revokes the user's sessions at once."""
+    """Change role and/or active; deactivating ends every token the user holds (their token
+    generation goes up in the same commit), so a login racing it gets a token that dies with the rest,
+    and a login after a reactivation gets one that works."""
     user_id = parse_user_id(raw_id)
     user = db.session.get(User, user_id, with_for_update=True) if user_id else None
     if user is None:
@@ -60,13 +62,15 @@ def update_user(admin: User, raw_id: str, body: dict) -> dict:
     for field, value in changes.items():
         setattr(user, field, value)
     after = {"role": user.role, "active": user.active}
+    deactivated = before["active"] and not user.active
+    if deactivated:
+        end_all_sessions(user)
     if before != after:
         record(admin, "user_update", str(user.id), before, after)
     db.session.commit()
     if before != after:
-        remember_user_state(user)  # the new role or active flag applies to the next request
-    if before["active"] and not user.active:
-        revoke_user_sessions(str(user.id))
+        remember_user_state(user)  # the new role, active flag and generation apply to the next request
+    if deactivated:
         log.info("event=user_sessions_revoked admin_id=%s user_id=%s", admin.id, user.id)
     return user_dict(user)
 

@@ -1,21 +1,22 @@
 """Users: registration (the rules of an email, a password, a name) and logging in (credentials
-checked in constant time, failed logins throttled per email and per client IP)."""
+checked in constant time, failed logins throttled per account and address pair and per address:
+tradingapp/security/throttle.py, docs/security.md)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
+import uuid
 
-import redis
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
 
-from tradingapp.domain.errors import Conflict, Invalid, Refused, Unavailable
-from tradingapp.extensions import db, get_redis
+from tradingapp.domain.errors import Invalid, Refused
+from tradingapp.extensions import db, upsert_insert
 from tradingapp.models import User
+from tradingapp.models.types import utcnow
 from tradingapp.security.passwords import burn_verification, hash_password, needs_rehash, verify_password
+from tradingapp.security.throttle import LoginThrottle, check_registration
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +25,13 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 MAX_EMAIL = 254
 MIN_PASSWORD, MAX_PASSWORD = 10, 128
 MAX_NAME = 100
-# Many people can share one address (office NAT), so an IP gets more room than one account.
-IP_FAILURE_FACTOR = 4
 
 
-def register(body: dict) -> User:
-    """A new trader from {email, password, name?} (committed)."""
+def register(body: dict, remote_addr: str | None) -> None:
+    """A new trader from {email, password, name?} (committed), unless the email already has an
+    account: then nothing happens. Both ways cost one hash and end the same, so the answer tells
+    no one whether an email is registered (the owner of a taken email simply cannot log in with
+    the new password). Valid requests are throttled per client address."""
     if not current_app.config["ALLOW_REGISTRATION"]:
         raise Refused("registration is disabled", code="forbidden")
     unknown = sorted(set(body) - REGISTER_FIELDS)
@@ -38,39 +40,38 @@ def register(body: dict) -> User:
     email = parse_email(body.get("email"))
     password = parse_password(body.get("password"))
     name = parse_name(body.get("name"))
-    if db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
-        raise _email_taken()
-    user = User(email=email, password_hash=hash_password(password), name=name, role="trader", active=True)
-    db.session.add(user)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        # Another request registered the same email between our check and our insert.
-        db.session.rollback()
-        raise _email_taken() from None
-    log.info("event=user_registered user_id=%s", user.id)
-    return user
+    check_registration(remote_addr)
+    password_hash = hash_password(password)  # first, whatever follows: a taken email costs the same
+    # One statement: a known email (or one registered by a request racing this one) inserts nothing.
+    row = {"email": email, "password_hash": password_hash, "name": name, "role": "trader", "active": True}
+    inserted = db.session.scalar(
+        upsert_insert(User)
+        .values(id=uuid.uuid4(), created_at=utcnow(), token_generation=0, **row)
+        .on_conflict_do_nothing(index_elements=[User.email])
+        .returning(User.id)
+    )
+    db.session.commit()
+    if inserted is None:
+        log.info("event=register_email_taken")
+    else:
+        log.info("event=user_registered user_id=%s", inserted)
 
 
-def _email_taken() -> Conflict:
-    return Conflict("an account with this email already exists", {"field": "email"})
-
-
-def authenticate(email: str, password: str, ip: str) -> User | None:
+def authenticate(email: str, password: str, remote_addr: str | None) -> User | None:
     """The user these credentials belong to, or None (unknown user, wrong password and inactive
-    account alike: no account enumeration). Refused (rate_limited) while the email or the IP is
-    locked out."""
+    account alike: no account enumeration). Refused (rate_limited) while this email and address,
+    or this address, waits out a backoff of failed logins."""
     email = normalise_email(email)
-    throttle = LoginThrottle(email, ip)
-    throttle.refuse_if_locked()
+    throttle = LoginThrottle(email, remote_addr)
+    throttle.check()
     user = db.session.scalar(sa.select(User).where(User.email == email))
     if not credentials_match(user, password):
         throttle.record_failure()
-        log.info("event=login_failed user_id=%s ip=%s", user.id if user else "-", ip)
+        log.info("event=login_failed user_id=%s ip=%s", user.id if user else "-", throttle.address)
         return None
-    throttle.clear_email()
+    throttle.record_success()
     upgrade_hash(user, password)
-    log.info("event=login user_id=%s ip=%s", user.id, ip)
+    log.info("event=login user_id=%s ip=%s", user.id, throttle.address)
     return user
 
 
@@ -129,63 +130,3 @@ def parse_name(value) -> str:
     if len(name) > MAX_NAME:
         raise Invalid(f"name must be at most {MAX_NAME} characters", {"field": "name", "max_length": MAX_NAME})
     return name
-
-
-# -- throttling ------------------------------------------------------------------------
-
-
-class LoginThrottle:
-    """Failed logins counted per email and per client IP in fixed Redis windows of LOGIN_LOCKOUT."""
-
-    def __init__(self, email: str, ip: str):
-        config = current_app.config
-        self.ip = ip
-        self.window = config["LOGIN_LOCKOUT"]
-        # Emails are hashed: the key length stays bounded whatever the client sends.
-        digest = hashlib.sha256(email.encode()).hexdigest()[:32]
-        self.email_key = f"auth:login_failures:email:{digest}"
-        self.limits = {
-            self.email_key: config["LOGIN_MAX_FAILURES"],
-            f"auth:login_failures:ip:{ip}": config["LOGIN_MAX_FAILURES"] * IP_FAILURE_FACTOR,
-        }
-
-    def refuse_if_locked(self) -> None:
-        keys = list(self.limits)
-        pipe = get_redis().pipeline(transaction=False)
-        for key in keys:
-            pipe.get(key)
-            pipe.ttl(key)
-        replies = self._run(pipe)
-        waits = [
-            ttl if ttl > 0 else self.window
-            for key, count, ttl in zip(keys, replies[::2], replies[1::2], strict=True)
-            if count is not None and int(count) >= self.limits[key]
-        ]
-        if waits:
-            log.info("event=login_throttled ip=%s retry_after=%s", self.ip, max(waits))
-            raise Refused(
-                "too many failed logins, try again later",
-                {"retry_after": max(waits)},
-                code="rate_limited",
-                retry_after=max(waits),
-            )
-
-    def record_failure(self) -> None:
-        pipe = get_redis().pipeline()
-        for key in self.limits:
-            # The window starts at the first failure; later failures do not extend it.
-            pipe.set(key, 0, ex=self.window, nx=True)
-            pipe.incr(key)
-        self._run(pipe)
-
-    def clear_email(self) -> None:
-        # The IP counter stays: one good account must not reset an attacker's budget.
-        self._run(get_redis().pipeline().delete(self.email_key))
-
-    @staticmethod
-    def _run(pipe) -> list:
-        try:
-            return pipe.execute()
-        except redis.RedisError:
-            log.warning("event=login_throttle_unavailable")
-            raise Unavailable("login is temporarily unavailable") from None
