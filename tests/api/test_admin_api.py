@@ -277,7 +277,7 @@ def test_a_request_racing_a_demotion_cannot_cache_the_old_role(client, make_user
         with _db.engine.connect() as other:
             other.execute(sa.text("UPDATE users SET role = 'trader' WHERE id = :id"), {"id": victim.id})
             other.commit()
-        remember_user_state(SimpleNamespace(id=victim.id, active=True, role="trader"))
+        remember_user_state(SimpleNamespace(id=victim.id, active=True, role="trader", token_generation=0))
 
     sa.event.listen(_db.engine, "after_cursor_execute", demote_in_between)
     try:
