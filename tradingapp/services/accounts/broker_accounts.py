@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from tradingapp.brokers.xts.accounts import CredentialsUnavailable, XtsCredentials
-from tradingapp.domain.errors import Conflict, Invalid, NotFound, Unavailable
+from tradingapp.domain.errors import Conflict, Invalid, NotFound, Refused, Unavailable
 from tradingapp.extensions import db
 from tradingapp.models import BrokerAccount, BrokerAccountEvent
 from tradingapp.models.broker_accounts import BROKERS
@@ -63,6 +63,8 @@ def credentials_for(user_id: uuid.UUID | str) -> XtsCredentials:
         except SecretsUnavailable as exc:
             raise CredentialsUnavailable(f"linked XTS account {account.id} of user {user_id}: {exc}") from None
     config = current_app.config
+    if not config["XTS_SHARED_ACCOUNT"]:
+        raise CredentialsUnavailable(f"user {user_id} has no linked XTS account and XTS_SHARED_ACCOUNT is off")
     if not (config["XTS_API_KEY"] and config["XTS_API_SECRET"]):
         raise CredentialsUnavailable(
             f"user {user_id} has no linked XTS account and XTS_API_KEY/XTS_API_SECRET are not set"
@@ -75,6 +77,21 @@ def credentials_for(user_id: uuid.UUID | str) -> XtsCredentials:
         config["XTS_MD_API_SECRET"],
         "default",
     )
+
+
+def require_trading_account(user_id: uuid.UUID) -> None:
+    """Refused (422 broker_account_required) when the user's new order would go through the
+    deployment's own XTS account and XTS_SHARED_ACCOUNT does not allow that (production's default):
+    every such user's orders and positions would mix in one broker account. Paper: nothing to check."""
+    config = current_app.config
+    if config["BROKER"] != "xts" or config["XTS_SHARED_ACCOUNT"]:
+        return
+    if db.session.scalar(_active(user_id, "xts").with_only_columns(BrokerAccount.id)) is None:
+        raise Refused(
+            "link your XTS account (POST /api/v1/broker-accounts) before placing orders",
+            {"broker": "xts"},
+            code="broker_account_required",
+        )
 
 
 def linked_credentials() -> list[XtsCredentials]:
