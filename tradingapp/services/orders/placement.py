@@ -32,6 +32,7 @@ from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument, Order, User
 from tradingapp.models.types import utcnow
 from tradingapp.realtime import last_price, publish_user_event, read_quotes
+from tradingapp.services.accounts.broker_accounts import require_trading_account
 from tradingapp.services.orders import risk
 from tradingapp.services.orders import state as order_state
 
@@ -96,6 +97,7 @@ def place_validated(
 ) -> tuple[Order, bool]:
     """Check a valid request against the market, the duplicate guard and the risk engine, then write
     the order and queue its submission."""
+    require_trading_account(user.id)
     if reason := untradable(instrument):
         raise invalid_order({"instrument_id": reason})
     last = market_price(instrument.id)
