@@ -62,8 +62,15 @@ class Stack:
     def commands(self) -> dict[str, tuple[list[str], dict[str, str]]]:
         gunicorn = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
         return {
-            "backend": (gunicorn + ["-b", f"127.0.0.1:{self.http_port}"], {"PORT": str(self.http_port)}),
-            "websocket": (gunicorn + ["-b", f"127.0.0.1:{self.ws_port}"], {"PORT": str(self.ws_port)}),
+            # WEBSOCKET_PORT: the websocket process serves /ws on it (and only it), and /api/v1/meta names it.
+            "backend": (
+                gunicorn + ["-b", f"127.0.0.1:{self.http_port}"],
+                {"PORT": str(self.http_port), "WEBSOCKET_PORT": str(self.ws_port)},
+            ),
+            "websocket": (
+                gunicorn + ["-b", f"127.0.0.1:{self.ws_port}"],
+                {"PORT": str(self.ws_port), "WEBSOCKET_PORT": str(self.ws_port)},
+            ),
             "worker": ([sys.executable, "-m", "jobs.worker"], {}),
             "consumer": ([sys.executable, "-m", "jobs.consumer"], {}),
             "feed": ([sys.executable, "-m", "jobs.feed"], {}),
