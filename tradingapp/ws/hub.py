@@ -120,6 +120,7 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.sending_since: float | None = None  # monotonic time a send started; set by the sender
+        self.slot: str | None = None  # its lease among the user's sockets of every process (ws/slots.py)
 
     def __repr__(self) -> str:
         return f"Connection(id={self.id}, user_id={self.user_id})"

@@ -5,7 +5,11 @@ the wire in `transport`. A socket's queued frames go out in one write: the proce
 every socket that got something in a burst, in one pass and without waiting; a socket whose client
 is not reading fast enough is handed to its own sender loop, which waits for it (and closes the
 socket when asked). One watcher per process re-checks every socket's session (expired or revoked:
-close 4401) and stalled sends, and marks quotes stale.
+close 4401) and stalled sends, renews the sockets' places under the per-user limit (shared by
+every websocket process through Redis, ws/slots.py) and marks quotes stale.
+
+Only the websocket process (PORT = WEBSOCKET_PORT) serves /ws: on the REST process it is a 404, so
+long-lived sockets never hold the REST server's connections.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, abort, current_app, request
 from flask_jwt_extended import decode_token
 from simple_websocket import ConnectionClosed
 
@@ -38,6 +42,7 @@ from tradingapp.ws.hub import (
 )
 from tradingapp.ws.listener import Listener
 from tradingapp.ws.protocol import Command, ProtocolError, parse_message
+from tradingapp.ws.slots import SocketSlots
 from tradingapp.ws.transport import Flusher, SerializedSocket, encode
 
 log = logging.getLogger(__name__)
@@ -81,6 +86,18 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
+def serves_websocket(config) -> bool:
+    """Whether this process is the websocket server: it runs on WEBSOCKET_PORT (as under make run,
+    compose and the test stacks); the REST process runs on PORT."""
+    return config["PORT"] == config["WEBSOCKET_PORT"]
+
+
+@bp.before_request
+def _websocket_process_only() -> None:
+    if not serves_websocket(current_app.config):
+        abort(404, f"the WebSocket feed is served on port {current_app.config['WEBSOCKET_PORT']}")
+
+
 @bp.before_request
 def _no_compression() -> None:
     """Decline permessage-deflate: it costs a zlib context and a compression per socket for every
@@ -112,6 +129,9 @@ def get_hub() -> Hub:
             flusher = Flusher()
             threading.Thread(target=flusher.run, name="ws-flusher", daemon=True).start()
             app.extensions["ws_flusher"] = flusher
+            app.extensions["ws_slots"] = SocketSlots(
+                get_redis(), config["NAMESPACE"], config["WS_MAX_SOCKETS_PER_USER"], config["WS_SLOT_LEASE"]
+            )
             app.extensions["ws_listener"] = listener
             app.extensions["ws_hub"] = hub
             _tune_gc()
@@ -142,12 +162,18 @@ def feed(ws) -> None:
         _close(ws, CLOSE_UNAUTHORIZED, "unauthorized")
         return
     hub = get_hub()
+    slots: SocketSlots = current_app.extensions["ws_slots"]
+    slot = slots.new_id()
     try:
+        if not slots.take(user_id, slot):
+            raise TooManyConnections(user_id)
         conn = hub.register(user_id, claims)
     except TooManyConnections:
+        slots.give_back(user_id, slot)
         ws.sock.sendall(encode({"type": "error", "code": "too_many_connections", "message": "too many open sockets"}))
         _close(ws, CLOSE_TOO_MANY, "too many connections")
         return
+    conn.slot = slot
     log.info("event=ws_connected user_id=%s conn=%s", user_id, conn.id)
     conn.on_ready = functools.partial(current_app.extensions["ws_flusher"].mark, out=ws.sock)
     sender = threading.Thread(target=_send_loop, args=(ws, conn), name=f"ws-sender-{conn.id}", daemon=True)
@@ -165,6 +191,7 @@ def feed(ws) -> None:
                     conn.close(CLOSE_POLICY, FLOOD_REASON)
     finally:
         hub.unregister(conn)
+        slots.give_back(user_id, slot)
         conn.close(CLOSE_NORMAL, "bye")
         sender.join(timeout=CLOSE_WAIT + 1)
         if sender.is_alive():  # blocked writing to a client that stopped reading
@@ -254,11 +281,14 @@ def _send_loop(ws, conn: Connection) -> None:
 
 def _watch(app: Flask, hub: Hub) -> None:
     """Every socket's session every WS_REVOCATION_CHECK (expired or revoked: 4401), stalled sends
-    (blocked past WS_SEND_TIMEOUT: 1013), and instruments gone silent, checked by one loop per process."""
+    (blocked past WS_SEND_TIMEOUT: 1013), the sockets' leases (renewed three times a WS_SLOT_LEASE),
+    and instruments gone silent, checked by one loop per process."""
     settings = Settings.from_config(app.config)
     next_session_check = time.monotonic() + settings.revocation_check
+    renew_every = app.config["WS_SLOT_LEASE"] / 3
+    next_renewal = time.monotonic() + renew_every
     while True:
-        time.sleep(min(STALE_CHECK, settings.revocation_check))
+        time.sleep(min(STALE_CHECK, settings.revocation_check, renew_every))
         try:
             hub.mark_stale()
             conns = hub.connections()
@@ -267,12 +297,23 @@ def _watch(app: Flask, hub: Hub) -> None:
                 if conn.stalled(now, settings.send_timeout):
                     log.info("event=ws_client_too_slow user_id=%s conn=%s", conn.user_id, conn.id)
                     conn.close(CLOSE_OVERFLOW, OVERFLOW_REASON)
+            if now >= next_renewal:
+                next_renewal = now + renew_every
+                _renew_slots(app, conns)
             if now >= next_session_check:
                 next_session_check = now + settings.revocation_check
                 with app.app_context():
                     _end_sessions(conns)
         except Exception:  # the watcher must outlive a Redis outage or a bug in one round
             log.exception("event=ws_watcher_error")
+
+
+def _renew_slots(app: Flask, conns: list[Connection]) -> None:
+    """Keep this process's sockets' places under the per-user limit (their leases would lapse)."""
+    try:
+        app.extensions["ws_slots"].renew((conn.user_id, conn.slot) for conn in conns if conn.slot and not conn.closing)
+    except redis.RedisError as exc:
+        log.warning("event=ws_slots_renew_failed error=%s", type(exc).__name__)
 
 
 def _end_sessions(conns: list[Connection]) -> None:
