@@ -794,7 +794,7 @@ def test_the_terminal_runs_under_the_csp_through_nginx(nginx, stack, cert):
     email = f"csp-{os.getpid()}@example.com"
     body = {"email": email, "password": "csp-check-password-1", "name": "CSP Check"}
     response = requests.post(f"{nginx.https}/api/v1/auth/register", json=body, verify=cert, timeout=10)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     trader = ApiUser(stack.base_url, email, body["password"]).login()
     watchlist = trader.post("/watchlists", {"name": "Watchlist 1"})
     trader.put(f"/watchlists/{watchlist['id']}/instruments/1")
