@@ -32,6 +32,8 @@ from config import Config, ConfigError, load_config  # noqa: E402  (needs ROOT o
 # The XTS simulator's default credentials (python -m tradingapp.simulators.xts --help).
 XTS_SIM_CREDENTIALS = {"XTS_API_KEY": "sim-app-key", "XTS_API_SECRET": "sim-secret-key",
                        "XTS_MD_API_KEY": "sim-md-key", "XTS_MD_API_SECRET": "sim-md-secret"}  # fmt: skip
+# The servers listen here unless BIND_HOST says otherwise (config.py): a developer's stack is not for the network.
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 READY_TIMEOUT = 20.0  # seconds a process with a ready_url has to answer before the next one starts
 
 
@@ -88,6 +90,8 @@ def banner(config: Config, xts_sim_port: int | None = None) -> str:
     ]
     if xts_sim_port:
         lines.append(f"  XTS sim    http://127.0.0.1:{xts_sim_port}  (control API under /_sim, e.g. /_sim/state)")
+    if config.BIND_HOST not in LOOPBACK:
+        lines.append(f"  listening on {config.BIND_HOST} (BIND_HOST): other machines can reach this stack")
     lines += [f"  login      {email} / {password}  ({role})" for email, password, _, role in DEMO_USERS]
     lines.append("  Ctrl-C stops everything.")
     return "\n".join(lines)

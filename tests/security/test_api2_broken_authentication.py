@@ -6,12 +6,16 @@ and bind address of `make run`. The policy under test: docs/security.md."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import runpy
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import jwt as pyjwt
 import pytest
@@ -21,6 +25,8 @@ from flask_jwt_extended import create_access_token
 from config import BASE_DIR, DEFAULT_JWT_SECRET, Config, ConfigError, dev_jwt_secret, load_config
 from config import TestConfig as AppConfig
 from tests.support import env as test_run
+from tests.support.net import free_port
+from tests.support.stack import RUN_STACK_SCRIPT, wait_http_ok
 from tradingapp import create_app
 from tradingapp.extensions import db as _db
 from tradingapp.extensions import get_redis
@@ -205,8 +211,6 @@ def test_a_deactivated_users_token_stays_refused_after_redis_loses_everything(cl
 @pytest.fixture
 def app_without_redis(app, db):
     """The same database, with Redis at a port where nothing listens."""
-    from tests.support.net import free_port
-
     down = create_app(AppConfig(test_run.test_env(DB_NAME=app.config["DB_NAME"], REDIS_PORT=str(free_port()))))
     yield down
     with down.app_context():
@@ -356,6 +360,36 @@ def test_make_runs_servers_listen_on_loopback_unless_told_otherwise(monkeypatch,
     for name, value in {"JWT_SECRET": "s" * 40, **env}.items():
         monkeypatch.setenv(name, value)
     assert runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))["bind"] == bind
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on `port` (/proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(str(ipaddress.ip_address(bytes.fromhex(address)[::-1])) if len(address) == 8 else address)
+    return found
+
+
+def test_make_run_is_not_reachable_from_the_network(env, tmp_path):
+    """scripts/run_stack.py (make run) as a developer starts it: no BIND_HOST, no JWT_SECRET."""
+    port = free_port()
+    run_env = {**{k: v for k, v in os.environ.items() if k not in ("BIND_HOST", "JWT_SECRET")}, **env,
+               "APP_ENV": "development", "DB_HOST": "", "SQLITE_PATH": str(tmp_path / "run.db"), "PORT": str(port),
+               "WEBSOCKET_PORT": str(free_port())}  # fmt: skip
+    run_env.pop("JWT_SECRET")
+    proc = subprocess.Popen([sys.executable, str(RUN_STACK_SCRIPT), "--grace", "10", "--only", "backend"], cwd=BASE_DIR,
+                            env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", lambda: None if proc.poll() is None else "run_stack exited")
+        assert listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=30)
+    assert "listening on" not in output  # the banner warns only when BIND_HOST opens the stack
 
 
 def test_production_containers_listen_on_every_interface():
