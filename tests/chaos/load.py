@@ -9,8 +9,8 @@
   fault, re-reading the snapshot each time.
 - Probe: one MARKET order at a time, placed and read back until FILLED: the time from a fault to
   the first order through the whole path is that fault's recovery time.
-Every attempt is counted by outcome (HTTP status, or `conn` / `timeout`) under the fault window
-open when it was sent.
+Every failed attempt is counted by outcome (HTTP status, or `conn` / `timeout`) under the fault
+window open when it failed.
 """
 
 from __future__ import annotations
@@ -80,28 +80,28 @@ class Client:
     def call(self, method: str, path: str, auth: bool = True, **kwargs) -> requests.Response | None:
         """The final answer (None: gave up on connection errors). 5xx, 429 and connection errors are
         counted and retried with the same request; a 401 logs in again once."""
-        window, started = self.windows.current, time.monotonic()
+        started = time.monotonic()
         delay, relogged = 0.1, False
         while True:
             try:
                 answer = self.session.request(method, self.base_url + path, timeout=10, **kwargs)
             except requests.Timeout:
-                self.windows.count(window, "timeout")
+                self.windows.count(self.windows.current, "timeout")
                 answer = None
             except requests.ConnectionError:
-                self.windows.count(window, "conn")
+                self.windows.count(self.windows.current, "conn")
                 answer = None
             if answer is not None:
                 if answer.status_code == 401 and auth and not relogged:
-                    self.windows.count(window, "401")
+                    self.windows.count(self.windows.current, "401")
                     relogged = True
                     self.login()
                     continue
                 if answer.status_code not in RETRYABLE:
                     if answer.status_code >= 400:
-                        self.windows.count(window, str(answer.status_code))
+                        self.windows.count(self.windows.current, str(answer.status_code))
                     return answer
-                self.windows.count(window, str(answer.status_code))
+                self.windows.count(self.windows.current, str(answer.status_code))
                 if answer.status_code == 429:
                     delay = max(delay, float(answer.headers.get("Retry-After") or 1))
             if time.monotonic() - started > (10 if self.stop.is_set() else GIVE_UP_AFTER):
@@ -230,12 +230,15 @@ class Watcher(threading.Thread):
     def __init__(self, client: Client, ws_url: str):
         super().__init__(name=f"watcher-{client.email}", daemon=True)
         self.client, self.ws_url = client, ws_url
+        self.stop = threading.Event()  # its own: the socket keeps listening after the load stops
         self.view: dict[str, dict] = {}
         self.connects = 0
         self.snapshots = 0
         self.from_socket = 0
         self.snapshot_failures = 0
         self.drops: Counter = Counter()  # why the socket ended, by exception type
+        self.dropped_at: float | None = None
+        self.caught_up: list[tuple[int, float]] = []  # (window, seconds from the drop to the snapshot read)
         self._lock = threading.Lock()
         self._ws: websocket.WebSocket | None = None
 
@@ -251,16 +254,18 @@ class Watcher(threading.Thread):
 
     def run(self) -> None:
         delay = 0.2
-        while not self.client.stop.is_set():
+        while not self.stop.is_set():
             try:
                 self.session()
                 delay = 0.2
             except Exception as exc:  # any fault: reconnect with backoff, as the terminal does
                 self.drops[type(exc).__name__] += 1
+                if self.dropped_at is None:
+                    self.dropped_at = time.monotonic()
             finally:
                 self.close()
                 self._ws = None
-            self.client.stop.wait(delay)
+            self.stop.wait(delay)
             delay = min(delay * 2, 2.0)
 
     def session(self) -> None:
@@ -269,10 +274,13 @@ class Watcher(threading.Thread):
         ws.send(orjson.dumps({"action": "ping"}).decode())
         while self.receive(ws) != "pong":  # registered with the hub from here on
             pass
-        self.connects += 1
         self.snapshot()
+        self.connects += 1
+        if self.dropped_at is not None:  # caught up again: how long the user's view may have lagged
+            self.caught_up.append((self.client.windows.current, time.monotonic() - self.dropped_at))
+            self.dropped_at = None
         ws.settimeout(1)
-        while not self.client.stop.is_set():
+        while not self.stop.is_set():
             try:
                 self.receive(ws)
             except websocket.WebSocketTimeoutException:

@@ -109,6 +109,8 @@ class Row:
     duplicated: int = 0
     errors: dict = field(default_factory=dict)
     restarts: dict = field(default_factory=dict)  # processes the supervisor restarted (they died)
+    socket_resyncs: int = 0  # sockets that dropped and caught up again (reconnect + snapshot)
+    socket_lag_s: float | None = None  # the longest of those, from the drop to the snapshot read
 
     def errors_text(self) -> str:
         return ", ".join(f"{k}:{v}" for k, v in sorted(self.errors.items())) or "-"
@@ -365,6 +367,9 @@ class Chaos:
             row.duplicated = accounting["duplicated"][i]
             row.errors.update(self.windows.errors.get(i, {}))
             row.restarts = dict(self.supervisor.restarts.get(i, {}))
+            lags = [lag for w in self.watchers for window, lag in w.caught_up if window == i]
+            row.socket_resyncs = len(lags)
+            row.socket_lag_s = round(max(lags), 2) if lags else None
         return {
             "ports": {
                 "backend": self.stack.http_port,
@@ -455,7 +460,9 @@ class Chaos:
             "examples": [],
         }
         for watcher in self.watchers:
+            watcher.stop.set()
             watcher.close()
+            watcher.join(timeout=10)
             user_orders = {i: o for i, o in orders.items() if o[3] == watcher.client.user_id}
             result["orders"] += len(user_orders)
             result["connects"] += watcher.connects
@@ -518,6 +525,7 @@ class Chaos:
             supervisor.stopped.set()
             supervisor.join(timeout=30)
         for watcher in getattr(self, "watchers", []):
+            watcher.stop.set()
             watcher.close()
             watcher.join(timeout=10)
             watcher.client.session.close()
@@ -539,17 +547,23 @@ class Chaos:
 
 
 def table(report: dict) -> str:
+    """The per-fault table: how long the fault lasted, the first probe order filled after it (from
+    the fault's start), orders accepted in its window, lost and duplicated ones, the sockets that
+    reconnected and re-read (and the longest time from the drop to the re-read), and each failed
+    attempt clients saw, by status."""
     lines = [
-        f"{'fault':<30} {'lasted':>7} {'recovery':>9} {'accepted':>8} {'lost':>5} {'dup':>4}  errors (client-visible)"
+        f"{'fault':<28} {'lasted':>6} {'recovery':>8} {'accepted':>8} {'lost':>4} {'dup':>3} {'sockets':>12}  "
+        "client-visible errors"
     ]
     for row in report["faults"]:
         recovery = "never" if row["recovery_s"] is None else f"{row['recovery_s']:.2f}s"
         errors = ", ".join(f"{k}:{v}" for k, v in sorted(row["errors"].items())) or "-"
         restarts = ", ".join(f"{k} x{v}" for k, v in row["restarts"].items())
+        sockets = f"{row['socket_resyncs']} in {row['socket_lag_s']:.1f}s" if row["socket_resyncs"] else "-"
         lines.append(
-            f"{row['fault']:<30} {row['lasted_s']:>6.1f}s {recovery:>9} {row['accepted']:>8} {row['lost']:>5} "
-            f"{row['duplicated']:>4}  {errors}" + (f"  [died, restarted: {restarts}]" if restarts else "")
+            f"{row['fault']:<28} {row['lasted_s']:>5.1f}s {recovery:>8} {row['accepted']:>8} {row['lost']:>4} "
+            f"{row['duplicated']:>3} {sockets:>12}  {errors}" + (f"  [died, restarted: {restarts}]" if restarts else "")
         )
     totals = report["totals"]
-    lines.append(f"{'total':<30} {'':>7} {'':>9} {totals['accepted']:>8} {totals['lost']:>5} {totals['duplicated']:>4}")
+    lines.append(f"{'total':<28} {'':>6} {'':>8} {totals['accepted']:>8} {totals['lost']:>4} {totals['duplicated']:>3}")
     return "\n".join(lines)
