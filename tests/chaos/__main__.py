@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path(tempfile.gettempdir()) / "chaos-report.json")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway services' directory (logs)")
     args = parser.parse_args(argv)
+    # SIGTERM ends the run like Ctrl-C: the throwaway services and processes are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     chaos = Chaos(
         FULL if args.schedule == "full" else SHORT,
         users=args.users,

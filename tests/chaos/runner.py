@@ -519,6 +519,18 @@ class Chaos:
         }
 
     def teardown(self) -> None:
+        """Stop everything that was started, each step whatever the one before raised: the
+        throwaway services above all (a server left running outlives the test run)."""
+        failures = []
+        for step in (self._stop_clients, self._stop_processes, self._close_app, self._stop_services):
+            try:
+                step()
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    def _stop_clients(self) -> None:
         self.stop_load.set()
         supervisor = getattr(self, "supervisor", None)
         if supervisor is not None:
@@ -531,10 +543,14 @@ class Chaos:
             watcher.client.session.close()
         if getattr(self, "probe", None) is not None:
             self.probe.client.session.close()
+
+    def _stop_processes(self) -> None:
         if getattr(self, "stack", None) is not None:
             self.stack.stop()
         for proxy in getattr(self, "proxies", {}).values():
             proxy.close()
+
+    def _close_app(self) -> None:
         if getattr(self, "app", None) is not None:
             with self.app.app_context():
                 db.session.remove()
@@ -542,6 +558,8 @@ class Chaos:
             publisher = self.app.extensions.pop("tradingapp.publisher", None)
             if publisher is not None:
                 publisher.close()
+
+    def _stop_services(self) -> None:
         if getattr(self, "services", None) is not None:
             self.services.stop()
 
