@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import redis
+import sqlalchemy.exc
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -33,6 +35,8 @@ HTTP_CODES = {
 
 
 # A domain error's status by its kind; a refusal's by its code (422 unless named here).
+OUTAGE_RETRY_AFTER = 1  # seconds: the chaos suite measured recovery from a restart in about 1 s
+
 DOMAIN_STATUS = {Invalid: 400, NotFound: 404, Conflict: 409, Refused: 422, Unavailable: 503}
 REFUSAL_STATUS = {"forbidden": 403, "trading_halted": 423, "rate_limited": 429}
 
@@ -90,6 +94,18 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and err.valid_methods:
             headers["Allow"] = ", ".join(err.valid_methods)
         return jsonify(error_body(code, message)), status, headers
+
+    # PostgreSQL or Redis unreachable (or a retryable PostgreSQL refusal: deadlock, serialization):
+    # nothing was answered as done, so a 503 the client may retry (with its Idempotency-Key) rather
+    # than a 500 that reads as a bug. The chaos suite's outages showed these as 500s.
+    @app.errorhandler(sqlalchemy.exc.OperationalError)
+    @app.errorhandler(sqlalchemy.exc.InterfaceError)
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    @app.errorhandler(redis.exceptions.TimeoutError)
+    def handle_service_outage(err: Exception):
+        log.warning("event=service_unavailable error=%s", type(err).__name__)
+        body = error_body("unavailable", "a service the platform depends on is unavailable; retry shortly")
+        return jsonify(body), 503, {"Retry-After": str(OUTAGE_RETRY_AFTER)}
 
     @app.errorhandler(Exception)
     def handle_unexpected(err: Exception):
