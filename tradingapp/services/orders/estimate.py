@@ -14,18 +14,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import redis
-from flask import current_app
 
 from tradingapp.domain import margin, risk
 from tradingapp.domain.errors import Unavailable
 from tradingapp.domain.validation import (
     NewOrder,
-    check_against_market,
 )
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Instrument
 from tradingapp.services.accounts import funds
-from tradingapp.services.orders.placement import invalid_order, market_price, parse_order, untradable
+from tradingapp.services.orders.placement import check_against_the_market, parse_order
 from tradingapp.services.orders.risk import RiskRejected
 
 ZERO = Decimal(0)
@@ -71,14 +69,7 @@ def validated(body: dict) -> tuple[Instrument, NewOrder, Decimal | None]:
     (client_order_id is ignored: an estimate is never an order)."""
     body = {k: v for k, v in body.items() if k != "client_order_id"}
     instrument, new = parse_order(body)
-    if reason := untradable(instrument):
-        raise invalid_order({"instrument_id": reason})
-    last = market_price(instrument.id)
-    band = Decimal(current_app.config["PRICE_BAND_PCT"])
-    errors = check_against_market(new.side, new.order_type, new.limit_price, new.stop_price, last, band)
-    if errors:
-        raise invalid_order(errors)
-    return instrument, new, last
+    return instrument, new, check_against_the_market(instrument, new)
 
 
 def _book(user_id: uuid.UUID, cash: Decimal, known: dict[int, Decimal]) -> margin.Book:

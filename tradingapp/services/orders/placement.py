@@ -92,12 +92,9 @@ def market_price(instrument_id: int) -> Decimal | None:
         return None
 
 
-def place_validated(
-    user: User, instrument: Instrument, new: NewOrder, duplicate_guard: bool = True, close_only: bool = False
-) -> tuple[Order, bool]:
-    """Check a valid request against the market, the duplicate guard and the risk engine, then write
-    the order and queue its submission."""
-    require_trading_account(user.id)
+def check_against_the_market(instrument: Instrument, new: NewOrder) -> Decimal | None:
+    """The last price, once the instrument is tradable and the order's prices sit within the band
+    around it; else the 400 POST /orders answers (placement and the estimate alike)."""
     if reason := untradable(instrument):
         raise invalid_order({"instrument_id": reason})
     last = market_price(instrument.id)
@@ -105,6 +102,16 @@ def place_validated(
     errors = check_against_market(new.side, new.order_type, new.limit_price, new.stop_price, last, band)
     if errors:
         raise invalid_order(errors)
+    return last
+
+
+def place_validated(
+    user: User, instrument: Instrument, new: NewOrder, duplicate_guard: bool = True, close_only: bool = False
+) -> tuple[Order, bool]:
+    """Check a valid request against the market, the duplicate guard and the risk engine, then write
+    the order and queue its submission."""
+    require_trading_account(user.id)
+    last = check_against_the_market(instrument, new)
     try:
         risk.check_order(user, instrument, new, last, close_only=close_only)
     except risk.RiskRejected as exc:
