@@ -1,15 +1,7 @@
-"""Liveness, readiness (Postgres, Redis, RabbitMQ) — no auth.
-
-/ready also reports stale quotes (instruments whose feed has been silent past QUOTE_STALE_AFTER)
-as `stale_quotes: {count, instrument_ids}` (the longest silent first, at most STALE_LISTED). It does
-not fail readiness for them: a silent instrument is a market-data condition, not a broken process,
-and failing the probe would take every backend out of rotation for it.
-
-Postgres and Redis are asked on the app's pooled connections. RabbitMQ has none to lend, and a
-probe opens one (a TCP connect and an AMQP handshake on the broker): so its result is kept for
-RABBITMQ_PROBE_SECONDS per process, and a flood of /ready costs the broker one connection per
-process per interval whatever its size.
-"""
+"""Liveness and readiness (Postgres, Redis, RabbitMQ), no auth. /ready reports stale quotes without
+failing for them (a silent instrument is a market-data condition, not a broken process: failing would
+take every backend out of rotation) and keeps RabbitMQ's probe result for RABBITMQ_PROBE_SECONDS per
+process, so a flood of /ready costs the broker one connection per process per interval."""
 
 from __future__ import annotations
 

@@ -1,15 +1,7 @@
-"""GET /api/v1/openapi.json: the OpenAPI 3.1 document, built from the routes themselves, and the
-gate that holds every documented route to it.
-
-Each view declares its operation with `@doc` (summary, body and response shapes from
-api/schemas.py, error statuses, query parameters by name from schemas.Query); path parameters come
-from the URL rule, schemas from pydantic's JSON Schema of the shapes. A route without `@doc` is
-missing from the document, and tests/api/test_openapi.py fails on it.
-
-The gate (`doc` wraps the view): an undeclared query parameter, a query value or a body that does
-not match its shape is a 400 before the view runs; a validation error raised after the request
-matched its shape (a lot size, an unknown user, a cursor that does not decode) is a 422.
-"""
+"""GET /api/v1/openapi.json, built from the routes' `@doc` declarations and the pydantic shapes of
+api/schemas.py, and the gate that holds every documented route to it: a request that does not match
+its shape is a 400 before the view runs; a rule refused after it matched (a lot size, an unknown
+user, a cursor that does not decode) is a 422. A route without `@doc` fails tests/api/test_openapi.py."""
 
 from __future__ import annotations
 

@@ -1,16 +1,7 @@
 """The /ws route: authenticate, register with the hub, then read commands until the socket ends.
-
-The handler stays thin: parsing lives in `protocol`, routing in `hub`, Redis in `listener`, bytes on
-the wire in `transport`. A socket's queued frames go out in one write: the process's flusher writes
-every socket that got something in a burst, in one pass and without waiting; a socket whose client
-is not reading fast enough is handed to its own sender loop, which waits for it (and closes the
-socket when asked). One watcher per process re-checks every socket's session (expired or revoked:
-close 4401) and stalled sends, renews the sockets' places under the per-user limit (shared by
-every websocket process through Redis, ws/slots.py) and marks quotes stale.
-
-Only the websocket process (PORT = WEBSOCKET_PORT) serves /ws: on the REST process it is a 404, so
-long-lived sockets never hold the REST server's connections.
-"""
+Parsing lives in `protocol`, routing in `hub`, Redis in `listener`, bytes on the wire in `transport`,
+the per-user socket limit shared by every websocket process in `slots`. Only the websocket process
+(PORT = WEBSOCKET_PORT) serves /ws; on the REST process it is a 404."""
 
 from __future__ import annotations
 
@@ -46,6 +37,13 @@ from tradingapp.ws.slots import SocketSlots
 from tradingapp.ws.transport import Flusher, SerializedSocket, encode
 
 log = logging.getLogger(__name__)
+
+# How frames go out: a socket's queued frames go out in one write; the process's flusher writes
+# every socket that got something in a burst, in one pass and without waiting; a socket whose client
+# is not reading fast enough is handed to its own sender loop, which waits for it (and closes the
+# socket when asked). One watcher per process re-checks every socket's session (expired or revoked:
+# close 4401) and stalled sends, renews the sockets' places under the per-user limit and marks quotes
+# stale.
 
 CLOSE_NORMAL = 1000
 CLOSE_UNAUTHORIZED = 4401

@@ -1,14 +1,7 @@
-"""Hostile answers: what a broken or malicious broker, or a man in the middle, might send, so the
-client's refusal of them can be tested over real HTTP and socket.io (OWASP API10, unsafe
-consumption of APIs). Set through two fault knobs (faults.py validates them):
-
-- `hostile`: per route, {count, kind, field?, bytes?}: the next `count` REST answers of the route;
-- `hostile_events`: {count, kind, field?, bytes?, events: [...]}: the next socket events named.
-
-A kind with a field replaces that field's value wherever it stands in the answer (rows, the place
-answer, the JSON strings of `listQuotes`, a socket payload); `raw` kinds write JSON text Python's
-encoder never would (a NaN, a 4000-digit integer, 100000 brackets). Plain Python, no I/O.
-"""
+"""Hostile answers (OWASP API10): what a broken or malicious broker, or a man in the middle, might
+send, set through the `hostile` (per REST route) and `hostile_events` (socket events) fault knobs
+that faults.py validates. A kind replaces a field's value wherever it stands, or writes JSON text
+Python's encoder never would (a NaN, a 4000-digit integer, 100000 brackets); docs/xts-simulator.md."""
 
 from __future__ import annotations
 
