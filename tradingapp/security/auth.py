@@ -92,8 +92,12 @@ def _session_key(sid: str) -> str:
 
 def remember_user_state(user: User) -> None:
     """After an admin changes a user (committed): their new state, written over whatever a request
-    read before the change."""
-    get_redis().set(_user_state_key(str(user.id)), UserState.of(user).encode(), ex=USER_STATE_TTL)
+    read before the change. The change stands if Redis fails here (the database decides); a state
+    cached before it then lives out its USER_STATE_TTL."""
+    try:
+        get_redis().set(_user_state_key(str(user.id)), UserState.of(user).encode(), ex=USER_STATE_TTL)
+    except redis.RedisError:
+        log.warning("event=user_state_cache_failed user_id=%s", user.id)
 
 
 def end_all_sessions(user: User) -> None:
