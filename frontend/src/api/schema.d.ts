@@ -744,7 +744,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke this session's tokens */
+        /** Revoke this session's tokens (the access or the refresh token as Bearer) */
         post: {
             parameters: {
                 query?: never;
@@ -904,7 +904,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create a trader account */
+        /** Create a trader account (the same 202 whether or not the email was taken; then log in) */
         post: {
             parameters: {
                 query?: never;
@@ -919,12 +919,12 @@ export interface paths {
             };
             responses: {
                 /** @description success */
-                201: {
+                202: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["User"];
+                        "application/json": components["schemas"]["RegisterAccepted"];
                     };
                 };
                 /** @description validation_error: the request does not match this document (unknown query parameter or field, wrong type, out of range, null where not nullable) */
@@ -938,15 +938,6 @@ export interface paths {
                 };
                 /** @description forbidden */
                 403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description conflict */
-                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -974,6 +965,15 @@ export interface paths {
                 };
                 /** @description validation_error (the request matches this document, the rules refuse it: details name the field) or risk_rejected (details name the rule and the numbers) */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description rate_limited (Retry-After says when to try again) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3519,6 +3519,12 @@ export interface components {
             email: string;
             name?: string;
             password: string;
+        };
+        /** @description The same for a new email and a taken one: the answer reveals no account. */
+        RegisterAccepted: {
+            message: string;
+            /** @constant */
+            status: "accepted";
         };
         RiskLimitOverrides: {
             allowed_products?: ("MIS" | "NRML" | "CNC")[] | null;
