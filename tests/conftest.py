@@ -79,6 +79,27 @@ def seed_instruments() -> None:
 
 
 @pytest.fixture
+def make_app(env):
+    """Another app of this run with some settings changed: make_app(CORS_ALLOWED_ORIGINS=...). Its
+    database pool and Redis client are closed after the test (no connection left to the collector)."""
+    made = []
+
+    def factory(**overrides):
+        application = create_app(TestConfig({**env, **overrides}))
+        made.append(application)
+        return application
+
+    yield factory
+    for application in made:
+        with application.app_context():
+            _db.session.remove()
+            _db.engine.dispose()
+        redis_client = application.extensions.get("redis")
+        if redis_client is not None:
+            redis_client.close()
+
+
+@pytest.fixture
 def client(app, db):
     return app.test_client()
 

@@ -1,16 +1,13 @@
 """An order request while PostgreSQL or Redis cannot be reached: a 503 with Retry-After in the JSON
 envelope (the client retries with its Idempotency-Key), never a 500."""
 
-import config
-from tests.support import env as test_run
 from tests.support.net import free_port
-from tradingapp import create_app
 
 ORDER = {"instrument_id": 1, "side": "BUY", "quantity": 1, "order_type": "MARKET", "product": "MIS"}
 
 
-def broken_client(unreachable: str):
-    return create_app(config.TestConfig(test_run.test_env(**{unreachable: str(free_port())}))).test_client()
+def broken_client(make_app, unreachable: str):
+    return make_app(**{unreachable: str(free_port())}).test_client()
 
 
 def assert_retry_later(response) -> None:
@@ -19,16 +16,16 @@ def assert_retry_later(response) -> None:
     assert response.get_json()["error"]["code"] == "unavailable"
 
 
-def test_every_order_route_while_postgres_is_unreachable_is_a_503_to_retry(db, trader_headers):
-    client = broken_client("DB_PORT")
+def test_every_order_route_while_postgres_is_unreachable_is_a_503_to_retry(db, make_app, trader_headers):
+    client = broken_client(make_app, "DB_PORT")
     headers = {**trader_headers, "Idempotency-Key": "outage-pg"}
     assert_retry_later(client.post("/api/v1/orders", json=ORDER, headers=headers))
     assert_retry_later(client.get("/api/v1/orders", headers=trader_headers))
     assert_retry_later(client.delete("/api/v1/orders", headers=trader_headers))
 
 
-def test_an_order_while_redis_is_unreachable_is_a_503_and_the_book_stays_readable(db, trader_headers):
-    client = broken_client("REDIS_PORT")
+def test_an_order_while_redis_is_unreachable_is_a_503_and_the_book_stays_readable(db, make_app, trader_headers):
+    client = broken_client(make_app, "REDIS_PORT")
     headers = {**trader_headers, "Idempotency-Key": "outage-redis"}
     assert_retry_later(client.post("/api/v1/orders", json=ORDER, headers=headers))
     # Tokens are checked against PostgreSQL when the Redis cache is away: reads go on.

@@ -10,9 +10,7 @@ import socket
 
 import pytest
 
-from config import TestConfig as AppConfig
 from tests.support.stack import Stack, reset_to_demo_data
-from tradingapp import create_app
 
 LOGIN = "/api/v1/auth/login"
 PASSWORD = "correct-horse-battery"
@@ -74,13 +72,13 @@ def test_token_answers_are_never_stored(client, user):
     assert "access_token" in login.get_json() and "access_token" in refresh.get_json()
 
 
-def test_a_route_that_sets_its_own_cache_control_keeps_it(client, tmp_path, env):
+def test_a_route_that_sets_its_own_cache_control_keeps_it(client, tmp_path, make_app):
     assert client.get("/api/v1/meta").headers["Cache-Control"] == "no-store"
     build = tmp_path / "dist"
     (build / "assets").mkdir(parents=True)
     (build / "index.html").write_text('<!doctype html><script type="module" src="/assets/a-1.js"></script>')
     (build / "assets" / "a-1.js").write_text("console.log(1)")
-    web = create_app(AppConfig({**env, "FRONTEND_DIST": str(build)})).test_client()
+    web = make_app(FRONTEND_DIST=str(build)).test_client()
     page, asset = web.get("/orders"), web.get("/assets/a-1.js")
     assert page.headers["Cache-Control"] == "no-cache"
     assert asset.headers["Cache-Control"] == "public, max-age=31536000, immutable"
@@ -100,8 +98,8 @@ def test_cors_is_closed_to_every_origin_by_default(client, trader_headers):
         assert "Access-Control-Allow-Credentials" not in response.headers
 
 
-def test_cors_echoes_only_a_configured_origin(env, db, auth_headers, make_user):
-    app = create_app(AppConfig({**env, "CORS_ALLOWED_ORIGINS": "https://terminal.example"}))
+def test_cors_echoes_only_a_configured_origin(make_app, db, auth_headers, make_user):
+    app = make_app(CORS_ALLOWED_ORIGINS="https://terminal.example")
     headers = auth_headers(make_user())
     web = app.test_client()
     for origin in ("https://evil.example", "https://terminal.example.evil.example", "null"):
@@ -139,8 +137,8 @@ def test_malformed_json_says_where_not_what_the_parser_said(client):
     }
 
 
-def test_an_unexpected_error_is_a_bare_500_without_a_trace(env, db):
-    app = create_app(AppConfig(env))
+def test_an_unexpected_error_is_a_bare_500_without_a_trace(make_app, db):
+    app = make_app()
     assert app.debug is False and not app.config.get("PROPAGATE_EXCEPTIONS")
 
     @app.get("/api/v1/_test/boom")
