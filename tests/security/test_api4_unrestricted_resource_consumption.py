@@ -19,7 +19,6 @@ from config import TestConfig as AppConfig
 from tests.support import wait_until
 from tests.support.net import TcpProxy, free_port
 from tests.support.stack import Stack, reset_to_demo_data
-from tradingapp import create_app
 from tradingapp.api.health import RABBITMQ_PROBE_SECONDS
 from tradingapp.extensions import db as _db
 from tradingapp.http import MAX_JSON_DEPTH, MAX_NUMBER_CHARS
@@ -297,8 +296,8 @@ def rabbitmq_proxy():
     proxy.cut()
 
 
-def test_a_flood_of_ready_opens_one_broker_connection_per_interval(env, db, rabbitmq_proxy):
-    app = create_app(AppConfig({**env, "RABBITMQ_PORT": str(rabbitmq_proxy.port)}))
+def test_a_flood_of_ready_opens_one_broker_connection_per_interval(make_app, db, rabbitmq_proxy):
+    app = make_app(RABBITMQ_PORT=str(rabbitmq_proxy.port))
     client = app.test_client()
     started = time.monotonic()
     for _ in range(100):
