@@ -20,6 +20,10 @@ depends_on = None
 
 def upgrade():
     op.add_column("users", sa.Column("token_generation", sa.Integer(), nullable=False, server_default="0"))
+    # Tokens issued before this revision carry no generation (read as 0), and the logouts and
+    # deactivations behind them lived only in Redis keys no longer read: start every existing user
+    # at 1 so those tokens are refused (one new login each) rather than working again.
+    op.execute("UPDATE users SET token_generation = 1")
     op.create_table(
         "revoked_sessions",
         sa.Column("sid", sa.String(64), nullable=False),
