@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from config import Config, ConfigError, ProductionConfig, load_config
 from config import TestConfig as AppConfig
 from tests.support import ROOT
-from tradingapp.brokers.xts.accounts import CredentialsUnavailable
+from tests.support.factories import add_position
 from tradingapp.extensions import db as _db
 from tradingapp.models import Order, User
 from tradingapp.services.accounts.broker_accounts import credentials_for
@@ -178,8 +178,18 @@ def test_an_unlinked_user_cannot_trade_through_the_deployments_xts_account(
     error = response.get_json()["error"]
     assert error["code"] == "broker_account_required" and "broker-accounts" in error["message"]
     assert order_count() == 0
-    with pytest.raises(CredentialsUnavailable):  # nor does the worker fall back to it
-        credentials_for(trader.id)
+
+
+def test_orders_already_at_the_deployments_account_stay_manageable_when_sharing_is_off(
+    client, trader, trader_headers, xts_without_shared_account
+):
+    # Cancels, modifications and reconcile of orders placed there before still need its credentials,
+    # and closing a position held there is not a new exposure.
+    assert credentials_for(trader.id).source == "default"
+    add_position(trader, 1, 30)
+    response = client.delete("/api/v1/positions", headers=trader_headers)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert order_count() == 1
 
 
 def test_a_user_with_a_linked_xts_account_trades_when_the_shared_account_is_off(

@@ -62,9 +62,10 @@ def credentials_for(user_id: uuid.UUID | str) -> XtsCredentials:
             )
         except SecretsUnavailable as exc:
             raise CredentialsUnavailable(f"linked XTS account {account.id} of user {user_id}: {exc}") from None
+    # No linked account: the deployment's own. With XTS_SHARED_ACCOUNT off no new order goes this way
+    # (require_trading_account refuses it at placement), but orders already working there, from
+    # before the setting or a linked account's removal, must still be cancelled, modified and read.
     config = current_app.config
-    if not config["XTS_SHARED_ACCOUNT"]:
-        raise CredentialsUnavailable(f"user {user_id} has no linked XTS account and XTS_SHARED_ACCOUNT is off")
     if not (config["XTS_API_KEY"] and config["XTS_API_SECRET"]):
         raise CredentialsUnavailable(
             f"user {user_id} has no linked XTS account and XTS_API_KEY/XTS_API_SECRET are not set"
@@ -82,7 +83,8 @@ def credentials_for(user_id: uuid.UUID | str) -> XtsCredentials:
 def require_trading_account(user_id: uuid.UUID) -> None:
     """Refused (422 broker_account_required) when the user's new order would go through the
     deployment's own XTS account and XTS_SHARED_ACCOUNT does not allow that (production's default):
-    every such user's orders and positions would mix in one broker account. Paper: nothing to check."""
+    every such user's orders and positions would mix in one broker account. Paper: nothing to check.
+    Closing what is already held there is not a new exposure (placement's close_only skips this)."""
     config = current_app.config
     if config["BROKER"] != "xts" or config["XTS_SHARED_ACCOUNT"]:
         return

@@ -110,7 +110,8 @@ def place_validated(
 ) -> tuple[Order, bool]:
     """Check a valid request against the market, the duplicate guard and the risk engine, then write
     the order and queue its submission."""
-    require_trading_account(user.id)
+    if not close_only:
+        require_trading_account(user.id)
     last = check_against_the_market(instrument, new)
     try:
         risk.check_order(user, instrument, new, last, close_only=close_only)
