@@ -396,3 +396,11 @@ def test_production_containers_listen_on_every_interface():
     env = {"APP_ENV": "production", "DB_HOST": "db", "DB_PASSWORD": "x7Qp2-vL9s", "REDIS_PASSWORD": "x7Qp2-vL9r",
            "RABBITMQ_PASSWORD": "x7Qp2-vL9q", "JWT_SECRET": "k" * 40}  # fmt: skip
     assert load_config(env).bind_address == "0.0.0.0:8080"
+
+
+def test_login_backoff_turned_off_never_breaks_a_failed_login(make_app, user):
+    # LOGIN_LOCKOUT=0 (no wait at all) once made the throttle's SET ... PX 0 a Redis error: a 503.
+    client = make_app(LOGIN_LOCKOUT="0").test_client()
+    for _ in range(8):
+        assert_401(login(client, user.email, "wrong-password"))
+    assert login(client, user.email).status_code == 200

@@ -23,12 +23,10 @@ from tradingapp.extensions import get_redis
 
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE = 1.0  # seconds of the first wait past the free failures; each later one doubles
-
 # KEYS: per scope, its failure counter then its wait key. ARGV: memory in ms, then per scope its free
 # failures and its longest wait in ms. Counts one failure in every scope; past a scope's free
-# failures, its wait key lives for BACKOFF_BASE * 2^(failures past free - 1), at most the longest.
-# Returns the waits set, in ms (0: none).
+# failures, its wait key lives for 1 s * 2^(failures past free - 1), at most the longest (a longest
+# of 0, LOGIN_LOCKOUT=0, sets no wait). Returns the waits set, in ms (0: none).
 _RECORD_FAILURE = """
 local memory = tonumber(ARGV[1])
 local waits = {}
@@ -39,10 +37,12 @@ for i = 1, #KEYS / 2 do
     redis.call('PEXPIRE', count_key, memory)
     local wait = 0
     if failures > free then
-        wait = math.min(longest, 1000 * 2 ^ math.min(failures - free - 1, 40))
-        redis.call('SET', wait_key, failures, 'PX', math.floor(wait))
+        wait = math.floor(math.min(longest, 1000 * 2 ^ math.min(failures - free - 1, 40)))
+        if wait > 0 then
+            redis.call('SET', wait_key, failures, 'PX', wait)
+        end
     end
-    waits[i] = math.floor(wait)
+    waits[i] = wait
 end
 return waits
 """
