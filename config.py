@@ -150,9 +150,21 @@ def dev_jwt_secret(path: Path | None = None) -> str:
             os.link(draft, path)
         except FileExistsError:
             pass  # another process made it first: theirs is the one
+        except OSError:  # a filesystem without hard links (some bind mounts, WSL's drvfs)
+            _create_exclusive(path, draft.read_text())
     finally:
         draft.unlink(missing_ok=True)
     return path.read_text().strip()
+
+
+def _create_exclusive(path: Path, text: str) -> None:
+    """Write `text` to `path` only if no one has made it yet (mode 0600)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def git_version(root: Path) -> str:

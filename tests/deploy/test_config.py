@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import unquote
 
 import pytest
 from sqlalchemy.engine import make_url
 
+import config
 from config import (
     DEFAULT_JWT_SECRET,
     Config,
@@ -216,3 +218,16 @@ def test_the_paper_session_follows_the_trading_day_timezone_unless_set():
     assert Config({"SESSION_TIMEZONE": "America/New_York"}).PAPER_SESSION_TZ == "America/New_York"
     both = Config({"SESSION_TIMEZONE": "America/New_York", "PAPER_SESSION_TZ": "Asia/Kolkata"})
     assert both.PAPER_SESSION_TZ == "Asia/Kolkata"
+
+
+def test_the_dev_secret_is_made_where_the_filesystem_has_no_hard_links(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "instance" / "dev-jwt-secret"
+    secret = config.dev_jwt_secret(path)
+    assert len(secret) >= 48 and path.read_text().strip() == secret
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert config.dev_jwt_secret(path) == secret  # read back, not made again
+    assert [p.name for p in path.parent.iterdir()] == ["dev-jwt-secret"]  # no draft left behind
