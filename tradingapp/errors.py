@@ -104,7 +104,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.exceptions.TimeoutError)
     def handle_service_outage(err: Exception):
         log.warning("event=service_unavailable error=%s", type(err).__name__)
-        body = error_body("unavailable", "a service the platform depends on is unavailable; retry shortly")
+        body = error_body(
+            "unavailable",
+            "a service the platform depends on is unavailable; a write may or may not have been applied: "
+            "retry shortly with the same Idempotency-Key (or client_order_id) so it is not applied twice",
+        )
         return jsonify(body), 503, {"Retry-After": str(OUTAGE_RETRY_AFTER)}
 
     @app.errorhandler(Exception)
