@@ -49,17 +49,7 @@ def credentials_for(user_id: uuid.UUID | str) -> XtsCredentials:
     )
     if account is not None:
         try:
-            box = secret_box()
-            md_secret = box.decrypt(account.md_secret_key_encrypted) if account.md_secret_key_encrypted else ""
-            return XtsCredentials(
-                account.app_key,
-                box.decrypt(account.secret_key_encrypted),
-                account.client_id or "",
-                account.md_app_key or "",
-                md_secret,
-                "user",
-                account.id,
-            )
+            return _opened(account)
         except SecretsUnavailable as exc:
             raise CredentialsUnavailable(f"linked XTS account {account.id} of user {user_id}: {exc}") from None
     # No linked account: the deployment's own. With XTS_SHARED_ACCOUNT off no new order goes this way
@@ -108,19 +98,7 @@ def linked_credentials() -> list[XtsCredentials]:
     found = []
     for account in accounts:
         try:
-            box = secret_box()
-            md_secret = box.decrypt(account.md_secret_key_encrypted) if account.md_secret_key_encrypted else ""
-            found.append(
-                XtsCredentials(
-                    account.app_key,
-                    box.decrypt(account.secret_key_encrypted),
-                    account.client_id or "",
-                    account.md_app_key or "",
-                    md_secret,
-                    "user",
-                    account.id,
-                )
-            )
+            found.append(_opened(account))
         except SecretsUnavailable as exc:
             log.error("event=broker_account_unreadable account_id=%s error=%s", account.id, exc)
     return found
@@ -383,3 +361,18 @@ def _rotate_account(box: SecretBox, account: BrokerAccount, report: RotationRepo
                 report.unreadable.append(account.id)
             continue
         report.rotated += 1
+
+
+def _opened(account: BrokerAccount) -> XtsCredentials:
+    """A linked account's credentials, its secrets decrypted (SecretsUnavailable when no key opens them)."""
+    box = secret_box()
+    md_secret = box.decrypt(account.md_secret_key_encrypted) if account.md_secret_key_encrypted else ""
+    return XtsCredentials(
+        account.app_key,
+        box.decrypt(account.secret_key_encrypted),
+        account.client_id or "",
+        account.md_app_key or "",
+        md_secret,
+        "user",
+        account.id,
+    )
