@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from config import TestConfig as AppConfig
 from tests.support import wait_until
 from tests.support.net import TcpProxy, free_port
-from tests.support.stack import Stack, reset_to_demo_data
 from tradingapp.api.health import RABBITMQ_PROBE_SECONDS
 from tradingapp.extensions import db as _db
 from tradingapp.http import MAX_JSON_DEPTH, MAX_NUMBER_CHARS
@@ -240,17 +239,6 @@ def test_a_page_larger_than_the_maximum_or_not_a_number_is_a_400(client, trader_
 
 
 # -- bodies through the real server ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-def backend(app, env):
-    """gunicorn with gunicorn.conf.py (the backend alone): chunked bodies need a real server."""
-    reset_to_demo_data(app)
-    stack = Stack(env).start(["backend"])
-    try:
-        yield stack
-    finally:
-        stack.stop()
-
-
 @pytest.fixture(scope="module")
 def max_bytes(env) -> int:
     return AppConfig(env).MAX_CONTENT_LENGTH

@@ -10,8 +10,6 @@ import socket
 
 import pytest
 
-from tests.support.stack import Stack, reset_to_demo_data
-
 LOGIN = "/api/v1/auth/login"
 PASSWORD = "correct-horse-battery"
 # What Python, the JSON parser or gunicorn would say, never our own messages.
@@ -154,17 +152,6 @@ def test_an_unexpected_error_is_a_bare_500_without_a_trace(make_app, db):
 
 
 # -- gunicorn's own refusals ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def backend(app, env):
-    """gunicorn with gunicorn.conf.py (the backend alone): its parser answers before Flask does."""
-    reset_to_demo_data(app)
-    stack = Stack(env).start(["backend"])
-    try:
-        yield stack
-    finally:
-        stack.stop()
-
-
 def exchange(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send raw bytes, read the answer to the end (gunicorn closes after its own errors)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
