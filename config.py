@@ -358,6 +358,32 @@ class Config:
         # Unset, the paper session's end follows the trading day's timezone: both roll over together.
         self.PAPER_SESSION_TZ = parse_timezone("PAPER_SESSION_TZ", e.get("PAPER_SESSION_TZ"), self.SESSION_TIMEZONE)
         self.LOG_LEVEL = (e.get("LOG_LEVEL") or "INFO").upper()
+        # Observability (README "Operations"). Log lines: JSON for machines (compose, the ELK
+        # profile), text for a person at `make run`.
+        self.LOG_FORMAT = (e.get("LOG_FORMAT") or ("json" if self.ENV_NAME == "production" else "text")).strip().lower()
+        if self.LOG_FORMAT not in {"json", "text"}:
+            raise ConfigError(f"LOG_FORMAT must be json or text, got {self.LOG_FORMAT!r}")
+        # false: every metric is a no-op (the benchmarks measure the instrumentation's cost this way).
+        self.METRICS_ENABLED = parse_bool("METRICS_ENABLED", e.get("METRICS_ENABLED"), True)
+        # /metrics is for the internal network only: the processes without HTTP serve it on
+        # METRICS_HOST (loopback unless said otherwise; compose: the private network, never published),
+        # and nginx never proxies /metrics of backend and websocket. With METRICS_TOKEN set, every
+        # /metrics also wants `Authorization: Bearer <token>` (a host where those ports are reachable).
+        self.METRICS_HOST = (e.get("METRICS_HOST") or "").strip() or self.BIND_HOST
+        self.METRICS_TOKEN = e.get("METRICS_TOKEN") or ""
+        # The port each process without HTTP serves /metrics on (0: none).
+        self.WORKER_METRICS_PORT = parse_int("WORKER_METRICS_PORT", e.get("WORKER_METRICS_PORT"), 9101)
+        self.CONSUMER_METRICS_PORT = parse_int("CONSUMER_METRICS_PORT", e.get("CONSUMER_METRICS_PORT"), 9102)
+        self.FEED_METRICS_PORT = parse_int("FEED_METRICS_PORT", e.get("FEED_METRICS_PORT"), 9103)
+        self.XTS_BRIDGE_METRICS_PORT = parse_int("XTS_BRIDGE_METRICS_PORT", e.get("XTS_BRIDGE_METRICS_PORT"), 9104)
+        # gunicorn's multiprocess metrics directory (wiped when the server starts); unset, each
+        # server makes a fresh temporary one of its own.
+        self.PROMETHEUS_MULTIPROC_DIR = e.get("PROMETHEUS_MULTIPROC_DIR") or ""
+        # Worker, consumer, feed and bridge touch a file here from their main loops; `python -m
+        # tradingapp.heartbeat check <process>` (compose's healthcheck) fails when it is older than
+        # HEARTBEAT_MAX_AGE.
+        self.HEARTBEAT_DIR = e.get("HEARTBEAT_DIR") or str(BASE_DIR / "instance" / "heartbeats")
+        self.HEARTBEAT_MAX_AGE = parse_duration("HEARTBEAT_MAX_AGE", e.get("HEARTBEAT_MAX_AGE"), 60)
         # WebSocket feed: limits per socket/user and the intervals of auth, revocation and pings.
         self.WS_AUTH_TIMEOUT = parse_duration("WS_AUTH_TIMEOUT", e.get("WS_AUTH_TIMEOUT"), 5)
         self.WS_REVOCATION_CHECK = parse_duration("WS_REVOCATION_CHECK", e.get("WS_REVOCATION_CHECK"), 2)

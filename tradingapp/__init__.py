@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import BASE_DIR, Config, load_config
+from tradingapp.logs import configure_logging
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -20,7 +20,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["REDIS_URL"] = config.redis_url
     app.config["AMQP_URL"] = config.amqp_url
     app.extensions["tradingapp.config"] = config
-    configure_logging(config.LOG_LEVEL)
+    configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
     if not config.is_postgres:
         Path(config.SQLITE_PATH).parent.mkdir(parents=True, exist_ok=True)
 
@@ -50,14 +50,6 @@ def create_app(config: Config | None = None) -> Flask:
         n = config.TRUSTED_PROXY_COUNT
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     return app
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")

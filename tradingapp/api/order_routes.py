@@ -6,12 +6,12 @@ import uuid
 
 from flask import Blueprint, jsonify, request
 
+from tradingapp import metrics
 from tradingapp.api import schemas as s
 from tradingapp.api.openapi import doc
 from tradingapp.api.pagination import decode_time_cursor, encode_time_cursor, parse_limit
 from tradingapp.domain.validation import CLIENT_ORDER_ID
 from tradingapp.http import json_body
-from tradingapp.metrics import ORDERS_ACCEPTED
 from tradingapp.security.auth import current_principal, login_required
 from tradingapp.services.orders import actions as order_actions
 from tradingapp.services.orders import placement as order_service
@@ -36,7 +36,7 @@ def place_order():
     body = json_body()
     order, created = order_service.place_order(current_principal(), body, request.headers.get("Idempotency-Key"))
     if created:
-        ORDERS_ACCEPTED.labels(order.order_type).inc()
+        metrics.ORDERS_ACCEPTED.labels(order.order_type).inc()
     return jsonify(s.Order.dump(order.to_dict())), 202 if created else 200
 
 

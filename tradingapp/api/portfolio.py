@@ -8,10 +8,10 @@ from decimal import Decimal
 
 from flask import Blueprint, jsonify, request
 
+from tradingapp import metrics
 from tradingapp.api import schemas as s
 from tradingapp.api.openapi import doc
 from tradingapp.api.pagination import decode_time_cursor, encode_time_cursor, parse_limit
-from tradingapp.metrics import ORDERS_ACCEPTED
 from tradingapp.models.types import dec
 from tradingapp.security.auth import current_principal, login_required
 from tradingapp.services.accounts import funds, positions
@@ -62,7 +62,7 @@ def close_all_positions():
     """Market orders that flatten every position (services/orders/actions.py says how)."""
     orders, skipped = order_actions.close_all_positions(current_principal())
     for order in orders:
-        ORDERS_ACCEPTED.labels(order.order_type).inc()
+        metrics.ORDERS_ACCEPTED.labels(order.order_type).inc()
     return jsonify(s.ClosedPositions.dump({"orders": [o.to_dict() for o in orders], "skipped": skipped})), 202
 
 
