@@ -15,6 +15,7 @@ Where the figures come from:
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import platform
 import threading
@@ -320,12 +321,15 @@ def serve(process: str, host: str, port: int, token: str = "", collectors: Itera
             try:
                 refresh()
             except Exception:  # a service away for a moment: the scrape still answers
-                import logging
-
                 logging.getLogger(__name__).warning("event=metrics_collector_failed", exc_info=True)
         return inner(environ, start_response)
 
-    server = make_server(host, port, app, WSGIServer, handler_class=_QuietHandler)
+    try:
+        server = make_server(host, port, app, WSGIServer, handler_class=_QuietHandler)
+    except OSError:
+        # Trading goes on without metrics; Prometheus' `up` for this target says it is missing.
+        logging.getLogger(__name__).error("event=metrics_serve_failed process=%s address=%s:%s", process, host, port)
+        return None
     thread = threading.Thread(target=server.serve_forever, name=f"{process}-metrics", daemon=True)
     thread.start()
     return server

@@ -2,6 +2,7 @@
 processes are given."""
 
 import os
+import tempfile
 import uuid
 
 import psycopg
@@ -33,6 +34,13 @@ def test_env(**overrides) -> dict[str, str]:
         "NAMESPACE": f"t{RUN_ID}",
         "JWT_SECRET": "test-secret-that-is-long-enough-for-hs256-0123456789",
         "LOG_LEVEL": "WARNING",
+        # Many processes of one run (and several runs) share this machine: no fixed metrics port
+        # (tests that read metrics give a process a free one), and heartbeats in the run's own folder.
+        "WORKER_METRICS_PORT": "0",
+        "CONSUMER_METRICS_PORT": "0",
+        "FEED_METRICS_PORT": "0",
+        "XTS_BRIDGE_METRICS_PORT": "0",
+        "HEARTBEAT_DIR": os.path.join(tempfile.gettempdir(), f"tradingapp-heartbeats-{RUN_ID}"),
     }
     env.update(overrides)
     return env
