@@ -25,7 +25,7 @@ export BROKER ?= paper
 
 .DEFAULT_GOAL := help
 .PHONY: help run run-xts test bench lint fmt migrate seed preflight services install install-dev lock clean xts-sim \
-	terminal browsers certs screenshots chaos audit
+	terminal browsers prom-tools certs screenshots chaos audit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ run-xts: $(RUNTIME_STAMP) ## the same stack with BROKER=xts against the XTS simu
 	@$(BIN)/flask seed
 	@$(BIN)/python scripts/run_stack.py --xts-sim --xts-sim-port $${XTS_SIM_PORT:-9200}
 
-test: $(DEV_STAMP) services browsers ## services and browsers if needed, ruff, import rules, the terminal's tests and build, pytest
+test: $(DEV_STAMP) services browsers prom-tools ## services, browsers and Prometheus' tools if needed, ruff, import rules, the terminal's tests and build, pytest
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	@$(BIN)/python -m tradingapp.preflight --terminal >/dev/null || $(BIN)/python -m tradingapp.preflight --terminal
@@ -72,6 +72,9 @@ certs: ## a self-signed ssl/cert.pem + ssl/key.pem for the compose frontend (kep
 
 browsers: ## Debian's chromium (browser tests) and nginx (the frontend proxy's test), installed with apt when missing
 	@scripts/ensure_tools.sh chromium nginx
+
+prom-tools: ## Debian's prometheus and alertmanager (promtool, amtool, the server the dashboards test runs), installed with apt when missing
+	@scripts/ensure_tools.sh prometheus alertmanager
 
 bench: $(DEV_STAMP) services browsers terminal ## run the benchmarks under bench/ (each prints its figures beside a raw baseline)
 	$(BIN)/python -m bench.order_latency

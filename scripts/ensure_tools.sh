@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Make sure the machine tools the tests drive are installed: `ensure_tools.sh chromium nginx`.
+# Make sure the machine tools the tests drive are installed: `ensure_tools.sh chromium nginx`,
+# `ensure_tools.sh prometheus alertmanager` (promtool, amtool and the Prometheus server the
+# dashboards test starts on a port of its own).
 # Each one missing is installed with apt-get (sudo when not root), saying so first.
 set -euo pipefail
 
@@ -11,7 +13,9 @@ binary_of() {  # the command that shows the package is installed
     case "$1" in
         chromium) echo chromium ;;
         nginx) echo nginx ;;
-        *) die "unknown tool '$1' (chromium or nginx)" ;;
+        prometheus) echo promtool ;;
+        alertmanager) echo amtool ;;
+        *) die "unknown tool '$1' (chromium, nginx, prometheus or alertmanager)" ;;
     esac
 }
 
@@ -23,4 +27,15 @@ done
 [ "${#missing[@]}" -gt 0 ] || exit 0
 # nginx-light: the nginx binary without the modules the tests do not use; the service is not started.
 # Debian's chromium: no browser is downloaded otherwise.
-apt_install "${missing[@]/#nginx/nginx-light}"
+# prometheus / prometheus-alertmanager: Debian's packages (promtool comes with the server, amtool with
+# alertmanager). Where systemd runs, Debian also starts their services on 9090/9093; the tests never
+# use those (they start their own Prometheus on a free port).
+packages=()
+for tool in "${missing[@]}"; do
+    case "$tool" in
+        nginx) packages+=(nginx-light) ;;
+        alertmanager) packages+=(prometheus-alertmanager) ;;
+        *) packages+=("$tool") ;;
+    esac
+done
+apt_install "${packages[@]}"
