@@ -1,6 +1,11 @@
 """Starts the real processes of tradingapp (gunicorn backend and websocket, RQ worker, Kombu
 consumer, market feed) against the test run's database, Redis db and RabbitMQ namespace.
-Used by the end-to-end tests and by bench/."""
+Used by the end-to-end tests and by bench/.
+
+Each process serves its metrics: backend and websocket on their own port (/metrics), the others on a
+free port of their own given to them here (`metrics_url(name)` says where). `json_logs=True` runs
+every process with LOG_FORMAT=json and LOG_LEVEL=INFO: `log_dir/<name>.log` then holds JSON lines
+(and the Python warnings a process prints, which are not)."""
 
 from __future__ import annotations
 
@@ -28,6 +33,14 @@ from tradingapp.cli import seed_demo_data
 from tradingapp.extensions import db, get_redis
 
 BIN = Path(sys.executable).parent
+# The setting naming each process's metrics port (backend and websocket serve /metrics on their own).
+# With BROKER=xts `python -m jobs.feed` runs the XTS bridge, which serves on the bridge's setting.
+METRICS_PORT_SETTINGS = {
+    "worker": ("WORKER_METRICS_PORT",),
+    "consumer": ("CONSUMER_METRICS_PORT",),
+    "feed": ("FEED_METRICS_PORT", "XTS_BRIDGE_METRICS_PORT"),
+    "bridge": ("XTS_BRIDGE_METRICS_PORT",),
+}
 
 
 @dataclass
@@ -50,6 +63,8 @@ class Stack:
     ws_port: int = field(default_factory=free_port)
     processes: dict[str, Process] = field(default_factory=dict)
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tradingapp-stack-")))
+    json_logs: bool = False
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # process name -> its metrics port
 
     @property
     def base_url(self) -> str:
@@ -58,6 +73,14 @@ class Stack:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.ws_port}/ws"
+
+    def metrics_url(self, name: str) -> str:
+        """Where process `name` serves its metrics (a process started again keeps its port)."""
+        if name == "backend":
+            return f"{self.base_url}/metrics"
+        if name == "websocket":
+            return f"http://127.0.0.1:{self.ws_port}/metrics"
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     def commands(self) -> dict[str, tuple[list[str], dict[str, str]]]:
         gunicorn = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
@@ -88,7 +111,7 @@ class Stack:
 
     def start_one(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> Process:
         log_path = self.log_dir / f"{name}.log"
-        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, **self.process_env(name), **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         with open(log_path, "ab") as log:
             popen = subprocess.Popen(
                 argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -96,6 +119,15 @@ class Stack:
         process = Process(name, popen, log_path)
         self.processes[name] = process
         return process
+
+    def process_env(self, name: str) -> dict[str, str]:
+        """What this stack gives process `name` over its env: its metrics port, the JSON log settings."""
+        env = {"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"} if self.json_logs else {}
+        settings = METRICS_PORT_SETTINGS.get(name, ())
+        if settings:
+            port = self.metrics_ports.setdefault(name, free_port())
+            env.update(dict.fromkeys(settings, str(port)))
+        return env
 
     def wait_http(self, url: str, name: str, timeout: float = 30) -> None:
         def exited() -> str | None:
@@ -184,6 +216,42 @@ class SocketReader:
 
     def close(self):
         self.ws.close()
+
+
+@dataclass
+class Scrape:
+    """One scrape of a /metrics endpoint, parsed by prometheus_client's own parser."""
+
+    families: dict[str, object]  # family name (a counter's without _total) -> prometheus_client Metric
+
+    def samples(self, sample: str, **labels: str) -> list:
+        """The samples named `sample` whose labels include `labels`."""
+        return [
+            s
+            for family in self.families.values()
+            for s in family.samples
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+        ]
+
+    def value(self, sample: str, **labels: str) -> float:
+        """The sum of the samples named `sample` whose labels include `labels` (0 when none)."""
+        return sum(s.value for s in self.samples(sample, **labels))
+
+    def labels(self, sample: str, label: str) -> set[str]:
+        """The values `label` takes among the samples named `sample`."""
+        return {s.labels[label] for s in self.samples(sample) if label in s.labels}
+
+
+def scrape(url: str, token: str = "") -> Scrape:
+    """GET a /metrics endpoint (with the metrics token, if any): its families, parsed; AssertionError
+    unless it answers 200 with Prometheus text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = requests.get(url, headers=headers, timeout=5)
+    assert response.status_code == 200, f"{url}: {response.status_code} {response.text[:300]}"
+    assert response.headers["Content-Type"].startswith("text/plain"), response.headers["Content-Type"]
+    return Scrape({family.name: family for family in text_string_to_metric_families(response.text)})
 
 
 # scripts/run_stack.py (the `make run` supervisor) loaded from its file, for the tests of its pieces.

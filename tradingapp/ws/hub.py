@@ -1,6 +1,8 @@
 """The WebSocket hub: who is connected, who subscribed to what, and what each socket is owed.
 
-Plain Python (no Flask, no Redis) so it can be tested on its own. One hub per process; the
+Plain Python (no Flask app, no Redis) so it can be tested on its own; it counts what it routes in
+tradingapp.metrics (deliveries by type, quotes conflated, messages dropped), once per routed
+message or closed socket, never once per socket and quote. One hub per process; the
 Redis listener feeds it and a sender loop per socket drains that socket's outbox. Locks are
 `threading` primitives, which gevent's monkey-patching turns cooperative.
 
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from tradingapp import metrics
 from tradingapp.domain.quotes import OHLC_FIELDS, QUANTITY_FIELDS, QUOTE_FIELDS
 
 try:  # the OS lock even under gevent's monkey-patching: see Connection
@@ -130,8 +133,11 @@ class Connection:
         return self.close_code is not None
 
     def send(self, message: dict) -> bool:
-        """Queue a message in order; on overflow mark the socket for closing (False)."""
-        return self.push(self.encode(message))
+        """Queue a reply (pong, subscribed, error...) in order; on overflow mark the socket for closing (False)."""
+        queued = self.push(self.encode(message))
+        if queued:
+            metrics.WS_DELIVERIES.labels(message.get("type", "other")).inc()
+        return queued
 
     def push(self, data: bytes) -> bool:
         """Queue encoded bytes in order; on overflow mark the socket for closing (False)."""
@@ -144,7 +150,7 @@ class Connection:
             if queued:
                 self._events.append(data)
             else:
-                self._close_locked(CLOSE_OVERFLOW, OVERFLOW_REASON)
+                self._close_locked(CLOSE_OVERFLOW, OVERFLOW_REASON, "queue_full", refused=1)
         if queued:
             self._wake()
         else:
@@ -152,17 +158,20 @@ class Connection:
             self._ready.set()  # the sender closes the socket
         return queued
 
-    def push_quote(self, instrument_id: int, data: bytes, replace: bool = True) -> None:
-        """Queue an encoded quote, replacing an unsent one of the same instrument (unless `replace` is False)."""
+    def push_quote(self, instrument_id: int, data: bytes, replace: bool = True) -> bool:
+        """Queue an encoded quote, replacing an unsent one of the same instrument (unless `replace` is
+        False). True when it replaced one (conflated): the caller counts them."""
         with self._lock:
             if self.close_code is not None:
-                return
-            if instrument_id in self._quotes:
+                return False
+            replaced = instrument_id in self._quotes
+            if replaced:
                 if not replace:
-                    return
+                    return False
                 del self._quotes[instrument_id]  # re-inserted: instruments go out in update order
             self._quotes[instrument_id] = data
         self._wake()
+        return replaced
 
     def _wake(self) -> None:
         if not self._woken:  # announced once per batch, not once per quote
@@ -181,18 +190,22 @@ class Connection:
             for iid in instrument_ids:
                 self._quotes.pop(iid, None)
 
-    def close(self, code: int, reason: str = "") -> None:
-        """Ask the sender loop to close the socket with `code`; the first request wins."""
+    def close(self, code: int, reason: str = "", dropped: str = "closed") -> None:
+        """Ask the sender loop to close the socket with `code`; the first request wins. What was still
+        queued is dropped, counted under `dropped` (the reason: closed, send_timeout...)."""
         with self._lock:
-            self._close_locked(code, reason)
+            self._close_locked(code, reason, dropped)
         self._woken = True
         self._ready.set()
 
-    def _close_locked(self, code: int, reason: str) -> None:
+    def _close_locked(self, code: int, reason: str, dropped: str, refused: int = 0) -> None:
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
+            lost = len(self._events) + len(self._quotes) + refused
             self._events.clear()
             self._quotes.clear()
+            if lost:
+                metrics.WS_DROPPED.labels(dropped).inc(lost)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until woken (something to write, or the close); False after `timeout`."""
@@ -343,12 +356,13 @@ class Hub:
             until = stale_at(quote, self.stale_after)
             stale = until < time.time()
             self._last[iid] = (quote, until, stale)
-        delivered = 0
+        delivered = conflated = 0
         for mode, conns in targets:
             data = self.encode(shape_quote(quote, mode, stale))  # once per mode, not per socket
             for conn in conns:
-                conn.push_quote(iid, data)
+                conflated += conn.push_quote(iid, data)
             delivered += len(conns)
+        count_quotes(delivered, conflated)
         return delivered
 
     def remember(self, quote: dict) -> dict:
@@ -378,11 +392,14 @@ class Hub:
             for iid, quote in gone_stale:
                 self._last[iid] = (quote, 0.0, True)
                 targets.append((iid, quote, list(self._by_instrument.get(iid, {}).get("full", ()))))
+        delivered = conflated = 0
         for iid, quote, full in targets:
             if full:
                 data = self.encode(shape_quote(quote, "full", stale=True))
                 for conn in full:
-                    conn.push_quote(iid, data)
+                    conflated += conn.push_quote(iid, data)
+                delivered += len(full)
+        count_quotes(delivered, conflated)
         return len(targets)
 
     def route_user_event(self, event: dict) -> int:
@@ -393,6 +410,16 @@ class Hub:
             raise ValueError("malformed user event")
         data = self.encode({"type": kind, kind: event[kind]})
         targets = self.connections(str(user_id))
-        for conn in targets:
-            conn.push(data)
+        queued = sum(conn.push(data) for conn in targets)
+        if queued:
+            metrics.WS_DELIVERIES.labels(kind).inc(queued)
         return len(targets)
+
+
+def count_quotes(queued: int, conflated: int) -> None:
+    """Quotes queued to sockets: each one that replaced an unsent quote is a conflation, and the
+    deliveries are what will go out (the quotes replaced never do)."""
+    if queued - conflated:
+        metrics.WS_DELIVERIES.labels("quote").inc(queued - conflated)
+    if conflated:
+        metrics.WS_CONFLATED.inc(conflated)

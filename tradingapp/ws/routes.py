@@ -19,7 +19,7 @@ from flask import Blueprint, Flask, abort, current_app, request
 from flask_jwt_extended import decode_token
 from simple_websocket import ConnectionClosed
 
-from tradingapp import realtime
+from tradingapp import metrics, realtime
 from tradingapp.extensions import db, get_redis, sock
 from tradingapp.security.auth import revoked_sessions, user_from_token
 from tradingapp.ws.hub import (
@@ -29,6 +29,7 @@ from tradingapp.ws.hub import (
     Hub,
     TooManyConnections,
     TooManyInstruments,
+    count_quotes,
     shape_quote,
 )
 from tradingapp.ws.listener import Listener
@@ -150,6 +151,24 @@ def _tune_gc() -> None:
 
 @sock.route("/ws", bp=bp)
 def feed(ws) -> None:
+    """One socket, counted open for as long as its handler runs (the gauge always comes down, in a
+    finally) and its close counted by code: the code the server closed it with, else the client's
+    (1005: none given, or the connection dropped)."""
+    metrics.WS_OPEN.inc()
+    ended = Ended()
+    try:
+        _serve(ws, ended)
+    finally:
+        metrics.WS_OPEN.dec()
+        metrics.WS_CLOSES.labels(str(ended.code if ended.code is not None else int(ws.close_reason or 1005))).inc()
+
+
+@dataclass
+class Ended:
+    code: int | None = None  # the close code the server chose, None when the client went first
+
+
+def _serve(ws, ended: Ended) -> None:
     ws.sock = SerializedSocket(ws.sock)  # before simple-websocket's own greenlet first runs
     settings = Settings.from_config(current_app.config)
     try:
@@ -157,6 +176,7 @@ def feed(ws) -> None:
     finally:
         db.session.remove()  # sockets live long; never hold a pooled DB connection
     if user_id is None:
+        ended.code = CLOSE_UNAUTHORIZED
         _close(ws, CLOSE_UNAUTHORIZED, "unauthorized")
         return
     hub = get_hub()
@@ -169,6 +189,7 @@ def feed(ws) -> None:
     except TooManyConnections:
         slots.give_back(user_id, slot)
         ws.sock.sendall(encode({"type": "error", "code": "too_many_connections", "message": "too many open sockets"}))
+        ended.code = CLOSE_TOO_MANY
         _close(ws, CLOSE_TOO_MANY, "too many connections")
         return
     conn.slot = slot
@@ -188,6 +209,7 @@ def feed(ws) -> None:
                     ws.input_buffer.clear()
                     conn.close(CLOSE_POLICY, FLOOD_REASON)
     finally:
+        ended.code = conn.close_code  # set: the server closed it (or saw the client gone); None: the client did
         hub.unregister(conn)
         slots.give_back(user_id, slot)
         conn.close(CLOSE_NORMAL, "bye")
@@ -256,6 +278,7 @@ def _subscribe(conn: Connection, hub: Hub, command: Command) -> None:
         quote = hub.remember(cached)  # or the live quote routed meanwhile, if newer
         message = shape_quote(quote, command.mode, realtime.is_stale(quote, now, stale_after))
         conn.push_quote(iid, hub.encode(message), replace=False)  # never over a live quote still queued
+    count_quotes(len(snapshot), 0)
 
 
 def _send_loop(ws, conn: Connection) -> None:
@@ -294,7 +317,7 @@ def _watch(app: Flask, hub: Hub) -> None:
             for conn in conns:
                 if conn.stalled(now, settings.send_timeout):
                     log.info("event=ws_client_too_slow user_id=%s conn=%s", conn.user_id, conn.id)
-                    conn.close(CLOSE_OVERFLOW, OVERFLOW_REASON)
+                    conn.close(CLOSE_OVERFLOW, OVERFLOW_REASON, dropped="send_timeout")
             if now >= next_renewal:
                 next_renewal = now + renew_every
                 _renew_slots(app, conns)
