@@ -184,6 +184,9 @@ class _Noop:
     def set_to_current_time(self) -> None:
         pass
 
+    def clear(self) -> None:
+        pass
+
     def time(self):
         return _NoopTimer()
 
@@ -251,6 +254,7 @@ def _git_commit() -> str:
 
 def mark_process(process: str) -> None:
     BUILD_INFO.labels(**build_labels()).set(1)
+    PROCESS_START.clear()  # create_app's init_app named every process backend before serve() named it
     PROCESS_START.labels(process).set(time.time())
 
 
