@@ -2,6 +2,11 @@
 paper broker, the ticks the exchange trades against (handed to the broker's on_ticks). Each
 message is acked only after its commit; poison goes to the dead-letter queue, a transient failure
 is requeued. docs/messages.md has the messages and these rules.
+
+What it shows an operator: its metrics on CONSUMER_METRICS_PORT (messages by queue and outcome,
+the lag behind the publisher, RabbitMQ's own queue counts sampled every QUEUE_SAMPLE_INTERVAL),
+and a heartbeat file beaten while both consume loops turn (`python -m tradingapp.heartbeat check
+consumer`): a wedged loop, or RabbitMQ out of reach, goes quiet.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from kombu import Connection
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 
+from tradingapp import logs, metrics
 from tradingapp.brokers import get_broker
 from tradingapp.events import MalformedEvent
 from tradingapp.extensions import db
-from tradingapp.messaging import Topology
-from tradingapp.process import on_stop_signals
+from tradingapp.heartbeat import Heartbeat
+from tradingapp.messaging import PRODUCED_AT, Topology
+from tradingapp.process import Periodic, on_stop_signals
 from tradingapp.services.market.tick_batches import TickBatches
 from tradingapp.services.market.ticks import check_ticks
 
@@ -39,6 +46,11 @@ IN_PLACE_RETRIES = 3  # then the message is requeued (a service is down, not a b
 STOP_TIMEOUT = 8.0
 # Failures worth retrying: the service comes back, the message is fine.
 TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, redis.ConnectionError, redis.TimeoutError)
+# CONSUMER_EVENTS' outcomes.
+APPLIED, DUPLICATE, DEAD_LETTERED, REQUEUED = "applied", "duplicate", "dead_lettered", "requeued"
+DEAD_LETTER = "dead_letter"  # QUEUE_MESSAGES' label of the dead-letter queue
+QUEUE_SAMPLE_INTERVAL = 10.0  # seconds between two looks at RabbitMQ's queue counts
+LOOP_STALL = 10.0  # a consume loop that has not turned for this long stops the heartbeat
 
 
 class BadMessage(ValueError):
@@ -73,6 +85,8 @@ class Consumer(ConsumerMixin):
         self.ticks = TickBatches(app, self._retrying, self._handle, self._acked, TRANSIENT_ERRORS, **(tick_batch or {}))
         self.handled = 0  # messages settled (acked or rejected)
         self.ready = threading.Event()  # set once consuming: lets a supervisor or a test wait for it
+        self.loops: LoopBeat | None = None  # the process's heartbeat (main() sets it)
+        self.loop_name = "+".join(sorted(self.queues))
 
     # -- wiring -----------------------------------------------------------------------------
     def get_consumers(self, Consumer, channel):  # noqa: N803 (kombu's signature)
@@ -114,7 +128,8 @@ class Consumer(ConsumerMixin):
         self.ready.set()
 
     def on_decode_error(self, message, exc):
-        self._dead_letter(message, f"undecodable: {type(exc).__name__}: {exc}")
+        queue = EVENTS if message.delivery_info.get("exchange") == self.topology.names["broker_events"] else PAPER_TICKS
+        self._dead_letter(message, f"undecodable: {type(exc).__name__}: {exc}", queue)
 
     def on_connection_revived(self):
         self.ticks.discard()
@@ -173,50 +188,61 @@ class Consumer(ConsumerMixin):
 
     def on_iteration(self):
         self.ticks.poll()
+        if self.loops is not None:
+            self.loops.turned(self.loop_name)
 
     # -- handlers ---------------------------------------------------------------------------
     def on_broker_event(self, body, message):
-        self._handle(message, lambda: _apply_broker_event(_object(body)))
+        self._handle(message, lambda: _apply_broker_event(_object(body)), EVENTS)
 
     def on_tick_message(self, message: Message) -> None:
         """Parse the message's ticks into the batch (a malformed message is dead-lettered alone, as
         is one whose every tick is invalid: an operator sees it)."""
+        _measure_lag(message, TICKS)  # at receipt: the batch's own wait is the tick ingest latency's
         try:
             parsed = check_ticks(_tick_list(_decode(message)))
         except Exception as exc:  # undecodable (orjson's or kombu's error), a body without a ticks list
-            self._dead_letter(message, f"undecodable or malformed: {type(exc).__name__}: {exc}")
+            self._dead_letter(message, f"undecodable or malformed: {type(exc).__name__}: {exc}", TICKS)
             return
         if parsed.rows:
             self.ticks.add(message, parsed.rows)
         elif parsed.bad:
-            self._dead_letter(message, f"no valid tick: {parsed.bad} invalid, {parsed.expired} past the retention")
+            self._dead_letter(
+                message, f"no valid tick: {parsed.bad} invalid, {parsed.expired} past the retention", TICKS
+            )
         else:  # nothing to store: an empty list, or ticks past the retention (skipped, logged)
             message.ack()
-            self.handled += 1
+            self._acked(1)
 
     def on_paper_ticks(self, body, message):
-        self._handle(message, lambda: get_broker(self.app).on_ticks(_tick_list(body)))
+        self._handle(message, lambda: get_broker(self.app).on_ticks(_tick_list(body)), PAPER_TICKS)
 
-    def _handle(self, message, work) -> None:
-        """Run one message's work; settle the message by what happened."""
-        queue = message.delivery_info.get("routing_key", "")
+    def _handle(self, message, work, queue: str = TICKS) -> None:
+        """Run one message's work; settle the message by what happened. `queue`: EVENTS, TICKS (a
+        message of a tick batch settled alone) or PAPER_TICKS, for the figures."""
+        routing_key = message.delivery_info.get("routing_key", "")
         try:
-            self._retrying(work, queue)
+            changed = self._retrying(work, routing_key)
         except (MalformedEvent, BadMessage) as exc:
-            self._dead_letter(message, str(exc))
+            self._dead_letter(message, str(exc), queue)
         except TRANSIENT_ERRORS as exc:
             # Still failing after the in-place retries (a service is down): back to the queue.
-            log.warning("event=message_requeue routing_key=%s error=%s", queue, type(exc).__name__)
+            log.warning("event=message_requeue routing_key=%s error=%s", routing_key, type(exc).__name__)
             _rollback()
             message.requeue()
+            metrics.CONSUMER_EVENTS.labels(queue, REQUEUED).inc()
         except Exception:
             # A bug must not spin forever on redelivery: park the message where an operator sees it.
-            log.exception("event=message_failed routing_key=%s", queue)
+            log.exception("event=message_failed routing_key=%s", routing_key)
             _rollback()
-            self._dead_letter(message, "handler error")
+            self._dead_letter(message, "handler error", queue)
         else:
             message.ack()
             self.handled += 1
+            # A broker event's work says whether it changed anything (False: already applied).
+            metrics.CONSUMER_EVENTS.labels(queue, DUPLICATE if changed is False else APPLIED).inc()
+            metrics.CONSUMER_LAST_APPLIED.labels(queue).set_to_current_time()
+            _measure_lag(message, queue)
         finally:
             db.session.remove()
 
@@ -238,17 +264,92 @@ class Consumer(ConsumerMixin):
                 time.sleep(self.retry_delay * attempt)
 
     def _acked(self, messages: int) -> None:
+        """Tick messages acked (a batch written, or nothing in them to store)."""
         self.handled += messages
+        metrics.CONSUMER_EVENTS.labels(TICKS, APPLIED).inc(messages)
+        metrics.CONSUMER_LAST_APPLIED.labels(TICKS).set_to_current_time()
 
-    def _dead_letter(self, message, reason: str) -> None:
+    def _dead_letter(self, message, reason: str, queue: str) -> None:
         log.error(
-            "event=message_dead_lettered routing_key=%s message_id=%s reason=%s",
+            "event=message_dead_lettered queue=%s routing_key=%s message_id=%s reason=%s",
+            queue,
             message.delivery_info.get("routing_key", ""),
             message.properties.get("message_id"),
             reason,
         )
         message.reject(requeue=False)
         self.handled += 1
+        metrics.CONSUMER_EVENTS.labels(queue, DEAD_LETTERED).inc()
+
+
+def _measure_lag(message, queue: str) -> None:
+    """CONSUMER_LAG: now minus the publisher's stamp (messaging.PRODUCED_AT; a message from a
+    publisher without one is not measured)."""
+    produced = (message.headers or {}).get(PRODUCED_AT)
+    if isinstance(produced, int | float) and not isinstance(produced, bool):
+        metrics.CONSUMER_LAG.labels(queue).set(metrics.since(produced))
+
+
+class LoopBeat:
+    """The process's heartbeat, beaten only while every consume loop turns: each loop wakes at
+    least every second (the drain timeout), so a quiet market still beats, and one loop wedged
+    (or both waiting on RabbitMQ) stops the beat."""
+
+    def __init__(self, heartbeat: Heartbeat, loops: Collection[str], stall: float = LOOP_STALL):
+        self.heartbeat = heartbeat
+        self.stall = stall
+        self.last = dict.fromkeys(loops, 0.0)  # none has turned yet
+
+    def turned(self, loop: str) -> None:
+        now = time.monotonic()
+        self.last[loop] = now
+        if all(now - then < self.stall for then in self.last.values()):
+            self.heartbeat.beat()
+
+
+class QueueSampler(Periodic):
+    """QUEUE_MESSAGES: RabbitMQ's count of the messages ready in the events, ticks, paper ticks and
+    dead-letter queues, every QUEUE_SAMPLE_INTERVAL, by a passive declare on a connection of its own
+    (a kombu connection is not for two threads)."""
+
+    def __init__(self, url: str, topology: Topology, interval: float = QUEUE_SAMPLE_INTERVAL):
+        super().__init__("queue-sampler", interval)
+        self.url = url
+        self.queues = {
+            EVENTS: topology.names["q_broker_events"],
+            TICKS: topology.names["q_ticks"],
+            PAPER_TICKS: topology.names["q_paper_ticks"],
+            DEAD_LETTER: topology.names["q_dead"],
+        }
+        self.connection: Connection | None = None
+
+    def duty(self) -> None:
+        try:
+            self.sample()
+        except Exception as exc:  # RabbitMQ away: the consumer's own loop says so; try next round
+            log.warning("event=queue_sample_failed error=%s", type(exc).__name__)
+            self.close()  # a broken connection: a fresh one next round
+
+    def sample(self) -> None:
+        if self.connection is None:
+            self.connection = Connection(self.url, connect_timeout=5)
+        for label, name in self.queues.items():
+            channel = self.connection.channel()
+            try:
+                _name, ready, _consumers = channel.queue_declare(queue=name, passive=True)
+            except self.connection.channel_errors:  # not declared (yet): RabbitMQ closed the channel
+                continue
+            else:
+                metrics.QUEUE_MESSAGES.labels(label).set(ready)
+                channel.close()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.release()
+            except Exception:  # already broken
+                pass
+            self.connection = None
 
 
 def _object(body) -> dict:
@@ -266,10 +367,10 @@ def _tick_list(body) -> list[dict]:
 
 # Imported when first used, inside the handler's error handling: the consumer starts even while
 # an optional part (the paper exchange) is not importable, and reports it per message.
-def _apply_broker_event(body: dict) -> None:
+def _apply_broker_event(body: dict) -> bool:
     from tradingapp.services.orders.broker_events import apply_broker_event
 
-    apply_broker_event(body)
+    return apply_broker_event(body)
 
 
 def _decode(message: Message) -> object:
@@ -295,12 +396,19 @@ def _rollback() -> None:
 def main() -> None:
     from tradingapp import create_app
 
+    logs.set_process("consumer")
     app = create_app()
+    config = app.extensions["tradingapp.config"]
+    metrics.serve("consumer", config.METRICS_HOST, config.CONSUMER_METRICS_PORT, config.METRICS_TOKEN)
+    heartbeat = Heartbeat(config.HEARTBEAT_DIR, "consumer")
+    sampler = QueueSampler(app.config["AMQP_URL"], Topology(app.config.get("NAMESPACE", "")))
+    sampler.start()
     with Connection(app.config["AMQP_URL"], heartbeat=30, connect_timeout=5) as connection:
         # Two loops, each on a connection of its own (ConsumerMixin clones it): broker events (and
         # the paper exchange's feed) here, market ticks in a thread.
         events = Consumer(app, connection, queues={EVENTS, PAPER_TICKS})
         ticks = Consumer(app, connection, queues={TICKS})
+        events.loops = ticks.loops = LoopBeat(heartbeat, [events.loop_name, ticks.loop_name])
         failed = threading.Event()
 
         def run_ticks():
@@ -325,6 +433,10 @@ def main() -> None:
             if thread.is_alive():
                 log.error("event=tick_consumer_stop_timeout seconds=%s unacked=redelivered", STOP_TIMEOUT)
                 failed.set()
+            sampler.stop()
+            heartbeat.clear()
+    sampler.join(timeout=5)
+    sampler.close()
     log.info("event=consumer_stopped")
     if failed.is_set():
         raise SystemExit(1)

@@ -1,5 +1,10 @@
-"""Request plumbing shared by every route: the checks every request passes, JSON bodies, CORS and
-the headers of every response.
+"""Request plumbing shared by every route: the checks every request passes, JSON bodies, CORS, the
+request id and the headers of every response.
+
+Every request has an id: the client's X-Request-ID when it is sane (REQUEST_ID_PATTERN), else a
+fresh one (a bad one is replaced, never refused). It is bound to every log line of the request
+(tradingapp/logs.py), stored on an order it places (orders.request_id, which the worker and the
+consumer put on their lines) and returned in the X-Request-ID header of every answer, errors too.
 
 What no route could store or use is refused here, before any route or service sees it: text
 PostgreSQL cannot hold (a NUL, an unpaired surrogate) anywhere in the path, query string, headers
@@ -13,12 +18,14 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from decimal import Decimal, InvalidOperation
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from tradingapp import logs
 from tradingapp.domain.validation import MAX_ID
 from tradingapp.errors import APIError, validation_error
 
@@ -49,6 +56,10 @@ COMMON_HEADERS = {
 # A JSON answer is data, never a document: nothing in it loads or runs, nothing may frame it.
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 PAGE_CSP = "frame-ancestors 'none'"
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# What a client's request id may be: short, and nothing a log line or a header could be bent by.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def unstorable_input(where: str, field: str | None = None) -> APIError:
@@ -213,10 +224,38 @@ class IdConverter(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
+def request_id_of(header: str | None) -> str:
+    """The client's request id when it is sane, else a fresh one (uuid4 hex)."""
+    if header and REQUEST_ID_PATTERN.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def bind_request_id() -> None:
+    """Before everything else (the checks that refuse a request log and answer with the id too)."""
+    g.request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
+    g.request_log_context = logs.bind(request_id=g.request_id)
+    g.request_log_context.__enter__()
+
+
+def unbind_request_id(_exc: BaseException | None) -> None:
+    context = g.pop("request_log_context", None)
+    if context is not None:
+        context.__exit__(None, None, None)
+
+
 def init_app(app: Flask) -> None:
     # Before any blueprint: a rule takes its converter when it is added.
     app.url_map.converters["int"] = IdConverter
+    app.before_request(bind_request_id)
+    app.teardown_request(unbind_request_id)
     app.before_request(refuse_unstorable_url)
+
+    @app.after_request
+    def request_id_header(response):
+        if "request_id" in g:
+            response.headers[REQUEST_ID_HEADER] = g.request_id
+        return response
 
     @app.after_request
     def cors(response):
@@ -225,8 +264,12 @@ def init_app(app: Flask) -> None:
         if origin and (origin in allowed or "*" in allowed):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
-            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Idempotency-Key"
+            response.headers["Access-Control-Allow-Headers"] = (
+                f"Authorization, Content-Type, Idempotency-Key, {REQUEST_ID_HEADER}"
+            )
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, PUT, DELETE, OPTIONS"
+            # The page's script may read the id of an answer (to quote it in a report).
+            response.headers["Access-Control-Expose-Headers"] = REQUEST_ID_HEADER
             response.headers["Access-Control-Max-Age"] = "600"
         return response
 

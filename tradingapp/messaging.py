@@ -1,13 +1,19 @@
-"""RabbitMQ topology and publishing (Kombu). Names carry the configured NAMESPACE prefix."""
+"""RabbitMQ topology and publishing (Kombu). Names carry the configured NAMESPACE prefix.
+
+Every message published here carries the header PRODUCED_AT (seconds since the epoch, a float,
+stamped at publish): the consumer's lag is its receipt minus that stamp (CONSUMER_LAG).
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 
 from flask import current_app
 from kombu import Connection, Exchange, Queue
 
 _lock = threading.Lock()
+PRODUCED_AT = "produced_at"  # the message header of its publish time
 # A publish reconnects at most this often (~3.5 s in all) before it raises.
 RETRY_POLICY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1.5}
 
@@ -105,6 +111,7 @@ class Publisher:
                 delivery_mode=2,
                 # No content_type here: given one, kombu skips the producer's json serializer.
                 message_id=message_id,
+                headers={PRODUCED_AT: time.time()},
                 retry=True,
                 # Bounded: kombu's default policy retries a lost connection forever, so a publish
                 # during a RabbitMQ outage would hang its caller (and its shutdown) instead of failing.

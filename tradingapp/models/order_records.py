@@ -50,6 +50,9 @@ class Order(db.Model):
     pending_limit_price: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)
     pending_stop_price: Mapped[Decimal | None] = mapped_column(Price(18, 4), nullable=True)
     modify_seq: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # The X-Request-ID of the request that placed it (migration 0013): the order's trace id in the
+    # logs of every process (README "Tracing an order"). None for orders from before 0013.
+    request_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -28,6 +28,7 @@ from flask_jwt_extended import (
 )
 from jwt import PyJWTError
 
+from tradingapp import logs
 from tradingapp.errors import APIError, error_body
 from tradingapp.extensions import db, get_redis, jwt, upsert_insert
 from tradingapp.models import RevokedSession, User
@@ -285,7 +286,8 @@ def login_required(write: bool = False, refresh: bool = False, roles: set[str] |
                 raise APIError(403, "forbidden", "your role is read-only")
             if roles and user.role not in roles:
                 raise APIError(403, "forbidden", "not allowed for your role")
-            return fn(*args, **kwargs)
+            with logs.bind(user_id=user.id):  # the request's lines name their user from here on
+                return fn(*args, **kwargs)
 
         return wrapper
 

@@ -3,6 +3,10 @@
 Each event is applied once: its id goes into processed_events in the same transaction as the
 change, so a redelivered message finds its id and changes nothing. Fills are also unique by
 (order, execution id), the broker's natural key. Notifications go out only after the commit.
+
+The lines about an event carry its id and its order's ids, the request id among them read from
+the order row (XTS events carry none of ours); the order's stages (acknowledged, filled) are timed
+once the change commits, so a duplicate observes nothing (services/orders/telemetry.py).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from tradingapp import events as ev
+from tradingapp import logs
 from tradingapp.domain import order_lifecycle as sm
 from tradingapp.extensions import db, get_redis, upsert_insert
 from tradingapp.models import Order, Position, ProcessedEvent, Trade
@@ -20,6 +25,7 @@ from tradingapp.models.types import utcnow
 from tradingapp.realtime import last_price, publish_user_event, read_quotes
 from tradingapp.services.accounts.positions import apply_fill_to_position
 from tradingapp.services.orders import state as order_state
+from tradingapp.services.orders import telemetry
 from tradingapp.services.orders.placement import notify_order
 
 log = logging.getLogger(__name__)
@@ -48,32 +54,43 @@ def apply_broker_event(body: object) -> bool:
     """Apply one event; True when it changed something, False for a duplicate.
     Raises MalformedEvent for a message that can never apply (it belongs in the dead-letter queue)."""
     event = ev.parse_event(body)
+    with logs.bind(event_id=event.event_id, order_id=event.order_id):
+        return _apply_once(event)
+
+
+def _apply_once(event: ev.BrokerEvent) -> bool:
     if not _claim_event_id(event.event_id):
         db.session.rollback()
-        log.info("duplicate broker event ignored event_id=%s", event.event_id)
+        log.info("event=broker_event_duplicate event_id=%s type=%s", event.event_id, event.type)
         return False
     order = order_state.lock_order(event.order_id)
     if order is None:
         db.session.rollback()
         raise ev.MalformedEvent(f"event {event.event_id} names unknown order {event.order_id}")
-    try:
-        result = _apply(order, event)
-    except ev.MalformedEvent:
-        db.session.rollback()
-        raise
-    if result.retry_later:
-        # Not "processed": the broker's re-send of the same event (a reconcile) gets another chance.
-        db.session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.event_id == event.event_id))
-    db.session.commit()
-    log.info(
-        "broker event applied event_id=%s type=%s order_id=%s user_id=%s status=%s",
-        event.event_id,
-        event.type,
-        order.id,
-        order.user_id,
-        order.status,
-    )
-    _notify(result)
+    with logs.bind(
+        request_id=order.request_id,
+        user_id=order.user_id,
+        client_order_id=order.client_order_id,
+        broker_order_id=order.broker_order_id or event.broker_order_id,
+    ):
+        try:
+            result = _apply(order, event)
+        except ev.MalformedEvent:
+            db.session.rollback()
+            raise
+        if result.retry_later:
+            # Not "processed": the broker's re-send of the same event (a reconcile) gets another chance.
+            db.session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.event_id == event.event_id))
+        db.session.commit()
+        log.info(
+            "event=broker_event_applied type=%s event_id=%s order_id=%s user_id=%s status=%s",
+            event.type,
+            event.event_id,
+            order.id,
+            order.user_id,
+            order.status,
+        )
+        _notify(result)
     return True
 
 
@@ -100,6 +117,7 @@ def _apply(order: Order, event: ev.BrokerEvent) -> Applied:
     # Recorded after the transition: the machine reads "acknowledged" from the id's absence.
     if event.broker_order_id and order.broker_order_id is None and event.type in (ev.ACCEPTED, ev.FILL):
         order.broker_order_id = event.broker_order_id
+        telemetry.stage_on_commit(telemetry.ACKNOWLEDGED, order.created_at)
     if event.type == ev.FILL and outcome.applied:
         result.trade = _record_trade(order, event)
         result.position = apply_fill_to_position(order, event.quantity, event.price, event.ts)

@@ -5,6 +5,10 @@ reconcile-<order id>; RQ allows no colons) and enqueued with unique=True, so the
 the sweeper can all ask for the same order and one job runs. Submit, cancel and modify go to the
 `orders` queue; the sweeper's reconciliations go to `default`, which the worker serves only when
 `orders` is empty, so a sweep never delays a fresh order.
+
+A job enqueued while serving a request carries that request's id in its meta (`request_id`): the
+worker binds it to every line of the job (README "Tracing an order"). A job without one (the
+sweeper's, or one queued by an older release) gets the order row's instead.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
+from tradingapp import logs
 from tradingapp.extensions import get_redis
 from tradingapp.models.types import utcnow
 
 log = logging.getLogger(__name__)
 
 ORDERS, DEFAULT = "orders", "default"
+REQUEST_ID = "request_id"  # the job meta key of the request that queued it
 # Named, not imported: the backend never loads the worker's code.
 SUBMIT_JOB = "jobs.order_jobs.submit_order"
 CANCEL_JOB = "jobs.order_jobs.cancel_order"
@@ -89,6 +95,7 @@ def enqueue_reconcile(order_id: uuid.UUID | str) -> Job | None:
 
 def _enqueue_unique(func: str, job_id: str, order_id: uuid.UUID | str, *args, queue_base: str = ORDERS) -> Job | None:
     queue = get_queue(queue_base)
+    request_id = logs.current().get("request_id")
     for _attempt in range(2):
         try:
             job = queue.enqueue(
@@ -106,6 +113,7 @@ def _enqueue_unique(func: str, job_id: str, order_id: uuid.UUID | str, *args, qu
                 # past XTS's resend horizon (30 s at least); the sweeper re-queues after that.
                 retry=Retry(max=RETRIES, interval=RETRY_INTERVALS),
                 description=f"{func}({order_id})",
+                meta={REQUEST_ID: request_id} if request_id else None,
             )
         except DuplicateJobError:
             if _discard_if_done(queue, job_id):

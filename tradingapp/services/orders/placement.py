@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from tradingapp import logs
 from tradingapp.domain import order_lifecycle as sm
 from tradingapp.domain.errors import Conflict, Invalid
 from tradingapp.domain.positions import session_day
@@ -33,7 +34,7 @@ from tradingapp.models import Instrument, Order, User
 from tradingapp.models.types import utcnow
 from tradingapp.realtime import last_price, publish_user_event, read_quotes
 from tradingapp.services.accounts.broker_accounts import require_trading_account
-from tradingapp.services.orders import risk
+from tradingapp.services.orders import risk, telemetry
 from tradingapp.services.orders import state as order_state
 
 log = logging.getLogger(__name__)
@@ -126,15 +127,16 @@ def place_validated(
     order_state.record(order, "user", "created", actor_id=str(user.id), details={"request": _summary(new)})
     payload = order.to_dict()
     db.session.commit()
-    log.info(
-        "order accepted order_id=%s user_id=%s type=%s side=%s qty=%s",
-        order.id,
-        user.id,
-        new.order_type,
-        new.side,
-        new.quantity,
-    )
-    _after_commit(order, payload)
+    with logs.bind(order_id=order.id, client_order_id=order.client_order_id, user_id=user.id):
+        log.info(
+            "event=order_accepted order_id=%s user_id=%s type=%s side=%s qty=%s",
+            order.id,
+            user.id,
+            new.order_type,
+            new.side,
+            new.quantity,
+        )
+        _after_commit(order, payload)
     return order, True
 
 
@@ -176,8 +178,10 @@ def _refuse(user: User, new: NewOrder, instrument: Instrument, exc: risk.RiskRej
         details={"rule": exc.rule, **exc.details},
     )
     payload = order.to_dict()
+    telemetry.final_on_commit(order.status, exc.rule)
     db.session.commit()
-    log.info("order refused by risk order_id=%s user_id=%s rule=%s", order.id, user.id, exc.rule)
+    with logs.bind(order_id=order.id, client_order_id=order.client_order_id, user_id=user.id):
+        log.info("event=order_refused_by_risk order_id=%s user_id=%s rule=%s", order.id, user.id, exc.rule)
     notify_order(order, payload)
     exc.details = {**exc.details, "order_id": str(order.id)}
     raise exc
@@ -232,6 +236,9 @@ def _new_order_row(user: User, new: NewOrder, instrument: Instrument) -> Order:
         instrument=instrument,  # set, not lazy-loaded: the order's JSON names its symbol
         user_id=user.id,
         client_order_id=new.client_order_id,
+        # The id of the HTTP request that placed it (X-Request-ID, bound by tradingapp/http.py): the
+        # worker and the consumer put it on their lines about the order (README "Tracing an order").
+        request_id=logs.current().get("request_id"),
         request_hash=new.fingerprint(),
         broker=current_app.config["BROKER"],
         instrument_id=new.instrument_id,
@@ -267,7 +274,7 @@ def _after_commit(order: Order, payload: dict) -> None:
     try:
         jobqueue.enqueue_submit(order.id)
     except Exception:
-        log.exception("enqueue failed; the sweeper will pick the order up order_id=%s", order.id)
+        log.exception("event=enqueue_failed order_id=%s the sweeper will pick the order up", order.id)
     notify_order(order, payload)
 
 

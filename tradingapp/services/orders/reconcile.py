@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import current_app
 
+from tradingapp import metrics
 from tradingapp.domain.order_lifecycle import FINAL, Status
 from tradingapp.extensions import db, get_redis
 from tradingapp.models import Order, OrderEvent
@@ -105,7 +106,31 @@ class ReconcileReport:
         return " ".join(f"{name}={value}" for name, value in vars(self).items())
 
 
+# RECONCILE_DIFFERENCES' kinds, from the report's counts.
+DIFFERENCE_KINDS = {
+    "standing": lambda r: r.differences - r.late_fills,  # a working order the broker shows otherwise
+    "late_fill": lambda r: r.late_fills,
+    "missing": lambda r: r.missing,
+    "unsent": lambda r: r.unsent,
+    "request_resent": lambda r: r.requests_resent,
+    "foreign": lambda r: r.foreign,
+}
+
+
 def reconcile_books(broker: BookBroker) -> ReconcileReport:
+    """One round, counted by outcome (ok; partial: an account's books could not be read; failed)."""
+    try:
+        report = _reconcile(broker)
+    except Exception:
+        metrics.RECONCILE_ROUNDS.labels("failed").inc()
+        raise
+    metrics.RECONCILE_ROUNDS.labels("partial" if report.failed_accounts else "ok").inc()
+    for kind, count in DIFFERENCE_KINDS.items():  # every kind, 0 too: its series exists from the first round
+        metrics.RECONCILE_DIFFERENCES.labels(kind).inc(count(report))
+    return report
+
+
+def _reconcile(broker: BookBroker) -> ReconcileReport:
     started = time.monotonic()
     report = ReconcileReport()
     ours = working_orders(broker.name)

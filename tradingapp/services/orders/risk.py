@@ -17,6 +17,7 @@ from decimal import Decimal
 import redis
 from flask import current_app
 
+from tradingapp import metrics
 from tradingapp.domain import risk
 from tradingapp.domain.errors import Refused, Unavailable
 from tradingapp.domain.validation import NewOrder
@@ -160,6 +161,7 @@ def _state(account: AccountSnapshot, book) -> risk.TradingState:
 
 def _rejected(violation: risk.RiskViolation, user_id: uuid.UUID, order_id=None) -> RiskRejected:
     log.info("event=risk_rejected user_id=%s order_id=%s rule=%s", user_id, order_id or "-", violation.rule)
+    metrics.RISK_REFUSALS.labels(violation.rule).inc()
     code = "trading_halted" if violation.halted else "risk_rejected"
     return RiskRejected(violation.rule, violation.message, violation.details, code)
 
@@ -196,6 +198,7 @@ def _redis_round_trip(user_id: uuid.UUID, limits, mark_ids: list[int]) -> list:
 def _rate_limited(user_id: uuid.UUID, limits, wait_ms: int) -> RiskRejected:
     retry_after = max(1, math.ceil(wait_ms / 1000))
     log.info("event=risk_rejected user_id=%s rule=orders_per_second", user_id)
+    metrics.RISK_REFUSALS.labels("orders_per_second").inc()
     rate, burst = limits.orders_per_second, limits.order_burst
     return RiskRejected(
         "orders_per_second",

@@ -1,5 +1,6 @@
 """Where the domain state machine meets the orders table: one function changes an order's state
-and writes the audit row for it, whoever asked (user, worker, broker)."""
+and writes the audit row for it, whoever asked (user, worker, broker), and counts the order's
+final status once the change commits (services/orders/telemetry.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tradingapp.domain import order_lifecycle as sm
 from tradingapp.extensions import db
 from tradingapp.models import Order, OrderEvent
 from tradingapp.models.types import utcnow
+from tradingapp.services.orders import telemetry
 
 EVENT_NAMES = {
     sm.Submit: "submitted",
@@ -68,6 +70,10 @@ def transition(
         order.updated_at = utcnow()
         if new.status in REASON_STATUSES and outcome.reason and before != new.status:
             order.reject_reason = outcome.reason[:255]
+        if new.is_final and before not in sm.FINAL:
+            telemetry.final_on_commit(new.status.value, telemetry.final_reason(event, before, actor))
+            if new.status == sm.Status.FILLED:
+                telemetry.stage_on_commit(telemetry.FILLED, order.created_at)
     if isinstance(event, sm.CancelRejected) and new.status == sm.Status.FILLED and not order.reject_reason:
         # The usual race: the fill beat the cancel. The order stays FILLED; this says why.
         order.reject_reason = f"cancel rejected: {event.reason}"[:255]

@@ -9,6 +9,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from tradingapp.models import Account, Order, RiskSettings
 from tradingapp.models.risk import GLOBAL_SETTINGS_ID
 from tradingapp.models.types import utcnow
 from tradingapp.services.orders import state as order_state
+from tradingapp.services.orders import telemetry
 from tradingapp.services.orders.placement import notify_order
 
 log = logging.getLogger(__name__)
@@ -31,13 +33,46 @@ UNSENT_PAST_SESSION = "not sent to the broker before its session ended"
 HALTED_BEFORE_SUBMISSION = "trading halted before the order reached the broker"
 
 
-def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | None:
-    """PENDING -> SUBMITTED under a row lock. (request, resend): resend means an earlier attempt
-    already claimed it and may have reached the broker, so look it up there before sending."""
+class OrderFacts(NamedTuple):
+    """What a job's log lines and figures need of its order (read with the order, no extra query)."""
+
+    request_id: str | None
+    client_order_id: str | None
+    broker_order_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> OrderFacts:
+        return cls(order.request_id, order.client_order_id, order.broker_order_id, order.created_at)
+
+
+class Claim(tuple):
+    """A claimed submission: unpacks as (request, resend), as callers always took it, and carries
+    the order's facts. `resend`: an earlier attempt already claimed it and may have reached the
+    broker, so look it up there before sending."""
+
+    facts: OrderFacts
+
+    def __new__(cls, request: OrderRequest, resend: bool, facts: OrderFacts) -> Claim:
+        claim = super().__new__(cls, (request, resend))
+        claim.facts = facts
+        return claim
+
+    @property
+    def request(self) -> OrderRequest:
+        return self[0]
+
+    @property
+    def resend(self) -> bool:
+        return self[1]
+
+
+def claim_for_submission(order_id: uuid.UUID) -> Claim | None:
+    """PENDING -> SUBMITTED under a row lock, or a SUBMITTED order never acknowledged (a resend)."""
     order = order_state.lock_order(order_id)
     if order is None:
         db.session.rollback()
-        log.warning("submit for unknown order order_id=%s", order_id)
+        log.warning("event=submit_unknown_order order_id=%s", order_id)
         return None
     if order.status == sm.Status.PENDING and past_its_session(order):
         _expire_unsent(order)
@@ -49,13 +84,15 @@ def claim_for_submission(order_id: uuid.UUID) -> tuple[OrderRequest, bool] | Non
         order_state.transition(order, sm.Submit(), "system", actor_id="worker")
         request = order_state.order_request(order)
         payload = order.to_dict()  # built in the transaction: the push after the commit reads nothing
+        telemetry.stage_on_commit(telemetry.CLAIMED, order.created_at)
         db.session.commit()
         notify_order(order, payload)
-        return request, False
+        return Claim(request, False, OrderFacts.of(order))
     if order.status == sm.Status.SUBMITTED and order.broker_order_id is None:
         request = order_state.order_request(order)
+        facts = OrderFacts.of(order)
         db.session.rollback()
-        return request, True
+        return Claim(request, True, facts)
     db.session.rollback()
     return None
 
@@ -123,24 +160,31 @@ def end_if_unsendable(order_id: uuid.UUID) -> bool:
     return False
 
 
-def order_for_cancel(order_id: uuid.UUID) -> uuid.UUID | None:
-    status = db.session.scalar(sa.select(Order.status).where(Order.id == order_id))
+_FACTS = (Order.request_id, Order.client_order_id, Order.broker_order_id, Order.created_at)
+
+
+def order_for_cancel(order_id: uuid.UUID) -> OrderFacts | None:
+    """The order's facts while it waits for its cancel (CANCEL_PENDING), else None."""
+    row = db.session.execute(sa.select(Order.status, *_FACTS).where(Order.id == order_id)).first()
     db.session.rollback()
-    return order_id if status == sm.Status.CANCEL_PENDING else None
+    if row is None or row.status != sm.Status.CANCEL_PENDING:
+        return None
+    return OrderFacts(*row[1:])
 
 
-def modify_request(order_id: uuid.UUID, seq: int) -> ModifyRequest | None:
+def modify_request(order_id: uuid.UUID, seq: int) -> tuple[ModifyRequest, OrderFacts] | None:
     """The terms of modification `seq`, while the order still waits for it (MODIFY_PENDING with
     that sequence number); None when the modification was answered or superseded."""
     order = db.session.get(Order, order_id)
-    request = None
+    found = None
     pending = order is not None and order.status == sm.Status.MODIFY_PENDING and order.pending_quantity is not None
     if pending and order.modify_seq == seq:
         request = ModifyRequest(
             order.id, seq, order.pending_quantity, order.pending_limit_price, order.pending_stop_price
         )
+        found = request, OrderFacts.of(order)
     db.session.rollback()
-    return request
+    return found
 
 
 def find_stale_orders(older_than_seconds: int) -> list[uuid.UUID]:
@@ -204,12 +248,27 @@ def find_working_orders(
     return [WorkingOrder(*row) for row in rows]
 
 
-def working_order(order_id: uuid.UUID) -> WorkingOrder | None:
+def working_order(order_id: uuid.UUID) -> tuple[WorkingOrder, OrderFacts] | None:
     """The order when it is still one the sweeper reconciles, else None (final, or not yet at the broker)."""
     row = db.session.execute(
-        sa.select(Order.id, Order.status, Order.modify_seq, Order.updated_at).where(Order.id == order_id)
+        sa.select(Order.id, Order.status, Order.modify_seq, Order.updated_at, *_FACTS).where(Order.id == order_id)
     ).first()
     db.session.rollback()
     if row is None or row.status not in RECONCILE_STATUSES:
         return None
-    return WorkingOrder(*row)
+    return WorkingOrder(*row[:4]), OrderFacts(*row[4:])
+
+
+def unsent_orders() -> tuple[int, datetime | None]:
+    """(how many, the oldest accept) of the orders accepted but not yet at the broker: PENDING, or
+    SUBMITTED without the broker's acknowledgement. The sweeper's gauges (the "orders stuck" alert)."""
+    count, oldest = db.session.execute(
+        sa.select(sa.func.count(), sa.func.min(Order.created_at)).where(
+            sa.or_(
+                Order.status == sm.Status.PENDING,
+                sa.and_(Order.status == sm.Status.SUBMITTED, Order.broker_order_id.is_(None)),
+            )
+        )
+    ).one()
+    db.session.rollback()
+    return count, oldest

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from flask import Flask, current_app
 
+from tradingapp import metrics
 from tradingapp.extensions import db, get_redis
 from tradingapp.process import claim_round
 from tradingapp.services.orders.jobqueue import enqueue_reconcile, enqueue_submit
@@ -19,11 +20,14 @@ from tradingapp.services.orders.submission import (
     find_stale_orders,
     find_waiting_requests,
     find_working_orders,
+    unsent_orders,
 )
 
 log = logging.getLogger(__name__)
 
 RESUBMIT_BACKOFF_MAX = 300  # seconds between re-queues of one stranded submission, at most
+# SWEEPER_FOUND's actions: a stranded submission queued again, a working order queued for a lookup.
+RESUBMIT, RECONCILE = "resubmit", "reconcile"
 
 
 class SweepResult(NamedTuple):
@@ -48,17 +52,30 @@ def sweep_once(app: Flask) -> SweepResult:
     interval = app.config["SWEEP_INTERVAL"]
     with app.app_context():
         try:
+            # Every worker's round looks, whoever sweeps: each worker's gauges stay fresh.
+            _measure_unsent()
             if not claim_round("sweeper", max(interval - 1, 1)):
                 return SweepResult(0, 0)
+            metrics.SWEEPER_ROUNDS.inc()
             stale = [o for o in find_stale_orders(app.config["SWEEP_PENDING_AFTER"]) if _may_resubmit(o, interval)]
             for order_id in stale:
                 log.warning("event=sweep_requeue order_id=%s", order_id)
                 enqueue_submit(order_id)
             # XTS: the book reconcile covers working orders (one book read per account, not one per order).
             reconciles = 0 if app.config["BROKER"] == "xts" else _reconcile_working(app)
+            metrics.SWEEPER_FOUND.labels(RESUBMIT).inc(len(stale))
+            metrics.SWEEPER_FOUND.labels(RECONCILE).inc(reconciles)
             return SweepResult(len(stale), reconciles)
         finally:
             db.session.remove()
+
+
+def _measure_unsent() -> None:
+    """UNSENT_ORDERS and UNSENT_OLDEST: orders accepted but not at the broker, and the age of the
+    oldest (the "orders stuck" alert). A healthy stack has none older than a few milliseconds."""
+    count, oldest = unsent_orders()
+    metrics.UNSENT_ORDERS.set(count)
+    metrics.UNSENT_OLDEST.set(metrics.since(oldest) if oldest is not None else 0)
 
 
 def _may_resubmit(order_id, interval: int) -> bool:
