@@ -6,6 +6,9 @@ Every FEED_INTERVAL_MS it steps each instrument's random walk and publishes the 
 confirms. Walks resume from the cached Redis quotes, so a restart does not jump prices. It keeps
 going through a RabbitMQ, Postgres or Redis outage (that interval's ticks are dropped: a live
 feed does not replay the past) and stops cleanly on SIGTERM/SIGINT.
+
+It serves its metrics on FEED_METRICS_PORT (ticks published and dropped, the market-data gauges of
+services/market/gauges.py) and beats its heartbeat (HEARTBEAT_DIR/feed) from its loop.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask import Flask
 
+from tradingapp import logs, metrics
 from tradingapp.domain.feed import FeedInstrument, Walk, step, walk_from_quote
 from tradingapp.extensions import db, get_redis
+from tradingapp.heartbeat import Heartbeat
 from tradingapp.messaging import Publisher
 from tradingapp.models import Instrument
 from tradingapp.process import StopFlag
 from tradingapp.realtime import read_quotes
+from tradingapp.services.market import gauges
 
 log = logging.getLogger("jobs.feed")
 
@@ -45,6 +51,7 @@ class Feed:
         self.next_refresh = 0.0
         self.published = 0
         self.failed = 0
+        self.heartbeat = Heartbeat(app.config["HEARTBEAT_DIR"], "feed")
 
     def run(self) -> None:
         log.info("event=feed_started interval_ms=%d", self.interval * 1000)
@@ -52,6 +59,7 @@ class Feed:
         next_at = time.monotonic()
         try:
             while not self.stop.is_set():
+                self.heartbeat.beat()
                 if time.monotonic() >= self.next_refresh:
                     self.refresh_instruments()
                 self.publish_once()
@@ -68,6 +76,7 @@ class Feed:
         finally:
             self.publisher.close()
             log.info("event=feed_stopped published=%d failed=%d", self.published, self.failed)
+        self.heartbeat.clear()  # a clean stop (a crash leaves the file to go stale)
 
     def refresh_instruments(self) -> None:
         """Pick up added and removed instruments; new ones start from their cached quote."""
@@ -97,8 +106,10 @@ class Feed:
                     "market_ticks", f"ticks.{segment}", {"ticks": ticks}, message_id=uuid.uuid4().hex
                 )
                 self.published += 1
+                metrics.FEED_TICKS.inc(len(ticks))
             except Exception as exc:  # RabbitMQ down: drop this interval, reconnect on the next
                 self.failed += 1
+                metrics.TICKS_SKIPPED.labels("publish_failed").inc(len(ticks))
                 log.warning("event=feed_publish_failed segment=%s error=%s", segment, type(exc).__name__)
                 self._reset_publisher()
                 self.sleep(RETRY_SECONDS)
@@ -147,14 +158,18 @@ def _cached_quotes(instrument_ids: list[int]) -> dict[int, dict]:
 def main() -> None:
     from tradingapp import create_app
 
+    logs.set_process("feed")
     app = create_app()
     if app.config["BROKER"] == "xts":
         # The broker's own market data, not a simulation: the XTS event bridge is the market feed
-        # (and carries the broker's order events too). One process holds XTS's sockets.
+        # (and carries the broker's order events too). One process holds XTS's sockets; it serves
+        # its metrics and beats its heartbeat as the bridge (XTS_BRIDGE_METRICS_PORT, xts_bridge).
         from jobs.xts_bridge import serve
 
         serve(app)
         return
+    config = app.extensions["tradingapp.config"]
+    metrics.serve("feed", config.METRICS_HOST, config.FEED_METRICS_PORT, config.METRICS_TOKEN, [gauges.collector(app)])
     stop = StopFlag.on_signals()
     with app.app_context():
         Feed(app, stop).run()

@@ -1,7 +1,9 @@
 """The XTS event bridge (`python -m jobs.xts_bridge`; with BROKER=xts `python -m jobs.feed` runs it).
 It holds XTS's two socket.io streams and turns what they say into our messages: order and trade
 events -> `broker.events`, touchlines -> `market.ticks`. Reconnects, reconciles and publishing:
-docs/xts.md, "The event bridge".
+docs/xts.md, "The event bridge". It serves its metrics on XTS_BRIDGE_METRICS_PORT (logins,
+reconnects, session gauges, ticks published, the market-data gauges) and beats its heartbeat
+(HEARTBEAT_DIR/xts_bridge) from its main loop.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ import requests
 import sqlalchemy as sa
 from flask import Flask
 
+from tradingapp import logs, metrics
 from tradingapp.brokers.xts.market_stream import MarketStream
 from tradingapp.brokers.xts.order_stream import OrderStream
 from tradingapp.brokers.xts.outbox import Outbox
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
 from tradingapp.brokers.xts.stream import quiet_client_loggers
 from tradingapp.extensions import db, get_redis
+from tradingapp.heartbeat import Heartbeat
 from tradingapp.messaging import Publisher
 from tradingapp.models import Instrument
 from tradingapp.process import StopFlag
+from tradingapp.services.market import gauges
 
 log = logging.getLogger("jobs.xts_bridge")
 
@@ -123,6 +128,7 @@ class Bridge:
             on_recovered=self.reconcile_all,
         )
         self.orders: dict[str, OrderStream] = {}  # label -> the stream of one account
+        self.heartbeat = Heartbeat(cfg["HEARTBEAT_DIR"], "xts_bridge")
         self.market = None
         if self.account.md_app_key and self.account.md_secret_key:
             self.market = MarketStream(
@@ -150,6 +156,7 @@ class Bridge:
             thread.start()
         try:
             while not self.stop.is_set():
+                self.heartbeat.beat()
                 now = time.monotonic()
                 if now >= next_accounts:
                     next_accounts = now + self.refresh_accounts()
@@ -171,6 +178,7 @@ class Bridge:
             outbox.join(JOIN_SECONDS + 10)
             self.log_progress()
             log.info("event=xts_bridge_stopped")
+        self.heartbeat.clear()  # a clean stop (a crash leaves the file to go stale)
 
     def refresh_accounts(self) -> float:
         """Start a stream for each account to watch, stop those of accounts gone (unlinked, or
@@ -233,6 +241,11 @@ class Bridge:
 
 def serve(app: Flask) -> None:
     """Run the bridge until SIGTERM/SIGINT (also what `python -m jobs.feed` does with BROKER=xts)."""
+    logs.set_process("xts_bridge")
+    config = app.extensions["tradingapp.config"]
+    metrics.serve(
+        "xts_bridge", config.METRICS_HOST, config.XTS_BRIDGE_METRICS_PORT, config.METRICS_TOKEN, [gauges.collector(app)]
+    )
     stop = StopFlag.on_signals()
     with app.app_context():
         Bridge(app, stop).run()
@@ -241,6 +254,7 @@ def serve(app: Flask) -> None:
 def main() -> None:
     from tradingapp import create_app
 
+    logs.set_process("xts_bridge")
     serve(create_app())
 
 

@@ -12,6 +12,7 @@ import uuid
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable
 
+from tradingapp import metrics
 from tradingapp.brokers.xts.stream import Backoff
 
 log = logging.getLogger("xts.outbox")
@@ -89,6 +90,7 @@ class Outbox:
             if over > 0:
                 del self.ticks[:over]
                 self.stats["ticks_dropped"] += over
+                metrics.TICKS_SKIPPED.labels("outbox_full").inc(over)
 
     def _dequeued(self, body: dict) -> None:
         event_id = body["event_id"]
@@ -169,10 +171,12 @@ class Outbox:
                 self._publish("market_ticks", f"ticks.{segment}", {"ticks": batch}, uuid.uuid4().hex)
             except Exception as exc:  # live data: this flush is lost, the next one is current again
                 self.stats["ticks_dropped"] += len(batch)
+                metrics.TICKS_SKIPPED.labels("publish_failed").inc(len(batch))
                 self._failed(exc, "ticks")
                 return
             self.stats["tick_messages"] += 1
             self.stats["ticks"] += len(batch)
+            metrics.FEED_TICKS.inc(len(batch))
             self._succeeded()
 
     def _publish(self, exchange: str, routing_key: str, body: dict, message_id: str) -> None:

@@ -19,9 +19,11 @@ import redis
 import requests
 import urllib3
 
+from tradingapp import metrics
 from tradingapp.brokers.xts import untrusted
 from tradingapp.brokers.xts.errors import (
     XtsAuthError,
+    XtsError,
     XtsRateLimited,
     XtsRejected,
     XtsResponseError,
@@ -165,6 +167,7 @@ class XtsSession:
             except _InvalidToken:
                 # The shared token may be dead too (both expired): then one login of our own, no more.
                 if logged_in or renewals >= 3:
+                    metrics.XTS_SESSION_UP.labels(self.api).set(0)
                     raise XtsAuthError(f"{self.api} session invalid again right after a new login") from None
                 log.info("event=xts_session_invalid api=%s path=%s", self.api, path)
                 login, fresh = self._renew(login.token)
@@ -217,7 +220,12 @@ class XtsSession:
     def login(self) -> Login:
         """The session in use: this process's, else the shared one, else a new login."""
         if self._login is None:
-            self._login = self.store.get(self.key) or self.relogin(None)
+            try:
+                self._login = self.store.get(self.key) or self.relogin(None)
+            except XtsError:
+                metrics.XTS_SESSION_UP.labels(self.api).set(0)
+                raise
+            metrics.XTS_SESSION_UP.labels(self.api).set(1)
         return self._login
 
     def relogin(self, stale_token: str | None) -> Login:
@@ -226,7 +234,17 @@ class XtsSession:
 
     def _renew(self, stale_token: str | None) -> tuple[Login, bool]:
         """(session, whether this call logged in): under the lock, a shared session newer than
-        `stale_token` is taken as it is; otherwise one login, stored for every process."""
+        `stale_token` is taken as it is; otherwise one login, stored for every process. The
+        session's gauge (XTS_SESSION_UP) says whether that worked."""
+        try:
+            renewed = self._renew_locked(stale_token)
+        except XtsError:
+            metrics.XTS_SESSION_UP.labels(self.api).set(0)
+            raise
+        metrics.XTS_SESSION_UP.labels(self.api).set(1)
+        return renewed
+
+    def _renew_locked(self, stale_token: str | None) -> tuple[Login, bool]:
         try:
             with self.store.lock(self.key, timeout=self.login_lock_seconds):
                 shared = self.store.get(self.key)
@@ -243,6 +261,16 @@ class XtsSession:
             raise XtsUnavailable(f"{self.api} login: session store unavailable: {type(exc).__name__}") from None
 
     def _login_call(self) -> Login:
+        """One login at XTS, counted by outcome (XTS_LOGINS)."""
+        try:
+            login = self._login_once()
+        except Exception:
+            metrics.XTS_LOGINS.labels(self.api, "failed").inc()
+            raise
+        metrics.XTS_LOGINS.labels(self.api, "ok").inc()
+        return login
+
+    def _login_once(self) -> Login:
         app_key, secret_key = self.account.keys(self.api)
         if not (app_key and secret_key):
             raise XtsAuthError(f"no XTS {self.api} app key and secret configured")

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import websocket
 
+from tradingapp import metrics
 from tradingapp.brokers.xts.untrusted import MAX_FRAME_BYTES
 
 log = logging.getLogger("xts.stream")
@@ -144,6 +145,8 @@ class SocketStream:
                 if time.monotonic() - started >= STABLE_AFTER:
                     self.backoff.reset()
             if not self.stop.is_set():
+                # the kind of stream (interactive, marketdata), not the account: a bounded label
+                metrics.XTS_RECONNECTS.labels(self.name.split(":", 1)[0]).inc()
                 delay = self.backoff.next()
                 log.info("event=xts_stream_reconnect_wait stream=%s seconds=%.2f", self.name, delay)
                 self.stop.wait(delay)

@@ -14,6 +14,7 @@ from functools import partial
 from flask import Flask
 from kombu.message import Message
 
+from tradingapp import metrics
 from tradingapp.extensions import db
 from tradingapp.services.market.ticks import ingest_rows
 
@@ -33,6 +34,7 @@ class TickBatch:
 
     def __init__(self):
         self.parts: list[tuple[Message, list[dict]]] = []
+        self.received: list[float] = []  # when each message was added (monotonic): the ingest latency
         self.ticks = 0
         self.deadline = self.due = 0.0
 
@@ -42,6 +44,7 @@ class TickBatch:
             self.deadline = now + max_wait
         self.due = min(now + linger, self.deadline)
         self.parts.append((message, rows))
+        self.received.append(now)
         self.ticks += len(rows)
 
 
@@ -141,6 +144,10 @@ class TickBatches:
                 self.retrying(partial(ingest_rows, rows), "ticks")
             finally:
                 db.session.remove()  # rolls back what a failure left open
+        # Receipt -> committed (and cached), per message: one observation for each, not each tick.
+        done, observe = time.monotonic(), metrics.TICK_INGEST_LATENCY.observe
+        for received in batch.received:
+            observe(done - received)
 
     def settle(self, wait: bool) -> None:
         """Ack the messages of a batch written; requeue them after a transient failure; after any

@@ -10,6 +10,7 @@ import functools
 import logging
 import operator
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects import postgresql
 
+from tradingapp import metrics
 from tradingapp.domain.feed import format_ts
 from tradingapp.domain.quotes import quote_of_tick
 from tradingapp.extensions import db, get_redis, upsert_insert
@@ -90,6 +92,8 @@ def check_ticks(ticks: list, now: datetime | None = None, retention_days: int | 
             bad += 1
             log.warning("event=tick_skipped reason=%s", exc)
     if bad or expired:
+        metrics.TICKS_SKIPPED.labels("invalid").inc(bad)
+        metrics.TICKS_SKIPPED.labels("expired").inc(expired)
         log.warning(
             "event=ticks_parsed valid=%d skipped=%d older_than_retention=%d cutoff=%s",
             len(rows),
@@ -120,6 +124,10 @@ def ingest_rows(rows: list[dict]) -> int:
     if not rows:
         return 0
     stored = store_ticks(rows)
+    metrics.TICKS_INGESTED.inc(stored)
+    if stored < len(rows):  # a redelivery, or a key twice in the batch
+        metrics.TICKS_SKIPPED.labels("duplicate").inc(len(rows) - stored)
+    metrics.LAST_TICK.set(time.time())
     refresh_quotes(rows)
     return stored
 
