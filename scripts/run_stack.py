@@ -88,6 +88,7 @@ def banner(config: Config, xts_sim_port: int | None = None) -> str:
         f"  WebSocket  ws://localhost:{config.WEBSOCKET_PORT}/ws",
         f"  health     {api}/health    ready  {api}/ready",
     ]
+    lines += metrics_lines(config, api)
     if xts_sim_port:
         lines.append(f"  XTS sim    http://127.0.0.1:{xts_sim_port}  (control API under /_sim, e.g. /_sim/state)")
     if config.BIND_HOST not in LOOPBACK:
@@ -95,6 +96,24 @@ def banner(config: Config, xts_sim_port: int | None = None) -> str:
     lines += [f"  login      {email} / {password}  ({role})" for email, password, _, role in DEMO_USERS]
     lines.append("  Ctrl-C stops everything.")
     return "\n".join(lines)
+
+
+def metrics_lines(config: Config, api: str) -> list[str]:
+    """Where each process serves its metrics: backend and websocket on their own ports, the others on
+    their *_METRICS_PORT on METRICS_HOST (the feed's place taken by the bridge with BROKER=xts)."""
+    if not config.METRICS_ENABLED:
+        return ["  metrics    off (METRICS_ENABLED=false)"]
+    host = f"[{config.METRICS_HOST}]" if ":" in config.METRICS_HOST else config.METRICS_HOST
+    feed = ("bridge", config.XTS_BRIDGE_METRICS_PORT) if config.BROKER == "xts" else ("feed", config.FEED_METRICS_PORT)
+    ports = [("worker", config.WORKER_METRICS_PORT), ("consumer", config.CONSUMER_METRICS_PORT), feed]
+    served = [f"{name} http://{host}:{port}/metrics" for name, port in ports if port]
+    lines = [
+        f"  metrics    backend {api}/metrics  websocket http://localhost:{config.WEBSOCKET_PORT}/metrics",
+        "             " + "  ".join(served) if served else "             (no process port: *_METRICS_PORT=0)",
+    ]
+    if config.METRICS_TOKEN:
+        lines.append("             each wants Authorization: Bearer <METRICS_TOKEN>")
+    return lines
 
 
 class Supervisor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,10 +16,10 @@ import pytest
 import requests
 
 from config import Config
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 from tests.support.net import free_port, listening
 from tests.support.stack import RUN_STACK_SCRIPT as SCRIPT
-from tests.support.stack import run_stack
+from tests.support.stack import run_stack, scrape
 
 
 @pytest.fixture
@@ -132,3 +133,45 @@ def test_banner_gives_the_urls_and_the_demo_login():
     for expected in ("http://localhost:8080", "ws://localhost:8081/ws", "http://localhost:8080/health",
                      "http://localhost:8080/ready", "demo@tradingapp.local / demo-password-123"):  # fmt: skip
         assert expected in text
+
+
+def test_banner_says_where_each_process_serves_its_metrics():
+    text = run_stack.banner(Config({}))
+    for expected in ("backend http://localhost:8080/metrics", "websocket http://localhost:8081/metrics",
+                     "worker http://127.0.0.1:9101/metrics", "consumer http://127.0.0.1:9102/metrics",
+                     "feed http://127.0.0.1:9103/metrics"):  # fmt: skip
+        assert expected in text
+    assert "Bearer" not in text and "9104" not in text
+    xts = run_stack.banner(Config({"BROKER": "xts", "METRICS_TOKEN": "t0ken", "METRICS_HOST": "10.0.0.5"}))
+    assert "bridge http://10.0.0.5:9104/metrics" in xts and "9103" not in xts
+    assert "each wants Authorization: Bearer <METRICS_TOKEN>" in xts and "t0ken" not in xts
+    assert "metrics    off (METRICS_ENABLED=false)" in run_stack.banner(Config({"METRICS_ENABLED": "false"}))
+
+
+def test_make_run_serves_every_processs_metrics_where_the_banner_says(app, web_env):
+    ports = {name: str(free_port()) for name in ("WORKER", "CONSUMER", "FEED")}
+    env = {**web_env, **{f"{name}_METRICS_PORT": port for name, port in ports.items()}}
+    proc = start_script(env)
+    banner = []
+    while not banner or "Ctrl-C stops everything." not in banner[-1]:
+        line = proc.stdout.readline()
+        assert line, "".join(banner)
+        banner.append(line)
+    urls = re.findall(r"(\w+) (http://[\w.:]+/metrics)", "".join(banner))
+    assert [name for name, _ in urls] == ["backend", "websocket", "worker", "consumer", "feed"]
+    urls = [url.replace("localhost", "127.0.0.1") for _, url in urls]
+    assert {url.rsplit(":", 1)[1].split("/")[0] for url in urls[2:]} == set(ports.values())
+
+    def serves(url: str) -> bool:
+        try:
+            return scrape(url).value("tradingapp_build_info") == 1
+        except requests.ConnectionError:  # not up yet
+            return False
+
+    try:
+        for url in urls:
+            wait_until(lambda url=url: serves(url), 30, lambda url=url: f"{url} never answered")
+    finally:
+        proc.terminate()
+        code, output = finish(proc)
+    assert code == 0, output
