@@ -1,13 +1,18 @@
 """docker-compose.yml, the Dockerfiles and .env.example against the deployment document and config.py.
-The `frontend` service's nginx configuration itself runs in tests/deploy/test_nginx.py.
+The `frontend` service's nginx configuration itself runs in tests/deploy/test_nginx.py; the monitoring
+profile's files in tests/deploy/test_alert_rules.py and tests/deploy/test_dashboards.py.
 
-Docker does not run here, so the files are parsed and checked for what a deploy relies on.
+Docker does not run here, so the files are parsed and checked for what a deploy relies on (and the
+healthcheck commands run as they would in the containers).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
+import time
 
 import pytest
 import yaml
@@ -19,6 +24,10 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 APP_SERVICES = ["backend", "websocket", "worker", "consumer", "feed", "migrate"]
 LONG_RUNNING = ["backend", "websocket", "frontend", "worker", "consumer", "feed", "postgres", "redis", "rabbitmq"]
+# `docker compose --profile monitoring up`: not started by a plain `docker compose up`.
+MONITORING = ["prometheus", "alertmanager", "grafana"]
+# Read by compose only, not by config.py: Grafana's admin password (monitoring profile).
+COMPOSE_ONLY_VARIABLES = {"GRAFANA_ADMIN_PASSWORD"}
 SECRETS = ["DB_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "JWT_SECRET"]
 
 # The deployment document's "Environment Variables" list: the backend gets every one of them.
@@ -66,7 +75,13 @@ def env_example() -> dict[str, str]:
 
 # -- services and ports ---------------------------------------------------------------------------
 def test_compose_defines_the_app_processes_and_their_services():
-    assert set(SERVICES) == set(APP_SERVICES) | {"frontend", "postgres", "redis", "rabbitmq"}
+    assert set(SERVICES) == set(APP_SERVICES) | {"frontend", "postgres", "redis", "rabbitmq"} | set(MONITORING)
+
+
+def test_a_plain_compose_up_starts_what_it_did_before_the_profiles():
+    default = {name for name, service in SERVICES.items() if not service.get("profiles")}
+    assert default == set(APP_SERVICES) | {"frontend", "postgres", "redis", "rabbitmq"}
+    assert all(SERVICES[name]["profiles"] == ["monitoring"] for name in MONITORING)
 
 
 @pytest.mark.parametrize("service", DOCUMENT_PORTS)
@@ -153,7 +168,7 @@ def test_infrastructure_has_a_healthcheck(service, probe):
     assert probe in " ".join(SERVICES[service]["healthcheck"]["test"])
 
 
-@pytest.mark.parametrize("service", LONG_RUNNING)
+@pytest.mark.parametrize("service", LONG_RUNNING + MONITORING)
 def test_long_running_services_restart_always(service):
     assert SERVICES[service]["restart"] == "always"
 
@@ -296,7 +311,7 @@ def test_env_example_lists_every_variable_config_reads():
 
 
 def test_env_example_lists_only_variables_config_reads():
-    assert set(env_example()) - config_variables() == set()
+    assert set(env_example()) - config_variables() == COMPOSE_ONLY_VARIABLES
 
 
 def test_env_example_values_parse():
@@ -305,7 +320,16 @@ def test_env_example_values_parse():
 
 
 def test_env_example_leaves_the_secrets_empty():
-    assert all(env_example()[secret] == "" for secret in SECRETS)
+    assert all(env_example()[secret] == "" for secret in [*SECRETS, "METRICS_TOKEN", "GRAFANA_ADMIN_PASSWORD"])
+
+
+def test_env_example_says_what_each_setting_is():
+    """Every KEY= line follows a comment, or another KEY= line of a block the comment above describes."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    for number, line in enumerate(lines):
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line):
+            above = lines[number - 1]
+            assert above.startswith("#") or re.match(r"^[A-Z][A-Z0-9_]*=", above), line
 
 
 def test_every_variable_compose_substitutes_is_documented_in_env_example():
@@ -317,3 +341,157 @@ def test_every_variable_compose_substitutes_is_documented_in_env_example():
 def test_readme_documents_every_variable_config_reads():
     readme = (ROOT / "README.md").read_text()
     assert {name for name in config_variables() if f"| `{name}` |" not in readme} == set()
+
+
+# -- observability: metrics, logs, heartbeats --------------------------------------------------------
+PROMETHEUS_CONFIG = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+METRICS_PORTS = {"worker": "WORKER_METRICS_PORT", "consumer": "CONSUMER_METRICS_PORT", "feed": "FEED_METRICS_PORT"}
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_app_services_log_json_and_serve_metrics_on_the_private_network(service):
+    env = environment(service)
+    assert env["LOG_FORMAT"] == "json"
+    assert env["METRICS_HOST"] == "0.0.0.0"
+    assert env["METRICS_TOKEN"] == "${METRICS_TOKEN:-}"
+    # The bridge runs in the feed service (BROKER=xts): the feed's port, so Prometheus' one target.
+    assert env["XTS_BRIDGE_METRICS_PORT"] == env["FEED_METRICS_PORT"]
+
+
+@pytest.mark.parametrize("service", ["worker", "consumer", "feed"])
+def test_prometheus_scrapes_each_process_where_compose_serves_it(service):
+    (job,) = [job for job in PROMETHEUS_CONFIG["scrape_configs"] if job["job_name"] == service]
+    port = environment(service)[METRICS_PORTS[service]]
+    assert job["static_configs"][0]["targets"] == [f"{service}:{port}"]
+    # Never published: only Prometheus on the compose network reaches them.
+    assert "ports" not in SERVICES[service]
+    assert all(not port.endswith(f":{env_port}") for s in SERVICES.values() for port in s.get("ports", [])
+               for env_port in METRICS_PORTS.values())  # fmt: skip
+
+
+@pytest.mark.parametrize("service", ["backend", "websocket"])
+def test_prometheus_scrapes_the_web_servers_on_their_http_port(service):
+    (job,) = [job for job in PROMETHEUS_CONFIG["scrape_configs"] if job["job_name"] == service]
+    assert job["static_configs"][0]["targets"] == [f"{service}:{environment(service)['PORT']}"]
+
+
+@pytest.mark.parametrize(("service", "process"), [("worker", "worker"), ("consumer", "consumer"), ("feed", "feed")])
+def test_background_processes_are_checked_by_their_heartbeat(service, process):
+    check = SERVICES[service]["healthcheck"]
+    assert "disable" not in check
+    assert (check["interval"], check["timeout"], check["retries"], check["start_period"]) == ("30s", "10s", 3, "60s")
+    if service == "feed":  # BROKER=xts runs the bridge, which beats as xts_bridge
+        assert check["test"][0] == "CMD-SHELL" and "python -m tradingapp.heartbeat check" in check["test"][1]
+    else:
+        assert check["test"] == ["CMD", "python", "-m", "tradingapp.heartbeat", "check", process]
+    assert environment(service)["HEARTBEAT_DIR"].startswith("/tmp/")  # /app is root's in the image
+
+
+def run_healthcheck(service: str, app_env: dict[str, str], heartbeat_dir, **env: str) -> int:
+    """The service's healthcheck command as the container runs it, with this venv's python."""
+    test = SERVICES[service]["healthcheck"]["test"]
+    full_env = {**os.environ, **app_env, "HEARTBEAT_DIR": str(heartbeat_dir), **env}
+    if test[0] == "CMD-SHELL":
+        command = test[1].replace("$$", "$").replace("python ", f"{sys.executable} ", 1)
+        argv = ["sh", "-c", command]
+    else:
+        argv = [sys.executable if arg == "python" else arg for arg in test[1:]]
+    return subprocess.run(argv, env=full_env, capture_output=True, timeout=60, cwd=ROOT).returncode
+
+
+@pytest.mark.parametrize("service", ["worker", "consumer"])
+def test_a_heartbeat_healthcheck_fails_until_the_process_beats(service, env, tmp_path):
+    assert run_healthcheck(service, env, tmp_path) == 1
+    (tmp_path / service).touch()
+    assert run_healthcheck(service, env, tmp_path) == 0
+    old = time.time() - 120
+    os.utime(tmp_path / service, (old, old))  # a wedged loop: the file goes stale
+    assert run_healthcheck(service, env, tmp_path) == 1
+
+
+def test_the_feed_healthcheck_follows_the_process_the_broker_runs(env, tmp_path):
+    (tmp_path / "feed").touch()
+    assert run_healthcheck("feed", env, tmp_path, BROKER="paper") == 0
+    assert run_healthcheck("feed", env, tmp_path, BROKER="xts") == 1  # the bridge has not beaten
+    (tmp_path / "xts_bridge").touch()
+    assert run_healthcheck("feed", env, tmp_path, BROKER="xts") == 0
+
+
+# -- the monitoring profile ----------------------------------------------------------------------------
+@pytest.mark.parametrize("service", MONITORING)
+def test_monitoring_uis_are_on_loopback_only(service):
+    ports = SERVICES[service]["ports"]
+    assert ports and all(port.startswith("127.0.0.1:") for port in ports)
+
+
+@pytest.mark.parametrize("service", MONITORING)
+def test_monitoring_mounts_the_repositorys_files_read_only_and_keeps_data_in_volumes(service):
+    mounts = SERVICES[service]["volumes"]
+    files = [mount for mount in mounts if mount.startswith("./")]
+    assert files
+    for mount in files:
+        source, _target, mode = mount.split(":")
+        assert (ROOT / source).exists(), mount
+        assert mode == "ro", mount
+    (data,) = [mount for mount in mounts if not mount.startswith("./")]
+    assert data.split(":")[0] == f"{service}_data" and f"{service}_data" in COMPOSE["volumes"]
+
+
+@pytest.mark.parametrize("service", MONITORING)
+def test_monitoring_images_are_pinned(service):
+    image = SERVICES[service]["image"]
+    assert re.search(r":v?\d+\.\d+\.\d+$", image), image
+
+
+def test_prometheus_reads_its_config_rules_and_the_metrics_token_where_they_are_mounted():
+    prometheus = SERVICES["prometheus"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+    # rule_files are relative to the config file's folder.
+    assert PROMETHEUS_CONFIG["rule_files"] == ["rules/*.yml"]
+    assert "./deploy/prometheus/rules:/etc/prometheus/rules:ro" in prometheus["volumes"]
+    # The token: METRICS_TOKEN of .env as a compose secret, mounted at /run/secrets/<name>.
+    assert prometheus["secrets"] == ["metrics_token"]
+    assert COMPOSE["secrets"]["metrics_token"] == {"environment": "METRICS_TOKEN"}
+    files = {job["authorization"]["credentials_file"] for job in PROMETHEUS_CONFIG["scrape_configs"]
+             if "authorization" in job}  # fmt: skip
+    assert files == {"/run/secrets/metrics_token"}
+    assert PROMETHEUS_CONFIG["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+
+def test_alertmanager_reads_the_repositorys_config():
+    alertmanager = SERVICES["alertmanager"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    assert "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in alertmanager["volumes"]
+
+
+def test_grafana_is_provisioned_from_the_repository():
+    grafana = SERVICES["grafana"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/dashboards.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    assert f"./deploy/grafana/dashboards:{path}:ro" in grafana["volumes"]
+    home = environment("grafana")["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(path + "/") and (ROOT / "deploy/grafana/dashboards" / home.rsplit("/", 1)[1]).exists()
+    assert environment("grafana")["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert environment("grafana")["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_grafana_takes_its_admin_password_from_env_and_refuses_to_start_without_one():
+    # Compose substitutes every service's variables, active profile or not: a ${...:?} here would
+    # stop a plain `docker compose up` whenever GRAFANA_ADMIN_PASSWORD is unset. Grafana refuses instead.
+    assert environment("grafana")["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"
+    for name in MONITORING:
+        assert ":?" not in yaml.safe_dump(SERVICES[name]), name
+    shell, flag, script = SERVICES["grafana"]["entrypoint"]
+    assert (shell, flag) == ("/bin/sh", "-c") and script.endswith("exec /run.sh")
+    script = script.replace("$$", "$").replace("exec /run.sh", "exit 7")  # 7: Grafana would start
+    refused = subprocess.run(["sh", "-c", script], env={"GF_SECURITY_ADMIN_PASSWORD": ""}, capture_output=True,
+                             text=True, timeout=10)  # fmt: skip
+    assert refused.returncode == 1 and "GRAFANA_ADMIN_PASSWORD" in refused.stderr
+    started = subprocess.run(["sh", "-c", script], env={"GF_SECURITY_ADMIN_PASSWORD": "s3cret"}, timeout=10)
+    assert started.returncode == 7
+
+
+def test_compose_secrets_come_from_documented_variables():
+    assert {secret["environment"] for secret in COMPOSE["secrets"].values()} <= set(env_example())
