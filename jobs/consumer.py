@@ -312,9 +312,12 @@ class QueueSampler(Periodic):
     dead-letter queues, every QUEUE_SAMPLE_INTERVAL, by a passive declare on a connection of its own
     (a kombu connection is not for two threads)."""
 
-    def __init__(self, url: str, topology: Topology, interval: float = QUEUE_SAMPLE_INTERVAL):
+    def __init__(
+        self, url: str, topology: Topology, ready: threading.Event | None = None, interval=QUEUE_SAMPLE_INTERVAL
+    ):
         super().__init__("queue-sampler", interval)
         self.url = url
+        self.ready = ready
         self.queues = {
             EVENTS: topology.names["q_broker_events"],
             TICKS: topology.names["q_ticks"],
@@ -322,6 +325,12 @@ class QueueSampler(Periodic):
             DEAD_LETTER: topology.names["q_dead"],
         }
         self.connection: Connection | None = None
+
+    def run(self) -> None:
+        while self.ready is not None and not self.ready.wait(1):  # the queues are not declared yet
+            if self._stop_event.is_set():
+                return
+        super().run()
 
     def duty(self) -> None:
         try:
@@ -401,14 +410,15 @@ def main() -> None:
     config = app.extensions["tradingapp.config"]
     metrics.serve("consumer", config.METRICS_HOST, config.CONSUMER_METRICS_PORT, config.METRICS_TOKEN)
     heartbeat = Heartbeat(config.HEARTBEAT_DIR, "consumer")
-    sampler = QueueSampler(app.config["AMQP_URL"], Topology(app.config.get("NAMESPACE", "")))
-    sampler.start()
     with Connection(app.config["AMQP_URL"], heartbeat=30, connect_timeout=5) as connection:
         # Two loops, each on a connection of its own (ConsumerMixin clones it): broker events (and
         # the paper exchange's feed) here, market ticks in a thread.
         events = Consumer(app, connection, queues={EVENTS, PAPER_TICKS})
         ticks = Consumer(app, connection, queues={TICKS})
         events.loops = ticks.loops = LoopBeat(heartbeat, [events.loop_name, ticks.loop_name])
+        # Its first look once the loops have declared the queues.
+        sampler = QueueSampler(app.config["AMQP_URL"], Topology(app.config.get("NAMESPACE", "")), events.ready)
+        sampler.start()
         failed = threading.Event()
 
         def run_ticks():

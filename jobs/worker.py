@@ -35,9 +35,9 @@ log = logging.getLogger("jobs.worker")  # not "__main__" under python -m
 
 SCHEDULER_TICK = 1.0  # seconds; Retry intervals are 1, 2, 5 and 30 s (jobqueue.RETRY_INTERVALS)
 # How long RQ's loop waits on the queues before it turns again (RQ's own: 405 s). Each turn beats the
-# heartbeat, so an idle worker beats every few seconds and a wedged one goes quiet within
-# HEARTBEAT_MAX_AGE.
-DEQUEUE_TIMEOUT = 5
+# heartbeat, so an idle worker beats every second (a BLPOP and RQ's own heartbeat: 3 Redis commands)
+# and a wedged one goes quiet within HEARTBEAT_MAX_AGE, however short that is set.
+DEQUEUE_TIMEOUT = 1
 
 
 class AppJob(Job):
@@ -99,8 +99,9 @@ class OrderWorker(SimpleWorker):
 
     @property
     def connection_timeout(self) -> int:
-        # RQ raises the Redis client's socket timeout to this: the wait plus a margin, not RQ's 415 s.
-        return DEQUEUE_TIMEOUT + 5
+        # RQ raises the Redis client's socket timeout to at least this (RQ's own: 415 s): the wait
+        # plus a margin, which the client's own 10 s already is.
+        return max(DEQUEUE_TIMEOUT + 5, 10)
 
     def heartbeat(self, *args, **kwargs):
         super().heartbeat(*args, **kwargs)
