@@ -158,3 +158,11 @@ def test_alertmanager_inhibits_only_alerts_that_exist():
             if matcher.startswith("alertname"):
                 value = matcher.split("=", 1)[1].lstrip("~").strip('"')
                 assert set(value.split("|")) <= names, matcher
+
+
+def test_readme_operations_gives_every_alerts_runbook():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    operations = readme[readme.index("## Operations") : readme.index("## Security")]
+    for name, rule in alerts().items():
+        assert f"**`{name}`** ({rule['labels']['severity']};" in operations, name
+        assert " ".join(rule["annotations"]["runbook"].split()) in operations, name
