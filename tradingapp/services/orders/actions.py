@@ -13,6 +13,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import current_app
 
+from tradingapp import logs
 from tradingapp.domain import order_lifecycle as sm
 from tradingapp.domain.errors import Conflict, DomainError, NotFound
 from tradingapp.domain.validation import (
@@ -53,7 +54,8 @@ def cancel_order(user: User, order_id: uuid.UUID) -> Order:
     requeue = _request_cancel(user, order)
     payload = order.to_dict()
     db.session.commit()
-    log.info("cancel requested order_id=%s user_id=%s status=%s", order.id, user.id, order.status)
+    with logs.bind(order_id=order.id, client_order_id=order.client_order_id, broker_order_id=order.broker_order_id):
+        log.info("event=cancel_requested order_id=%s user_id=%s status=%s", order.id, user.id, order.status)
     _after_cancel(order, payload, requeue)
     return order
 
@@ -74,7 +76,7 @@ def _after_cancel(order: Order, payload: dict, send: bool) -> None:
         try:
             jobqueue.enqueue_cancel(order.id)
         except Exception:
-            log.exception("cancel enqueue failed; the sweeper will retry order_id=%s", order.id)
+            log.exception("event=enqueue_failed job=cancel order_id=%s retry=sweeper", order.id)
     notify_order(order, payload)
 
 
@@ -93,7 +95,7 @@ def cancel_all(user: User, instrument_id: int | None = None) -> list[uuid.UUID]:
     sends = [_request_cancel(user, order) for order in orders]
     payloads = [order.to_dict() for order in orders]
     db.session.commit()
-    log.info("cancel all user_id=%s orders=%s", user.id, len(orders))
+    log.info("event=cancel_all_requested user_id=%s orders=%s", user.id, len(orders))
     for order, payload, send in zip(orders, payloads, sends, strict=True):
         _after_cancel(order, payload, send)
     return [order.id for order in orders]
@@ -144,7 +146,7 @@ def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
     payload, seq = order.to_dict(), order.modify_seq
     db.session.commit()
     log.info(
-        "modify requested order_id=%s user_id=%s seq=%s status=%s quantity=%s limit_price=%s stop_price=%s",
+        "event=modify_requested order_id=%s user_id=%s seq=%s status=%s quantity=%s limit_price=%s stop_price=%s",
         order.id,
         user.id,
         seq,
@@ -157,7 +159,7 @@ def modify_order(user: User, order_id: uuid.UUID, body: dict) -> Order:
         try:
             jobqueue.enqueue_modify(order.id, seq)
         except Exception:
-            log.exception("modify enqueue failed; the sweeper will retry order_id=%s", order.id)
+            log.exception("event=enqueue_failed job=modify order_id=%s retry=sweeper", order.id)
     notify_order(order, payload)
     return order
 
@@ -181,7 +183,7 @@ def _check_modify_risk(user: User, order: Order, terms: ModifyTerms, details: di
             details={"rule": exc.rule, "requested": details, **exc.details},
         )
         db.session.commit()
-        log.info("modify refused by risk order_id=%s user_id=%s rule=%s", order.id, user.id, exc.rule)
+        log.info("event=modify_refused_by_risk order_id=%s user_id=%s rule=%s", order.id, user.id, exc.rule)
         exc.details = {**exc.details, "order_id": str(order.id)}
         raise
 
@@ -225,7 +227,7 @@ def close_all_positions(user: User) -> tuple[list[Order], list[dict]]:
                 skipped.append(_skip(instrument_id, product, size, exc.code, exc.message, exc.details))
                 break  # the rest of this position's exit waits for the trader
             placed.append(order)
-    log.info("close all user_id=%s orders=%s skipped=%s", user.id, len(placed), len(skipped))
+    log.info("event=close_all_requested user_id=%s orders=%s skipped=%s", user.id, len(placed), len(skipped))
     return placed, skipped
 
 

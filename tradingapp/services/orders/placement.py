@@ -274,7 +274,7 @@ def _after_commit(order: Order, payload: dict) -> None:
     try:
         jobqueue.enqueue_submit(order.id)
     except Exception:
-        log.exception("event=enqueue_failed order_id=%s the sweeper will pick the order up", order.id)
+        log.exception("event=enqueue_failed job=submit order_id=%s retry=sweeper", order.id)
     notify_order(order, payload)
 
 
