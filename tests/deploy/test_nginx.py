@@ -12,6 +12,7 @@ the terminal through nginx and trades nothing: it checks the CSP refuses nothing
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import pwd
@@ -430,6 +431,29 @@ def test_api_works_through_the_proxy(nginx, cert, token):
     assert health.status_code == 200 and health.headers["Content-Type"].startswith("application/json")
     unknown = get(nginx, cert, "/api/v1/no-such-thing")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"  # the app's, not the SPA
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/api/../metrics", "/api/%2e%2e/metrics", "/health/../metrics"])
+def test_metrics_are_never_proxied_to_the_app(nginx, cert, stack, path):
+    """/metrics of backend and websocket is for the internal network: nginx routes it to the terminal's
+    page, however the path is spelled (http.client sends it as written)."""
+    access_log = stack.log_dir / "backend.log"
+    seen, healths = (access_log.read_text().count(f'path="{p}"') for p in ("/metrics", "/health"))
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", int(nginx.https.rsplit(":", 1)[1]), context=ssl.create_default_context(cafile=cert), timeout=10
+    )
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        body = answer.read().decode(errors="replace")
+    finally:
+        connection.close()
+    assert "tradingapp_build_info" not in body and "# TYPE" not in body
+    assert answer.status in (200, 400, 404) and not answer.getheader("Content-Type", "").startswith("text/plain")
+    health = get(nginx, cert, "/health")  # a request after it, to know the backend's log has caught up
+    assert health.status_code == 200
+    wait_until(lambda: access_log.read_text().count('path="/health"') > healths)
+    assert access_log.read_text().count('path="/metrics"') == seen
 
 
 def test_app_errors_pass_through_unchanged(nginx, cert):
