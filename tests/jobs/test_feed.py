@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kombu import Connection, Queue
 
+from tests.support import wait_until
 from tests.support.net import TcpProxy, free_port
+from tests.support.stack import scrape
 from tradingapp.domain.feed import FeedInstrument, new_walk, start_price, step, walk_from_quote
 from tradingapp.extensions import get_redis
 from tradingapp.messaging import Topology
@@ -278,3 +280,27 @@ def test_feed_keeps_publishing_after_a_rabbitmq_outage(env, tick_queue):
         proc.terminate()
         proc.wait(timeout=10)
         proxy.cut()
+
+
+def test_feed_serves_its_metrics_beats_and_clears_its_heartbeat_at_a_clean_stop(env, tick_queue, tmp_path):
+    port, beat = free_port(), tmp_path / "heartbeats" / "feed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobs.feed"],
+        env={**env, "FEED_INTERVAL_MS": "100", "FEED_METRICS_PORT": str(port), "HEARTBEAT_DIR": str(beat.parent)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        receive(tick_queue, 2)
+        url = f"http://127.0.0.1:{port}/metrics"
+        seen = wait_until(lambda: (m := scrape(url)).value("tradingapp_feed_ticks_published_total") >= 6 and m)
+        assert seen.labels("tradingapp_process_start_time_seconds", "process") == {"feed"}
+        assert beat.exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert not beat.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        proc.stderr.close()
