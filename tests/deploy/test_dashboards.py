@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -290,16 +291,24 @@ def traded(stack, prometheus):
         closes = prometheus.values("sum(tradingapp_ws_closes_total)")
         return len(up) == len(STACK_JOBS) and all(up) and final == [1] and refusals == [1] and closes == [1]
 
+    done = time.monotonic()
     wait_until(scraped, timeout=30, details=lambda: prometheus.query("up")["data"])
-    # rate() wants two samples of a series: the last ones born (the refusal, the close) have them.
-    newest = "tradingapp_risk_refusals_total", "tradingapp_ws_closes_total", "tradingapp_orders_final_total"
-    wait_until(lambda: all(prometheus.values(f"rate({name}[30s])") for name in newest), timeout=10)
+
+    # rate() and increase() want two samples of a series in their window: three scrapes of every
+    # process since the last order (Prometheus applies new targets only every 5 s, so its first
+    # scrapes may come late).
+    def scraped_thrice_since() -> bool:
+        window = int(time.monotonic() - done) + 1
+        counts = prometheus.values(f'count_over_time(up{{job=~"{"|".join(STACK_JOBS)}"}}[{window}s])')
+        return len(counts) == len(STACK_JOBS) and min(counts) >= 3
+
+    wait_until(scraped_thrice_since, timeout=20)
     stack.assert_alive()
     return filled
 
 
 @pytest.mark.e2e
-def test_every_panel_query_parses_and_returns_series(prometheus, traded):
+def test_every_panel_query_parses_and_returns_series(prometheus, traded, stack):
     """Each query parses; the order path's all return series, and so does every other panel but
     those that only fill under faults or with BROKER=xts (MAY_BE_EMPTY)."""
     failed, empty = [], []
@@ -310,7 +319,7 @@ def test_every_panel_query_parses_and_returns_series(prometheus, traded):
         elif not answer["data"]["result"] and (name == ORDER_PATH or (name, title) not in MAY_BE_EMPTY):
             empty.append((name, title, expr))
     assert failed == [], failed
-    assert empty == [], "queries without series"
+    assert empty == [], f"queries without series; the processes' logs:\n{stack.logs()}"
     assert {name for name, _ in MAY_BE_EMPTY} <= set(dashboards()) and ORDER_PATH not in dict(MAY_BE_EMPTY)
 
 
