@@ -15,13 +15,23 @@ Phases (each `--duration` seconds after a 1 s warm-up; keep-alive clients from b
    before the API's INSERT), from the database, split at the worker's claim. Baseline: an empty RQ
    job's enqueue -> start. Also the worker's CPU per order.
 
+
+The cost of the instrumentation (README "Operations"): every phase runs with METRICS_ENABLED=true
+(metrics as deployed: gunicorn's multiprocess files, the worker's registry) and with false (every
+metric a no-op), the processes started again for each, alternating over `--rounds` rounds; the
+figures of each run are printed, then both settings side by side (the median of the rounds) with
+their ratio. `--metrics on` or `off` runs one setting only.
+
     python -m bench.order_throughput [--workers 2] [--clients 8] [--duration 5] [--rate 1000] [--latency-rate 20]
+                                     [--metrics both|on|off] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -49,12 +59,12 @@ ORDER_BODY = (
 BARE_BODY = ORDER_BODY
 
 
-def make_users(app, count: int) -> list[dict]:
+def make_users(app, count: int, prefix: str = "bench") -> list[dict]:
     """Traders with bearer headers (tokens issued directly: argon2 logins are not what is measured)."""
     with app.app_context():
         users = [
             User(
-                email=f"bench-{i}@bench.local",
+                email=f"{prefix}-{i}@bench.local",
                 password_hash=FAST_HASHER.hash("bench-password-123"),
                 name=f"Bench {i}",
                 role="trader",
@@ -126,14 +136,18 @@ def load(
     return result
 
 
-def start_backend(stack: Stack) -> None:
+# METRICS_ENABLED of each setting, in the processes' environment.
+METRICS = {"on": "true", "off": "false"}
+
+
+def start_backend(stack: Stack, metrics: str = "on") -> None:
     argv = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "bench.wsgi:app", "-b", f"127.0.0.1:{stack.http_port}"]
-    stack.start_one("backend", argv, {"PORT": str(stack.http_port)})
+    stack.start_one("backend", argv, {"PORT": str(stack.http_port), "METRICS_ENABLED": METRICS[metrics]})
     stack.wait_http(f"{stack.base_url}/health", "backend")
 
 
-def start_worker(stack: Stack, app) -> None:
-    process = stack.start_one("worker", [sys.executable, "-m", "jobs.worker"])
+def start_worker(stack: Stack, app, metrics: str = "on") -> None:
+    process = stack.start_one("worker", [sys.executable, "-m", "jobs.worker"], {"METRICS_ENABLED": METRICS[metrics]})
     deadline = time.monotonic() + 20
     with app.app_context():
         while not [w for w in Worker.all(connection=get_redis()) if w.pid == process.popen.pid]:
@@ -209,22 +223,38 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per phase")
     parser.add_argument("--rate", type=float, default=1000.0, help="offered requests/s of the open loop")
     parser.add_argument("--latency-rate", type=float, default=20.0, help="orders/s while the worker runs")
+    parser.add_argument("--metrics", choices=("both", "on", "off"), default="both",
+                        help="METRICS_ENABLED of the processes: both settings in the same run, or one")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each setting, alternating (with both)")
     args = parser.parse_args()
     # The sweeper must not re-queue the thousands of orders phases 2-3 leave PENDING (their jobs are dropped).
     overrides = {"WEB_CONCURRENCY": str(args.workers), "LOG_LEVEL": "INFO", "SWEEP_PENDING_AFTER": "1h"}
+    runs: list[tuple[str, dict]] = []
     with bench_environment(**overrides) as (env, app):
-        headers = make_users(app, args.users)
-        set_quotes(app)
-        stack = Stack(env)
-        try:
-            results = run_phases(args, app, env, stack, headers)
-        finally:
-            stack.stop()
-    report(args, results)
+        for n, setting in enumerate(schedule(args)):
+            set_quotes(app)  # fresh for each run: the paper exchange refuses to fill on an old quote
+            # Traders of their own each run: the orders left resting by the runs before do not
+            # bring anyone near the open-order limit.
+            headers = make_users(app, args.users, prefix=f"bench{n}")
+            stack = Stack(env)
+            try:
+                runs.append((setting, run_phases(args, app, env, stack, headers, setting, first=n * 10**8)))
+            finally:
+                stack.stop()
+            report(args, runs[-1][1], f"METRICS_ENABLED={METRICS[setting]}, run {n + 1}")
+    if args.metrics == "both":
+        report_cost(args, runs)
 
 
-def run_phases(args, app, env, stack: Stack, headers: list[dict]) -> dict:
-    start_backend(stack)
+def schedule(args) -> list[str]:
+    """The settings in the order they run: on, off, off, on, on, off...: neither always goes first."""
+    if args.metrics != "both":
+        return [args.metrics] * args.rounds
+    return [setting for n in range(args.rounds) for setting in (("on", "off") if n % 2 == 0 else ("off", "on"))]
+
+
+def run_phases(args, app, env, stack: Stack, headers: list[dict], metrics: str = "on", first: int = 0) -> dict:
+    start_backend(stack, metrics)
     meter = CpuMeter({"gunicorn": stack.processes["backend"].popen.pid}, env["DB_NAME"])
     closed = dict(clients=args.clients, duration=args.duration, meter=meter)
     orders = dict(headers=headers, body=ORDER_BODY)
@@ -232,22 +262,27 @@ def run_phases(args, app, env, stack: Stack, headers: list[dict]) -> dict:
     r = {
         "raw": load(stack, "/bench/raw", **closed),
         "bare": load(stack, "/bench/bare", **closed),
-        "orders": load(stack, "/api/v1/orders", **closed, **orders),
+        "orders": load(stack, "/api/v1/orders", **closed, **orders, first=first),
         "bare_paced": load(stack, "/bench/bare", **paced),
-        "orders_paced": load(stack, "/api/v1/orders", **paced, **orders, first=10**7),
+        "orders_paced": load(stack, "/api/v1/orders", **paced, **orders, first=first + 10**7),
     }
     with app.app_context():
         jobqueue.get_queue().empty()  # those orders stay PENDING: the worker starts on an empty queue
-    start_worker(stack, app)
+        get_redis().delete("bench:rq_hop")
+    set_quotes(app)
+    start_worker(stack, app, metrics)
     r["hop"] = rq_baseline(app, count=100, rate=args.latency_rate)
     worker = CpuMeter({"worker": stack.processes["worker"].popen.pid}, env["DB_NAME"])
     since = datetime.now(UTC)
     worker.start()
     r["api_at_latency_rate"] = load(
-        stack, "/api/v1/orders", clients=2, duration=args.duration, rate=args.latency_rate, **orders, first=2 * 10**7
-    )
+        stack, "/api/v1/orders", clients=2, duration=args.duration, rate=args.latency_rate, **orders,
+        first=first + 2 * 10**7,
+    )  # fmt: skip
     r["broker"] = broker_latencies(app, since, orders_since(app, since))
     r["worker_cpu_ms"] = worker.stop()["worker"] * 1000 / max(len(r["broker"]["total"]), 1)
+    for name in ("worker", "backend"):
+        stack.kill(name, signal.SIGTERM)
     return r
 
 
@@ -257,10 +292,10 @@ def cpu_line(result: dict) -> str:
     return "      CPU ms/request: " + ", ".join(parts)
 
 
-def report(args, r: dict) -> None:
+def report(args, r: dict, title: str = "") -> None:
     print(
-        f"order intake: gunicorn gevent x{args.workers}, Postgres, Redis; LIMIT orders from {args.users} traders; "
-        f"{args.duration:.0f} s per phase"
+        f"\norder intake{' (' + title + ')' if title else ''}: gunicorn gevent x{args.workers}, Postgres, Redis; "
+        f"LIMIT orders from {args.users} traders; {args.duration:.0f} s per phase"
     )
     print(f" closed loop, {args.clients} keep-alive clients:")
     for key, name in (
@@ -288,6 +323,33 @@ def report(args, r: dict) -> None:
         f"  worker CPU per order: {r['worker_cpu_ms']:.2f} ms (one worker sustains about "
         f"{1000 / r['worker_cpu_ms']:.0f} orders/s on a free core)"
     )
+
+
+def report_cost(args, runs: list[tuple[str, dict]]) -> None:
+    """Both settings side by side: the median of each one's runs, and on / off."""
+    by = {setting: [r for s, r in runs if s == setting] for setting in METRICS}
+
+    def median(pick) -> dict[str, float]:
+        return {setting: statistics.median(pick(r) for r in results) for setting, results in by.items()}
+
+    def row(name: str, pick, unit: str, digits: int = 0) -> None:
+        m = median(pick)
+        ratio = m["on"] / m["off"] if m["off"] else float("nan")
+        print(f"  {name:<40} on {m['on']:9.{digits}f}{unit}  off {m['off']:9.{digits}f}{unit}  on/off {ratio:6.3f}")
+
+    p = lambda key, q: lambda r: percentiles(r[key]["samples_ms"])[q]  # noqa: E731
+    print(f"\ninstrumentation cost: METRICS_ENABLED true vs false, median of {len(by['on'])} run(s) each")
+    row("raw WSGI, closed loop (baseline)", lambda r: r["raw"]["rps"], "/s")
+    row("bare Flask route, closed loop", lambda r: r["bare"]["rps"], "/s")
+    row("POST /api/v1/orders, closed loop", lambda r: r["orders"]["rps"], "/s")
+    row("  gunicorn CPU per order", lambda r: r["orders"]["cpu_ms"]["gunicorn"], " ms", 3)
+    row("  gunicorn CPU per bare request", lambda r: r["bare"]["cpu_ms"]["gunicorn"], " ms", 3)
+    row(f"POST /api/v1/orders at {args.rate:.0f}/s, p50", p("orders_paced", "p50"), " ms", 2)
+    row(f"POST /api/v1/orders at {args.rate:.0f}/s, p99", p("orders_paced", "p99"), " ms", 2)
+    row(f"bare route at {args.rate:.0f}/s, p50", p("bare_paced", "p50"), " ms", 2)
+    row("accept -> broker place(), p50", lambda r: percentiles(r["broker"]["total"])["p50"], " ms", 2)
+    row("accept -> broker place(), p99", lambda r: percentiles(r["broker"]["total"])["p99"], " ms", 2)
+    row("worker CPU per order", lambda r: r["worker_cpu_ms"], " ms", 2)
 
 
 if __name__ == "__main__":
