@@ -1,7 +1,11 @@
-"""Liveness and readiness (Postgres, Redis, RabbitMQ), no auth. /ready reports stale quotes without
-failing for them (a silent instrument is a market-data condition, not a broken process: failing would
-take every backend out of rotation) and keeps RabbitMQ's probe result for RABBITMQ_PROBE_SECONDS per
-process, so a flood of /ready costs the broker one connection per process per interval."""
+"""Liveness and readiness, no auth. /health answers without calling anything. /ready checks what this
+process needs: the backend Postgres, Redis and RabbitMQ; the websocket process Postgres (sessions are
+checked against it), Redis and its pub/sub feed (the Redis listener that routes quotes and order events to
+the sockets; it does not use RabbitMQ). /ready reports stale quotes without failing for them (a silent
+instrument is a market-data condition, not a broken process: failing would take every backend out of
+rotation) and keeps the result of a probe that opens a connection (RabbitMQ, a pub/sub round trip) for
+PROBE_SECONDS per process, so a flood of /ready costs each service one connection per process per
+interval."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from tradingapp.api import schemas as s
 from tradingapp.api.openapi import ANY, doc
 from tradingapp.extensions import db, get_redis
 from tradingapp.messaging import amqp_connection
-from tradingapp.realtime import stale_instruments
+from tradingapp.realtime import quotes_channel, stale_instruments, user_events_channel
 
 bp = Blueprint("health", __name__)
 
@@ -24,7 +28,8 @@ STALE_LISTED = 50
 # Orchestrators probe every 10 s (Kubernetes' default) to 30 s (docker-compose.yml's healthcheck):
 # a result up to 5 s old is as fresh as their next look needs, and a broker that went down shows
 # in the first probe after it.
-RABBITMQ_PROBE_SECONDS = 5.0
+PROBE_SECONDS = 5.0
+RABBITMQ_PROBE_SECONDS = PROBE_SECONDS
 
 
 @bp.get("/health")
@@ -74,16 +79,54 @@ def _connect_rabbitmq() -> None:
         conn.ensure_connection(max_retries=1, timeout=3)
 
 
+def _cached(name: str, probe) -> CachedProbe:
+    """This app's CachedProbe of `probe`, made at its first use."""
+    key = f"tradingapp.{name}_probe"
+    cached = current_app.extensions.get(key)
+    if cached is None:
+        cached = current_app.extensions.setdefault(key, CachedProbe(probe, PROBE_SECONDS))
+    return cached
+
+
 def _check_rabbitmq() -> None:
-    probe = current_app.extensions.get("tradingapp.rabbitmq_probe")
-    if probe is None:
-        probe = current_app.extensions.setdefault(
-            "tradingapp.rabbitmq_probe", CachedProbe(_connect_rabbitmq, RABBITMQ_PROBE_SECONDS)
-        )
-    probe.check()
+    _cached("rabbitmq", _connect_rabbitmq).check()
 
 
-CHECKS = {"database": _check_database, "redis": _check_redis, "rabbitmq": _check_rabbitmq}
+def _subscribe_once() -> None:
+    """Subscribe to the feed's channels and get Redis' confirmation, as the listener does."""
+    pubsub = get_redis().pubsub()
+    try:
+        pubsub.subscribe(quotes_channel(), user_events_channel())
+        deadline = time.monotonic() + 3
+        while (left := deadline - time.monotonic()) > 0:
+            message = pubsub.get_message(timeout=left)
+            if message is not None and message["type"] == "subscribe":
+                return
+        raise TimeoutError("no subscription confirmed")
+    finally:
+        pubsub.close()
+
+
+def _check_pubsub() -> None:
+    """The websocket process's live feed. Once the first socket has started this process's Redis
+    listener (tradingapp/ws/listener.py), its own state: subscribed, or away and reconnecting. Before
+    that, a pub/sub round trip on its channels, which the first socket's listener will need."""
+    listener = current_app.extensions.get("ws_listener")
+    if listener is not None:
+        if not listener.ready.is_set():
+            raise ProbeFailed("listener not subscribed")
+        return
+    _cached("pubsub", _subscribe_once).check()
+
+
+BACKEND_CHECKS = {"database": _check_database, "redis": _check_redis, "rabbitmq": _check_rabbitmq}
+WEBSOCKET_CHECKS = {"database": _check_database, "redis": _check_redis, "pubsub": _check_pubsub}
+
+
+def _checks() -> dict:
+    # The rule of tradingapp.ws.routes.serves_websocket (the API layer does not import the WebSocket's).
+    config = current_app.config
+    return WEBSOCKET_CHECKS if config["PORT"] == config["WEBSOCKET_PORT"] else BACKEND_CHECKS
 
 
 @bp.get("/ready")
@@ -95,13 +138,13 @@ CHECKS = {"database": _check_database, "redis": _check_redis, "rabbitmq": _check
 )
 def ready():
     results, failed = {}, []
-    for name, check in CHECKS.items():
+    for name, check in _checks().items():
         try:
             check()
             results[name] = "ok"
         except Exception as exc:  # a readiness probe reports any failure, it never raises
             error = str(exc) if isinstance(exc, ProbeFailed) else type(exc).__name__
-            current_app.logger.warning("readiness check failed check=%s error=%s", name, error)
+            current_app.logger.warning("event=readiness_check_failed check=%s error=%s", name, error)
             results[name] = "unavailable"
             failed.append(name)
     if failed:
@@ -120,6 +163,6 @@ def _stale_quotes() -> dict | None:
             get_redis(), datetime.now(UTC), current_app.config["QUOTE_STALE_AFTER"], STALE_LISTED
         )
     except Exception as exc:  # the probe never raises
-        current_app.logger.warning("stale quote check failed error=%s", type(exc).__name__)
+        current_app.logger.warning("event=stale_quote_check_failed error=%s", type(exc).__name__)
         return None
     return {"count": count, "instrument_ids": ids}
