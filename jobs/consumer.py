@@ -308,12 +308,17 @@ class LoopBeat:
 
 
 class QueueSampler(Periodic):
-    """QUEUE_MESSAGES: RabbitMQ's count of the messages ready in the events, ticks, paper ticks and
-    dead-letter queues, every QUEUE_SAMPLE_INTERVAL, by a passive declare on a connection of its own
-    (a kombu connection is not for two threads)."""
+    """QUEUE_MESSAGES: RabbitMQ's count of the messages ready in the events, ticks, dead-letter and
+    (with the paper exchange) paper ticks queues, every QUEUE_SAMPLE_INTERVAL, by a passive declare
+    on a connection of its own (a kombu connection is not for two threads)."""
 
     def __init__(
-        self, url: str, topology: Topology, ready: threading.Event | None = None, interval=QUEUE_SAMPLE_INTERVAL
+        self,
+        url: str,
+        topology: Topology,
+        ready: threading.Event | None = None,
+        paper_exchange: bool = True,
+        interval: float = QUEUE_SAMPLE_INTERVAL,
     ):
         super().__init__("queue-sampler", interval)
         self.url = url
@@ -321,9 +326,10 @@ class QueueSampler(Periodic):
         self.queues = {
             EVENTS: topology.names["q_broker_events"],
             TICKS: topology.names["q_ticks"],
-            PAPER_TICKS: topology.names["q_paper_ticks"],
             DEAD_LETTER: topology.names["q_dead"],
         }
+        if paper_exchange:  # without one nobody reads that queue (it keeps its last 10000 ticks)
+            self.queues[PAPER_TICKS] = topology.names["q_paper_ticks"]
         self.connection: Connection | None = None
 
     def run(self) -> None:
@@ -417,7 +423,8 @@ def main() -> None:
         ticks = Consumer(app, connection, queues={TICKS})
         events.loops = ticks.loops = LoopBeat(heartbeat, [events.loop_name, ticks.loop_name])
         # Its first look once the loops have declared the queues.
-        sampler = QueueSampler(app.config["AMQP_URL"], Topology(app.config.get("NAMESPACE", "")), events.ready)
+        topology = Topology(app.config.get("NAMESPACE", ""))
+        sampler = QueueSampler(app.config["AMQP_URL"], topology, events.ready, events.paper_exchange)
         sampler.start()
         failed = threading.Event()
 

@@ -12,9 +12,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 from kombu import Connection
+from prometheus_client import REGISTRY
 
 import config
-from jobs.consumer import Consumer
+from jobs.consumer import Consumer, QueueSampler
 from tests.support import wait_until as wait_for
 from tests.support.consumer import (
     TS,
@@ -28,7 +29,7 @@ from tests.support.consumer import (
 )
 from tests.support.factories import event, make_order
 from tests.support.net import free_port
-from tradingapp import create_app
+from tradingapp import create_app, metrics
 from tradingapp import events as ev
 from tradingapp.brokers.paper.models import PaperOrder
 from tradingapp.extensions import db as _db
@@ -292,3 +293,17 @@ def test_a_transient_failure_is_retried_in_place_keeping_the_message_order(app):
     with app.app_context():
         assert consumer._retrying(work, "order.fill") == "applied"
     assert calls == [0, 1]
+
+
+def test_the_queue_sampler_reads_rabbitmqs_own_counts(app, topology, publisher):
+    metrics.configure(True)
+    for n in range(2):  # nobody consumes: both wait in the events queue
+        publish_event(publisher, {"event_id": f"sample-{n}", "type": ev.ACCEPTED, "order_id": str(uuid.uuid4())})
+    publish_ticks(publisher, [tick(1)])
+    sampler = QueueSampler(app.config["AMQP_URL"], topology, paper_exchange=False)
+    try:
+        sampler.sample()
+    finally:
+        sampler.close()
+    counts = {q: REGISTRY.get_sample_value("tradingapp_rabbitmq_queue_messages", {"queue": q}) for q in sampler.queues}
+    assert counts == {"events": 2, "ticks": 1, "dead_letter": 0}  # the paper exchange's queue: not ours to read
