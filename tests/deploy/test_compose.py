@@ -26,8 +26,11 @@ APP_SERVICES = ["backend", "websocket", "worker", "consumer", "feed", "migrate"]
 LONG_RUNNING = ["backend", "websocket", "frontend", "worker", "consumer", "feed", "postgres", "redis", "rabbitmq"]
 # `docker compose --profile monitoring up`: not started by a plain `docker compose up`.
 MONITORING = ["prometheus", "alertmanager", "grafana"]
-# Read by compose only, not by config.py: Grafana's admin password (monitoring profile).
-COMPOSE_ONLY_VARIABLES = {"GRAFANA_ADMIN_PASSWORD"}
+# `docker compose --profile logging up`: deploy/elk/compose.yml, included.
+ELK_COMPOSE = ROOT / "deploy" / "elk" / "compose.yml"
+# Read by compose only, not by config.py: Grafana's admin password (monitoring profile), the logging
+# profile's passwords.
+COMPOSE_ONLY_VARIABLES = {"GRAFANA_ADMIN_PASSWORD", "ELASTIC_PASSWORD", "KIBANA_PASSWORD", "FILEBEAT_PASSWORD"}
 SECRETS = ["DB_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "JWT_SECRET"]
 
 # The deployment document's "Environment Variables" list: the backend gets every one of them.
@@ -320,7 +323,7 @@ def test_env_example_values_parse():
 
 
 def test_env_example_leaves_the_secrets_empty():
-    assert all(env_example()[secret] == "" for secret in [*SECRETS, "METRICS_TOKEN", "GRAFANA_ADMIN_PASSWORD"])
+    assert all(env_example()[secret] == "" for secret in [*SECRETS, "METRICS_TOKEN", *COMPOSE_ONLY_VARIABLES])
 
 
 def test_env_example_says_what_each_setting_is():
@@ -332,9 +335,10 @@ def test_env_example_says_what_each_setting_is():
             assert above.startswith("#") or re.match(r"^[A-Z][A-Z0-9_]*=", above), line
 
 
-def test_every_variable_compose_substitutes_is_documented_in_env_example():
+@pytest.mark.parametrize("path", [ROOT / "docker-compose.yml", ELK_COMPOSE], ids=["compose", "elk"])
+def test_every_variable_compose_substitutes_is_documented_in_env_example(path):
     # `$${X}` is escaped for the container's shell; only `${X}` is substituted from .env.
-    substituted = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
+    substituted = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", path.read_text()))
     assert substituted - set(env_example()) == set()
 
 
@@ -495,3 +499,21 @@ def test_grafana_takes_its_admin_password_from_env_and_refuses_to_start_without_
 
 def test_compose_secrets_come_from_documented_variables():
     assert {secret["environment"] for secret in COMPOSE["secrets"].values()} <= set(env_example())
+
+
+# -- the logging profile (deploy/elk/compose.yml, included) ------------------------------------------
+def test_compose_includes_the_logging_profile():
+    assert COMPOSE["include"] == [{"path": "deploy/elk/compose.yml"}]
+    assert ELK_COMPOSE.exists()
+
+
+def test_the_included_services_start_only_with_the_logging_profile():
+    included = yaml.safe_load(ELK_COMPOSE.read_text())
+    services = included["services"]
+    assert services and all(service.get("profiles") == ["logging"] for service in services.values())
+    assert not set(services) & set(SERVICES), "an included service may not replace one of docker-compose.yml"
+    assert not set(included.get("volumes") or {}) & set(COMPOSE["volumes"])
+    # Substituted with the rest, active profile or not: nothing required there either.
+    assert ":?" not in ELK_COMPOSE.read_text()
+    for service in services.values():
+        assert all(port.startswith("127.0.0.1:") for port in service.get("ports", []))
