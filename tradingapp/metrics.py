@@ -92,7 +92,7 @@ BROKER_LATENCY = Histogram(
 )
 # outcome: ok, retried (a transient failure, RQ tries again), failed (out of retries or an error).
 ORDER_JOBS = Counter(
-    "tradingapp_order_jobs_total", "Order jobs run by the worker, by job and outcome", ["job", "outcome"]
+    "tradingapp_order_jobs_total", "Order jobs run by the worker, by task and outcome", ["task", "outcome"]
 )
 # Gauges filled when scraped (the worker's collector): the RQ queues and the sweeper's last look.
 RQ_QUEUE_DEPTH = Gauge("tradingapp_rq_queue_depth", "Jobs waiting in an RQ queue", ["queue"])

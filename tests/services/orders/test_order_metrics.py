@@ -162,8 +162,8 @@ def test_an_order_whose_session_ended_unsent_counts_as_expired_unsent(app, db, t
 def test_jobs_and_broker_calls_are_counted_by_outcome(app, db, trader):
     set_quote(1, "2900.05")
     counts = Counts(
-        submit=("tradingapp_order_jobs_total", {"job": "submit", "outcome": "ok"}),
-        cancel=("tradingapp_order_jobs_total", {"job": "cancel", "outcome": "ok"}),
+        submit=("tradingapp_order_jobs_total", {"task": "submit", "outcome": "ok"}),
+        cancel=("tradingapp_order_jobs_total", {"task": "cancel", "outcome": "ok"}),
         place=(BROKER_CALLS, {"broker": "paper", "operation": "place", "outcome": "ok"}),
         cancels=(BROKER_CALLS, {"broker": "paper", "operation": "cancel", "outcome": "ok"}),
         latency=("tradingapp_broker_call_duration_seconds_count", {"broker": "paper", "operation": "place"}),
@@ -180,7 +180,7 @@ def test_an_xts_5xx_and_a_timeout_are_counted_and_the_job_retried(xts_app, xts, 
     counts = Counts(
         http_5xx=(BROKER_CALLS, {"broker": "xts", "operation": "place", "outcome": "5xx"}),
         timeout=(BROKER_CALLS, {"broker": "xts", "operation": "place", "outcome": "timeout"}),
-        retried=("tradingapp_order_jobs_total", {"job": "submit", "outcome": "retried"}),
+        retried=("tradingapp_order_jobs_total", {"task": "submit", "outcome": "retried"}),
     )
     xts.faults(fail_next={"place": {"count": 1, "status": 503}})
     place_via_api(client, trader_headers)
