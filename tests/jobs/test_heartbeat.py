@@ -117,12 +117,13 @@ def test_a_frozen_process_turns_unhealthy_within_max_age_and_healthy_when_thawed
             return stack.processes[process].tail()
 
         wait_until(lambda: verdict() == 0, timeout=30, details=details)  # started: it beats
+        # An idle process beats often enough for the limit: healthy at every look for longer than it.
+        healthy_until = time.monotonic() + MAX_AGE + 1
+        while time.monotonic() < healthy_until:
+            assert verdict() == 0, details()
 
         os.killpg(popen.pid, signal.SIGSTOP)  # a wedged main loop: alive, silent
-        frozen_at = time.monotonic()
         wait_until(lambda: verdict() == 1, timeout=MAX_AGE + 5, details=details)
-        # Not before the limit: the last beat was at most a second (Heartbeat.every) before the freeze.
-        assert time.monotonic() - frozen_at >= MAX_AGE - 1.5
 
         os.killpg(popen.pid, signal.SIGCONT)
         wait_until(lambda: verdict() == 0, timeout=MAX_AGE + 5, details=details)
