@@ -13,6 +13,7 @@ exit. Wiped when the server starts (a restart's old files would add to the new c
 worker's live gauges (open sockets) are dropped as it exits.
 """
 
+import logging
 import os
 import shutil
 import tempfile
@@ -127,8 +128,11 @@ if _config.LOG_FORMAT == "json":
         "loggers": {
             "gunicorn.error": {"level": _config.LOG_LEVEL, "handlers": ["json"], "propagate": False},
             "gunicorn.access": {"level": "INFO", "handlers": ["json"], "propagate": False},
+            # Python warnings raised before the app is loaded (gevent's patching in a new worker).
+            "py.warnings": {"level": "WARNING", "handlers": ["json"], "propagate": False},
         },
     }
+    logging.captureWarnings(True)
 proc_name = f"tradingapp:{_config.PORT}"
 # Backend and websocket run side by side and would fight over one default control socket path;
 # nothing here uses gunicornc.

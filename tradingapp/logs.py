@@ -59,10 +59,9 @@ class ContextFilter(logging.Filter):
         for field in CONTEXT_FIELDS:
             if field in context and not hasattr(record, field):
                 setattr(record, field, context[field])
-        if not hasattr(record, "event"):
-            message = record.msg if isinstance(record.msg, str) else ""
-            if message.startswith("event="):
-                record.event = message[6:].split(" ", 1)[0]
+        if not hasattr(record, "event") and isinstance(record.msg, str) and record.msg.startswith("event="):
+            # The formatted message: some names are built from arguments ("event=%s_failed").
+            record.event = record.getMessage()[6:].split(" ", 1)[0]
         return True
 
 
@@ -112,4 +111,6 @@ def configure_logging(level: str, fmt: str = "text", process: str | None = None)
         root.addHandler(handler)
     handler.setFormatter(formatter(fmt))
     root.setLevel(level)
+    # Python's warnings (gevent's, a library's deprecations) as log lines in the same format.
+    logging.captureWarnings(True)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -254,7 +254,6 @@ def _git_commit() -> str:
 
 def mark_process(process: str) -> None:
     BUILD_INFO.labels(**build_labels()).set(1)
-    PROCESS_START.clear()  # create_app's init_app named every process backend before serve() named it
     PROCESS_START.labels(process).set(time.time())
 
 
@@ -280,7 +279,9 @@ def init_app(app: Flask) -> None:
     """HTTP metrics of the web servers, and their /metrics route."""
     config = app.extensions["tradingapp.config"]
     configure(config.METRICS_ENABLED)
-    mark_process("websocket" if config.PORT == config.WEBSOCKET_PORT else "backend")
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Under gunicorn. The other processes build this app too, and name themselves in serve().
+        mark_process("websocket" if config.PORT == config.WEBSOCKET_PORT else "backend")
 
     @app.before_request
     def _start_timer():
