@@ -51,6 +51,8 @@ BROKER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 # Tick ingest (exchange time or receipt -> committed row): batches of ~50 ms.
 TICK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 # -- HTTP (backend and websocket) ---------------------------------------------------------------------
 HTTP_REQUESTS = Counter(
     "tradingapp_http_requests_total",
@@ -95,11 +97,19 @@ ORDER_JOBS = Counter(
     "tradingapp_order_jobs_total", "Order jobs run by the worker, by task and outcome", ["task", "outcome"]
 )
 # Gauges filled when scraped (the worker's collector): the RQ queues and the sweeper's last look.
+# Gauges without a multiprocess_mode of their own are set only outside gunicorn (worker, consumer,
+# feed, bridge); the web servers' gauges all say how their workers combine (live ones only).
 RQ_QUEUE_DEPTH = Gauge("tradingapp_rq_queue_depth", "Jobs waiting in an RQ queue", ["queue"])
 RQ_FAILED_JOBS = Gauge("tradingapp_rq_failed_jobs", "Jobs in an RQ queue's failed registry", ["queue"])
-UNSENT_ORDERS = Gauge("tradingapp_orders_unsent", "Accepted orders not yet at the broker, at the sweeper's last round")
+UNSENT_ORDERS = Gauge(
+    "tradingapp_orders_unsent",
+    "Accepted orders not yet at the broker, at the sweeper's last round",
+    multiprocess_mode="livemax",
+)
 UNSENT_OLDEST = Gauge(
-    "tradingapp_orders_unsent_oldest_age_seconds", "Age of the oldest accepted order not yet at the broker"
+    "tradingapp_orders_unsent_oldest_age_seconds",
+    "Age of the oldest accepted order not yet at the broker",
+    multiprocess_mode="livemax",
 )
 SWEEPER_ROUNDS = Counter("tradingapp_sweeper_rounds_total", "Sweeper rounds run")
 SWEEPER_FOUND = Counter(
@@ -130,11 +140,17 @@ TICKS_SKIPPED = Counter("tradingapp_ticks_skipped_total", "Ticks refused or drop
 TICK_INGEST_LATENCY = Histogram(
     "tradingapp_tick_ingest_seconds", "Seconds from a tick's receipt to its committed row", buckets=TICK_BUCKETS
 )
-LAST_TICK = Gauge("tradingapp_last_tick_timestamp_seconds", "When the last tick was ingested")
-STALE_INSTRUMENTS = Gauge(
-    "tradingapp_stale_instruments", "Instruments whose last quote is older than the stale threshold"
+LAST_TICK = Gauge(
+    "tradingapp_last_tick_timestamp_seconds", "When the last tick was ingested", multiprocess_mode="livemax"
 )
-MARKET_OPEN = Gauge("tradingapp_market_session_open", "1 while the trading session is open, else 0")
+STALE_INSTRUMENTS = Gauge(
+    "tradingapp_stale_instruments",
+    "Instruments whose last quote is older than the stale threshold",
+    multiprocess_mode="livemax",
+)
+MARKET_OPEN = Gauge(
+    "tradingapp_market_session_open", "1 while the trading session is open, else 0", multiprocess_mode="livemax"
+)
 FEED_TICKS = Counter("tradingapp_feed_ticks_published_total", "Ticks the feed (simulated or the XTS bridge) published")
 
 # -- WebSocket ----------------------------------------------------------------------------------------
@@ -150,7 +166,7 @@ WS_CLOSES = Counter("tradingapp_ws_closes_total", "WebSocket closes by close cod
 XTS_LOGINS = Counter("tradingapp_xts_logins_total", "XTS session logins by session and outcome", ["session", "outcome"])
 XTS_RECONNECTS = Counter("tradingapp_xts_reconnects_total", "XTS socket reconnects by stream", ["stream"])
 XTS_SESSION_UP = Gauge(
-    "tradingapp_xts_session_up", "1 while the XTS session is logged in", ["session"], multiprocess_mode="max"
+    "tradingapp_xts_session_up", "1 while the XTS session is logged in", ["session"], multiprocess_mode="livemax"
 )
 
 # -- the build ----------------------------------------------------------------------------------------
@@ -158,7 +174,7 @@ BUILD_INFO = Gauge(
     "tradingapp_build_info", "The running build (always 1)", ["version", "commit", "python"], multiprocess_mode="max"
 )
 PROCESS_START = Gauge(
-    "tradingapp_process_start_time_seconds", "When this process started", ["process"], multiprocess_mode="min"
+    "tradingapp_process_start_time_seconds", "When this process started", ["process"], multiprocess_mode="livemax"
 )
 
 
@@ -291,9 +307,12 @@ def init_app(app: Flask) -> None:
     def _record(response):
         started = g.pop("_request_started", None)
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        if started is not None:
-            HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(route, request.method, response.status_code).inc()
+        # Any token is a method to gunicorn and nginx: each would be a series of its own.
+        method = request.method if request.method in HTTP_METHODS else "other"
+        # A WebSocket's "request" lasts its whole session: counted, but not a latency.
+        if started is not None and route != "/ws":
+            HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(route, method, response.status_code).inc()
         return response
 
     @app.get("/metrics")

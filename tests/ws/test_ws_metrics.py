@@ -230,3 +230,30 @@ def test_a_client_that_stops_reading_is_conflated_then_dropped_for_its_send(serv
         "tradingapp_ws_deliveries_dropped_total", reason="send_timeout"
     )
     assert dropped > 0
+
+
+def test_close_codes_a_client_chooses_are_counted_as_other():
+    """A client may close with any code from 1000 to 4999: each unknown one would be a series of its own."""
+    from tradingapp.ws.routes import close_code_label
+
+    assert [close_code_label(code) for code in (1000, 1005, 1006, 1008, 1012, 1013, 4401, 4429)] == [
+        "1000", "1005", "1006", "1008", "1012", "1013", "4401", "4429",
+    ]  # fmt: skip
+    assert {close_code_label(code) for code in (1002, 3000, 4000, 4123, 4999)} == {"other"}
+
+
+def test_a_made_up_http_method_is_counted_as_other(counted, client):
+    """gunicorn passes any token as a method; the label keeps to the standard ones."""
+    counted.watch("tradingapp_http_requests_total", route="unmatched", method="other", status="405")
+    counted.watch("tradingapp_http_requests_total", route="/health", method="other", status="405")
+    for method in ("FOOBAR", "BREW", "XYZZY"):
+        assert client.open("/health", method=method).status_code == 405
+    grown = counted("tradingapp_http_requests_total", route="/health", method="other", status="405")
+    grown += counted("tradingapp_http_requests_total", route="unmatched", method="other", status="405")
+    assert grown == 3
+    assert (
+        REGISTRY.get_sample_value(
+            "tradingapp_http_requests_total", {"route": "/health", "method": "FOOBAR", "status": "405"}
+        )
+        is None
+    )

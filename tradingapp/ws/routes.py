@@ -160,7 +160,17 @@ def feed(ws) -> None:
         _serve(ws, ended)
     finally:
         metrics.WS_OPEN.dec()
-        metrics.WS_CLOSES.labels(str(ended.code if ended.code is not None else int(ws.close_reason or 1005))).inc()
+        code = ended.code if ended.code is not None else int(ws.close_reason or 1005)
+        metrics.WS_CLOSES.labels(close_code_label(code)).inc()
+
+
+# The close codes counted by name; a client may send any code from 1000 to 4999, and each one would
+# be a series of its own (for ever, in gunicorn's multiprocess files).
+KNOWN_CLOSE_CODES = frozenset({1000, 1001, 1005, 1006, 1008, 1009, 1011, 1012, 1013, 4401, 4429})
+
+
+def close_code_label(code: int) -> str:
+    return str(code) if code in KNOWN_CLOSE_CODES else "other"
 
 
 @dataclass
