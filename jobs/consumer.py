@@ -422,6 +422,10 @@ def main() -> None:
         events = Consumer(app, connection, queues={EVENTS, PAPER_TICKS})
         ticks = Consumer(app, connection, queues={TICKS})
         events.loops = ticks.loops = LoopBeat(heartbeat, [events.loop_name, ticks.loop_name])
+        # "Last applied" starts at the start: a consumer wedged before its first message (a restart
+        # on a backlog) still ages into ConsumerStalled, which needs the series to exist.
+        for queue in events.queues | ticks.queues:
+            metrics.CONSUMER_LAST_APPLIED.labels(queue).set_to_current_time()
         # Its first look once the loops have declared the queues.
         topology = Topology(app.config.get("NAMESPACE", ""))
         sampler = QueueSampler(app.config["AMQP_URL"], topology, events.ready, events.paper_exchange)

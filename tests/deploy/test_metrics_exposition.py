@@ -136,7 +136,7 @@ def _listening(port: int) -> set[str]:
 
 def test_the_process_ports_listen_on_metrics_host_only(stack, env):
     for name in ("worker", "consumer", "feed"):
-        assert _listening(stack.metrics_ports[name]) == {"127.0.0.1"}, name  # METRICS_HOST (BIND_HOST's default)
+        assert _listening(stack.metrics_ports[name]) == {"127.0.0.1"}, name  # METRICS_HOST's default: loopback
     # another address, to see the setting is what decides
     other = Stack({**env, "METRICS_HOST": "127.0.0.2"}, log_dir=stack.log_dir / "other")
     other.log_dir.mkdir()
@@ -271,3 +271,27 @@ def test_every_line_of_the_gunicorn_servers_is_json(stack, traded):
         assert logged, name
         for line in logged:
             assert json.loads(line)["process"] == name, (name, line)
+
+
+def test_a_consumer_that_applied_nothing_yet_still_has_its_last_applied_time(app, env, tmp_path):
+    """ConsumerStalled compares "last applied" with now: a consumer wedged before its first message
+    (restarted on a backlog) must still have the series, set at its start."""
+    reset_to_demo_data(app)
+    lone = Stack({**env}, log_dir=tmp_path)
+    launched = time.time()
+    try:
+        lone.start(["consumer"])
+
+        def last_applied():
+            try:
+                families = scrape(lone.metrics_url("consumer")).families
+            except requests.ConnectionError:  # not listening yet
+                return None
+            return families.get("tradingapp_consumer_last_applied_timestamp_seconds")
+
+        family = wait_until(last_applied, timeout=20, details=lone.logs)
+        stamps = {sample.labels["queue"]: sample.value for sample in family.samples}
+        assert set(stamps) == {"events", "ticks", "paper_ticks"}, stamps
+        assert all(launched <= stamp <= time.time() for stamp in stamps.values()), stamps
+    finally:
+        lone.stop()
