@@ -366,10 +366,11 @@ class Config:
         # false: every metric is a no-op (the benchmarks measure the instrumentation's cost this way).
         self.METRICS_ENABLED = parse_bool("METRICS_ENABLED", e.get("METRICS_ENABLED"), True)
         # /metrics is for the internal network only: the processes without HTTP serve it on
-        # METRICS_HOST (loopback unless said otherwise; compose: the private network, never published),
-        # and nginx never proxies /metrics of backend and websocket. With METRICS_TOKEN set, every
-        # /metrics also wants `Authorization: Bearer <token>` (a host where those ports are reachable).
-        self.METRICS_HOST = (e.get("METRICS_HOST") or "").strip() or self.BIND_HOST
+        # METRICS_HOST (loopback unless said otherwise, whatever BIND_HOST is; compose: the private
+        # network, never published), and nginx never proxies /metrics of backend and websocket. With
+        # METRICS_TOKEN set, every /metrics also wants `Authorization: Bearer <token>` (a host where
+        # those ports are reachable).
+        self.METRICS_HOST = (e.get("METRICS_HOST") or "").strip() or "127.0.0.1"
         self.METRICS_TOKEN = e.get("METRICS_TOKEN") or ""
         # The port each process without HTTP serves /metrics on (0: none).
         self.WORKER_METRICS_PORT = parse_int("WORKER_METRICS_PORT", e.get("WORKER_METRICS_PORT"), 9101)

@@ -396,6 +396,10 @@ def test_production_containers_listen_on_every_interface():
     env = {"APP_ENV": "production", "DB_HOST": "db", "DB_PASSWORD": "x7Qp2-vL9s", "REDIS_PASSWORD": "x7Qp2-vL9r",
            "RABBITMQ_PASSWORD": "x7Qp2-vL9q", "JWT_SECRET": "k" * 40}  # fmt: skip
     assert load_config(env).bind_address == "0.0.0.0:8080"
+    # ...but the metrics of worker, consumer and feed stay on loopback unless METRICS_HOST says so
+    # (compose sets 0.0.0.0 on its private network): a host install must not serve them to the world.
+    assert load_config(env).METRICS_HOST == "127.0.0.1"
+    assert load_config({**env, "METRICS_HOST": "10.0.0.5"}).METRICS_HOST == "10.0.0.5"
 
 
 def test_login_backoff_turned_off_never_breaks_a_failed_login(make_app, user):
