@@ -178,7 +178,7 @@ def prometheus_binary() -> str:
 def prometheus_config(stack: Stack, workdir: Path, port: int) -> Path:
     """deploy/prometheus/prometheus.yml with the stack's addresses, a 1 s scrape and the token file."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    config["global"].update({"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"})
+    config["global"].update({"scrape_interval": "2s", "scrape_timeout": "2s", "evaluation_interval": "1s"})
     config["rule_files"] = [str(PROMETHEUS_DIR / "rules" / "*.yml")]
     config.pop("alerting")  # no alertmanager here
     token = workdir / "metrics_token"
