@@ -275,9 +275,11 @@ def test_every_line_of_the_gunicorn_servers_is_json(stack, traded):
 
 def test_a_consumer_that_applied_nothing_yet_still_has_its_last_applied_time(app, env, tmp_path):
     """ConsumerStalled compares "last applied" with now: a consumer wedged before its first message
-    (restarted on a backlog) must still have the series, set at its start."""
+    (restarted on a backlog) must still have the series, set at its start, in its own registry."""
     reset_to_demo_data(app)
-    lone = Stack({**env}, log_dir=tmp_path)
+    # Also: a PROMETHEUS_MULTIPROC_DIR inherited from the environment (only gunicorn's servers want
+    # one) once stopped the worker, consumer and feed at import when its folder was gone.
+    lone = Stack({**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "gone")}, log_dir=tmp_path)
     launched = time.time()
     try:
         lone.start(["consumer"])

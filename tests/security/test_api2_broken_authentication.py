@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import runpy
+import shutil
 import stat
 import subprocess
 import sys
@@ -359,7 +360,22 @@ def test_make_runs_servers_listen_on_loopback_unless_told_otherwise(monkeypatch,
         monkeypatch.delenv(name, raising=False)
     for name, value in {"JWT_SECRET": "s" * 40, **env}.items():
         monkeypatch.setenv(name, value)
-    assert runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))["bind"] == bind
+    assert load_gunicorn_conf()["bind"] == bind
+
+
+def load_gunicorn_conf() -> dict:
+    """gunicorn.conf.py run as gunicorn's master runs it, without leaving what it sets for its
+    workers (PROMETHEUS_MULTIPROC_DIR and a temporary folder) in this process: every process the
+    suite starts afterwards would write its metrics into that folder."""
+    saved = dict(os.environ)
+    try:
+        settings = runpy.run_path(str(BASE_DIR / "gunicorn.conf.py"))
+        if os.environ.get("TRADINGAPP_GUNICORN_METRICS_TMP"):
+            shutil.rmtree(os.environ["TRADINGAPP_GUNICORN_METRICS_DIR"], ignore_errors=True)
+        return settings
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def listening_addresses(port: int) -> set[str]:
