@@ -93,6 +93,14 @@ def test_the_text_line_names_level_process_logger_and_the_ids_after_the_message(
     assert line.endswith("event=broker_event_applied status=FILLED request_id=r9 order_id=o1")
 
 
+def test_the_text_line_does_not_repeat_an_id_the_message_names(capture):
+    logger, buffer = capture("text")
+    with logs.bind(request_id="r9", order_id="o1"):
+        logger.info("event=order_accepted order_id=%s", "o1")
+    line = buffer.getvalue().rstrip("\n")
+    assert line.endswith("event=order_accepted order_id=o1 request_id=r9") and line.count("order_id=") == 1
+
+
 def test_the_text_line_keeps_the_traceback_last(capture):
     logger, buffer = capture("text")
     with logs.bind(request_id="r9"):

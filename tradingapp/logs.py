@@ -67,14 +67,18 @@ class ContextFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """`time level=... logger=... message` and the bound ids as key=value, for a person."""
+    """`time level=... logger=... message` and the bound ids as key=value, for a person (those the
+    message does not already name)."""
 
     def __init__(self):
         super().__init__("%(asctime)s level=%(levelname)s process=%(process_name)s logger=%(name)s %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extra = " ".join(f"{f}={getattr(record, f)}" for f in CONTEXT_FIELDS if hasattr(record, f))
+        message = record.getMessage()
+        extra = " ".join(
+            f"{f}={getattr(record, f)}" for f in CONTEXT_FIELDS if hasattr(record, f) and f"{f}=" not in message
+        )
         if not extra:
             return line
         # A traceback stays last, after the ids.
