@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.support import ROOT
-from tradingapp import metrics
+from tests.support.prometheus import declared_series
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
@@ -86,15 +86,6 @@ def test_every_alert_says_what_it_means_and_what_to_do(name):
     assert {"summary", "description", "runbook"} <= set(annotations)
     # A runbook says what it means and the first steps: a few sentences, not a link alone.
     assert len(annotations["runbook"].split(". ")) >= 2 and len(annotations["runbook"]) > 150
-
-
-def declared_series() -> set[str]:
-    """Every series name tradingapp/metrics.py makes Prometheus see."""
-    names = set()
-    for metric in metrics._REAL.values():
-        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(metric._type, [""])
-        names |= {metric._name + suffix for suffix in suffixes}
-    return names
 
 
 def test_alerts_use_only_declared_metrics_and_known_jobs():

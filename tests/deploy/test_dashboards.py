@@ -26,8 +26,8 @@ import yaml
 
 from tests.support import ROOT, wait_until
 from tests.support.net import free_port
+from tests.support.prometheus import declared_series
 from tests.support.stack import SocketReader, Stack, demo_session, reset_to_demo_data, started
-from tradingapp import metrics
 
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
@@ -132,14 +132,6 @@ def test_a_dashboard_is_valid_and_uses_the_provisioned_datasource(name):
 def test_dashboard_uids_and_titles_are_unique():
     boards = dashboards().values()
     assert len({board["uid"] for board in boards}) == len({board["title"] for board in boards}) == len(DASHBOARDS)
-
-
-def declared_series() -> set[str]:
-    names = set()
-    for metric in metrics._REAL.values():
-        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(metric._type, [""])
-        names |= {metric._name + suffix for suffix in suffixes}
-    return names
 
 
 def test_dashboards_use_only_declared_metrics():

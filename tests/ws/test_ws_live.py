@@ -125,21 +125,6 @@ def login(app, make_user):
     return factory
 
 
-@pytest.fixture
-def sockets():
-    opened = []
-
-    def connect(url: str, **options) -> websocket.WebSocket:
-        ws = websocket.create_connection(url, timeout=5, **options)
-        opened.append(ws)
-        return ws
-
-    yield connect
-    for ws in opened:
-        ws.close(timeout=1)
-        ws.shutdown()  # close() skips the socket once the server's close frame was read
-
-
 def publish(*quotes: dict) -> None:
     pipe = get_redis().pipeline()
     for quote in quotes:

@@ -125,21 +125,6 @@ def server(app, env):
 
 
 @pytest.fixture
-def sockets():
-    opened = []
-
-    def connect(url: str, **options) -> websocket.WebSocket:
-        ws = websocket.create_connection(url, timeout=5, **options)
-        opened.append(ws)
-        return ws
-
-    yield connect
-    for ws in opened:
-        ws.close(timeout=1)
-        ws.shutdown()
-
-
-@pytest.fixture
 def token(app, make_user):
     def factory() -> str:
         with app.test_request_context():
