@@ -92,6 +92,33 @@ def parse_list(value: str | None, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def parse_hosts(name: str, value: str | None, default_port: int) -> list[tuple[str, int]]:
+    """A comma-separated list of host[:port] (IPv6 in brackets: [::1]:5432); the port defaults to default_port."""
+    hosts = []
+    for item in parse_list(value, []):
+        host, port = item, default_port
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            if rest:
+                if not rest.startswith(":"):
+                    raise ConfigError(f"{name}: cannot read {item!r} (use [ipv6]:port)")
+                port = parse_int(name, rest[1:], default_port)
+        elif item.count(":") == 1:
+            host, _, text = item.partition(":")
+            port = parse_int(name, text, default_port)
+        if not host or not 0 < port < 65536:
+            raise ConfigError(f"{name}: cannot read {item!r} (expected host or host:port, comma-separated)")
+        hosts.append((host, port))
+    return hosts
+
+
+def parse_choice(name: str, value: str | None, choices: tuple[str, ...], default: str) -> str:
+    text = (value or "").strip().lower() or default
+    if text not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return text
+
+
 def parse_segments(name: str, value: str | None) -> list[str]:
     """Comma-separated XTS exchange segments, e.g. NSECM,NSEFO."""
     segments = [segment.upper() for segment in parse_list(value, ["NSECM", "NSEFO"])]
@@ -217,25 +244,56 @@ class Config:
         # Shown by GET /api/v1/meta; empty: the checkout's git commit, else "dev".
         self.APP_VERSION = e.get("APP_VERSION") or git_version(BASE_DIR)
         # Database: Postgres when DB_HOST is set, else embedded SQLite under instance/.
-        self.DB_HOST = e.get("DB_HOST", "")
+        # DB_HOST may list several servers (host[:port],...; the port defaults to DB_PORT): libpq tries
+        # them in turn and keeps the one that accepts writes (target_session_attrs=read-write), so after
+        # a failover the next connection finds the new primary without a restart or a proxy.
+        self.DB_HOST = e.get("DB_HOST", "").strip()
         self.DB_PORT = parse_int("DB_PORT", e.get("DB_PORT"), 5432)
+        self.DB_HOSTS = parse_hosts("DB_HOST", self.DB_HOST, self.DB_PORT)
         self.DB_NAME = e.get("DB_NAME") or "trading_platform"
         self.DB_USER = e.get("DB_USER") or "postgres"
         self.DB_PASSWORD = e.get("DB_PASSWORD", "")
-        self.DB_SSL_MODE = e.get("DB_SSL_MODE") or "prefer"
+        self.DB_SSL_MODE = parse_choice(
+            "DB_SSL_MODE",
+            e.get("DB_SSL_MODE"),
+            ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+            "prefer",
+        )
+        # TLS to PostgreSQL: the CA that signed the server's certificate (verify-ca / verify-full need it),
+        # and a client certificate and key where the server asks for one.
+        self.DB_SSL_ROOT_CERT = e.get("DB_SSL_ROOT_CERT", "")
+        self.DB_SSL_CERT = e.get("DB_SSL_CERT", "")
+        self.DB_SSL_KEY = e.get("DB_SSL_KEY", "")
+        if self.DB_SSL_MODE in ("verify-ca", "verify-full") and not self.DB_SSL_ROOT_CERT:
+            raise ConfigError(
+                f"DB_SSL_MODE={self.DB_SSL_MODE} needs DB_SSL_ROOT_CERT (the CA file that signed the server)"
+            )
+        self.DB_CONNECT_TIMEOUT = parse_duration("DB_CONNECT_TIMEOUT", e.get("DB_CONNECT_TIMEOUT"), 5)
+        # Read replicas (host[:port],...) for the read-only routes: candles, history lists, trades, the
+        # audit trail. Never the order path. A replica more than DB_READ_MAX_LAG seconds behind is skipped.
+        self.DB_READ_HOST = e.get("DB_READ_HOST", "").strip()
+        self.DB_READ_HOSTS = parse_hosts("DB_READ_HOST", self.DB_READ_HOST, self.DB_PORT)
+        self.DB_READ_MAX_LAG = parse_duration("DB_READ_MAX_LAG", e.get("DB_READ_MAX_LAG"), 10)
+        # TimescaleDB: auto uses it where the extension is installed and preloaded; on requires it
+        # (migrations fail without it); off keeps plain tables even where it exists.
+        self.TIMESCALEDB = parse_choice("TIMESCALEDB", e.get("TIMESCALEDB"), ("auto", "on", "off"), "auto")
         self.SQLITE_PATH = e.get("SQLITE_PATH") or str(BASE_DIR / "instance" / "tradingapp.db")
         self.SQLALCHEMY_DATABASE_URI = self.database_url()
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         if self.DB_HOST:
             self.SQLALCHEMY_ENGINE_OPTIONS.update(pool_size=10, max_overflow=20)
-        # Redis
+        # Redis (REDIS_SSL: rediss://, the server's certificate checked against REDIS_SSL_CA)
         self.REDIS_HOST = e.get("REDIS_HOST") or "localhost"
         self.REDIS_PORT = parse_int("REDIS_PORT", e.get("REDIS_PORT"), 6379)
         self.REDIS_PASSWORD = e.get("REDIS_PASSWORD", "")
         self.REDIS_DB = parse_int("REDIS_DB", e.get("REDIS_DB"), 0)
-        # RabbitMQ
+        self.REDIS_SSL = parse_bool("REDIS_SSL", e.get("REDIS_SSL"), False)
+        self.REDIS_SSL_CA = e.get("REDIS_SSL_CA", "")
+        # RabbitMQ (RABBITMQ_SSL: amqps, usually port 5671, the server checked against RABBITMQ_SSL_CA)
         self.RABBITMQ_HOST = e.get("RABBITMQ_HOST") or "localhost"
-        self.RABBITMQ_PORT = parse_int("RABBITMQ_PORT", e.get("RABBITMQ_PORT"), 5672)
+        self.RABBITMQ_SSL = parse_bool("RABBITMQ_SSL", e.get("RABBITMQ_SSL"), False)
+        self.RABBITMQ_SSL_CA = e.get("RABBITMQ_SSL_CA", "")
+        self.RABBITMQ_PORT = parse_int("RABBITMQ_PORT", e.get("RABBITMQ_PORT"), 5671 if self.RABBITMQ_SSL else 5672)
         self.RABBITMQ_USER = e.get("RABBITMQ_USER") or "guest"
         self.RABBITMQ_PASSWORD = e.get("RABBITMQ_PASSWORD") or "guest"
         self.RABBITMQ_VHOST = e.get("RABBITMQ_VHOST") or "/"
@@ -406,16 +464,55 @@ class Config:
         }
 
     # -- derived URLs -------------------------------------------------------------------
-    def database_url(self) -> str:
+    def libpq_params(self, hosts: list[tuple[str, int]] | None = None) -> dict[str, str]:
+        """Keyword arguments for psycopg.connect (and the engine URL): every host of the list,
+        read-write only when there are several, TLS files when set."""
+        hosts = self.DB_HOSTS if hosts is None else hosts
+        params = {
+            "host": ",".join(host for host, _ in hosts),
+            "port": ",".join(str(port) for _, port in hosts),
+            "dbname": self.DB_NAME,
+            "user": self.DB_USER,
+            "sslmode": self.DB_SSL_MODE,
+            "connect_timeout": str(self.DB_CONNECT_TIMEOUT),
+        }
+        if self.DB_PASSWORD:
+            params["password"] = self.DB_PASSWORD
+        for key, value in (
+            ("sslrootcert", self.DB_SSL_ROOT_CERT),
+            ("sslcert", self.DB_SSL_CERT),
+            ("sslkey", self.DB_SSL_KEY),
+        ):
+            if value:
+                params[key] = value
+        return params
+
+    def database_url(self, hosts: list[tuple[str, int]] | None = None, read_write: bool = True) -> str:
+        """The SQLAlchemy URL: DB_HOST's servers (or `hosts`), the writable one when several."""
         if not self.DB_HOST:
             return f"sqlite:///{self.SQLITE_PATH}"
+        hosts = self.DB_HOSTS if hosts is None else hosts
         auth = quote(self.DB_USER, safe="")
         if self.DB_PASSWORD:
             auth += ":" + quote(self.DB_PASSWORD, safe="")
-        return (
-            f"postgresql+psycopg://{auth}@{self.DB_HOST}:{self.DB_PORT}/{quote(self.DB_NAME, safe='')}"
-            f"?sslmode={self.DB_SSL_MODE}"
-        )
+        query = [("sslmode", self.DB_SSL_MODE), ("connect_timeout", str(self.DB_CONNECT_TIMEOUT))]
+        query += [
+            (key, value)
+            for key, value in self.libpq_params(hosts).items()
+            if key.startswith("ssl") and key != "sslmode"
+        ]
+        if len(hosts) == 1:
+            ((host, port),) = hosts
+            netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        else:
+            netloc = ""
+            if any(":" in host for host, _ in hosts):  # SQLAlchemy cannot read [v6]:port in a host list
+                raise ConfigError("a DB_HOST list cannot hold IPv6 addresses; use host names")
+            query = [("host", f"{host}:{port}") for host, port in hosts] + query
+            if read_write:
+                query.append(("target_session_attrs", "read-write"))
+        text = "&".join(f"{key}={quote(value, safe='/:')}" for key, value in query)
+        return f"postgresql+psycopg://{auth}@{netloc}/{quote(self.DB_NAME, safe='')}?{text}"
 
     @property
     def bind_address(self) -> str:
@@ -430,14 +527,34 @@ class Config:
     @property
     def redis_url(self) -> str:
         auth = f":{quote(self.REDIS_PASSWORD, safe='')}@" if self.REDIS_PASSWORD else ""
-        return f"redis://{auth}{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
+        scheme = "rediss" if self.REDIS_SSL else "redis"
+        url = f"{scheme}://{auth}{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
+        if self.REDIS_SSL:
+            url += "?ssl_cert_reqs=required"
+            if self.REDIS_SSL_CA:
+                url += "&ssl_ca_certs=" + quote(self.REDIS_SSL_CA, safe="/")
+        return url
 
     @property
     def amqp_url(self) -> str:
         user = quote(self.RABBITMQ_USER, safe="")
         password = quote(self.RABBITMQ_PASSWORD, safe="")
         vhost = quote(self.RABBITMQ_VHOST, safe="")
-        return f"amqp://{user}:{password}@{self.RABBITMQ_HOST}:{self.RABBITMQ_PORT}/{vhost}"
+        scheme = "amqps" if self.RABBITMQ_SSL else "amqp"
+        return f"{scheme}://{user}:{password}@{self.RABBITMQ_HOST}:{self.RABBITMQ_PORT}/{vhost}"
+
+    @property
+    def amqp_ssl(self) -> dict | bool:
+        """Kombu's `ssl` argument: False, or the server's certificate checked against RABBITMQ_SSL_CA
+        (the system's CAs when empty) with its host name."""
+        if not self.RABBITMQ_SSL:
+            return False
+        import ssl
+
+        options: dict = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": self.RABBITMQ_HOST}
+        if self.RABBITMQ_SSL_CA:
+            options["ca_certs"] = self.RABBITMQ_SSL_CA
+        return options
 
     def validate(self) -> None:
         """Development accepts defaults; production overrides this to refuse them."""

@@ -103,17 +103,10 @@ def check_rabbitmq(config: Config) -> Check:
 
 
 def check_postgres(config: Config) -> Check:
-    address = f"{config.DB_HOST}:{config.DB_PORT}"
-    params = dict(
-        host=config.DB_HOST,
-        port=config.DB_PORT,
-        user=config.DB_USER,
-        dbname=config.DB_NAME,
-        sslmode=config.DB_SSL_MODE,
-        connect_timeout=int(TIMEOUT),
-    )
-    if config.DB_PASSWORD:
-        params["password"] = config.DB_PASSWORD
+    address = ",".join(f"{host}:{port}" for host, port in config.DB_HOSTS)
+    params = config.libpq_params() | {"connect_timeout": str(int(TIMEOUT))}
+    if len(config.DB_HOSTS) > 1:
+        params["target_session_attrs"] = "read-write"
     try:
         psycopg.connect(**params).close()
         return Check("PostgreSQL", address, True)
@@ -128,7 +121,7 @@ def check_postgres(config: Config) -> Check:
                 "PostgreSQL", address, False, f"refused: {message}", ("check DB_USER, DB_PASSWORD and DB_NAME",)
             )
         installed = Path("/etc/postgresql").is_dir()
-        hints = _hints(config.DB_HOST, [_postgres_start_command()], installed, "postgresql")
+        hints = _hints(config.DB_HOSTS[0][0], [_postgres_start_command()], installed, "postgresql")
         return Check("PostgreSQL", address, False, f"unreachable: {message}", hints)
 
 

@@ -6,6 +6,7 @@ import os
 from urllib.parse import unquote
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 import config
@@ -114,14 +115,16 @@ def test_postgres_url_escapes_special_characters_in_the_password():
     password = "p@ss:w/rd#%?&"
     config = Config({"DB_HOST": "db", "DB_PASSWORD": password, "DB_SSL_MODE": "require"})
     url = config.SQLALCHEMY_DATABASE_URI
-    assert url == ("postgresql+psycopg://postgres:p%40ss%3Aw%2Frd%23%25%3F%26@db:5432/trading_platform?sslmode=require")
+    assert url == (
+        "postgresql+psycopg://postgres:p%40ss%3Aw%2Frd%23%25%3F%26@db:5432/trading_platform?sslmode=require&connect_timeout=5"
+    )
     parsed = make_url(url)
     assert (parsed.password, parsed.host, parsed.database) == (password, "db", "trading_platform")
 
 
 def test_postgres_url_without_password_has_no_colon():
     config = Config({"DB_HOST": "127.0.0.1", "DB_PORT": "6543", "DB_NAME": "t", "DB_USER": "u"})
-    assert config.SQLALCHEMY_DATABASE_URI == "postgresql+psycopg://u@127.0.0.1:6543/t?sslmode=prefer"
+    assert config.SQLALCHEMY_DATABASE_URI == "postgresql+psycopg://u@127.0.0.1:6543/t?sslmode=prefer&connect_timeout=5"
 
 
 # -- Redis and AMQP URLs --------------------------------------------------------------------------
@@ -231,3 +234,59 @@ def test_the_dev_secret_is_made_where_the_filesystem_has_no_hard_links(tmp_path,
     assert path.stat().st_mode & 0o777 == 0o600
     assert config.dev_jwt_secret(path) == secret  # read back, not made again
     assert [p.name for p in path.parent.iterdir()] == ["dev-jwt-secret"]  # no draft left behind
+
+
+def test_db_host_list_reaches_the_writable_server_of_several():
+    config = Config({"DB_HOST": "pg-a, pg-b:5433", "DB_PORT": "6432"})
+    assert config.DB_HOSTS == [("pg-a", 6432), ("pg-b", 5433)]
+    url = sa.engine.make_url(config.SQLALCHEMY_DATABASE_URI)
+    _args, kwargs = sa.create_engine(url).dialect.create_connect_args(url)
+    assert (kwargs["host"], kwargs["port"]) == ("pg-a,pg-b", "6432,5433")
+    assert kwargs["target_session_attrs"] == "read-write"
+    assert config.libpq_params()["host"] == "pg-a,pg-b"
+
+
+def test_one_db_host_keeps_a_plain_url_without_session_attrs():
+    config = Config({"DB_HOST": "[::1]:5433"})
+    assert config.SQLALCHEMY_DATABASE_URI.startswith("postgresql+psycopg://postgres@[::1]:5433/trading_platform?")
+    assert "target_session_attrs" not in config.SQLALCHEMY_DATABASE_URI
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DB_HOST": "db:notaport"},
+        {"DB_HOST": "db:70000"},
+        {"DB_HOST": "a,[::1]:5432"},
+        {"DB_HOST": "db", "DB_SSL_MODE": "strict"},
+        {"DB_HOST": "db", "DB_SSL_MODE": "verify-full"},
+        {"DB_READ_HOST": "replica:x"},
+        {"TIMESCALEDB": "maybe"},
+    ],
+)
+def test_bad_database_settings_are_refused_by_name(env):
+    with pytest.raises(ConfigError) as caught:
+        Config(env)
+    assert next(iter(env)) in str(caught.value) or "DB_" in str(caught.value) or "TIMESCALEDB" in str(caught.value)
+
+
+def test_tls_settings_shape_the_database_redis_and_rabbitmq_urls():
+    config = Config(
+        {
+            "DB_HOST": "db",
+            "DB_SSL_MODE": "verify-full",
+            "DB_SSL_ROOT_CERT": "/certs/ca.pem",
+            "REDIS_SSL": "true",
+            "REDIS_SSL_CA": "/certs/ca.pem",
+            "RABBITMQ_SSL": "true",
+            "RABBITMQ_SSL_CA": "/certs/ca.pem",
+            "RABBITMQ_HOST": "mq",
+        }
+    )
+    assert "sslmode=verify-full" in config.SQLALCHEMY_DATABASE_URI
+    assert "sslrootcert=/certs/ca.pem" in config.SQLALCHEMY_DATABASE_URI
+    assert config.redis_url == "rediss://localhost:6379/0?ssl_cert_reqs=required&ssl_ca_certs=/certs/ca.pem"
+    assert config.amqp_url == "amqps://guest:guest@mq:5671/%2F"
+    assert config.amqp_ssl["ca_certs"] == "/certs/ca.pem"
+    assert config.amqp_ssl["server_hostname"] == "mq"
+    assert Config({}).amqp_ssl is False

@@ -37,16 +37,10 @@ def create_database_if_missing(config) -> bool:
     """Create DB_NAME on the Postgres server when it does not exist. True when created."""
     if not config.is_postgres:
         return False
-    conninfo = dict(
-        host=config.DB_HOST,
-        port=config.DB_PORT,
-        user=config.DB_USER,
-        dbname="postgres",
-        sslmode=config.DB_SSL_MODE,
-        connect_timeout=5,
-    )
-    if config.DB_PASSWORD:
-        conninfo["password"] = config.DB_PASSWORD
+    # Every DB_HOST server of a list, the writable one: CREATE DATABASE runs on the primary.
+    conninfo = config.libpq_params() | {"dbname": "postgres"}
+    if len(config.DB_HOSTS) > 1:
+        conninfo["target_session_attrs"] = "read-write"
     with psycopg.connect(**conninfo, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (config.DB_NAME,)).fetchone()
         if exists:
