@@ -25,7 +25,7 @@ export BROKER ?= paper
 
 .DEFAULT_GOAL := help
 .PHONY: help run run-xts test bench lint fmt migrate seed preflight services install install-dev lock clean xts-sim \
-	terminal browsers prom-tools certs screenshots chaos audit
+	terminal browsers prom-tools drill-tools certs screenshots chaos audit dr-drill failover-drill
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ run-xts: $(RUNTIME_STAMP) ## the same stack with BROKER=xts against the XTS simu
 	@$(BIN)/flask seed
 	@$(BIN)/python scripts/run_stack.py --xts-sim --xts-sim-port $${XTS_SIM_PORT:-9200}
 
-test: $(DEV_STAMP) services browsers prom-tools ## services, browsers and Prometheus' tools if needed, ruff, import rules, the terminal's tests and build, pytest
+test: $(DEV_STAMP) services browsers prom-tools drill-tools ## services (PostgreSQL with TimescaleDB), browsers, Prometheus' and the drills' tools if needed, ruff, import rules, the terminal's tests and build, pytest
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	@$(BIN)/python -m tradingapp.preflight --terminal >/dev/null || $(BIN)/python -m tradingapp.preflight --terminal
@@ -75,6 +75,15 @@ browsers: ## Debian's chromium (browser tests) and nginx (the frontend proxy's t
 
 prom-tools: ## Debian's prometheus and alertmanager (promtool, amtool, the server the dashboards test runs), installed with apt when missing
 	@scripts/ensure_tools.sh prometheus alertmanager
+
+drill-tools: ## Debian's pgbackrest, patroni and etcd-server (the backup and failover drills), installed with apt when missing
+	@scripts/ensure_tools.sh pgbackrest patroni etcd
+
+dr-drill: $(DEV_STAMP) services drill-tools ## lose a PostgreSQL cluster under order load, restore it with pgBackRest (latest and PITR); prints RTO and RPO
+	$(BIN)/python -m tests.drills.dr $(DRILL_FLAGS)
+
+failover-drill: $(DEV_STAMP) services drill-tools ## kill the Patroni primary under order load; prints time to writes, lost and duplicated orders
+	$(BIN)/python -m tests.drills.failover $(DRILL_FLAGS)
 
 bench: $(DEV_STAMP) services browsers terminal ## run the benchmarks under bench/ (each prints its figures beside a raw baseline)
 	$(BIN)/python -m bench.order_latency

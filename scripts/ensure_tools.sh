@@ -15,7 +15,10 @@ binary_of() {  # the command that shows the package is installed
         nginx) echo nginx ;;
         prometheus) echo promtool ;;
         alertmanager) echo amtool ;;
-        *) die "unknown tool '$1' (chromium, nginx, prometheus or alertmanager)" ;;
+        pgbackrest) echo pgbackrest ;;
+        patroni) echo patroni ;;
+        etcd) echo etcd ;;
+        *) die "unknown tool '$1' (chromium, nginx, prometheus, alertmanager, pgbackrest, patroni or etcd)" ;;
     esac
 }
 
@@ -30,11 +33,14 @@ done
 # prometheus / prometheus-alertmanager: Debian's packages (promtool comes with the server, amtool with
 # alertmanager). Where systemd runs, Debian also starts their services on 9090/9093; the tests never
 # use those (they start their own Prometheus on a free port).
+# pgbackrest, patroni, etcd-server: the disaster-recovery and failover drills run their own clusters,
+# etcd and repositories on free ports; Debian's etcd service (where systemd starts it) is not used.
 packages=()
 for tool in "${missing[@]}"; do
     case "$tool" in
         nginx) packages+=(nginx-light) ;;
         alertmanager) packages+=(prometheus-alertmanager) ;;
+        etcd) packages+=(etcd-server etcd-client) ;;
         *) packages+=("$tool") ;;
     esac
 done
