@@ -86,6 +86,13 @@ pg_allow_local_tcp() {
     as_root su postgres -c "psql -Atqc 'select pg_reload_conf()'" >/dev/null
 }
 
+# TimescaleDB in the local cluster (make test runs on it): installed and preloaded when missing. A
+# failure is said loudly but is not fatal: the suite also runs on plain PostgreSQL.
+pg_timescaledb() {
+    "${BASH_SOURCE[0]%/*}/ensure_timescaledb.sh" ||
+        echo "$SCRIPT_NAME: WARNING: continuing on plain PostgreSQL, without TimescaleDB (see above)" >&2
+}
+
 main() {
     local wanted=("$@") down=() missing=() packages=() installed_pg=no service
     [ "${#wanted[@]}" -gt 0 ] || wanted=(postgres redis rabbitmq)
@@ -96,7 +103,10 @@ main() {
         esac
     done
     if [ "${#down[@]}" -eq 0 ]; then
-        [[ " ${wanted[*]} " == *" postgres "* ]] && pg_allow_local_tcp existing
+        if [[ " ${wanted[*]} " == *" postgres "* ]]; then
+            pg_allow_local_tcp existing
+            pg_timescaledb
+        fi
         say "${wanted[*]} answer on $HOST"
         return 0
     fi
@@ -128,6 +138,7 @@ main() {
     done
     [[ " ${wanted[*]} " == *" postgres "* ]] || return 0
     if [ "$installed_pg" = yes ]; then pg_allow_local_tcp fresh; else pg_allow_local_tcp existing; fi
+    pg_timescaledb
 }
 
 main "$@"
