@@ -319,9 +319,11 @@ class QueueSampler(Periodic):
         ready: threading.Event | None = None,
         paper_exchange: bool = True,
         interval: float = QUEUE_SAMPLE_INTERVAL,
+        ssl: dict | bool = False,
     ):
         super().__init__("queue-sampler", interval)
         self.url = url
+        self.ssl = ssl
         self.ready = ready
         self.queues = {
             EVENTS: topology.names["q_broker_events"],
@@ -347,7 +349,7 @@ class QueueSampler(Periodic):
 
     def sample(self) -> None:
         if self.connection is None:
-            self.connection = Connection(self.url, connect_timeout=5)
+            self.connection = Connection(self.url, ssl=self.ssl, connect_timeout=5)
         for label, name in self.queues.items():
             channel = self.connection.channel()
             try:
@@ -416,7 +418,8 @@ def main() -> None:
     config = app.extensions["tradingapp.config"]
     metrics.serve("consumer", config.METRICS_HOST, config.CONSUMER_METRICS_PORT, config.METRICS_TOKEN)
     heartbeat = Heartbeat(config.HEARTBEAT_DIR, "consumer")
-    with Connection(app.config["AMQP_URL"], heartbeat=30, connect_timeout=5) as connection:
+    amqp_ssl = app.config["AMQP_SSL"]
+    with Connection(app.config["AMQP_URL"], ssl=amqp_ssl, heartbeat=30, connect_timeout=5) as connection:
         # Two loops, each on a connection of its own (ConsumerMixin clones it): broker events (and
         # the paper exchange's feed) here, market ticks in a thread.
         events = Consumer(app, connection, queues={EVENTS, PAPER_TICKS})
@@ -428,7 +431,7 @@ def main() -> None:
             metrics.CONSUMER_LAST_APPLIED.labels(queue).set_to_current_time()
         # Its first look once the loops have declared the queues.
         topology = Topology(app.config.get("NAMESPACE", ""))
-        sampler = QueueSampler(app.config["AMQP_URL"], topology, events.ready, events.paper_exchange)
+        sampler = QueueSampler(app.config["AMQP_URL"], topology, events.ready, events.paper_exchange, ssl=amqp_ssl)
         sampler.start()
         failed = threading.Event()
 

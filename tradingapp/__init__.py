@@ -19,6 +19,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.update(config.as_flask_config())
     app.config["REDIS_URL"] = config.redis_url
     app.config["AMQP_URL"] = config.amqp_url
+    app.config["AMQP_SSL"] = config.amqp_ssl  # kombu's ssl= for every connection to RabbitMQ
     app.extensions["tradingapp.config"] = config
     configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
     if not config.is_postgres:

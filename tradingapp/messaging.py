@@ -1,5 +1,8 @@
 """RabbitMQ topology and publishing (Kombu). Names carry the configured NAMESPACE prefix.
 
+Every connection is made with the app's AMQP_SSL (Config.amqp_ssl: with RABBITMQ_SSL, amqps with the
+server's certificate and host name checked against RABBITMQ_SSL_CA; docs/encryption.md).
+
 Every message published here carries the header PRODUCED_AT (seconds since the epoch, a float,
 stamped at publish): the consumer's lag is its receipt minus that stamp (CONSUMER_LAG).
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
-from flask import current_app
+from flask import current_app, has_app_context
 from kombu import Connection, Exchange, Queue
 
 _lock = threading.Lock()
@@ -66,9 +69,16 @@ class Topology:
             queue(channel).declare()
 
 
-def amqp_connection(url: str | None = None) -> Connection:
+def app_ssl() -> dict | bool:
+    """The current app's AMQP_SSL (False outside an app context)."""
+    return current_app.config.get("AMQP_SSL", False) if has_app_context() else False
+
+
+def amqp_connection(url: str | None = None, ssl: dict | bool | None = None) -> Connection:
+    """A publishing connection (publisher confirms). `ssl` None: the current app's AMQP_SSL."""
     return Connection(
         url or current_app.config["AMQP_URL"],
+        ssl=app_ssl() if ssl is None else ssl,
         transport_options={"confirm_publish": True},
         connect_timeout=5,
         heartbeat=30,
@@ -80,10 +90,12 @@ def topology() -> Topology:
 
 
 class Publisher:
-    """A process-wide publisher with publisher confirms; reconnects when RabbitMQ restarts."""
+    """A process-wide publisher with publisher confirms; reconnects when RabbitMQ restarts.
+    `ssl` None: the AMQP_SSL of the app whose context creates it."""
 
-    def __init__(self, url: str, namespace: str):
+    def __init__(self, url: str, namespace: str, ssl: dict | bool | None = None):
         self.url = url
+        self.ssl = app_ssl() if ssl is None else ssl
         self.topology = Topology(namespace)
         self._connection: Connection | None = None
         self._producer = None
@@ -91,7 +103,7 @@ class Publisher:
 
     def _ensure(self):
         if self._connection is None:
-            self._connection = amqp_connection(self.url)
+            self._connection = amqp_connection(self.url, self.ssl)
         if not self._declared:
             self.topology.declare(self._connection)
             self._declared = True
@@ -129,6 +141,6 @@ def get_publisher() -> Publisher:
     app = current_app._get_current_object()
     pub = app.extensions.get("tradingapp.publisher")
     if pub is None:
-        pub = Publisher(app.config["AMQP_URL"], app.config.get("NAMESPACE", ""))
+        pub = Publisher(app.config["AMQP_URL"], app.config.get("NAMESPACE", ""), app.config.get("AMQP_SSL", False))
         app.extensions["tradingapp.publisher"] = pub
     return pub

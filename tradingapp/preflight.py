@@ -90,7 +90,7 @@ def check_redis(config: Config) -> Check:
 def check_rabbitmq(config: Config) -> Check:
     address = f"{config.RABBITMQ_HOST}:{config.RABBITMQ_PORT}"
     try:
-        with Connection(config.amqp_url, connect_timeout=TIMEOUT) as conn:
+        with Connection(config.amqp_url, ssl=config.amqp_ssl, connect_timeout=TIMEOUT) as conn:
             conn.connect()
         return Check("RabbitMQ", address, True)
     except Exception as exc:  # kombu surfaces socket, DNS and AMQP errors under many types
