@@ -49,6 +49,10 @@ DOCUMENT_SERVICE_VARIABLES = {
     "postgres": ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"],
     "rabbitmq": ["RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"],
 }  # fmt: skip
+DATA_SERVICES = ["postgres", "redis", "rabbitmq"]
+# `docker compose -f docker-compose.yml -f deploy/compose.data-ports.yml`: the document's data ports.
+DATA_PORTS = yaml.safe_load((ROOT / "deploy" / "compose.data-ports.yml").read_text())
+DATA_PORTS_SERVICES = DATA_PORTS["services"]
 DOCUMENT_PORTS = {
     "backend": ["8080:8080"],
     "websocket": ["8081:8081"],
@@ -90,8 +94,69 @@ def test_a_plain_compose_up_starts_what_it_did_before_the_profiles():
 @pytest.mark.parametrize("service", DOCUMENT_PORTS)
 def test_ports_are_published_as_in_the_document(service):
     # Host side may be bound to an interface ("127.0.0.1:5432:5432"); the mapping itself must match.
-    published = [port.split(":", port.count(":") - 1)[-1] for port in SERVICES[service]["ports"]]
+    # The document also publishes the data services, which conflicts with its own "private networks
+    # for inter-service communication": they live on the internal `data` network, which Docker never
+    # publishes, and only deploy/compose.data-ports.yml publishes them (on 127.0.0.1, for an operator).
+    services = DATA_PORTS_SERVICES if service in DATA_SERVICES else SERVICES
+    published = [port.split(":", port.count(":") - 1)[-1] for port in services[service]["ports"]]
     assert published == DOCUMENT_PORTS[service]
+
+
+# -- networks: the data services private (docs/encryption.md) -------------------------------------
+def networks(service: str, services: dict | None = None) -> set[str]:
+    return set((services or SERVICES)[service].get("networks") or ["default"])
+
+
+def test_the_data_network_is_internal_and_the_others_are_not():
+    declared = COMPOSE["networks"]
+    assert declared["data"] == {"internal": True}
+    assert all(not (declared[name] or {}).get("internal") for name in ("edge", "egress", "monitoring"))
+
+
+@pytest.mark.parametrize("service", DATA_SERVICES)
+def test_data_services_are_only_on_the_internal_network_and_not_published(service):
+    assert networks(service) == {"data"}
+    assert "ports" not in SERVICES[service]
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_every_app_process_reaches_the_data_services(service):
+    assert "data" in networks(service)
+
+
+def test_only_nginx_and_the_web_servers_share_the_edge_and_nginx_sees_nothing_else():
+    assert {name for name in SERVICES if "edge" in networks(name)} == {"frontend", "backend", "websocket"}
+    assert networks("frontend") == {"edge"}
+
+
+def test_only_the_processes_that_call_the_broker_have_a_way_out():
+    # An internal network has no gateway: the rest cannot open a connection to the internet.
+    outside = {name for name in SERVICES if networks(name) - {"data"}}
+    assert outside == {"frontend", "backend", "websocket", "worker", "feed", *MONITORING}
+    assert networks("worker") == networks("feed") == {"data", "egress"}
+    assert networks("consumer") == networks("migrate") == {"data"}
+
+
+def test_prometheus_reaches_the_processes_it_scrapes_and_the_uis_are_on_monitoring():
+    assert networks("prometheus") == {"data", "monitoring"}
+    assert networks("alertmanager") == networks("grafana") == {"monitoring"}
+
+
+def test_only_the_frontend_is_published_beyond_this_machine():
+    public = {
+        (name, port)
+        for name, service in SERVICES.items()
+        for port in service.get("ports", [])
+        if not port.startswith("127.0.0.1:")
+    }
+    assert public == {("frontend", "80:80"), ("frontend", "443:443")}
+
+
+@pytest.mark.parametrize("service", DATA_SERVICES)
+def test_the_data_ports_override_publishes_on_loopback_only(service):
+    assert networks(service, DATA_PORTS_SERVICES) == {"data", "ops"}
+    assert all(port.startswith("127.0.0.1:") for port in DATA_PORTS_SERVICES[service]["ports"])
+    assert DATA_PORTS["networks"] == {"ops": {}}
 
 
 def test_infrastructure_images_follow_the_document():
@@ -517,3 +582,66 @@ def test_the_included_services_start_only_with_the_logging_profile():
     assert ":?" not in ELK_COMPOSE.read_text()
     for service in services.values():
         assert all(port.startswith("127.0.0.1:") for port in service.get("ports", []))
+
+
+# -- TLS to the data services: deploy/compose.tls.yml (docs/encryption.md) ------------------------
+TLS = yaml.safe_load((ROOT / "deploy" / "compose.tls.yml").read_text())["services"]
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_the_tls_override_verifies_every_server_from_every_process(service):
+    env = {**environment(service), **{k: str(v) for k, v in TLS[service]["environment"].items()}}
+    config = Config({k: v for k, v in env.items() if "${" not in v} | {"DB_PASSWORD": "x", "REDIS_PASSWORD": "x"})
+    assert config.database_url().endswith("sslmode=verify-full&connect_timeout=5&sslrootcert=/certs/ca.crt")
+    assert config.redis_url.startswith("rediss://") and "ssl_ca_certs=/certs/ca.crt" in config.redis_url
+    assert config.amqp_url.startswith("amqps://") and config.RABBITMQ_PORT == 5671
+    assert config.amqp_ssl["ca_certs"] == "/certs/ca.crt" and config.amqp_ssl["server_hostname"] == "rabbitmq"
+    # The CA only: no process of the app holds a server's key.
+    assert TLS[service]["volumes"] == ["./internal-tls/ca.crt:/certs/ca.crt:ro"]
+
+
+@pytest.mark.parametrize("service", DATA_SERVICES)
+def test_each_server_gets_its_own_pair_and_no_other_key(service):
+    keys = [v for v in TLS[service]["volumes"] if v.split(":")[0].endswith(".key")]
+    assert keys == [f"./internal-tls/{service}.key:/tls/{service}.key:ro"]
+    assert all(v.startswith(("./internal-tls/", "./deploy/tls/")) for v in TLS[service]["volumes"])
+    for volume in TLS[service]["volumes"]:
+        source = volume.split(":")[0]
+        if source.startswith("./deploy/"):
+            assert (ROOT / source).is_file(), source
+
+
+def test_the_tls_servers_take_no_plain_connection():
+    postgres = " ".join(TLS["postgres"]["command"])
+    assert "-c ssl=on" in postgres and "-c hba_file=/etc/postgresql/pg_hba.conf" in postgres
+    hba = [line.split() for line in (ROOT / "deploy/tls/pg_hba.conf").read_text().splitlines() if line[:1] != "#"]
+    assert [line[0] for line in hba if line] == ["local", "hostnossl", "hostssl"]
+    assert hba[1][-1] == "reject"
+    redis_command = " ".join(TLS["redis"]["command"])
+    assert "--port 0 --tls-port 6379" in redis_command and "--requirepass" in redis_command
+    assert "--tls" in " ".join(TLS["redis"]["healthcheck"]["test"])
+    rabbitmq = (ROOT / "deploy/tls/rabbitmq-tls.conf").read_text()
+    assert "listeners.tcp = none" in rabbitmq and "listeners.ssl.default = 5671" in rabbitmq
+
+
+def test_the_tls_files_are_where_make_internal_certs_writes_them(tmp_path):
+    subprocess.run([str(ROOT / "scripts" / "make_internal_certs.sh"), str(tmp_path)], check=True, capture_output=True)
+    mounted = {v.split(":")[0] for s in TLS.values() for v in s.get("volumes", [])}
+    made = {f"./internal-tls/{p.name}" for p in tmp_path.iterdir()}
+    assert {m for m in mounted if m.startswith("./internal-tls/")} <= made
+    assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert oct((tmp_path / "postgres.key").stat().st_mode & 0o777) == "0o600"
+    for server in DATA_SERVICES:
+        verify = subprocess.run(
+            ["openssl", "verify", "-CAfile", str(tmp_path / "ca.crt"), str(tmp_path / f"{server}.crt")],
+            capture_output=True,
+            text=True,
+        )
+        assert verify.returncode == 0, verify.stderr
+        sans = subprocess.run(
+            ["openssl", "x509", "-in", str(tmp_path / f"{server}.crt"), "-noout", "-ext", "subjectAltName"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert f"DNS:{server}" in sans  # the compose service name the processes dial

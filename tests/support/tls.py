@@ -24,6 +24,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.chaos import services
 
+DEPLOY_TLS = Path(__file__).resolve().parents[2] / "deploy" / "tls"  # compose's TLS server settings
+PASSWORD = "tls-test-password"  # the postgres user's: compose's pg_hba asks hostssl for a password
 SERVER_NAMES = ("localhost", "127.0.0.1")  # what a server certificate names
 OTHER_ADDRESS = "127.0.0.2"  # the same servers, dialed by a name their certificates do not hold
 
@@ -134,22 +136,18 @@ class TlsPostgres(services.Postgres):
         self.ca = ca
 
     def start(self) -> TlsPostgres:
-        fresh = not self.data.exists()
-        if fresh:
+        if not self.data.exists():
             super().start()  # initdb and a first start (plain), then configured and restarted
+            self._run("psql", "-h", str(self.dir), "-p", str(self.port), "-U", "postgres", "-c",
+                      f"ALTER USER postgres PASSWORD '{PASSWORD}'")  # fmt: skip
             self.stop()
             tls = _copy_for(self.ca.issue("postgres"), self.dir / "tls", self.user)
-            shutil.copyfile(self.ca.cert, self.dir / "tls" / "ca.crt")
-            (self.data / "pg_hba.conf").write_text(
-                "local all all trust\n"
-                "hostnossl all all 0.0.0.0/0 reject\n"
-                "hostnossl all all ::/0 reject\n"
-                "hostssl all all 127.0.0.0/8 trust\n"
-            )
+            # compose's own pg_hba (deploy/tls/pg_hba.conf): hostnossl reject, hostssl with a password
+            shutil.copyfile(DEPLOY_TLS / "pg_hba.conf", self.data / "pg_hba.conf")
             with open(self.data / "postgresql.conf", "a") as conf:
                 conf.write(
                     f"ssl = on\nssl_cert_file = '{tls.cert}'\nssl_key_file = '{tls.key}'\n"
-                    f"listen_addresses = '127.0.0.1,{OTHER_ADDRESS}'\n"
+                    f"listen_addresses = '127.0.0.1,{OTHER_ADDRESS}'\npassword_encryption = 'scram-sha-256'\n"
                 )
         options = f"-p {self.port} -k {self.dir} -c max_connections=300 -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-o", options, "-w", "start")
@@ -190,18 +188,19 @@ class TlsRabbitMQ(services.RabbitMQ):
     def __init__(self, root: Path, ca: CertificateAuthority):
         super().__init__(root)
         self.node = self.node.replace("chaos-", "tls-", 1)
-        tls = self.ca_files = ca.issue("rabbitmq")
-        (self.dir / "rabbitmq.conf").write_text(
-            "listeners.tcp = none\n"
-            f"listeners.ssl.1 = 127.0.0.1:{self.port}\n"
-            f"listeners.ssl.2 = {OTHER_ADDRESS}:{self.port}\n"
-            f"ssl_options.cacertfile = {ca.cert}\n"
-            f"ssl_options.certfile = {tls.cert}\n"
-            f"ssl_options.keyfile = {tls.key}\n"
-            "ssl_options.verify = verify_none\n"
-            "ssl_options.fail_if_no_peer_cert = false\n"
-            "loopback_users = none\n"
+        tls = ca.issue("rabbitmq")
+        # compose's own TLS settings (deploy/tls/rabbitmq-tls.conf), on this node's port and files,
+        # listening on loopback only.
+        lines = (DEPLOY_TLS / "rabbitmq-tls.conf").read_text().splitlines()
+        conf = "".join(line + "\n" for line in lines if line and not line.startswith("#"))
+        conf = conf.replace(
+            "listeners.ssl.default = 5671",
+            f"listeners.ssl.1 = 127.0.0.1:{self.port}\nlisteners.ssl.2 = {OTHER_ADDRESS}:{self.port}",
         )
+        for name, path in (("ca.crt", ca.cert), ("rabbitmq.crt", tls.cert), ("rabbitmq.key", tls.key)):
+            conf = conf.replace(f"/var/lib/rabbitmq/tls/{name}", str(path))
+        assert "/var/lib/rabbitmq" not in conf and "default = 5671" not in conf, conf
+        (self.dir / "rabbitmq.conf").write_text(conf + "loopback_users = none\n")
         # Without these the node would open its plain listener on them; the conf above has none.
         for name in ("RABBITMQ_NODE_PORT", "RABBITMQ_NODE_IP_ADDRESS"):
             self.env.pop(name)
@@ -249,6 +248,7 @@ class TlsServices:
             "DB_HOST": host,
             "DB_PORT": str(self.postgres.port),
             "DB_USER": "postgres",
+            "DB_PASSWORD": PASSWORD,
             "DB_SSL_MODE": "verify-full",
             "DB_SSL_ROOT_CERT": ca_file,
             "REDIS_HOST": host,
