@@ -1,0 +1,47 @@
+"""The failover drill, small (make failover-drill runs the full one): two Patroni nodes and etcd on
+free ports, the real backend, worker, consumer and feed reaching them through a DB_HOST list, an
+order load over HTTP; the primary's node is killed. Orders must be accepted again on the new
+primary without restarting a process, nothing acknowledged may be lost or reach the exchange twice,
+every order must end final, and the old primary must come back as the synchronous standby."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.drills.failover import SMALL, Drill, table
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def report():
+    report = Drill(SMALL, "small", log=lambda _: None).run()
+    print(table(report))
+    return report
+
+
+def test_orders_are_accepted_again_soon_after_the_primary_dies(report):
+    assert report.failover_s is not None and report.failover_s < 30, table(report)  # Patroni's ttl is 10 s
+    assert report.recovery_s is not None and report.recovery_s < 45, table(report)
+    assert report.acknowledged > 30 and report.acknowledged_after_kill > 5, table(report)
+
+
+def test_nothing_acknowledged_is_lost_or_duplicated(report):
+    assert report.lost == [], report.lost
+    assert report.duplicated == [], report.duplicated
+
+
+def test_every_order_ends_final_and_the_books_hold(report):
+    assert report.stuck == [], report.stuck
+    assert set(report.final_states) <= {"FILLED", "CANCELLED", "REJECTED"}, report.final_states
+    assert report.final_states.get("FILLED", 0) > 0, report.final_states
+    assert report.invariants["ok"], report.invariants
+
+
+def test_the_processes_recovered_without_a_restart(report):
+    assert report.restarted == [], table(report)
+    assert report.served_after == {"backend": True, "worker": True, "consumer": True, "feed": True}
+
+
+def test_the_old_primary_rejoins_as_the_synchronous_standby(report):
+    assert report.rejoin_s is not None and report.rejoin_s < 60, table(report)
