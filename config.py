@@ -392,7 +392,7 @@ class Config:
             )
         self.FEED_INTERVAL_MS = parse_int("FEED_INTERVAL_MS", e.get("FEED_INTERVAL_MS"), 1000)
         # Ticks older than this many days are deleted (candles are kept); 0 keeps them forever.
-        # With TimescaleDB the migration's retention policy (365 days) does it instead.
+        # With TimescaleDB the same prune drops the chunks past it (no TimescaleDB retention policy).
         self.TICK_RETENTION_DAYS = parse_int("TICK_RETENTION_DAYS", e.get("TICK_RETENTION_DAYS"), 365)
         if self.TICK_RETENTION_DAYS < 0:
             raise ConfigError(f"TICK_RETENTION_DAYS must be 0 (keep forever) or more, got {self.TICK_RETENTION_DAYS}")

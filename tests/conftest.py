@@ -48,6 +48,25 @@ def app(env):
     _delete_rabbitmq_namespace(application.config["AMQP_URL"], env["NAMESPACE"])
 
 
+@pytest.fixture(scope="session")
+def plain_app(env):
+    """An app on a second database of this run migrated with TIMESCALEDB=off: `ticks` a plain table,
+    as on a server without the extension. Modules that must hold on both stores override `app`
+    with both (tests/services/market: on_each_store)."""
+    plain_env = {**env, "DB_NAME": f"{env['DB_NAME']}_plain", "TIMESCALEDB": "off"}
+    with admin_conn() as conn:
+        conn.execute(f'CREATE DATABASE "{plain_env["DB_NAME"]}"')
+    application = create_app(TestConfig(plain_env))
+    with application.app_context():
+        upgrade(revision="heads")
+    yield application
+    with application.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+    with admin_conn() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{plain_env["DB_NAME"]}" WITH (FORCE)')
+
+
 def _delete_rabbitmq_namespace(url: str, namespace: str) -> None:
     topology = Topology(namespace)
     try:

@@ -5,9 +5,11 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-24
 
-Never imports tradingapp. On Postgres with the timescaledb extension available, `ticks`
-becomes a hypertable; otherwise it is a plain table whose primary key (instrument_id, ts, seq)
-serves (instrument, time) scans.
+Never imports tradingapp. `ticks` is created a plain table whose primary key (instrument_id, ts,
+seq) serves (instrument, time) scans; 0014 makes it a TimescaleDB hypertable where the extension is
+installed and preloaded (TIMESCALEDB=auto|on|off). An earlier 0001 made the hypertable here, with a
+default ts index the primary key already covers, an order for compression the reads do not use and
+a fixed 365-day retention policy that ignored TICK_RETENTION_DAYS: 0014 corrects databases it made.
 """
 
 import sqlalchemy as sa
@@ -31,13 +33,6 @@ def ts():
 
 def big_id():
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
-def timescale_available(bind) -> bool:
-    if bind.dialect.name != "postgresql":
-        return False
-    found = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
-    return found is not None
 
 
 def upgrade():
@@ -188,7 +183,6 @@ def upgrade():
 
 
 def create_ticks():
-    bind = op.get_bind()
     op.create_table(
         "ticks",
         sa.Column("instrument_id", sa.Integer(), nullable=False),
@@ -203,15 +197,6 @@ def create_ticks():
         sa.Column("volume", sa.BigInteger(), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("instrument_id", "ts", "seq", name="pk_ticks"),
     )
-    if timescale_available(bind):
-        op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        op.execute("SELECT create_hypertable('ticks', 'ts', chunk_time_interval => INTERVAL '1 day')")
-        op.execute(
-            "ALTER TABLE ticks SET (timescaledb.compress, "
-            "timescaledb.compress_segmentby = 'instrument_id', timescaledb.compress_orderby = 'ts DESC')"
-        )
-        op.execute("SELECT add_compression_policy('ticks', INTERVAL '7 days')")
-        op.execute("SELECT add_retention_policy('ticks', INTERVAL '365 days')")
 
 
 def downgrade():

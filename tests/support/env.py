@@ -46,6 +46,15 @@ def test_env(**overrides) -> dict[str, str]:
     return env
 
 
+TIMESCALEDB_LIBRARY = "/usr/lib/postgresql/15/lib/timescaledb.so"
+
+
+def timescaledb_preload() -> str:
+    """shared_preload_libraries for a throwaway cluster (initdb) a test starts: 'timescaledb' where
+    the extension is installed here (scripts/ensure_timescaledb.sh), '' where it is not."""
+    return "timescaledb" if os.path.exists(TIMESCALEDB_LIBRARY) else ""
+
+
 def admin_conn():
     return psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **PG)
 

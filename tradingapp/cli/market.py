@@ -115,8 +115,8 @@ def _written_before(report, kind: str) -> str:
 @with_appcontext
 @click.option("--days", type=click.IntRange(min=0), help="keep this many days (default: TICK_RETENTION_DAYS)")
 def prune_ticks_command(days):
-    """Delete ticks older than TICK_RETENTION_DAYS in small batches (the worker does it hourly).
-    Candles are kept. With TimescaleDB the hypertable's retention policy does it: no-op."""
+    """Delete ticks older than TICK_RETENTION_DAYS (the worker does it hourly): in small batches,
+    or with TimescaleDB by dropping the chunks wholly past it. Candles are kept."""
     from tradingapp.services.market.retention import prune_ticks
 
     retention = current_app.config["TICK_RETENTION_DAYS"] if days is None else days
@@ -128,7 +128,8 @@ def prune_ticks_command(days):
     if result.cutoff is None:
         click.echo(f"nothing deleted: {result.reason}")
     else:
-        click.echo(f"deleted {result.deleted} ticks older than {result.cutoff.isoformat()} (candles kept)")
+        chunks = f", {result.chunks_dropped} chunks dropped" if result.chunks_dropped else ""
+        click.echo(f"deleted {result.deleted} ticks older than {result.cutoff.isoformat()}{chunks} (candles kept)")
 
 
 def _progress(bar):

@@ -1,4 +1,5 @@
-"""Tick history (a TimescaleDB hypertable where the extension exists) and one-minute candles."""
+"""Tick history (a TimescaleDB hypertable where the extension is installed and preloaded, migration
+0014; a plain table otherwise: the same queries work on both) and one-minute candles."""
 
 from __future__ import annotations
 

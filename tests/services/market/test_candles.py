@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 import config
+from tests.services.market.conftest import STORES, on_each_store
 from tests.support import env as test_run
 from tradingapp import create_app
 from tradingapp.domain.candles import aggregate
@@ -21,6 +22,13 @@ from tradingapp.models import Candle1m
 from tradingapp.models.types import Price, UTCDateTime, dec, iso
 from tradingapp.services.market.candles import query_candles
 from tradingapp.services.market.ticks import ingest_ticks
+
+
+@pytest.fixture(scope="module", params=STORES)
+def app(request, app, plain_app):
+    """Every test of this module that uses the database runs on TimescaleDB and on plain PostgreSQL."""
+    return on_each_store(request, app, plain_app)
+
 
 MINUTE = datetime(2026, 11, 23, 4, 5, tzinfo=UTC)  # 09:35 in Asia/Kolkata
 

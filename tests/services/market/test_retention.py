@@ -1,5 +1,6 @@
-"""Tick retention without TimescaleDB (services/market/retention.py, `flask prune-ticks`, the worker's
-hourly round) on the real Postgres, and on SQLite for the zero-config run."""
+"""Tick retention (services/market/retention.py, `flask prune-ticks`, the worker's hourly round) on
+both stores of the real Postgres: TimescaleDB's hypertable (chunks past the cutoff dropped, the rest
+deleted) and plain tables (batched DELETEs); and on SQLite for the zero-config run."""
 
 from __future__ import annotations
 
@@ -11,12 +12,20 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 import config
+from tests.services.market.conftest import STORES, on_each_store
 from tests.support import env as test_run
 from tradingapp import create_app
 from tradingapp.extensions import db as _db
 from tradingapp.models import Candle1m, Tick
 from tradingapp.services.market.retention import TickRetention, prune_round, prune_ticks, ticks_is_hypertable
 from tradingapp.services.market.ticks import check_ticks, ingest_ticks, parse_tick, store_ticks
+
+
+@pytest.fixture(scope="module", params=STORES)
+def app(request, app, plain_app):
+    """Every test of this module that uses the database runs on TimescaleDB and on plain PostgreSQL."""
+    return on_each_store(request, app, plain_app)
+
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
@@ -64,25 +73,56 @@ def test_retention_zero_keeps_every_tick(db):
 
 def test_a_stop_request_ends_the_prune_between_batches(db):
     store(1, [400, 401, 402, 403])
+    store(2, [365.1])  # in the chunk holding the cutoff: deleted, not dropped
+    store(3, [365.1])
+    store(4, [365.1])
     asked = []
     result = prune_ticks(365, batch=1, now=NOW, keep_going=lambda: len(asked) < 2 and not asked.append(1))
-    assert (result.deleted, result.reason) == (2, "stopped")
-    assert len(tick_ages()) == 2
+    if ticks_is_hypertable():  # instrument 1's old chunks dropped whole; 2's and 3's rest deleted; stop
+        assert (result.deleted, result.reason, result.chunks_dropped) == (6, "stopped", 4)
+        assert [iid for iid, _ in tick_ages()] == [4]
+    else:  # two batches of one tick
+        assert (result.deleted, result.reason, result.chunks_dropped) == (2, "stopped", 0)
+        assert len(tick_ages()) == 5
 
 
-def test_on_timescale_the_hypertable_policy_prunes_and_the_job_does_nothing(db):
-    store(1, [400])
-    assert ticks_is_hypertable() is False
-    # TimescaleDB is not installed here: its catalog view is recreated, in shape, inside a
-    # transaction that is rolled back, to check the job reads it and stands aside.
-    db.session.execute(sa.text("CREATE SCHEMA timescaledb_information"))
-    view = "SELECT current_schema()::name AS hypertable_schema, 'ticks'::name AS hypertable_name"
-    db.session.execute(sa.text(f"CREATE VIEW timescaledb_information.hypertables AS {view}"))
+def test_the_suite_database_is_a_hypertable_where_the_server_has_timescaledb(db, app, plain_app):
+    preloaded = db.session.scalar(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
+            " AND 'timescaledb' = ANY(string_to_array(current_setting('shared_preload_libraries'), ','))"
+        )
+    )
+    assert ticks_is_hypertable() is (preloaded and app is not plain_app)
+
+
+def test_on_timescaledb_whole_chunks_past_the_cutoff_are_dropped_and_the_boundary_chunk_trimmed(db):
+    day = datetime(2025, 11, 23, tzinfo=UTC)  # NOW - 365 days is 06:00 of this day: chunk [day, day + 1)
+    ticks = [
+        day - timedelta(days=3, hours=1),
+        day - timedelta(hours=1),
+        day + timedelta(hours=5),
+        day + timedelta(hours=7),
+    ]
+    store_ticks([parse_tick({"instrument_id": 1, "seq": i, "ts": ts.isoformat(), "ltp": "100", "ltq": 1})
+                 for i, ts in enumerate(ticks)])  # fmt: skip
+    chunks_before = chunk_count()
     result = prune_ticks(365, now=NOW)
-    assert (result.deleted, result.cutoff) == (0, None) and "TimescaleDB" in result.reason
-    db.session.rollback()
-    assert len(tick_ages()) == 1
-    assert db.session.scalar(sa.text("SELECT to_regclass('timescaledb_information.hypertables')")) is None
+    assert result.deleted == 3
+    assert tick_ages() == [(1, 364.96)]
+    if ticks_is_hypertable():
+        assert (result.chunks_dropped, chunks_before - chunk_count()) == (2, 2)
+    else:
+        assert (result.chunks_dropped, chunks_before, chunk_count()) == (0, 0, 0)
+    assert "chunks dropped" not in result.reason
+
+
+def chunk_count() -> int:
+    if not ticks_is_hypertable():
+        return 0
+    count = _db.session.scalar(sa.text("SELECT count(*) FROM show_chunks('ticks')"))
+    _db.session.rollback()
+    return count
 
 
 def test_flask_prune_ticks_deletes_past_the_configured_days(app, db):

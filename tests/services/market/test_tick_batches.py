@@ -16,6 +16,7 @@ from kombu import Connection
 
 import config
 from jobs.consumer import Consumer
+from tests.services.market.conftest import STORES, on_each_store
 from tests.support import wait_until as wait_for
 from tests.support.consumer import (
     TS,
@@ -37,6 +38,13 @@ from tradingapp.models import Candle1m, Tick
 from tradingapp.realtime import read_quotes
 from tradingapp.services.market import tick_batches
 from tradingapp.services.market.ticks import ingest_rows, parse_ticks, store_ticks
+
+
+@pytest.fixture(scope="module", params=STORES)
+def app(request, app, plain_app):
+    """Every test of this module that uses the database runs on TimescaleDB and on plain PostgreSQL."""
+    return on_each_store(request, app, plain_app)
+
 
 # Batches written only when full (3 messages) or after 30 s: what a test sees is never a linger.
 HELD = {"max_messages": 3, "linger": 30.0, "max_wait": 30.0}
@@ -187,9 +195,9 @@ def test_a_requeued_batch_written_after_the_next_keeps_close_and_quote_by_seq(ap
         stop(consumer, thread)
 
 
-def test_a_batch_is_acked_only_after_commit_and_cache_while_redis_is_down(env, db, topology, publisher, tmp_path):  # noqa: F811
+def test_a_batch_is_acked_only_after_commit_and_cache_while_redis_is_down(app, env, db, topology, publisher, tmp_path):  # noqa: F811
     port = free_port()
-    flaky_app = create_app(config.TestConfig({**env, "REDIS_PORT": str(port)}))
+    flaky_app = create_app(config.TestConfig({**env, "DB_NAME": app.config["DB_NAME"], "REDIS_PORT": str(port)}))
     server = None
     consumer, thread = run_consumer(flaky_app, **HELD)
     try:

@@ -5,8 +5,11 @@ pruned tick's volume stays in its candle, the ingest path skips ticks older than
 (services/market/ticks.check_ticks) and `flask backfill` refuses them: none is counted twice.
 The worker prunes hourly (TickRetention); `flask prune-ticks` prunes once.
 
-With TimescaleDB the migration made `ticks` a hypertable with a retention policy (chunks are
-dropped whole), and this job does nothing.
+With TimescaleDB (`ticks` a hypertable of one-day chunks, migration 0014) the chunks wholly older
+than the cutoff are dropped (drop_chunks: no row is read, no WAL per row, the space is back at
+once) after their ticks are counted, and the few left before the cutoff in the chunk that straddles
+it are deleted (one instrument at a time), so both stores keep exactly the same ticks. There is no
+TimescaleDB retention policy: TICK_RETENTION_DAYS is the one setting, whatever the store.
 """
 
 from __future__ import annotations
@@ -57,14 +60,24 @@ DELETE_BATCH = {
 }
 
 
+# Hypertable: the chunks of `ticks` wholly before the cutoff (dropped whole), and their ticks.
+OLD_CHUNKS = """
+SELECT count(*), max(range_end) FROM timescaledb_information.chunks
+WHERE hypertable_schema = current_schema() AND hypertable_name = 'ticks' AND range_end <= :cutoff
+"""
+# The straddling chunk's ticks before the cutoff: at most one chunk (a day) of one instrument.
+DELETE_REST = "DELETE FROM ticks WHERE instrument_id = :instrument_id AND ts < :cutoff"
+
+
 class PruneResult(NamedTuple):
     deleted: int
-    cutoff: datetime | None  # None: nothing was attempted (retention off, or TimescaleDB does it)
+    cutoff: datetime | None  # None: nothing was attempted (retention off)
     reason: str
+    chunks_dropped: int = 0  # TimescaleDB: whole chunks dropped (their ticks are in `deleted`)
 
 
 def ticks_is_hypertable() -> bool:
-    """True when `ticks` is a TimescaleDB hypertable (its retention policy prunes it)."""
+    """True when `ticks` is a TimescaleDB hypertable (pruned by dropping chunks)."""
     if db.session.get_bind().dialect.name != "postgresql":
         return False
     catalog = db.session.scalar(sa.text("SELECT to_regclass('timescaledb_information.hypertables')"))
@@ -90,25 +103,54 @@ def prune_ticks(
     first prune. Candles are never deleted."""
     if retention_days <= 0:
         return PruneResult(0, None, "retention is off (TICK_RETENTION_DAYS=0)")
-    if ticks_is_hypertable():
-        db.session.rollback()
-        return PruneResult(0, None, "ticks is a TimescaleDB hypertable: its retention policy drops old chunks")
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     dialect = db.session.get_bind().dialect.name
-    delete = sa.text(DELETE_BATCH[dialect]).bindparams(sa.bindparam("cutoff", type_=UTCDateTime))
+    chunks, deleted, hypertable = 0, 0, ticks_is_hypertable()
+    if hypertable:
+        chunks, deleted = _drop_old_chunks(cutoff)
+        # What is left before the cutoff sits in one chunk: plain DELETEs, no ctid (a compressed
+        # chunk's rows have none that lasts).
+        delete = sa.text(DELETE_REST).bindparams(sa.bindparam("cutoff", type_=UTCDateTime))
+    else:
+        delete = sa.text(DELETE_BATCH[dialect]).bindparams(sa.bindparam("cutoff", type_=UTCDateTime))
     instruments = list(db.session.scalars(sa.text(INSTRUMENTS_WITH_TICKS[dialect])))
     db.session.commit()  # no snapshot held open across the batches
-    deleted = 0
     for instrument_id in instruments:
         while keep_going():
             count = db.session.execute(delete, {"instrument_id": instrument_id, "cutoff": cutoff, "batch": batch})
             db.session.commit()
             deleted += count.rowcount
-            if count.rowcount < batch:
+            if hypertable or count.rowcount < batch:
                 break
     if deleted:
-        log.info("event=ticks_pruned deleted=%d cutoff=%s", deleted, cutoff.isoformat())
-    return PruneResult(deleted, cutoff, "done" if keep_going() else "stopped")
+        log.info("event=ticks_pruned deleted=%d chunks_dropped=%d cutoff=%s", deleted, chunks, cutoff.isoformat())
+    return PruneResult(deleted, cutoff, "done" if keep_going() else "stopped", chunks)
+
+
+def _drop_old_chunks(cutoff: datetime) -> tuple[int, int]:
+    """Drop the chunks of `ticks` wholly before `cutoff`: (chunks dropped, ticks they held)."""
+    chunks, boundary = db.session.execute(
+        sa.text(OLD_CHUNKS)
+        .bindparams(sa.bindparam("cutoff", type_=UTCDateTime))
+        .columns(sa.column("count", sa.Integer), sa.column("max", UTCDateTime)),
+        {"cutoff": cutoff},
+    ).one()
+    if not chunks:
+        return 0, 0
+    # Counted before they go (a compressed chunk counts from its batches' metadata, not its rows).
+    ticks = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(sa.table("ticks", sa.column("ts", UTCDateTime)))
+        .where(sa.column("ts", UTCDateTime) < boundary)
+    )
+    db.session.execute(
+        sa.text("SELECT drop_chunks('ticks', older_than => :boundary)").bindparams(
+            sa.bindparam("boundary", type_=UTCDateTime)
+        ),
+        {"boundary": boundary},
+    )
+    db.session.commit()
+    return int(chunks), int(ticks)
 
 
 # -- the worker's rounds ------------------------------------------------------------------------
