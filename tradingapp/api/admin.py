@@ -10,6 +10,7 @@ from tradingapp.api import schemas as s
 from tradingapp.api.openapi import doc
 from tradingapp.api.pagination import parse_limit
 from tradingapp.http import json_body
+from tradingapp.replicas import read_only
 from tradingapp.security.auth import current_principal, login_required
 from tradingapp.services.accounts import admin
 
@@ -95,5 +96,6 @@ def set_trading_state():
     errors=("403",),
 )
 @login_required(roles=ADMIN)
+@read_only
 def audit_log():
     return jsonify(s.AdminActionList.dump({"items": admin.audit_log(parse_limit(request.args.get("limit")))}))

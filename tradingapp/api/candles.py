@@ -11,6 +11,7 @@ from tradingapp.api.openapi import doc
 from tradingapp.domain.candles import DEFAULT_SPANS, INTERVALS, MAX_CANDLES, bucket_count, bucket_start
 from tradingapp.errors import validation_error
 from tradingapp.models.types import dec, iso
+from tradingapp.replicas import read_only
 from tradingapp.security.auth import login_required
 from tradingapp.services.market.candles import query_candles
 from tradingapp.services.market.instruments import get_instrument
@@ -30,6 +31,7 @@ bp = Blueprint("candles", __name__, url_prefix="/api/v1/instruments")
     errors=("400", "401", "404"),
 )
 @login_required()
+@read_only
 def get_candles(instrument_id: int):
     """?interval=1m|5m|15m|30m|1h|1d&start=&end= -> {"items": [...]}, oldest first. The range is
     [start, end); start is moved back to its bucket's start so the first candle is whole."""

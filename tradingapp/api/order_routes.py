@@ -12,6 +12,7 @@ from tradingapp.api.openapi import doc
 from tradingapp.api.pagination import decode_time_cursor, encode_time_cursor, parse_limit
 from tradingapp.domain.validation import CLIENT_ORDER_ID
 from tradingapp.http import json_body
+from tradingapp.replicas import read_only
 from tradingapp.security.auth import current_principal, login_required
 from tradingapp.services.orders import actions as order_actions
 from tradingapp.services.orders import placement as order_service
@@ -47,6 +48,7 @@ def place_order():
     params=("status", "instrument_id", "limit", "cursor"),
 )
 @login_required()
+@read_only
 def list_orders():
     limit = parse_limit(request.args.get("limit"))
     status = request.args.get("status")
@@ -120,6 +122,7 @@ def cancel_all_orders():
 @bp.get("/<uuid:order_id>/events")
 @doc("The order's audit trail", response=s.OrderEventList, errors=("404",))
 @login_required()
+@read_only
 def order_events(order_id: uuid.UUID):
     events = reads.order_events(owned_order(order_id))
     return jsonify(s.OrderEventList.dump({"items": [e.to_dict() for e in events]}))

@@ -13,6 +13,7 @@ from tradingapp.api import schemas as s
 from tradingapp.api.openapi import doc
 from tradingapp.api.pagination import decode_time_cursor, encode_time_cursor, parse_limit
 from tradingapp.models.types import dec
+from tradingapp.replicas import read_only
 from tradingapp.security.auth import current_principal, login_required
 from tradingapp.services.accounts import funds, positions
 from tradingapp.services.accounts.positions import VIEWS
@@ -26,6 +27,7 @@ CENTS = Decimal("0.0001")  # the scale of every stored amount
 @bp.get("/trades")
 @doc("The caller's fills, newest first", response=s.TradePage, params=("order_id", "limit", "cursor"))
 @login_required()
+@read_only
 def list_trades():
     limit = parse_limit(request.args.get("limit"))
     order_id = uuid.UUID(raw) if (raw := request.args.get("order_id")) else None  # the gate checked it
