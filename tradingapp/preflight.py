@@ -26,7 +26,10 @@ from config import Config, ConfigError, load_config
 
 TIMEOUT = 3.0
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
-COMPOSE_HINT = "docker compose up -d redis rabbitmq postgres"
+# Compose keeps the data services on an internal network; this override publishes them on 127.0.0.1.
+COMPOSE_HINT = (
+    "COMPOSE_FILE=docker-compose.yml:deploy/compose.data-ports.yml docker compose up -d redis rabbitmq postgres"
+)
 ENSURE_SERVICES = Path(__file__).resolve().parent.parent / "scripts" / "ensure_services.sh"
 # What scripts/ensure_services.sh starts: the machine's PostgreSQL and RabbitMQ on their standard
 # ports, Redis on REDIS_PORT (None: any port).
