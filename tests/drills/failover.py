@@ -192,6 +192,7 @@ class Report:
     plan: str
     synchronous: str = "on (not strict)"
     cluster_start_s: float = 0.0
+    place_ms: dict = field(default_factory=dict)  # POST /orders answered 2xx before the kill: p50, p95
     failover_s: float | None = None
     recovery_s: float | None = None
     outage_failures: dict = field(default_factory=dict)
@@ -232,16 +233,16 @@ class Report:
 
 
 class Drill:
-    def __init__(self, plan: Plan, name: str = "full", keep: bool = False, log=print):
-        self.plan, self.keep, self.log = plan, keep, log
-        self.report = Report(plan=name)
+    def __init__(self, plan: Plan, name: str = "full", keep: bool = False, synchronous: bool = True, log=print):
+        self.plan, self.keep, self.log, self.synchronous = plan, keep, log, synchronous
+        self.report = Report(plan=name, synchronous="on (not strict)" if synchronous else "off (asynchronous)")
         self.stop_load = threading.Event()
         self.namespace = f"failover{secrets.token_hex(3)}"
 
     # -- set-up -----------------------------------------------------------------------------------------
     def start(self) -> None:
         t0 = time.monotonic()
-        self.cluster = Cluster(size=2, synchronous_mode=True, strict=False, keep=self.keep).start()
+        self.cluster = Cluster(size=2, synchronous_mode=self.synchronous, strict=False, keep=self.keep).start()
         self.report.cluster_start_s = round(time.monotonic() - t0, 1)
         self.log(f"failover: cluster up in {self.report.cluster_start_s}s ({self.cluster.db_host})")
         with psycopg.connect(
@@ -364,6 +365,14 @@ class Drill:
             if a.started >= self.killed_at and a.status not in ("200", "202")
         )
         self.report.outage_failures = dict(failures)
+        took = sorted(
+            (a.ended - a.started) * 1000
+            for t in self.traders
+            for a in t.attempts
+            if a.ended < self.killed_at and a.status in ("200", "202")
+        )
+        if took:
+            self.report.place_ms = {"p50": round(took[len(took) // 2], 1), "p95": round(took[int(len(took) * 0.95)], 1)}
         for trader in self.traders:  # the resting LIMIT orders end cancelled: every order then ends final
             trader.session.delete(f"{self.stack.base_url}/api/v1/orders", timeout=30)
         self.quiesce()
@@ -497,6 +506,7 @@ def table(report: Report) -> str:
     rows = [
         ("run", f"{report.plan}, synchronous_mode {report.synchronous}", ""),
         ("cluster up (etcd + 2 nodes)", f"{report.cluster_start_s:.1f} s", ""),
+        ("POST /orders before the kill", " / ".join(f"{k} {v} ms" for k, v in report.place_ms.items()), ""),
         ("failover: kill -> writable primary", seconds(report.failover_s), "Patroni ttl 10 s"),
         ("recovery: kill -> order accepted", seconds(report.recovery_s), "target: < 60 s"),
         (
@@ -525,10 +535,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.drills.failover", description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="the short run of make test (2 traders, 4 s each side)")
     parser.add_argument("--keep", action="store_true", help="keep the cluster's directory (logs)")
+    parser.add_argument(
+        "--async", dest="synchronous", action="store_false", help="asynchronous replication (to compare its cost)"
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    drill = Drill(SMALL if args.small else FULL, "small" if args.small else "full", keep=args.keep,
-                  log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
+    drill = Drill(
+        SMALL if args.small else FULL,
+        "small" if args.small else "full",
+        keep=args.keep,
+        synchronous=args.synchronous,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     report = drill.run()
     print(table(report))
     problems = report.failures()
