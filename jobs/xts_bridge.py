@@ -123,7 +123,7 @@ class Bridge:
         self.eio = cfg["XTS_SOCKETIO_EIO"]
         self.instruments = InstrumentMap()
         self.outbox = Outbox(
-            lambda: Publisher(cfg["AMQP_URL"], cfg.get("NAMESPACE", "")),
+            lambda: Publisher(cfg["AMQP_URL"], cfg.get("NAMESPACE", ""), cfg["AMQP_SSL"]),
             flush_interval=max(cfg["XTS_TICK_FLUSH_MS"], 1) / 1000,
             on_recovered=self.reconcile_all,
         )
