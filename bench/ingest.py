@@ -20,7 +20,11 @@ CPU seconds per 100k ticks of the consumer, the Postgres backends, Redis and Rab
 printed for phase 2. The consumer runs with BROKER=xts (dummy credentials, never called): the
 paper exchange's matching of every tick is another workload, not this one.
 
+Run once per store, each in a database of its own: `timescaledb` (TIMESCALEDB=on: ticks a
+hypertable) and `plain` (TIMESCALEDB=off), the raw COPY baseline beside each.
+
     python -m bench.ingest [--ticks 300000] [--per-message 100] [--instruments 500]
+                           [--stores timescaledb,plain]
 """
 
 from __future__ import annotations
@@ -228,19 +232,40 @@ def rabbitmq_cpu() -> float:
     return sum(_cpu_seconds(pid) for pid, _, cmd in _processes() if "beam.smp" in cmd)
 
 
+STORES = {"timescaledb": "on", "plain": "off"}  # the store -> TIMESCALEDB of its database
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ticks", type=int, default=300_000)
     parser.add_argument("--per-message", type=int, default=100)
     parser.add_argument("--instruments", type=int, default=500)
+    parser.add_argument("--stores", default="timescaledb,plain", help="timescaledb (a hypertable), plain, or both")
     args = parser.parse_args()
-    n, per = args.ticks, args.per_message
+    n = args.ticks
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     backlog = make_ticks(n, args.instruments, start, seed=1)
     live = make_ticks(n, args.instruments, start + timedelta(hours=1), seed=2)
+    results = {}
+    for store in args.stores.split(","):
+        results[store] = run_store(store, args, backlog, live)
+    if len(results) > 1:
+        print("\n" + "  ".join(f"{store}: {rate:,.0f} ticks/s" for store, rate in results.items()) + "  (backlog)")
+
+
+def run_store(store: str, args, backlog: list[dict], live: list[dict]) -> float:
+    n, per = args.ticks, args.per_message
     xts = {"BROKER": "xts", "XTS_API_URL": "http://127.0.0.1:9", "XTS_API_KEY": "bench", "XTS_API_SECRET": "bench"}
-    with bench_environment(**xts) as (env, app):
+    with bench_environment(**xts, TIMESCALEDB=STORES[store]) as (env, app):
+        with psycopg.connect(dbname=env["DB_NAME"], **PG) as conn:
+            hypertable = (
+                conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')").fetchone()[0]
+                and conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'ticks')"
+                ).fetchone()[0]
+            )
         print(
+            f"\n== {store}: ticks {'a TimescaleDB hypertable' if hypertable else 'a plain table'} ==\n"
             f"tick ingest: {n} ticks x 2 phases, {args.instruments} instruments, {per} ticks/message, "
             f"{os.cpu_count()} cores"
         )
@@ -272,6 +297,7 @@ def main() -> None:
         raw = n / raw_copy(env, backlog, MAX_TICKS)
         print(f"raw psycopg binary COPY:       {raw:10,.0f} ticks/s  (same rows, typed tuples, {MAX_TICKS}/commit)")
         print(f"ratio consumer(backlog)/raw:   {backlog_rate / raw:10.0%}")
+        return backlog_rate
 
 
 if __name__ == "__main__":
