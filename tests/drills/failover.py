@@ -21,7 +21,11 @@ primary's node is lost (SIGKILL to its Patroni and its postmaster) and the drill
   CANCELLED or REJECTED, each rejection with its reason);
 - that backend, worker, consumer and feed kept their PIDs (none restarted) and served again;
 - rejoin: the old primary started again (Patroni rewinds it with pg_rewind) until it streams as
-  the synchronous standby.
+  the synchronous standby;
+- fail back: a switchover (patronictl switchover's REST call) makes the old primary lead again,
+  and the longest time without an acknowledged order meanwhile;
+- what synchronous replication costs: a one-row commit's median with synchronous_commit on and
+  local on the same primary, and POST /orders latency (`--async` runs the drill without it).
 
 It prints a table and exits 1 when a target fails. tests/drills/test_failover_drill.py runs --small.
 """
@@ -192,11 +196,14 @@ class Report:
     plan: str
     synchronous: str = "on (not strict)"
     cluster_start_s: float = 0.0
+    commit_ms: dict = field(default_factory=dict)  # median one-row commit: on (waits for the standby), local
     place_ms: dict = field(default_factory=dict)  # POST /orders answered 2xx before the kill: p50, p95
     failover_s: float | None = None
     recovery_s: float | None = None
     outage_failures: dict = field(default_factory=dict)
     rejoin_s: float | None = None
+    switchover_s: float | None = None  # fail back: the switchover's request to the old primary writable
+    switchover_gap_s: float | None = None  # the longest time without an acknowledged order meanwhile
     acknowledged: int = 0
     acknowledged_after_kill: int = 0
     lost: list = field(default_factory=list)
@@ -226,6 +233,8 @@ class Report:
             problems.append(f"processes that did no work after the failover: {self.served_after}")
         if self.rejoin_s is None:
             problems.append("the old primary did not rejoin")
+        elif self.switchover_gap_s is None:
+            problems.append("no order acknowledged after the switchover back to the old primary")
         if not self.invariants.get("ok"):
             broken = [i["name"] for i in self.invariants.get("invariants", []) if not i.get("ok")]
             problems.append(f"invariants broken: {', '.join(broken) or self.invariants}")
@@ -245,6 +254,7 @@ class Drill:
         self.cluster = Cluster(size=2, synchronous_mode=self.synchronous, strict=False, keep=self.keep).start()
         self.report.cluster_start_s = round(time.monotonic() - t0, 1)
         self.log(f"failover: cluster up in {self.report.cluster_start_s}s ({self.cluster.db_host})")
+        self.report.commit_ms = self.commit_cost()
         with psycopg.connect(
             host=",".join(h for h, _ in self.cluster.hosts),
             port=",".join(str(p) for _, p in self.cluster.hosts),
@@ -287,6 +297,23 @@ class Drill:
         for trader in self.traders:
             trader.login()
         self.wait_for_quotes()
+
+    def commit_cost(self, rounds: int = 200) -> dict:
+        """Median milliseconds of a one-row commit on the primary waiting for the synchronous standby
+        (synchronous_commit=on) and not waiting (local), interleaved so both see the same machine."""
+        leader = self.cluster.leader()
+        took: dict[str, list[float]] = {"on": [], "local": []}
+        with psycopg.connect(host="127.0.0.1", port=leader.port, user="postgres", dbname="postgres") as conn:
+            conn.autocommit = True
+            conn.execute("CREATE TABLE IF NOT EXISTS drill_commits (id serial PRIMARY KEY, at timestamptz)")
+            for i in range(rounds):
+                mode = ("on", "local")[i % 2]
+                conn.execute(f"SET synchronous_commit = {mode}")
+                started = time.perf_counter()
+                conn.execute("INSERT INTO drill_commits (at) VALUES (now())")
+                took[mode].append((time.perf_counter() - started) * 1000)
+            conn.execute("DROP TABLE drill_commits")
+        return {mode: round(sorted(values)[len(values) // 2], 2) for mode, values in took.items()}
 
     def emails(self) -> list[str]:
         return [f"failover-trader-{i}@example.com" for i in range(self.plan.traders)]
@@ -337,6 +364,34 @@ class Drill:
             self.log(f"failover: {old.name} rejoined in {self.report.rejoin_s}s: {rows}")
         except RuntimeError as exc:
             self.log(f"failover: {old.name} did not rejoin: {exc}")
+        else:
+            self.fail_back(new, old)
+
+    def fail_back(self, new, old) -> None:
+        """Fail back under the load: a switchover (patronictl switchover's REST call) makes the
+        old primary lead again; the longest time without an order acknowledged is its cost."""
+        deadline = time.monotonic() + 30
+        while True:  # 412 until Patroni itself records the rejoined node as the synchronous standby
+            t0 = time.monotonic()
+            answer = requests.post(
+                f"{new.rest}/switchover", json={"leader": new.name, "candidate": old.name}, timeout=60
+            )
+            if answer.status_code != 412 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if answer.status_code != 200:
+            self.log(f"failover: switchover refused: {answer.status_code} {answer.text}")
+            return
+        self.cluster.wait_leader(60, among=[old])
+        self.report.switchover_s = round(time.monotonic() - t0, 2)
+        self.stop_load.wait(3)
+        ends = sorted(
+            a.ended for t in self.traders for a in list(t.attempts) if a.ended > t0 and a.status in ("200", "202")
+        )
+        self.report.switchover_gap_s = (
+            round(max(b - a for a, b in zip([t0, *ends], ends, strict=False)), 2) if ends else None
+        )
+        self.log(f"failover: switched back to {old.name} in {self.report.switchover_s}s")
 
     def wait_recovery(self, timeout: float) -> float | None:
         """Seconds from the kill to the end of the first accepted request sent after it."""
@@ -506,6 +561,11 @@ def table(report: Report) -> str:
     rows = [
         ("run", f"{report.plan}, synchronous_mode {report.synchronous}", ""),
         ("cluster up (etcd + 2 nodes)", f"{report.cluster_start_s:.1f} s", ""),
+        (
+            "commit: sync standby / local",
+            f"{report.commit_ms.get('on')} / {report.commit_ms.get('local')} ms",
+            "median, 1-row insert",
+        ),
         ("POST /orders before the kill", " / ".join(f"{k} {v} ms" for k, v in report.place_ms.items()), ""),
         ("failover: kill -> writable primary", seconds(report.failover_s), "Patroni ttl 10 s"),
         ("recovery: kill -> order accepted", seconds(report.recovery_s), "target: < 60 s"),
@@ -522,7 +582,9 @@ def table(report: Report) -> str:
         ("rejections", ", ".join(f"{k}:{v}" for k, v in report.rejections.items()) or "-", ""),
         ("processes restarted", ", ".join(report.restarted) or "none (same PIDs)", "target: none"),
         ("worked after the failover", ", ".join(k for k, v in report.served_after.items() if v) or "-", ""),
-        ("old primary rejoined (pg_rewind)", seconds(report.rejoin_s), "as the sync standby"),
+        ("old primary rejoined (pg_rewind)", seconds(report.rejoin_s), "as a standby again"),
+        ("fail back: switchover", seconds(report.switchover_s), "patronictl switchover"),
+        ("fail back: longest gap in orders", seconds(report.switchover_gap_s), ""),
         ("invariants", "all hold" if report.invariants.get("ok") else "BROKEN", ""),
         ("drill took", f"{report.seconds:.1f} s", ""),
     ]

@@ -2,7 +2,8 @@
 free ports, the real backend, worker, consumer and feed reaching them through a DB_HOST list, an
 order load over HTTP; the primary's node is killed. Orders must be accepted again on the new
 primary without restarting a process, nothing acknowledged may be lost or reach the exchange twice,
-every order must end final, and the old primary must come back as the synchronous standby."""
+every order must end final, and the old primary must come back as the synchronous standby and lead
+again after a switchover (fail back), all under the load."""
 
 from __future__ import annotations
 
@@ -43,5 +44,7 @@ def test_the_processes_recovered_without_a_restart(report):
     assert report.served_after == {"backend": True, "worker": True, "consumer": True, "feed": True}
 
 
-def test_the_old_primary_rejoins_as_the_synchronous_standby(report):
+def test_the_old_primary_rejoins_and_leads_again_after_a_switchover(report):
     assert report.rejoin_s is not None and report.rejoin_s < 60, table(report)
+    assert report.switchover_s is not None and report.switchover_s < 30, table(report)
+    assert report.switchover_gap_s is not None and report.switchover_gap_s < 15, table(report)
