@@ -98,13 +98,13 @@ class DrillApp:
         return stack
 
     def wait_for_quotes(self, stack: Stack, timeout: float = 60) -> None:
-        session = login(stack.base_url)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            answer = session.get(f"{stack.base_url}/api/v1/quotes?instrument_ids=1,2,3,4,5", timeout=5)
-            if answer.status_code == 200 and all(q.get("ltp") for q in answer.json()["items"]):
-                return
-            time.sleep(0.2)
+        with login(stack.base_url) as session:
+            while time.monotonic() < deadline:
+                answer = session.get(f"{stack.base_url}/api/v1/quotes?instrument_ids=1,2,3,4,5", timeout=5)
+                if answer.status_code == 200 and all(q.get("ltp") for q in answer.json()["items"]):
+                    return
+                time.sleep(0.2)
         raise RuntimeError(f"no quotes from the feed within {timeout}s:\n{stack.logs()}")
 
     def close(self) -> None:
@@ -182,7 +182,9 @@ class OrderLoad(threading.Thread):
 
     def stop(self, timeout: float = 15) -> None:
         self.stopping.set()
-        self.join(timeout)
+        if self.is_alive():
+            self.join(timeout)
+        self.session.close()
 
     def run(self) -> None:
         while not self.stopping.is_set():
