@@ -113,10 +113,19 @@ class Cluster:
         """Start on this cluster's port (and wait until it accepts connections: after a restore, when
         recovery has replayed the archive and promoted)."""
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-        self.run(
-            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", str(int(timeout)), "start"
-        )
-        return self
+        for attempt in range(3):
+            done = self.run(
+                "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", str(int(timeout)),
+                "start", check=False,
+            )  # fmt: skip
+            if done.returncode == 0:
+                return self
+            # A busy machine: another process may hold the port for a moment (a client's ephemeral
+            # port while the server was down). Anything else is a real failure.
+            if "could not bind" not in self.log_tail(10) or attempt == 2:
+                break
+            time.sleep(1 + attempt)
+        raise RuntimeError(f"{self.name}: pg_ctl start exited {done.returncode}:\n{done.stdout}\n{self.log_tail()}")
 
     def stop(self, mode: str = "fast") -> None:
         if (self.data / "postmaster.pid").exists():
@@ -142,6 +151,10 @@ class Cluster:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(_alive(p) for p in [pid, *children]):
             time.sleep(0.05)
+        # The socket's lock file names the dead postmaster's pid, which the machine may give to
+        # another process before the restore starts: a new machine would not have it either.
+        for lock in self.dir.glob(f".s.PGSQL.{self.port}*"):
+            lock.unlink(missing_ok=True)
 
     def destroy(self) -> None:
         """The disk is gone: crash, then remove the data directory."""
