@@ -230,6 +230,9 @@ class Cluster:
     """etcd and `size` Patroni nodes in one temporary directory (kept when `keep`, for the logs)."""
 
     def __init__(self, size: int = 2, synchronous_mode: bool = True, strict: bool = False, keep: bool = False):
+        missing = [tool for tool in (PATRONI, ETCD, str(PG_BIN / "postgres")) if not Path(tool).exists()]
+        if missing:
+            raise RuntimeError(f"missing {', '.join(missing)}: `make drill-tools` installs patroni and etcd-server")
         self.root = Path(tempfile.mkdtemp(prefix="tradingapp-patroni-"))
         os.chmod(self.root, 0o755)  # the postgres user walks into it
         self.keep = keep
