@@ -55,14 +55,14 @@ def temp_root(prefix: str) -> Path:
     return root
 
 
-def timescaledb_preload() -> bool:
-    """Whether to preload TimescaleDB: the suite's own answer when it has one, else whether the
-    library is installed for this PostgreSQL."""
+def timescaledb_preload() -> str:
+    """shared_preload_libraries for a drill's cluster: the suite's own answer (tests.support.env),
+    else 'timescaledb' when the library is installed for this PostgreSQL, else ''."""
     try:
         from tests.support.env import timescaledb_preload as suite_answer
     except ImportError:
-        return (PG_BIN.parent / "lib" / "timescaledb.so").exists()
-    return bool(suite_answer())
+        return "timescaledb" if (PG_BIN.parent / "lib" / "timescaledb.so").exists() else ""
+    return suite_answer() or ""
 
 
 class Cluster:
@@ -76,8 +76,8 @@ class Cluster:
         self.name = name
         self.port = port or free_port()
         self.settings = dict(settings or {})
-        if timescaledb_preload() and "shared_preload_libraries" not in self.settings:
-            self.settings["shared_preload_libraries"] = "timescaledb"
+        if preload := timescaledb_preload():
+            self.settings.setdefault("shared_preload_libraries", preload)
         self.dir = root / name
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"

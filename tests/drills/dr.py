@@ -313,7 +313,9 @@ class Drill:
         self.app.migrate()
         self.stack = self.app.start()
         self.app.wait_for_quotes(self.stack)
-        self.figures["timescaledb"] = "shared_preload_libraries" in self.source.settings
+        with self.source.connect(DB_NAME) as conn:
+            found = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        self.figures["timescaledb"] = found[0] if found else None
 
     def write_and_back_up(self) -> None:
         plan = self.plan
@@ -460,6 +462,7 @@ def report(figures: dict) -> str:
     lines = [
         "disaster-recovery drill (pgBackRest, latest and point in time)",
         f"  archive_timeout            {figures['archive_timeout_s']} s",
+        f"  TimescaleDB                {figures.get('timescaledb') or 'no (plain PostgreSQL)'}",
         f"  orders acknowledged        {figures.get('orders_acknowledged')}",
         f"  full / incr backup         {figures.get('backup_full_s')} s / {figures.get('backup_incr_s')} s",
         f"  restore latest (pgbackrest){figures.get('restore_latest_s')} s",
