@@ -1,5 +1,6 @@
 """Tick history (a TimescaleDB hypertable where the extension is installed and preloaded, migration
-0014; a plain table otherwise: the same queries work on both) and one-minute candles."""
+0014; a plain table otherwise: the same queries work on both) and one-minute candles (a hypertable
+too on TimescaleDB, 0015, the source of the continuous aggregates listed in candle_aggregates)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,17 @@ class Candle1m(db.Model):
     last_ts: Mapped[datetime] = mapped_column(UTCDateTime)
     first_seq: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
     last_seq: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+
+
+class CandleAggregate(db.Model):
+    """A TimescaleDB continuous aggregate of candles_1m the candles route may read (migration 0015;
+    none on plain PostgreSQL): its interval, view, and where its buckets start (intraday: seconds
+    past a multiple of the step, UTC; 1d: the zone whose local days it buckets)."""
+
+    __tablename__ = "candle_aggregates"
+
+    candle_interval: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    view_name: Mapped[str] = mapped_column(sa.String(63))
+    step_seconds: Mapped[int] = mapped_column(sa.Integer)
+    origin_seconds: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    zone: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)

@@ -19,6 +19,7 @@ from tradingapp.domain.candles import INTERVALS, aggregate, bucket_start, utc_of
 from tradingapp.extensions import db, upsert_insert
 from tradingapp.models import Candle1m
 from tradingapp.models.types import UTCDateTime
+from tradingapp.services.market.candle_aggregates import from_aggregates
 
 PAGE = 1000  # SQLite: candles per statement (its bind parameter limit)
 
@@ -124,7 +125,28 @@ def _greatest_least():
 
 
 def query_candles(instrument_id: int, interval: str, start: datetime, end: datetime, zone: str) -> list[dict]:
-    """Candles of [start, end) oldest first, as dicts (ts = the bucket's start, UTC)."""
+    """Candles of [start, end) oldest first, as dicts (ts = the bucket's start, UTC): from a
+    TimescaleDB continuous aggregate where one gives exactly these candles (candle_aggregates.py),
+    else re-bucketed from candles_1m."""
+    if interval != "1m":
+        candles = from_aggregates(
+            instrument_id,
+            interval,
+            start,
+            end,
+            zone,
+            lambda lo, hi: rebucket(instrument_id, interval, lo, hi, zone, start),
+        )
+        if candles is not None:
+            return candles
+    return rebucket(instrument_id, interval, start, end, zone)
+
+
+def rebucket(
+    instrument_id: int, interval: str, start: datetime, end: datetime, zone: str, origin_at: datetime | None = None
+) -> list[dict]:
+    """Candles of [start, end) re-bucketed from candles_1m. Intraday buckets start where the zone's
+    clock puts them at `origin_at` (default: start)."""
     c = Candle1m.__table__.c  # Core columns: no ORM entity loading for rows read only
     in_range = sa.and_(c.instrument_id == instrument_id, c.bucket >= start, c.bucket < end)
     if interval == "1m":
@@ -132,7 +154,7 @@ def query_candles(instrument_id: int, interval: str, start: datetime, end: datet
             sa.select(c.bucket, c.open, c.high, c.low, c.close, c.volume).where(in_range).order_by(c.bucket)
         )
         return [_candle(r.bucket, r) for r in rows]
-    key, is_start = _group_key(interval, zone, start)
+    key, is_start = _group_key(interval, zone, origin_at or start)
     grouped = (
         sa.select(
             key.label("start_b"),
