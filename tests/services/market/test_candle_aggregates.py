@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -223,7 +222,8 @@ def test_migration_0015_downgrades_and_upgrades_again_keeping_the_candles(env):
                 "INSERT INTO instruments (exchange_segment, exchange_instrument_id, symbol, name, lot_size, tick_size)"
                 " VALUES ('NSECM', 1, 'X', 'x', 1, 0.05);"
                 "INSERT INTO candles_1m SELECT 1, b, 100, 101, 99, 100.5, 10, b, b, 0, 0"
-                " FROM generate_series(timestamptz '2026-11-16 03:45+00', '2026-11-16 09:59+00', '1 minute') b"))  # fmt: skip
+                " FROM generate_series(timestamptz '2026-11-16 03:45+00', '2026-11-16 09:59+00',"
+                " '1 minute') b"))  # fmt: skip
             _db.session.commit()
             upgrade(revision="0015")
             has_ts = _db.session.scalar(sa.text("SELECT count(*) FROM candle_aggregates")) == len(INTERVALS)
