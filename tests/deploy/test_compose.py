@@ -30,7 +30,17 @@ MONITORING = ["prometheus", "alertmanager", "grafana"]
 ELK_COMPOSE = ROOT / "deploy" / "elk" / "compose.yml"
 # Read by compose only, not by config.py: Grafana's admin password (monitoring profile), the logging
 # profile's passwords.
-COMPOSE_ONLY_VARIABLES = {"GRAFANA_ADMIN_PASSWORD", "ELASTIC_PASSWORD", "KIBANA_PASSWORD", "FILEBEAT_PASSWORD"}
+COMPOSE_ONLY_SECRETS = {
+    "GRAFANA_ADMIN_PASSWORD",
+    "ELASTIC_PASSWORD",
+    "KIBANA_PASSWORD",
+    "FILEBEAT_PASSWORD",
+    "DB_REPLICATION_PASSWORD",
+    "PATRONI_RESTAPI_PASSWORD",
+}
+# Read by compose only (the backup service and the postgres image), never by config.py.
+COMPOSE_ONLY_SETTINGS = {"POSTGRES_IMAGE", "POSTGRES_UID", "PGBACKREST_CIPHER_FILE", "BACKUP_TZ", "BACKUP_FULL_HOUR"}
+COMPOSE_ONLY_VARIABLES = COMPOSE_ONLY_SECRETS | COMPOSE_ONLY_SETTINGS
 SECRETS = ["DB_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "JWT_SECRET"]
 
 # The deployment document's "Environment Variables" list: the backend gets every one of them.
@@ -81,14 +91,46 @@ def env_example() -> dict[str, str]:
 
 
 # -- services and ports ---------------------------------------------------------------------------
+def with_defaults(env: dict) -> dict:
+    """Compose's `${NAME:-default}` values as compose resolves them when .env leaves NAME unset."""
+    return {key: re.sub(r"^\$\{\w+:-(.*)\}$", r"\1", str(value)) for key, value in env.items()}
+
+
+HA = ("etcd1", "etcd2", "etcd3", "pg1", "pg2")
+
+
 def test_compose_defines_the_app_processes_and_their_services():
-    assert set(SERVICES) == set(APP_SERVICES) | {"frontend", "postgres", "redis", "rabbitmq"} | set(MONITORING)
+    infrastructure = {"frontend", "postgres", "backup", "redis", "rabbitmq"}
+    assert set(SERVICES) == set(APP_SERVICES) | infrastructure | set(MONITORING) | set(HA)
 
 
-def test_a_plain_compose_up_starts_what_it_did_before_the_profiles():
+def test_a_plain_compose_up_starts_what_it_did_before_the_profiles_and_the_backups():
     default = {name for name, service in SERVICES.items() if not service.get("profiles")}
-    assert default == set(APP_SERVICES) | {"frontend", "postgres", "redis", "rabbitmq"}
+    assert default == set(APP_SERVICES) | {"frontend", "postgres", "backup", "redis", "rabbitmq"}
     assert all(SERVICES[name]["profiles"] == ["monitoring"] for name in MONITORING)
+    assert all(SERVICES[name]["profiles"] == ["ha"] and SERVICES[name]["networks"] == ["data"] for name in HA)
+
+
+def test_postgres_archives_its_wal_to_the_backup_repository_the_backup_service_fills():
+    command = " ".join(SERVICES["postgres"]["command"])
+    assert "archive_mode=on" in command and "archive_command=pgbackrest --stanza=main archive-push %p" in command
+    timeout = int(re.search(r"archive_timeout=(\d+)", command).group(1))
+    assert timeout <= 60  # the RPO goal: under a minute of writes lost with the disk
+    repository = "pgbackrest_repo:/var/lib/pgbackrest"
+    assert repository in SERVICES["postgres"]["volumes"] and repository in SERVICES["backup"]["volumes"]
+    assert SERVICES["backup"]["command"] == ["backup-schedule"]
+    # The TLS override replaces the server's command: it must keep archiving.
+    tls_command = " ".join(TLS["postgres"]["command"])
+    assert "archive_mode=on" in tls_command and f"archive_timeout={timeout}" in tls_command
+    assert SERVICES["backup"]["networks"] == ["data"]
+    cipher = {secret["source"] for secret in SERVICES["backup"]["secrets"]}
+    assert cipher == {"pgbackrest_cipher"} and COMPOSE["secrets"]["pgbackrest_cipher"]["file"]
+
+
+def test_the_apps_database_hosts_come_from_env_with_the_single_server_by_default():
+    env = environment("backend")
+    assert env["DB_HOST"] == "${DB_HOST:-postgres}"
+    assert env["DB_READ_HOST"] == "${DB_READ_HOST:-}"
 
 
 @pytest.mark.parametrize("service", DOCUMENT_PORTS)
@@ -160,7 +202,11 @@ def test_the_data_ports_override_publishes_on_loopback_only(service):
 
 
 def test_infrastructure_images_follow_the_document():
-    assert SERVICES["postgres"]["image"] == "timescale/timescaledb:latest-pg14"
+    # The document's timescale/timescaledb image, on PostgreSQL 15 and the TimescaleDB the suite runs
+    # (latest-pg14 is an older, untested TimescaleDB), with pgBackRest added for WAL archiving.
+    postgres = SERVICES["postgres"]
+    assert postgres["build"]["dockerfile"] == "deploy/pgbackrest/Dockerfile"
+    assert postgres["build"]["args"]["POSTGRES_IMAGE"] == "${POSTGRES_IMAGE:-timescale/timescaledb:2.28.3-pg15}"
     assert SERVICES["rabbitmq"]["image"] == "rabbitmq:3-management"
     assert SERVICES["redis"]["image"].startswith("redis")
 
@@ -185,6 +231,7 @@ def test_every_app_service_runs_in_production_with_all_connection_settings(servi
     env = environment(service)
     assert env["APP_ENV"] == "production"
     assert set(DOCUMENT_VARIABLES) <= set(env)
+    env = with_defaults(env)
     assert (env["DB_HOST"], env["REDIS_HOST"], env["RABBITMQ_HOST"]) == ("postgres", "redis", "rabbitmq")
 
 
@@ -275,7 +322,9 @@ def test_image_is_slim_non_root_with_a_healthcheck(dockerfile, port):
 
 def test_dockerignore_keeps_secrets_and_the_venv_out_of_the_image():
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
-    assert {".env", ".venv", ".git"} <= set(ignored)
+    assert {".env", ".venv", ".git", "ssl", "internal-tls", "secrets"} <= set(ignored)
+    git_ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert {"/ssl/", "/internal-tls/", "/secrets/"} <= set(git_ignored)
 
 
 # -- frontend: the terminal behind nginx ----------------------------------------------------------
@@ -388,7 +437,7 @@ def test_env_example_values_parse():
 
 
 def test_env_example_leaves_the_secrets_empty():
-    assert all(env_example()[secret] == "" for secret in [*SECRETS, "METRICS_TOKEN", *COMPOSE_ONLY_VARIABLES])
+    assert all(env_example()[secret] == "" for secret in [*SECRETS, "METRICS_TOKEN", *COMPOSE_ONLY_SECRETS])
 
 
 def test_env_example_says_what_each_setting_is():
@@ -563,7 +612,11 @@ def test_grafana_takes_its_admin_password_from_env_and_refuses_to_start_without_
 
 
 def test_compose_secrets_come_from_documented_variables():
-    assert {secret["environment"] for secret in COMPOSE["secrets"].values()} <= set(env_example())
+    sources = [
+        secret.get("environment") or re.search(r"\$\{(\w+)", secret["file"]).group(1)
+        for secret in COMPOSE["secrets"].values()
+    ]
+    assert set(sources) <= set(env_example())
 
 
 # -- the logging profile (deploy/elk/compose.yml, included) ------------------------------------------
@@ -590,7 +643,7 @@ TLS = yaml.safe_load((ROOT / "deploy" / "compose.tls.yml").read_text())["service
 
 @pytest.mark.parametrize("service", APP_SERVICES)
 def test_the_tls_override_verifies_every_server_from_every_process(service):
-    env = {**environment(service), **{k: str(v) for k, v in TLS[service]["environment"].items()}}
+    env = {**with_defaults(environment(service)), **{k: str(v) for k, v in TLS[service]["environment"].items()}}
     config = Config({k: v for k, v in env.items() if "${" not in v} | {"DB_PASSWORD": "x", "REDIS_PASSWORD": "x"})
     assert config.database_url().endswith("sslmode=verify-full&connect_timeout=5&sslrootcert=/certs/ca.crt")
     assert config.redis_url.startswith("rediss://") and "ssl_ca_certs=/certs/ca.crt" in config.redis_url
