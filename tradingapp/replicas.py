@@ -8,7 +8,8 @@ replayed everything it received from a live WAL stream, else the age of the last
 replayed (now() - pg_last_xact_replay_timestamp()), which is the most data it can miss. One more
 than DB_READ_MAX_LAG seconds behind, or unreachable, is skipped: the next replica of the list
 serves, else the primary. A replica that fails during a view is marked down and the view runs again
-on the primary (it only reads, so running it twice is harmless)."""
+on the primary (it only reads, so running it twice is harmless); so does one that finds nothing
+(NotFound: the thing may be newer than the replica's replay, e.g. an order just placed)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from functools import wraps
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from tradingapp.domain.errors import NotFound
 from tradingapp.extensions import READ_BIND, db
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,12 @@ def read_only(view):
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             log.warning("event=read_replica_failed replica=%s error=%s", replica.name, type(exc.orig).__name__)
             replicas.mark_down(replica)
+            session.info.pop(READ_BIND, None)
+            session.rollback()
+            return view(*args, **kwargs)
+        except NotFound:
+            # Read after write: an order placed a moment ago may not be replayed here yet (the lag
+            # bound allows seconds). Only the primary may say it does not exist.
             session.info.pop(READ_BIND, None)
             session.rollback()
             return view(*args, **kwargs)

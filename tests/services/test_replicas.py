@@ -173,6 +173,29 @@ def test_a_paused_replica_serves_until_it_lags_past_the_bound(app, servers, repl
     assert replicas.replicas[0].health.lag == 0.0
 
 
+def test_an_order_the_replica_has_not_replayed_yet_is_found_on_the_primary(app, servers, replicas):
+    """Read after write: the order's audit trail asked for right after placing it. Within the lag
+    bound the replica may not have it yet; the answer must not be a 404 for an order that exists."""
+    _, replica = servers
+    with replica.connect() as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+    try:
+        replicas.max_lag = 3600.0
+        order_id = new_order(app)
+        time.sleep(0.3)
+        assert not on_replica(replica, order_id)
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {app.config['test.token']}"}
+        answer = client.get(f"/api/v1/orders/{order_id}/events", headers=headers)
+        assert answer.status_code == 200, answer.get_json()
+        missing = client.get(f"/api/v1/orders/{uuid.uuid4()}/events", headers=headers)
+        assert missing.status_code == 404  # one that exists nowhere is still not found
+    finally:
+        with replica.connect() as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")
+    wait_replayed(replica, order_id)
+
+
 def test_the_lag_is_checked_once_a_second_not_per_request(app, replicas):
     replicas.check_every = 1.0
     for _ in range(5):
