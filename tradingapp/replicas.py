@@ -84,14 +84,21 @@ class ReplicaSet:
 
     def usable(self, replica: Replica) -> bool:
         health = replica.health
-        if health is None or time.monotonic() - health.checked_at >= self.check_every:
-            with self._lock:  # one check at a time; the others wait for its answer
+        if (health is None or time.monotonic() - health.checked_at >= self.check_every) and self._lock.acquire(
+            blocking=False
+        ):
+            # One check at a time. The others do not wait for it (a hung replica costs its check the
+            # connect timeout): they go by the last known state, none yet meaning the primary.
+            try:
                 health = replica.health
                 if health is None or time.monotonic() - health.checked_at >= self.check_every:
                     health = Health(replica.check(), time.monotonic())
                     self._note_change(replica, health)
                     replica.health = health
-        return health.lag is not None and health.lag <= self.max_lag
+            finally:
+                self._lock.release()
+        health = replica.health
+        return health is not None and health.lag is not None and health.lag <= self.max_lag
 
     def pick(self) -> Replica | None:
         """The first replica within DB_READ_MAX_LAG, or None: read from the primary."""

@@ -8,6 +8,8 @@ only on the primary."""
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
 import time
 import uuid
 
@@ -25,7 +27,7 @@ from tradingapp import create_app
 from tradingapp.cli import seed_demo_data
 from tradingapp.extensions import db
 from tradingapp.models import User
-from tradingapp.replicas import LAG_SQL, replica_set
+from tradingapp.replicas import LAG_SQL, ReplicaSet, replica_set
 from tradingapp.security.auth import issue_tokens
 
 DB_NAME = "tradingapp_replicas"
@@ -202,6 +204,30 @@ def test_the_lag_is_checked_once_a_second_not_per_request(app, replicas):
         listed(app)
     checks = [s for s in replicas.statements if "pg_last_wal_replay_lsn" in s]
     assert len(checks) == 1, checks
+
+
+def test_a_hanging_replica_check_does_not_hold_up_the_other_requests():
+    """A replica host that accepts connections and never answers (a hung machine, a dead NAT) costs
+    its check the connect timeout. Only the request that checks it may wait that long: the others
+    meanwhile read from the last known state (here none yet: the primary)."""
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts into the backlog, never answers
+    port = listener.getsockname()[1]
+    config_ = config.TestConfig(suite.test_env(DB_HOST="127.0.0.1", DB_READ_HOST=f"127.0.0.1:{port}"))
+    replicas = ReplicaSet.from_config(config_)
+    try:
+        checking = threading.Thread(target=replicas.pick)
+        checking.start()
+        time.sleep(0.2)  # the first check is connecting
+        started = time.monotonic()
+        assert replicas.pick() is None
+        waited = time.monotonic() - started
+        checking.join(10)
+        assert not checking.is_alive()
+        assert replicas.replicas[0].health.lag is None  # its check found it unreachable
+        assert waited < 0.5, f"a request waited {waited:.1f}s for another's replica check"
+    finally:
+        replicas.dispose()
+        listener.close()
 
 
 def test_the_lag_of_a_primary_is_zero(servers):
