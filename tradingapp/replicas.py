@@ -27,7 +27,20 @@ from tradingapp.extensions import READ_BIND, db
 
 log = logging.getLogger(__name__)
 
-CHECK_EVERY = 1.0  # seconds a replica's lag (or its being down) is trusted before it is read again
+CHECK_EVERY = 1.0  # seconds a replica's lag is trusted before it is read again
+# A replica found unreachable is left alone this long: a hung host costs the request that checks it
+# the connect timeout, which must not come back every second.
+DOWN_RECHECK = 15.0
+# A replica that stops answering mid-query (a hung host, a cut network) fails the view within
+# seconds, which then runs on the primary; libpq's defaults would wait for TCP to give up (hours).
+REPLICA_CONNECT_ARGS = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,  # ms
+    "options": "-c statement_timeout=15000",  # ms: the read-only routes answer in milliseconds
+}
 LAG_SQL = sa.text(
     """
     SELECT CASE
@@ -54,7 +67,7 @@ class Replica:
             pool_pre_ping=True,
             pool_size=5,
             max_overflow=10,
-            connect_args={"connect_timeout": max(1, min(connect_timeout, 3))},
+            connect_args={"connect_timeout": max(1, min(connect_timeout, 3)), **REPLICA_CONNECT_ARGS},
         )
         self.health: Health | None = None
 
@@ -70,9 +83,22 @@ class Replica:
 class ReplicaSet:
     """The replicas of DB_READ_HOST, in order, each with its last known lag."""
 
-    def __init__(self, replicas: list[Replica], max_lag: float, check_every: float = CHECK_EVERY):
+    def __init__(
+        self,
+        replicas: list[Replica],
+        max_lag: float,
+        check_every: float = CHECK_EVERY,
+        down_recheck: float = DOWN_RECHECK,
+    ):
         self.replicas, self.max_lag, self.check_every = replicas, max_lag, check_every
+        self.down_recheck = down_recheck
         self._lock = threading.Lock()
+
+    def _due(self, health: Health | None) -> bool:
+        if health is None:
+            return True
+        every = self.check_every if health.lag is not None else max(self.check_every, self.down_recheck)
+        return time.monotonic() - health.checked_at >= every
 
     @classmethod
     def from_config(cls, config) -> ReplicaSet:
@@ -84,14 +110,11 @@ class ReplicaSet:
 
     def usable(self, replica: Replica) -> bool:
         health = replica.health
-        if (health is None or time.monotonic() - health.checked_at >= self.check_every) and self._lock.acquire(
-            blocking=False
-        ):
+        if self._due(health) and self._lock.acquire(blocking=False):
             # One check at a time. The others do not wait for it (a hung replica costs its check the
             # connect timeout): they go by the last known state, none yet meaning the primary.
             try:
-                health = replica.health
-                if health is None or time.monotonic() - health.checked_at >= self.check_every:
+                if self._due(replica.health):
                     health = Health(replica.check(), time.monotonic())
                     self._note_change(replica, health)
                     replica.health = health

@@ -230,6 +230,39 @@ def test_a_hanging_replica_check_does_not_hold_up_the_other_requests():
         listener.close()
 
 
+def test_an_unreachable_replica_is_left_alone_for_a_while():
+    """Each check of an unreachable replica costs a request the connect timeout: once found down it
+    is not asked again before DOWN_RECHECK, however often requests come."""
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]  # nothing listens there once closed
+    config_ = config.TestConfig(suite.test_env(DB_HOST="127.0.0.1", DB_READ_HOST=f"127.0.0.1:{port}"))
+    replicas = ReplicaSet.from_config(config_)
+    replicas.check_every = 0.0
+    (replica,) = replicas.replicas
+    checks = []
+    sa.event.listen(replica.engine, "do_connect", lambda *args: checks.append(time.monotonic()))
+    try:
+        for _ in range(5):
+            assert replicas.pick() is None
+        assert len(checks) == 1 and replica.health.lag is None
+        replicas.down_recheck = 0.0  # its time has come: checked again
+        assert replicas.pick() is None
+        assert len(checks) == 2
+    finally:
+        replicas.dispose()
+
+
+def test_replica_connections_give_up_on_a_hung_host_and_a_long_query():
+    config_ = config.TestConfig(suite.test_env(DB_HOST="127.0.0.1", DB_NAME="postgres", DB_READ_HOST="127.0.0.1:5432"))
+    replicas = ReplicaSet.from_config(config_)
+    try:
+        with replicas.replicas[0].engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "15s"
+            assert conn.connection.dbapi_connection.info.get_parameters()["tcp_user_timeout"] == "10000"
+    finally:
+        replicas.dispose()
+
+
 def test_the_lag_of_a_primary_is_zero(servers):
     primary, _ = servers
     with psycopg.connect(host="127.0.0.1", port=primary.port, user="postgres", dbname="postgres") as conn:
