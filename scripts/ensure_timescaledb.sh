@@ -17,7 +17,6 @@ PG_PORT=5432
 WAIT_SECONDS="${SERVICES_WAIT_SECONDS:-120}"
 REPO_ROOT="$(cd "${BASH_SOURCE[0]%/*}/.." && pwd)"
 VENDOR_DIR="$REPO_ROOT/../shared/vendor"
-LOCK_FILE="${TMPDIR:-/tmp}/tradingapp-ensure-timescaledb.lock"
 
 SCRIPT_NAME=timescaledb
 # shellcheck source=scripts/lib.sh
@@ -164,8 +163,10 @@ main() {
        TimescaleDB on that server yourself (docs/timescaledb.md)"
     read -r version name <<<"$cluster"
 
-    # Two `make test` at once: one installs, the other waits and finds it done.
-    exec 9>"$LOCK_FILE"
+    # Two `make test` at once: one installs, the other waits and finds it done. The lock is this
+    # script itself, opened for reading: a lock file in /tmp made by root could not be reopened by
+    # another user under sudo (fs.protected_regular), nor the reverse.
+    exec 9<"${BASH_SOURCE[0]}"
     flock 9
     current="$(state)"
     [ "$current" = "yes yes" ] && return 0
