@@ -1,6 +1,6 @@
 #!/bin/sh
 # The compose `backup` service: a daily full backup at FULL_HOUR (01:00) and an incremental at
-# every other hour, in the container's time zone (TZ, UTC by default). A host install uses the
+# each of the other hours, in the container's time zone (TZ, UTC by default). A host install uses the
 # crontab beside this file instead.
 #
 # At start: the stanza is created (idempotent) and checked (archive_command reaches the
