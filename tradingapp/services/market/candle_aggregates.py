@@ -10,8 +10,9 @@ the aggregate's watermark are computed from candles_1m at read time (real-time a
 the newest candles are always current. The aggregate gives the whole buckets of [start, end); the
 last, partial bucket (end inside it) is re-bucketed from candles_1m, as the route always did.
 
-Anything else (plain PostgreSQL, SQLite, another zone, a stale range) returns None: the caller
-re-buckets candles_1m.
+Another zone or a stale range is re-bucketed from the candles_1m hypertable (with TimescaleDB's
+first()/last(): one pass, where the plain store's per-candle open/close lookups would each cross
+every chunk). Plain PostgreSQL and SQLite return None: the caller re-buckets as it always did.
 """
 
 from __future__ import annotations
@@ -51,15 +52,25 @@ def whole_buckets_end(interval: str, zone: str, start: datetime, end: datetime) 
     return datetime.fromtimestamp(aligned, UTC)
 
 
+def _pick(interval: str, zone: str, start: datetime, stop: datetime):
+    """(view or None, whether this store has aggregates at all): the view whose buckets are the
+    request's and whose materialized part of [start, stop) is current."""
+    row = db.session.execute(PICK, {"interval": interval, "lo": start, "hi": max(stop, start)}).one_or_none()
+    if row is None:
+        return None, False
+    if row.stale or stop <= start:
+        return None, True
+    if interval == "1d":
+        lined_up = row.zone == zone
+    else:
+        lined_up = -utc_offset(zone, start) % INTERVALS[interval] == row.origin_seconds
+    return (row.view_name if lined_up else None), True
+
+
 def pick_aggregate(interval: str, zone: str, start: datetime, stop: datetime) -> str | None:
     """The view whose buckets are the request's and whose materialized part of [start, stop) is
     current, or None."""
-    row = db.session.execute(PICK, {"interval": interval, "lo": start, "hi": stop}).one_or_none()
-    if row is None or row.stale:
-        return None
-    if interval == "1d":
-        return row.view_name if row.zone == zone else None
-    return row.view_name if -utc_offset(zone, start) % INTERVALS[interval] == row.origin_seconds else None
+    return _pick(interval, zone, start, stop)[0]
 
 
 def aggregate_rows(view: str, instrument_id: int, start: datetime, stop: datetime) -> list[dict]:
@@ -78,17 +89,18 @@ def aggregate_rows(view: str, instrument_id: int, start: datetime, stop: datetim
 
 
 def from_aggregates(instrument_id: int, interval: str, start: datetime, end: datetime, zone: str, rebucket):
-    """Candles of [start, end) (start on a bucket boundary) from an aggregate plus the re-bucketed
-    partial last bucket, or None where no aggregate may serve them. `rebucket(start, end)` is the
-    re-bucketing of candles_1m on the request's grid."""
+    """Candles of [start, end) (start on a bucket boundary) on a TimescaleDB store: the whole buckets
+    from an aggregate where one may serve them, the rest re-bucketed by `rebucket(lo, hi)` (the
+    hypertable's re-bucketing, on the request's grid). None on any other store: the caller
+    re-buckets as it always did."""
     if interval not in INTERVALS or interval == "1m" or db.session.get_bind().dialect.name != "postgresql":
         return None
     stop = whole_buckets_end(interval, zone, start, end)
-    if stop <= start:
-        return None  # not one whole bucket
-    view = pick_aggregate(interval, zone, start, stop)
-    if view is None:
+    view, timescaledb = _pick(interval, zone, start, stop)
+    if not timescaledb:
         return None
+    if view is None:
+        return rebucket(start, end)
     candles = aggregate_rows(view, instrument_id, start, stop)
     if stop < end:
         candles.extend(rebucket(stop, end))
