@@ -14,8 +14,15 @@
    client: JWT check, instrument lookup, query, JSON), beside the raw baseline of the same run:
    the very SQL statement the service sends, replayed with bare psycopg. And a bare
    authenticated Flask route: what any route costs before it does any work.
+4. On TimescaleDB (migration 0015) the coarse intervals are read from continuous aggregates,
+   refreshed first as their policy does (the time taken printed); each is timed twice in the
+   same run: from the aggregate, and re-bucketing candles_1m (the aggregates hidden from the
+   route: what a plain store, another zone or a not yet refreshed backfill gets), each beside its
+   own raw SQL. `--stores timescaledb,plain` runs the whole bench on both stores, one after the
+   other, on the same generated data (the machine's load moves: compare within one store's run).
 
     python -m bench.candles [--ticks 2000000] [--instruments 100] [--sessions 65] [--runs 200]
+                            [--stores timescaledb,plain]
 """
 
 from __future__ import annotations
@@ -221,6 +228,8 @@ def measure(app, env, runs: int, day: date) -> None:
     zone = app.config["SESSION_TIMEZONE"]
     raw = psycopg.connect(dbname=env["DB_NAME"], autocommit=True, **PG)
     raw.execute("SET jit = off")  # as query_candles runs its re-bucketing query
+    has_aggregates = raw.execute("SELECT count(*) FROM candle_aggregates").fetchone()[0] > 0
+    summary: dict[str, dict[str, float]] = {}
     day_start = datetime.combine(day, datetime.min.time(), ZoneInfo(zone)).astimezone(UTC)
     end = day_start + timedelta(days=1)
     cases = [("1m", day_start)] + [(i, end - DEFAULT_SPANS[i]) for i in ("5m", "15m", "30m", "1h", "1d")]
@@ -240,20 +249,39 @@ def measure(app, env, runs: int, day: date) -> None:
             response = client.get(u, headers=headers)
             assert response.status_code == 200
 
-        sql, params = issued_sql(app, service)
-        items = client.get(url, headers=headers).get_json()["items"]
         minutes = raw.execute(
             "SELECT count(*) FROM candles_1m WHERE instrument_id = 1 AND bucket >= %s AND bucket < %s", (start, end)
         ).fetchone()[0]
+        items = client.get(url, headers=headers).get_json()["items"]
+        print(f"{interval:>3} over {(end - start).days:>3} d: {len(items):>5} candles from {minutes:>6} 1m candles")
         if interval == "1m" and [i["ts"] for i in items] != [iso(r[0]) for r in raw.execute(RAW_SQL, (1, start, end))]:
             raise SystemExit("the route's 1m candles are not the raw rows")
-        base = timed(lambda q=sql, p=params: raw.execute(q, p).fetchall(), runs)
-        svc, api = timed(service, runs), timed(route, runs)
-        print(f"{interval:>3} over {(end - start).days:>3} d: {len(items):>5} candles from {minutes:>6} 1m candles")
-        print(f"    raw: the same SQL, bare psycopg      {fmt(base)}")
-        print(f"    service query_candles                {fmt(svc)}")
-        print(f"    HTTP route (test client)             {fmt(api)}")
-        print(f"    route / raw SQL: p50 {api['p50'] / base['p50']:.1f}x, p99 {api['p99'] / base['p99']:.1f}x")
+        sources = [("re-bucketing", True)]
+        if has_aggregates and interval != "1m":
+            sources.insert(0, ("aggregate", False))
+        for source, hide in sources:
+            if hide and has_aggregates:
+                raw.execute("UPDATE candle_aggregates SET candle_interval = '-' || candle_interval")
+            try:
+                sql, params = issued_sql(app, service)
+                if client.get(url, headers=headers).get_json()["items"] != items:
+                    raise SystemExit(f"{interval}: the aggregate's candles differ from re-bucketing's")
+                base = timed(lambda q=sql, p=params: raw.execute(q, p).fetchall(), runs)
+                svc, api = timed(service, runs), timed(route, runs)
+            finally:
+                if hide and has_aggregates:
+                    raw.execute("UPDATE candle_aggregates SET candle_interval = substr(candle_interval, 2)")
+            label = f" [{source}]" if interval != "1m" else ""
+            print(f"  {label}")
+            print(f"    raw: the same SQL, bare psycopg      {fmt(base)}")
+            print(f"    service query_candles                {fmt(svc)}")
+            print(f"    HTTP route (test client)             {fmt(api)}")
+            print(f"    route / raw SQL: p50 {api['p50'] / base['p50']:.1f}x, p99 {api['p99'] / base['p99']:.1f}x")
+            summary.setdefault(interval, {})[source] = api["p50"]
+    for interval, p50s in summary.items():
+        if "aggregate" in p50s:
+            print(f"route p50 {interval:>3}: aggregate {p50s['aggregate']:7.2f} ms, re-bucketing"
+                  f" {p50s['re-bucketing']:7.2f} ms ({p50s['re-bucketing'] / p50s['aggregate']:.1f}x)")  # fmt: skip
     raw.close()
 
 
@@ -263,8 +291,28 @@ def main() -> None:
     parser.add_argument("--instruments", type=int, default=100)
     parser.add_argument("--sessions", type=int, default=65, help="weekday sessions (65 ~ 90 calendar days)")
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--stores", default="timescaledb", help="timescaledb, plain, or both (timescaledb,plain)")
     args = parser.parse_args()
-    with bench_environment() as (env, app):
+    for name in args.stores.split(","):
+        print(f"\n== store: {name} ==")
+        run_store(args, {"timescaledb": "auto", "plain": "off"}[name])
+
+
+def refresh_aggregates(env) -> None:
+    """Materialize the aggregates as their policy does (up to an hour ago), timed."""
+    with psycopg.connect(dbname=env["DB_NAME"], autocommit=True, **PG) as conn:
+        views = [r[0] for r in conn.execute("SELECT view_name FROM candle_aggregates ORDER BY step_seconds")]
+        for view in views:
+            started = time.perf_counter()
+            conn.execute("CALL refresh_continuous_aggregate(%s, NULL, now() - interval '1 hour')", (view,))
+            rows = conn.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+            print(f"refresh of {view}: {time.perf_counter() - started:.1f} s ({rows:,} candles)")
+        if views:
+            conn.execute("ANALYZE")
+
+
+def run_store(args, timescaledb: str) -> None:
+    with bench_environment(TIMESCALEDB=timescaledb) as (env, app):
         with psycopg.connect(dbname=env["DB_NAME"], autocommit=True, **PG) as conn:
             conn.execute(
                 "INSERT INTO instruments (exchange_segment, exchange_instrument_id, symbol, name, lot_size, tick_size) "
@@ -291,6 +339,7 @@ def main() -> None:
         day = session_days(args.sessions)[-1]
         sampled = check_sample(app, 1, day)
         print(f"sample check: {sampled:,} ticks of instrument 1 on {day} stored again by store_ticks: same candles")
+        refresh_aggregates(env)  # after the check, whose rewrite of a day invalidates it
         measure(app, env, args.runs, day)
 
 
