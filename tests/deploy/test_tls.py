@@ -37,10 +37,12 @@ from tradingapp.preflight import check_postgres, check_rabbitmq, check_redis
 def servers():
     # Not pytest's tmp_path: it is private to root, and PostgreSQL runs as the postgres user.
     root = Path(tempfile.mkdtemp(prefix="tradingapp-tls-"))
-    running = TlsServices(root).start()
-    yield running
-    running.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    try:  # a server that fails to start (or Ctrl-C) must not leave the directory behind
+        running = TlsServices(root).start()
+        yield running
+        running.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +153,14 @@ def test_a_plain_connection_is_refused_by_each_server(servers, tls_env):
 
 
 # -- the real stack over TLS --------------------------------------------------------------------
-def test_the_stack_over_tls_places_an_order_that_fills(app, tls_env):
+def test_the_stack_over_tls_places_an_order_that_fills(app, tls_env, servers):
     reset_to_demo_data(app)
-    with started(Stack({**tls_env, "FEED_INTERVAL_MS": "250"})) as stack:
-        http = demo_session(stack.base_url)
+    logs = servers.root / "stack-logs"  # removed with the servers' directory
+    logs.mkdir()
+    with (
+        started(Stack({**tls_env, "FEED_INTERVAL_MS": "250"}, log_dir=logs)) as stack,
+        demo_session(stack.base_url) as http,
+    ):
         assert http.get(f"{stack.base_url}/ready", timeout=5).status_code == 200
         body = {"instrument_id": 2, "side": "BUY", "quantity": 3, "order_type": "MARKET"}
         response = http.post(f"{stack.base_url}/api/v1/orders", json=body, timeout=5)
