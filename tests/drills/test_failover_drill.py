@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.drills.failover import SMALL, Drill, table
+from tests.drills.failover import SMALL, Drill, placements, table
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +30,20 @@ def test_orders_are_accepted_again_soon_after_the_primary_dies(report):
 def test_nothing_acknowledged_is_lost_or_duplicated(report):
     assert report.lost == [], report.lost
     assert report.duplicated == [], report.duplicated
+    # The duplicate count reads the worker's paper_place lines: every order the exchange holds has
+    # one, or a zero above would prove nothing.
+    assert report.unlogged == [] and report.placements_logged > 0, table(report)
+
+
+def test_the_placement_log_is_read_as_the_worker_writes_it():
+    line = (
+        "2026-01-01 00:00:00,000 level=INFO process=worker logger=tradingapp.brokers.paper event=paper_place"
+        " order_id={} user_id=u broker_order_id=P1 type=MARKET tif=DAY status=filled filled=1 repeat={}"
+        " request_id=r client_order_id=c"
+    )
+    log = "\n".join([line.format("a", "False"), "other line", line.format("b", "False"), line.format("b", "True")])
+    places, repeats = placements(log)
+    assert places == {"a": 1, "b": 2} and repeats == {"b"}
 
 
 def test_every_order_ends_final_and_the_books_hold(report):
