@@ -25,6 +25,7 @@ from pathlib import Path
 import psycopg
 import requests
 
+from tests.support.env import timescaledb_preload
 from tests.support.net import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -136,6 +137,9 @@ class Node:
                             "max_replication_slots": 10,
                             "max_connections": 200,
                             "fsync": "off",
+                            # As the suite's database and the dr drill's cluster: TimescaleDB where
+                            # this machine has it, so the migrations take the same path.
+                            **({"shared_preload_libraries": preload} if (preload := timescaledb_preload()) else {}),
                         },
                     },
                 },

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.drills.failover import SMALL, Drill, placements, table
+from tests.drills.failover import SMALL, Drill, longest_gap, placements, table
 
 pytestmark = pytest.mark.e2e
 
@@ -62,3 +62,8 @@ def test_the_old_primary_rejoins_and_leads_again_after_a_switchover(report):
     assert report.rejoin_s is not None and report.rejoin_s < 60, table(report)
     assert report.switchover_s is not None and report.switchover_s < 30, table(report)
     assert report.switchover_gap_s is not None and report.switchover_gap_s < 15, table(report)
+
+
+def test_the_longest_gap_counts_the_silence_up_to_the_end():
+    # Acknowledged at 1 and 1.5 after a switchover at 0, then nothing until 4: the gap is 2.5.
+    assert longest_gap([0.0, 1.0, 1.5, 4.0]) == 2.5
