@@ -272,8 +272,15 @@ def store_direct(store: Store, ticks: list[dict]) -> tuple[float, float]:
     return len(ticks) / elapsed, cpu * 100_000 / len(ticks)
 
 
-def rabbitmq_cpu() -> float:
-    return sum(_cpu_seconds(pid) for pid, _, cmd in _processes() if "beam.smp" in cmd)
+def rabbitmq_cpu() -> dict[int, float]:
+    """CPU seconds of each RabbitMQ (beam.smp) process."""
+    return {pid: _cpu_seconds(pid) for pid, _, cmd in _processes() if "beam.smp" in cmd}
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two readings by the processes alive at both: a throwaway broker that a
+    test on this machine started or stopped meanwhile is not counted (nor made negative)."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 STORES = {"timescaledb": "on", "plain": "off"}  # the store -> TIMESCALEDB of its database
@@ -359,7 +366,7 @@ def run_round(store: Store, args, backlog: list[dict], live: list[dict], direct:
         done = poller.wait_last(backlog[-1], consumer)
         cpu = meter.stop()
         cpu["postgres"] -= _cpu_seconds(poller.pid) - polling
-        cpu["rabbitmq"] = rabbitmq_cpu() - beam
+        cpu["rabbitmq"] = cpu_since(beam, rabbitmq_cpu())
         store.stored += n
         poller.wait_count(store.stored)
         figures["backlog"] = n / (done - began)
