@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
+from pathlib import Path
+
+LOWEST_PORT = 20000
+_handed_out: set[int] = set()
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, below the kernel's ephemeral range and not handed out before in
+    this run. A port the kernel picked (bind to 0) comes from the range it also gives outgoing
+    connections, so a server binding it seconds later (a Patroni node, a restarted PostgreSQL) could
+    find it taken by one of the test's own clients."""
+    low = ephemeral_range()[0]
+    top = low if low - LOWEST_PORT > 1000 else 65535
+    for _ in range(500):
+        port = random.randrange(LOWEST_PORT, top)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port found in {LOWEST_PORT}-{top}")
 
 
 def listening(port: int) -> bool:
