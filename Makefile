@@ -91,6 +91,7 @@ bench: $(DEV_STAMP) services browsers terminal ## run the benchmarks under bench
 	$(BIN)/python -m bench.xts_latency
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.candles
+	$(BIN)/python -m bench.tick_storage
 	$(BIN)/python -m bench.ws_fanout
 	$(BIN)/python -m bench.terminal
 
