@@ -55,6 +55,17 @@ def servers():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def caught_up(primary: Cluster, replica: Cluster, timeout: float = 60) -> None:
+    """Wait until the replica has replayed everything the primary has written so far."""
+    with primary.connect() as conn:
+        target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    deadline = time.monotonic() + timeout
+    with replica.connect() as conn:
+        while not conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)).fetchone()[0]:
+            assert time.monotonic() < deadline, f"the replica did not replay up to {target} in {timeout}s"
+            time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def app(servers):
     primary, replica = servers
@@ -76,6 +87,7 @@ def app(servers):
             token = issue_tokens(user)["access_token"]
         application.config["test.user"], application.config["test.token"] = user, token
         db.session.remove()
+    caught_up(primary, replica)  # the schema and seed replayed: a test never races the migration
     yield application
     with application.app_context():
         db.session.remove()
