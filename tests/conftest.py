@@ -3,6 +3,9 @@ RabbitMQ namespace (prefixed exchange/queue names and Redis channels) of its own
 
 from __future__ import annotations
 
+import gc
+import socket
+import sys
 import uuid
 
 import pytest
@@ -26,6 +29,31 @@ pytest_plugins = ["tests.support.consumer", "tests.support.xts_sim", "tests.supp
 
 
 # Cheap hashing for tests only; production uses argon2's defaults.
+@pytest.fixture(autouse=True, scope="module")
+def collect_module_garbage(request):
+    """A full garbage collection at the end of every module, so a socket (or any resource) a module
+    leaves to the collector fails that module's last test, not whichever later test the collector
+    happens to run in. A module that sets LEAKS_PLAIN_SOCKETS (to its reason: python-engineio's
+    clients leave a cut connection's socket to the collector) has plain sockets dropped here; every
+    other unraisable warning (an SSL socket, a file, an exception in __del__) still fails."""
+    yield
+    if not getattr(request.module, "LEAKS_PLAIN_SOCKETS", ""):
+        gc.collect()
+        return
+    report = sys.unraisablehook
+
+    def drop_plain_sockets(unraisable):
+        if isinstance(unraisable.exc_value, ResourceWarning) and type(unraisable.object) is socket.socket:
+            return
+        report(unraisable)
+
+    sys.unraisablehook = drop_plain_sockets
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = report
+
+
 @pytest.fixture(scope="session")
 def env() -> dict[str, str]:
     return test_env()

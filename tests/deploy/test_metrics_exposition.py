@@ -289,7 +289,9 @@ def test_a_consumer_that_applied_nothing_yet_still_has_its_last_applied_time(app
                 families = scrape(lone.metrics_url("consumer")).families
             except requests.ConnectionError:  # not listening yet
                 return None
-            return families.get("tradingapp_consumer_last_applied_timestamp_seconds")
+            family = families.get("tradingapp_consumer_last_applied_timestamp_seconds")
+            # A scrape may land between the family's registration and its three samples being set.
+            return family if family is not None and len(family.samples) == 3 else None
 
         family = wait_until(last_applied, timeout=20, details=lone.logs)
         stamps = {sample.labels["queue"]: sample.value for sample in family.samples}

@@ -40,6 +40,9 @@ from tradingapp.messaging import Publisher
 from tradingapp.models import Instrument, Order, ProcessedEvent, Tick, Trade
 from tradingapp.process import StopFlag
 
+# tests/conftest.py collect_module_garbage
+LEAKS_PLAIN_SOCKETS = "python-engineio's clients leave a cut connection's socket to the garbage collector"
+
 
 # -- the bridge process -----------------------------------------------------------------------
 class BridgeProcess:

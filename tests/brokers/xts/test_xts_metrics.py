@@ -24,6 +24,9 @@ from tradingapp.brokers.xts.errors import XtsAuthError
 from tradingapp.brokers.xts.session import INTERACTIVE, MARKETDATA, TokenStore, XtsAccount, XtsSession
 from tradingapp.extensions import get_redis
 
+# tests/conftest.py collect_module_garbage
+LEAKS_PLAIN_SOCKETS = "python-engineio's clients leave a cut connection's socket to the garbage collector"
+
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0
